@@ -1,0 +1,23 @@
+"""Configuration dataclasses, with aihwkit's class names, field names and Python defaults.
+
+Every device and compound config is re-exported here, so users import all configs from one place.
+"""
+
+from rpusim.configs._base import config_from_dict
+from rpusim.configs.drift import DriftParameter, SimpleDriftParameter
+from rpusim.configs.enums import (AnalogMVType, BoundManagementType, NoiseManagementType,
+                                  PulseType, VectorUnitCellUpdatePolicy, WeightNoiseType)
+from rpusim.configs.io import IOParameters
+from rpusim.configs.rpu import (DigitalRankUpdateRPUConfig, FloatingPointRPUConfig, RPUConfig,
+                                SingleRPUConfig, UnitCellRPUConfig)
+from rpusim.configs.update import UpdateParameters
+from rpusim.devices import *  # noqa: F401,F403
+from rpusim.devices import __all__ as _device_names
+
+__all__ = [
+    "config_from_dict", "DriftParameter", "SimpleDriftParameter", "AnalogMVType",
+    "BoundManagementType", "NoiseManagementType", "PulseType", "VectorUnitCellUpdatePolicy",
+    "WeightNoiseType", "IOParameters", "RPUConfig", "SingleRPUConfig", "UnitCellRPUConfig",
+    "FloatingPointRPUConfig", "DigitalRankUpdateRPUConfig", "UpdateParameters",
+    *_device_names,
+]

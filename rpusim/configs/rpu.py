@@ -1,0 +1,70 @@
+"""Top-level RPU configurations: a device plus forward, backward and update parameters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from rpusim.configs._base import ConfigBase
+from rpusim.configs.io import IOParameters
+from rpusim.configs.update import UpdateParameters
+from rpusim.devices import ConstantStepDevice, FloatingPointDevice
+
+__all__ = ["RPUConfig", "SingleRPUConfig", "UnitCellRPUConfig", "FloatingPointRPUConfig",
+           "DigitalRankUpdateRPUConfig"]
+
+
+@dataclass
+class RPUConfig(ConfigBase):
+    """Configuration of an analog tile.
+
+    Attributes
+    ----------
+    device : device config
+        A single device, a compound, or a floating-point device.
+    forward, backward : IOParameters
+        The IO model of the forward and backward MVMs.
+    update : UpdateParameters
+        How updates become pulses.
+    """
+
+    device: Any = field(default_factory=ConstantStepDevice)
+    forward: IOParameters = field(default_factory=IOParameters)
+    backward: IOParameters = field(default_factory=IOParameters)
+    update: UpdateParameters = field(default_factory=UpdateParameters)
+
+    def validate(self) -> None:
+        if not isinstance(self.device, ConfigBase):
+            raise TypeError(f"{type(self).__name__}.device must be a device config, "
+                            f"got {self.device!r}")
+        for name, cls in (("forward", IOParameters), ("backward", IOParameters),
+                          ("update", UpdateParameters)):
+            if not isinstance(getattr(self, name), cls):
+                raise TypeError(f"{type(self).__name__}.{name} must be {cls.__name__}, "
+                                f"got {getattr(self, name)!r}")
+        super().validate()
+
+
+@dataclass
+class SingleRPUConfig(RPUConfig):
+    """An RPU configuration with a single device per cross-point (aihwkit's name)."""
+
+
+@dataclass
+class UnitCellRPUConfig(RPUConfig):
+    """An RPU configuration whose device is a unit cell or compound (aihwkit's name)."""
+
+
+@dataclass
+class FloatingPointRPUConfig(RPUConfig):
+    """Floating-point tile: exact forward/backward and update (aihwkit's name).
+
+    The IO parameters are ignored: the MVMs are exact.
+    """
+
+    device: Any = field(default_factory=FloatingPointDevice)
+
+
+@dataclass
+class DigitalRankUpdateRPUConfig(RPUConfig):
+    """An RPU configuration for digital rank-update compounds (MixedPrecisionCompound)."""

@@ -1,0 +1,1 @@
+"""Numba kernels: pure functions on arrays and scalars, no Python objects."""

@@ -1,0 +1,62 @@
+"""Counter-based random streams for numba kernels.
+
+A stream is a ``uint64[2]`` row ``(key, counter)``; every draw hashes ``key + counter * GAMMA``
+with the splitmix64 finaliser and increments the counter. Streams are keyed by (call key, sample,
+row) so each parallel chunk owns its stream and results never depend on the thread count.
+"""
+
+import math
+
+import numpy as np
+from numba import njit
+
+_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_S30 = np.uint64(30)
+_S27 = np.uint64(27)
+_S31 = np.uint64(31)
+_S11 = np.uint64(11)
+_ONE = np.uint64(1)
+_INV53 = 1.0 / 9007199254740992.0  # 2**-53
+
+
+@njit(cache=True, inline="always")
+def mix64(z):
+    """splitmix64 finaliser: a bijective avalanche hash of a uint64."""
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    return z ^ (z >> _S31)
+
+
+@njit(cache=True, inline="always")
+def stream_key(key, a, b):
+    """Key of the stream number ``(a, b)`` under a call key (e.g. a = sample, b = row)."""
+    return mix64(mix64(key ^ (np.uint64(a) * _GAMMA + _ONE)) ^ (np.uint64(b) * _M1 + _GAMMA))
+
+
+@njit(cache=True, inline="always")
+def init_stream(states, s, key):
+    states[s, 0] = key
+    states[s, 1] = np.uint64(0)
+
+
+@njit(cache=True, inline="always")
+def next_u64(states, s):
+    c = states[s, 1]
+    states[s, 1] = c + _ONE
+    return mix64(states[s, 0] + c * _GAMMA)
+
+
+@njit(cache=True, inline="always")
+def uniform(states, s):
+    """Uniform double in the open interval (0, 1)."""
+    return (np.float64(next_u64(states, s) >> _S11) + 0.5) * _INV53
+
+
+@njit(cache=True, inline="always")
+def normal(states, s):
+    """Standard normal (Box-Muller, one output per pair of uniforms)."""
+    u1 = uniform(states, s)
+    u2 = uniform(states, s)
+    return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)

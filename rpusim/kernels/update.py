@@ -1,0 +1,283 @@
+"""The pulsed update engine: per-sample bit lengths, coincidences and pulse application.
+
+The engine knows nothing about device physics. A device model registers a parameter
+``NamedTuple`` class together with a numba step function
+``step(params, P, i, j, w, up, states) -> new w`` (one pulse on element ``(i, j)``, clipped);
+``device_step`` dispatches on the type of ``params`` at compile time, so the engine is compiled
+once per device model and cached.
+
+Pulse sign convention (aihwkit): ``s = sign(x) sign(d) sign(lr)``; ``s > 0`` is a down pulse.
+"""
+
+import numpy as np
+from numba import njit, prange
+from numba.extending import overload
+
+from rpusim.kernels.rng import init_stream, normal, stream_key, uniform
+
+__all__ = ["register_step", "pulsed_update", "device_step", "KIND_STOCHASTIC",
+           "KIND_DETERMINISTIC_IMPLICIT", "KIND_MEAN_COUNT"]
+
+KIND_STOCHASTIC = 0
+KIND_DETERMINISTIC_IMPLICIT = 1
+KIND_MEAN_COUNT = 2
+
+_STEP_FUNCTIONS: dict = {}
+
+
+def register_step(params_class: type, step_function) -> None:
+    """Bind a device parameter tuple class to its numba pulse-step function."""
+    _STEP_FUNCTIONS[params_class] = step_function
+
+
+def device_step(params, P, i, j, w, up, states):
+    """One pulse on element ``(i, j)``; resolved per ``params`` type inside jitted code."""
+    return _STEP_FUNCTIONS[type(params)](params, P, i, j, w, up, states)
+
+
+@overload(device_step, jit_options={"cache": True})
+def _device_step_overload(params, P, i, j, w, up, states):
+    fn = _STEP_FUNCTIONS.get(getattr(params, "instance_class", None))
+    if fn is None:
+        return None
+
+    def impl(params, P, i, j, w, up, states):
+        return fn(params, P, i, j, w, up, states)
+
+    return impl
+
+
+@njit(cache=True, inline="always")
+def _popcount(v):
+    v = v - ((v >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    v = (v & np.uint64(0x3333333333333333)) + ((v >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    v = (v + (v >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return np.int64((v * np.uint64(0x0101010101010101)) >> np.uint64(56))
+
+
+@njit(cache=True, inline="always")
+def _disc(v, res, sto, states, s, scratch):
+    """aihwkit's discretisation: ``rint(v/res [+ U - 0.5]) * res``; ``res <= 0`` is off.
+
+    ``scratch`` is a 1-element array of the tile dtype: it casts the uniform so that the sum
+    rounds in that dtype.
+    """
+    if res <= 0:
+        return v
+    if sto:
+        scratch[0] = uniform(states, s) - 0.5
+        return np.rint(v / res + scratch[0]) * res
+    return np.rint(v / res) * res
+
+
+@njit(cache=True)
+def _bl_a_b(x, d, c, desired_bl, fixed_bl, ubm, um):
+    """Bit length and the d-/x-scales A, B of one sample (update spec §4), in the tile dtype.
+
+    ``c`` holds ``[|lr_pc|, granularity, um_grad_scale, 0, 1, desired_bl]`` in the tile dtype
+    so that every operation rounds as aihwkit's float32 code does (a Python literal would
+    promote to float64).
+    """
+    lr = c[0]
+    g = c[1]
+    zero = c[3]
+    one = c[4]
+    if lr == zero:
+        return 0, one, one
+    dbl = c[5]
+    scratch = np.empty(1, c.dtype)
+    if fixed_bl or ubm or not (g * dbl < lr):
+        bl = desired_bl
+        a = np.sqrt(lr / (g * dbl))
+        b = a
+    else:
+        bl = max(int(np.ceil(lr / g)), 1)
+        a = one
+        b = one
+    if um or ubm:
+        x_max = zero
+        for j in range(x.shape[0]):
+            x_max = max(x_max, abs(x[j]))
+        d_max = zero
+        for i in range(d.shape[0]):
+            d_max = max(d_max, abs(d[i]))
+        if x_max == zero or d_max == zero:
+            return 0, one, one
+        x_val = x_max
+        d_val = c[2] * d_max
+        k = ((lr * x_val) * d_val) / g
+        if ubm:
+            bl = min(int(np.ceil(k)), desired_bl)
+            scratch[0] = bl
+            a = np.sqrt(lr / (g * scratch[0]))
+            b = a
+        if k > dbl:
+            d_val = d_val * (dbl / k)
+        a = a * np.sqrt(x_val / d_val)
+        b = b * np.sqrt(d_val / x_val)
+    return bl, a, b
+
+
+@njit(cache=True, parallel=True)
+def _prepare(X, D, c, desired_bl, fixed_bl, ubm, um, kind, res, x_res, d_res, sto, key):
+    """Per-sample BL and the per-sample x/d quantities of the chosen pulse kind.
+
+    Returns ``bl[m]`` and float arrays ``xq[m, nx]``, ``dq[m, nd]`` (signed): probabilities
+    (stochastic), quantised values with ``dq`` pre-multiplied by BL (deterministic implicit),
+    or counts with ``dq`` divided by BL (mean count).
+    """
+    m = X.shape[0]
+    nx = X.shape[1]
+    nd = D.shape[1]
+    bl = np.zeros(m, np.int64)
+    xq = np.zeros((m, nx), X.dtype)
+    dq = np.zeros((m, nd), X.dtype)
+    states = np.zeros((m, 2), np.uint64)
+    zero = c[3]
+    one = c[4]
+    for r in prange(m):
+        init_stream(states, r, stream_key(key, r, 1))
+        n, a, b = _bl_a_b(X[r], D[r], c, desired_bl, fixed_bl, ubm, um)
+        bl[r] = n
+        if n == 0:
+            continue
+        t1 = np.empty(1, X.dtype)
+        t1[0] = n
+        fbl = t1[0]
+        if kind == KIND_STOCHASTIC:
+            for j in range(nx):
+                p = _disc(abs(X[r, j]) * b, res, sto, states, r, t1)
+                xq[r, j] = p if X[r, j] >= 0 else -p
+            for i in range(nd):
+                p = _disc(abs(D[r, i]) * a, res, sto, states, r, t1)
+                dq[r, i] = p if D[r, i] >= 0 else -p
+        elif kind == KIND_DETERMINISTIC_IMPLICIT:
+            for j in range(nx):
+                q = min(max(_disc(abs(X[r, j]) * b, x_res, sto, states, r, t1), zero), one)
+                xq[r, j] = q if X[r, j] >= 0 else -q
+            for i in range(nd):
+                q = min(max(_disc(abs(D[r, i]) * a, d_res, sto, states, r, t1), zero), one)
+                dq[r, i] = (q if D[r, i] >= 0 else -q) * fbl
+        else:
+            for j in range(nx):
+                q = min(max(np.rint(fbl * _disc(abs(X[r, j]) * b, res, sto, states, r, t1)),
+                            zero), fbl)
+                xq[r, j] = q if X[r, j] >= 0 else -q
+            for i in range(nd):
+                q = min(max(np.rint(fbl * _disc(abs(D[r, i]) * a, res, sto, states, r, t1)),
+                            zero), fbl)
+                dq[r, i] = (q if D[r, i] >= 0 else -q) / fbl
+    return bl, xq, dq
+
+
+@njit(cache=True, parallel=True)
+def _bit_trains(q, bl, key, which):
+    """Stochastic bit trains: bit k of ``out[r, j]`` fires with probability ``|q[r, j]|``.
+
+    One train per x column (or d row) and sample, shared by all elements of that line.
+    """
+    m, n = q.shape
+    nw = max(1, (int(bl.max()) + 63) // 64)
+    out = np.zeros((m, n, nw), np.uint64)
+    states = np.zeros((m, 2), np.uint64)
+    for r in prange(m):
+        init_stream(states, r, stream_key(key, r, which))
+        for j in range(n):
+            p = abs(q[r, j])
+            if p == 0:
+                continue
+            for k in range(bl[r]):
+                if p > uniform(states, r):
+                    out[r, j, k >> 6] |= np.uint64(1) << np.uint64(k & 63)
+    return out
+
+
+@njit(cache=True, parallel=True)
+def _apply(W, P, Wp, bl, xq, dq, xbits, dbits, kind, negative_lr, key, params, wn_sigma,
+           counters, count_on):
+    """Apply every sample's pulses, row by row; row ``i`` draws from its own stream."""
+    m, nx = xq.shape
+    nd = dq.shape[1]
+    nw = xbits.shape[2]
+    use_wp = wn_sigma > 0
+    states = np.zeros((nd, 2), np.uint64)
+    for i in prange(nd):
+        init_stream(states, i, stream_key(key, i, 7))
+        for r in range(m):
+            if bl[r] == 0 or dq[r, i] == 0:
+                continue
+            d_neg = dq[r, i] < 0
+            for j in range(nx):
+                if xq[r, j] == 0:
+                    continue
+                if kind == KIND_STOCHASTIC:
+                    n = 0
+                    for k in range(nw):
+                        n += _popcount(dbits[r, i, k] & xbits[r, j, k])
+                    if n == 0:
+                        continue
+                    down = (d_neg == (xq[r, j] < 0)) != negative_lr
+                else:
+                    c = np.rint(dq[r, i] * xq[r, j])
+                    if c == 0:
+                        continue
+                    n = int(abs(c))
+                    down = (c > 0) != negative_lr
+                target = Wp if use_wp else W
+                for _ in range(n):
+                    # stored after every pulse so that each pulse rounds to the tile dtype
+                    target[i, j] = device_step(params, P, i, j, target[i, j], not down, states)
+                if use_wp:
+                    W[i, j] = Wp[i, j] + wn_sigma * normal(states, i)
+                if count_on:
+                    counters[i, j] += n
+
+
+def pulsed_update(W, P, Wp, X, D, lr_pc, granularity, upd, kind, res, x_res, d_res, key, params,
+                  wn_sigma, counters):
+    """Run a pulsed update of a whole batch, sample by sample, in place on ``W`` (and ``Wp``).
+
+    Parameters
+    ----------
+    W : ndarray (out, in)
+        Apparent weights (the stored weights without write noise).
+    P : ndarray (n_slots, out, in)
+        Per-element device state (hidden parameters), read by the device step function.
+    Wp : ndarray (out, in)
+        Persistent weights; used only when ``wn_sigma > 0``.
+    X, D : ndarray (m, in), (m, out)
+        Inputs and errors, in the tile dtype, C-contiguous.
+    lr_pc : float
+        Pulse-count learning rate; its sign flips every pulse.
+    granularity : float
+        Weight granularity ``g`` of the device.
+    upd : UpdateParameters
+    kind : int
+        One of the ``KIND_*`` constants.
+    res, x_res, d_res : float
+        Effective resolutions (already converted from numbers of steps).
+    key : np.uint64
+        Call key from the tile's generator.
+    params : NamedTuple
+        The device's registered parameter tuple.
+    wn_sigma : float
+        Write-noise std in weight units (0: off).
+    counters : ndarray (out, in) int64 or None
+        Pulse counters to increment.
+    """
+    dt = W.dtype.type
+    c = np.array([abs(lr_pc), granularity, upd.um_grad_scale, 0, 1, upd.desired_bl],
+                 dtype=W.dtype)
+    bl, xq, dq = _prepare(X, D, c, int(upd.desired_bl), bool(upd.fixed_bl),
+                          bool(upd.update_bl_management), bool(upd.update_management), kind,
+                          dt(res), dt(x_res), dt(d_res), bool(upd.sto_round), key)
+    if kind == KIND_STOCHASTIC:
+        xbits = _bit_trains(xq, bl, key, 2)
+        dbits = _bit_trains(dq, bl, key, 3)
+    else:
+        xbits = dbits = np.zeros((1, 1, 1), np.uint64)
+    count_on = counters is not None
+    if counters is None:
+        counters = np.zeros((1, 1), np.int64)
+    _apply(W, P, Wp, bl, xq, dq, xbits, dbits, kind, lr_pc < 0, key, params, dt(wn_sigma),
+           counters, count_on)

@@ -1,0 +1,38 @@
+"""The tile's seeded random generator."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["TileRNG"]
+
+
+class TileRNG:
+    """One seeded source for every random draw of a tile.
+
+    NumPy draws (device-to-device sampling, initial weights, whole-matrix noise) come from
+    ``generator``; numba kernels get a fresh 64-bit ``key`` per call from the same generator and
+    derive their per-row streams from it, so the sequence of calls alone fixes all bits.
+    """
+
+    def __init__(self, seed: int | None = None):
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
+                                 or seed < 0):
+            raise TypeError(f"seed must be a non-negative int or None, got {seed!r}")
+        self.generator = np.random.Generator(np.random.PCG64(seed))
+
+    def key(self) -> np.uint64:
+        """A fresh 64-bit key for one kernel call."""
+        return np.uint64(self.generator.integers(0, 2**63, dtype=np.int64))
+
+    def normal(self, shape, dtype) -> np.ndarray:
+        return self.generator.standard_normal(shape).astype(dtype, copy=False)
+
+    def uniform(self, shape) -> np.ndarray:
+        return self.generator.random(shape)
+
+    def get_state(self) -> dict:
+        return self.generator.bit_generator.state
+
+    def set_state(self, state: dict) -> None:
+        self.generator.bit_generator.state = state
