@@ -1,0 +1,196 @@
+"""Standard rpusim workloads, timed side by side with aihwkit 1.2.0 when it imports.
+
+Run from the aihwkit side venv (with rpusim and numba installed there) to get ratios:
+
+    /tmp/aihwkit-venv/bin/python -m pip install -e . numba
+    /tmp/aihwkit-venv/bin/python scripts/bench.py --json bench.json
+
+Without aihwkit only rpusim's times are reported. Timings alternate A B A B ... after warm-up;
+the table gives the median time of each and the median of the pairwise ratios rpusim/aihwkit.
+Inputs: seeded, x uniform in [-0.5, 0.5), d uniform in [-0.05, 0.05), float32, lr 0.01, default
+configs except where named. aihwkit runs with torch.set_num_threads(1) (its fastest setting on
+2 cores); rpusim with numba's default thread count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import rpusim  # noqa: E402
+from rpusim import configs as rc  # noqa: E402
+
+try:
+    import torch
+    from aihwkit.simulator import configs as ac
+    from aihwkit.simulator.tiles import AnalogTile as AihwkitTile
+    torch.set_num_threads(1)
+    HAVE_AIHWKIT = True
+except Exception:  # aihwkit is optional: any import failure means "not available"
+    HAVE_AIHWKIT = False
+
+LR = 0.01
+
+
+def inputs(batch, n_in, n_out, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-0.5, 0.5, (batch, n_in)).astype(np.float32)
+    d = rng.uniform(-0.05, 0.05, (batch, n_out)).astype(np.float32)
+    return x, d
+
+
+def rpusim_case(config, n_out, n_in, batch, what):
+    tile = rpusim.AnalogTile(n_out, n_in, config, seed=0)
+    tile.set_learning_rate(LR)
+    x, d = inputs(batch, n_in, n_out)
+    if what == "forward":
+        return lambda: tile.forward(x)
+    if what == "backward":
+        return lambda: tile.backward(d)
+    if what == "update":
+        return lambda: tile.update(x, d)
+
+    def step():
+        tile.forward(x)
+        tile.backward(d)
+        tile.update(x, d)
+        tile.post_update_step()
+    return step
+
+
+def aihwkit_case(config, n_out, n_in, batch, what):
+    tile = AihwkitTile(n_out, n_in, config)
+    tile.set_learning_rate(LR)
+    x, d = (torch.from_numpy(a) for a in inputs(batch, n_in, n_out))
+    if what == "forward":
+        return lambda: tile.forward(x)
+    if what == "backward":
+        return lambda: tile.backward(d)
+    if what == "update":
+        return lambda: tile.update(x, d)
+
+    def step():
+        tile.forward(x)
+        tile.backward(d)
+        tile.update(x, d)
+        tile.post_update_step()
+    return step
+
+
+def workloads():
+    """(name, rpusim config factory, aihwkit config factory, n_out, n_in, batch, what)."""
+    w = [
+        ("forward 512x512 b100", lambda: rc.SingleRPUConfig(),
+         lambda: ac.SingleRPUConfig(), 512, 512, 100, "forward"),
+        ("backward 512x512 b100", lambda: rc.SingleRPUConfig(),
+         lambda: ac.SingleRPUConfig(), 512, 512, 100, "backward"),
+        ("update ConstantStep 512x512 b100",
+         lambda: rc.SingleRPUConfig(device=rc.ConstantStepDevice()),
+         lambda: ac.SingleRPUConfig(device=ac.ConstantStepDevice()), 512, 512, 100, "update"),
+    ]
+    if hasattr(rc, "SoftBoundsDevice"):
+        w.append(("update SoftBounds 512x512 b100",
+                  lambda: rc.SingleRPUConfig(device=rc.SoftBoundsDevice()),
+                  lambda: ac.SingleRPUConfig(device=ac.SoftBoundsDevice()), 512, 512, 100,
+                  "update"))
+    if hasattr(rc, "TransferCompound") and hasattr(rc, "SoftBoundsDevice"):
+        w.append(("step Transfer(2xSoftBounds) 256x256 b100",
+                  lambda: rc.UnitCellRPUConfig(device=rc.TransferCompound(
+                      unit_cell_devices=[rc.SoftBoundsDevice(), rc.SoftBoundsDevice()],
+                      transfer_every=1)),
+                  lambda: ac.UnitCellRPUConfig(device=ac.TransferCompound(
+                      unit_cell_devices=[ac.SoftBoundsDevice(), ac.SoftBoundsDevice()],
+                      transfer_every=1)), 256, 256, 100, "step"))
+        small_dev = "SoftBoundsDevice"
+    else:
+        small_dev = "ConstantStepDevice"
+    w.append((f"step {small_dev} 64x64 b1",
+              lambda: rc.SingleRPUConfig(device=getattr(rc, small_dev)()),
+              lambda: ac.SingleRPUConfig(device=getattr(ac, small_dev)()), 64, 64, 1, "step"))
+    return w
+
+
+def timed(fn, reps):
+    t = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    return (time.perf_counter() - t) / reps
+
+
+def startup_time(cold: bool) -> float:
+    """Seconds from process start to the first update result of a 64x64 tile."""
+    env = dict(os.environ)
+    if cold:
+        import tempfile
+        env["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="rpusim-cold-")
+    code = ("import numpy as np, rpusim; t = rpusim.AnalogTile(64, 64, seed=0); "
+            "t.update(np.ones((2, 64)) * 0.1, np.ones((2, 64)) * 0.01); t.forward(np.ones(64))")
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True, env=env,
+                   cwd=os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=7, help="A/B rounds per workload")
+    parser.add_argument("--min-time", type=float, default=0.2,
+                        help="seconds per timing sample (repetitions are chosen to fill it)")
+    parser.add_argument("--json", default=None, help="write the results to this file")
+    parser.add_argument("--only", default=None, help="run workloads whose name contains this")
+    parser.add_argument("--no-startup", action="store_true", help="skip workload 5")
+    args = parser.parse_args()
+
+    from numba import get_num_threads
+    print(f"rpusim {rpusim.__version__}, numba threads {get_num_threads()}, "
+          f"aihwkit {'1.2.0 (torch threads 1)' if HAVE_AIHWKIT else 'not available'}")
+    rows = []
+    for name, rcfg, acfg, n_out, n_in, batch, what in workloads():
+        if args.only and args.only not in name:
+            continue
+        fa = rpusim_case(rcfg(), n_out, n_in, batch, what)
+        fb = aihwkit_case(acfg(), n_out, n_in, batch, what) if HAVE_AIHWKIT else None
+        fa()
+        reps_a = max(1, int(args.min_time / max(timed(fa, 1), 1e-6)))
+        if fb:
+            fb()
+            reps_b = max(1, int(args.min_time / max(timed(fb, 1), 1e-6)))
+        ta, tb, ratios = [], [], []
+        for _ in range(args.rounds):
+            a = timed(fa, reps_a)
+            ta.append(a)
+            if fb:
+                b = timed(fb, reps_b)
+                tb.append(b)
+                ratios.append(a / b)
+        row = {"workload": name, "rpusim_ms": 1e3 * statistics.median(ta),
+               "aihwkit_ms": 1e3 * statistics.median(tb) if tb else None,
+               "ratio": statistics.median(ratios) if ratios else None}
+        rows.append(row)
+        print(f"{name:42s} rpusim {row['rpusim_ms']:9.3f} ms" +
+              (f"   aihwkit {row['aihwkit_ms']:9.3f} ms   ratio {row['ratio']:.3f}"
+               if tb else ""), flush=True)
+    if not args.no_startup and not args.only:
+        warm = statistics.median(startup_time(False) for _ in range(3))
+        cold = startup_time(True)
+        rows.append({"workload": "start to first result (warm cache)", "rpusim_s": warm})
+        rows.append({"workload": "start to first result (cold cache)", "rpusim_s": cold})
+        print(f"{'start to first result, warm numba cache':42s} {warm:.2f} s")
+        print(f"{'start to first result, cold numba cache':42s} {cold:.2f} s")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"aihwkit": HAVE_AIHWKIT, "rows": rows}, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()
