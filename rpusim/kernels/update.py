@@ -193,10 +193,36 @@ def _bit_trains(q, bl, key, which):
 
 
 @njit(cache=True, parallel=True)
-def _apply(W, P, Wp, bl, xq, dq, xbits, dbits, kind, negative_lr, key, params, wn_sigma,
-           counters, count_on):
-    """Apply every sample's pulses, row by row; row ``i`` draws from its own stream."""
+def _active_columns(xq, xbits, kind):
+    """Per sample, the columns that can receive pulses (compact lists, so that the cost of an
+    update grows with the lines that actually fire, as aihwkit's sparse scheme)."""
     m, nx = xq.shape
+    nw = xbits.shape[2]
+    cols = np.empty((m, nx), np.int64)
+    ncols = np.zeros(m, np.int64)
+    for r in prange(m):
+        n = 0
+        for j in range(nx):
+            if xq[r, j] == 0:
+                continue
+            if kind == KIND_STOCHASTIC:
+                fired = False
+                for k in range(nw):
+                    if xbits[r, j, k] != 0:
+                        fired = True
+                if not fired:
+                    continue
+            cols[r, n] = j
+            n += 1
+        ncols[r] = n
+    return cols, ncols
+
+
+@njit(cache=True, parallel=True)
+def _apply(W, P, Wp, bl, xq, dq, xbits, dbits, cols, ncols, kind, negative_lr, key, params,
+           wn_sigma, counters, count_on):
+    """Apply every sample's pulses, row by row; row ``i`` draws from its own stream."""
+    m = xq.shape[0]
     nd = dq.shape[1]
     nw = xbits.shape[2]
     use_wp = wn_sigma > 0
@@ -206,10 +232,16 @@ def _apply(W, P, Wp, bl, xq, dq, xbits, dbits, kind, negative_lr, key, params, w
         for r in range(m):
             if bl[r] == 0 or dq[r, i] == 0:
                 continue
-            d_neg = dq[r, i] < 0
-            for j in range(nx):
-                if xq[r, j] == 0:
+            if kind == KIND_STOCHASTIC:
+                fired = False
+                for k in range(nw):
+                    if dbits[r, i, k] != 0:
+                        fired = True
+                if not fired:
                     continue
+            d_neg = dq[r, i] < 0
+            for jj in range(ncols[r]):
+                j = cols[r, jj]
                 if kind == KIND_STOCHASTIC:
                     n = 0
                     for k in range(nw):
@@ -279,5 +311,6 @@ def pulsed_update(W, P, Wp, X, D, lr_pc, granularity, upd, kind, res, x_res, d_r
     count_on = counters is not None
     if counters is None:
         counters = np.zeros((1, 1), np.int64)
-    _apply(W, P, Wp, bl, xq, dq, xbits, dbits, kind, lr_pc < 0, key, params, dt(wn_sigma),
-           counters, count_on)
+    cols, ncols = _active_columns(xq, xbits, kind)
+    _apply(W, P, Wp, bl, xq, dq, xbits, dbits, cols, ncols, kind, lr_pc < 0, key, params,
+           dt(wn_sigma), counters, count_on)
