@@ -226,6 +226,7 @@ def _apply(W, P, Wp, bl, xq, dq, xbits, dbits, cols, ncols, kind, negative_lr, k
     nd = dq.shape[1]
     nw = xbits.shape[2]
     use_wp = wn_sigma > 0
+    target = Wp if use_wp else W
     states = np.zeros((nd, 2), np.uint64)
     for i in prange(nd):
         init_stream(states, i, stream_key(key, i, 7))
@@ -255,7 +256,6 @@ def _apply(W, P, Wp, bl, xq, dq, xbits, dbits, cols, ncols, kind, negative_lr, k
                         continue
                     n = int(abs(c))
                     down = (c > 0) != negative_lr
-                target = Wp if use_wp else W
                 for _ in range(n):
                     # stored after every pulse so that each pulse rounds to the tile dtype
                     target[i, j] = device_step(params, P, i, j, target[i, j], not down, states)
