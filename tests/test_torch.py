@@ -1,0 +1,91 @@
+"""The PyTorch adapter (optional extra; CI installs torch 2.13.0 CPU so this always runs there)."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from rpusim.configs import (ConstantStepDevice, IdealDevice, IOParameters,  # noqa: E402
+                            SingleRPUConfig)
+from rpusim.torch import AnalogLinear, AnalogSGD  # noqa: E402
+
+
+def ideal_config(**io):
+    return SingleRPUConfig(device=IdealDevice(), forward=IOParameters(is_perfect=True, **io),
+                           backward=IOParameters(is_perfect=True))
+
+
+def test_forward_with_batch_dims_and_digital_bias():
+    layer = AnalogLinear(3, 2, rpu_config=ideal_config(), seed=0)
+    with torch.no_grad():
+        layer.bias.copy_(torch.tensor([0.5, -0.5]))
+    x = torch.randn(4, 5, 3)
+    y = layer(x)
+    assert y.shape == (4, 5, 2)
+    w = torch.from_numpy(layer.analog_tile.get_weights())
+    torch.testing.assert_close(y, x @ w.T + layer.bias, rtol=1e-5, atol=1e-6)
+    assert layer.analog_tile.in_size == 3
+
+
+def test_sgd_step_equals_digital_linear_for_ideal_device():
+    torch.manual_seed(0)
+    layer = AnalogLinear(4, 3, rpu_config=ideal_config(), seed=1)
+    ref = torch.nn.Linear(4, 3)
+    w0, _ = layer.get_weights()
+    with torch.no_grad():
+        ref.weight.copy_(w0)
+        ref.bias.copy_(layer.bias)
+    x, target = torch.randn(6, 4), torch.randn(6, 3)
+    for model, opt in ((layer, AnalogSGD(layer.parameters(), lr=0.1)),
+                       (ref, torch.optim.SGD(ref.parameters(), lr=0.1))):
+        x_in = x.clone().requires_grad_(True)
+        loss = torch.nn.functional.mse_loss(model(x_in), target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        model.grad_x = x_in.grad
+    w_analog, b_analog = layer.get_weights()
+    torch.testing.assert_close(w_analog, ref.weight.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(b_analog, ref.bias.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(layer.grad_x, ref.grad_x, rtol=1e-5, atol=1e-6)
+
+
+def test_lr_zero_skips_update_but_decays():
+    dev = ConstantStepDevice(lifetime=10.0, dw_min_dtod=0.0, w_max_dtod=0.0, w_min_dtod=0.0)
+    layer = AnalogLinear(3, 2, bias=False, rpu_config=SingleRPUConfig(device=dev), seed=0)
+    layer.set_weights(torch.full((2, 3), 0.5))
+    opt = AnalogSGD(layer.parameters(), lr=0.0)
+    opt.regroup_param_groups(layer)
+    for _ in range(2):
+        opt.zero_grad()
+        layer(torch.ones(2, 3)).sum().backward()
+        opt.step()
+    w, b = layer.get_weights()
+    assert b is None
+    torch.testing.assert_close(w, torch.full((2, 3), 0.5 * 0.9 ** 2), rtol=1e-6, atol=0)
+
+
+def test_analog_bias_column():
+    layer = AnalogLinear(3, 2, rpu_config=ideal_config(), digital_bias=False, seed=0)
+    assert layer.analog_tile.in_size == 4 and layer.bias is None
+    layer.set_weights(torch.ones(2, 3), torch.tensor([0.25, -0.25]))
+    w, b = layer.get_weights()
+    torch.testing.assert_close(b, torch.tensor([0.25, -0.25]))
+    y = layer(torch.ones(1, 3))
+    torch.testing.assert_close(y, torch.tensor([[3.25, 2.75]]))
+
+
+def test_output_bound_gradient_mask():
+    """Outputs at |y| >= 0.999 out_bound get no backward gradient; the update uses all of d."""
+    io = IOParameters(out_noise=0.0, inp_res=-1, out_res=-1, out_bound=1.0)
+    config = SingleRPUConfig(device=IdealDevice(), forward=io,
+                             backward=IOParameters(is_perfect=True))
+    layer = AnalogLinear(2, 2, bias=False, rpu_config=config, seed=0)
+    layer.set_weights(torch.tensor([[3.0, 0.0], [0.1, 0.0]]))
+    x = torch.tensor([[1.0, 0.0]], requires_grad=True)
+    y = layer(x)
+    y.sum().backward()
+    # row 0 saturates (y = 1): only row 1's gradient reaches the backward MVM
+    torch.testing.assert_close(x.grad, torch.tensor([[0.1, 0.0]]), rtol=1e-5, atol=1e-6)
+    (xs, ds), = layer._pending
+    np.testing.assert_array_equal(ds, np.ones((1, 2)))
