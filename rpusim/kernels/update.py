@@ -35,16 +35,14 @@ def device_step(params, P, i, j, w, up, states):
     return _STEP_FUNCTIONS[type(params)](params, P, i, j, w, up, states)
 
 
-@overload(device_step, jit_options={"cache": True})
+@overload(device_step, jit_options={"cache": True}, inline="always")
 def _device_step_overload(params, P, i, j, w, up, states):
     fn = _STEP_FUNCTIONS.get(getattr(params, "instance_class", None))
     if fn is None:
         return None
-
-    def impl(params, P, i, j, w, up, states):
-        return fn(params, P, i, j, w, up, states)
-
-    return impl
+    # the step's Python body itself is the implementation, inlined into the engine's loop:
+    # a call per pulse would cost more than the pulse (argument passing, array refcounts)
+    return getattr(fn, "py_func", fn)
 
 
 @njit(cache=True, inline="always")
