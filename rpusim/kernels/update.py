@@ -223,6 +223,8 @@ def _apply(W, P, Wp, bl, xq, dq, xbits, dbits, cols, ncols, kind, negative_lr, k
     m = xq.shape[0]
     nd = dq.shape[1]
     nw = xbits.shape[2]
+    stochastic = kind == KIND_STOCHASTIC
+    one_word = stochastic and nw == 1
     use_wp = wn_sigma > 0
     target = Wp if use_wp else W
     states = np.zeros((nd, 2), np.uint64)
@@ -231,32 +233,33 @@ def _apply(W, P, Wp, bl, xq, dq, xbits, dbits, cols, ncols, kind, negative_lr, k
         for r in range(m):
             if bl[r] == 0 or dq[r, i] == 0:
                 continue
-            if kind == KIND_STOCHASTIC:
-                fired = False
-                for k in range(nw):
-                    if dbits[r, i, k] != 0:
-                        fired = True
+            dm = dbits[r, i, 0]
+            if stochastic:
+                fired = dm != 0
+                for k in range(1, nw):
+                    fired = fired or dbits[r, i, k] != 0
                 if not fired:
                     continue
             d_neg = dq[r, i] < 0
             for jj in range(ncols[r]):
                 j = cols[r, jj]
-                if kind == KIND_STOCHASTIC:
+                if one_word:
+                    n = _popcount(dm & xbits[r, j, 0])
+                    up = (d_neg != (xq[r, j] < 0)) != negative_lr
+                elif stochastic:
                     n = 0
                     for k in range(nw):
                         n += _popcount(dbits[r, i, k] & xbits[r, j, k])
-                    if n == 0:
-                        continue
-                    down = (d_neg == (xq[r, j] < 0)) != negative_lr
+                    up = (d_neg != (xq[r, j] < 0)) != negative_lr
                 else:
                     c = np.rint(dq[r, i] * xq[r, j])
-                    if c == 0:
-                        continue
                     n = int(abs(c))
-                    down = (c > 0) != negative_lr
+                    up = (c < 0) != negative_lr
+                if n == 0:
+                    continue
                 for _ in range(n):
                     # stored after every pulse so that each pulse rounds to the tile dtype
-                    target[i, j] = device_step(params, P, i, j, target[i, j], not down, states)
+                    target[i, j] = device_step(params, P, i, j, target[i, j], up, states)
                 if use_wp:
                     W[i, j] = Wp[i, j] + wn_sigma * normal(states, i)
                 if count_on:
