@@ -216,8 +216,7 @@ def _active_columns(xq, xbits, kind):
     return cols, ncols
 
 
-@njit(cache=True, parallel=True)
-def _apply(W, P, Wp, bl, xq, dq, xbits, dbits, cols, ncols, kind, negative_lr, key, params,
+def _apply_rows(W, P, Wp, bl, xq, dq, xbits, dbits, cols, ncols, kind, negative_lr, key, params,
            wn_sigma, counters, count_on):
     """Apply every sample's pulses, row by row; row ``i`` draws from its own stream."""
     m = xq.shape[0]
@@ -264,6 +263,17 @@ def _apply(W, P, Wp, bl, xq, dq, xbits, dbits, cols, ncols, kind, negative_lr, k
                     W[i, j] = Wp[i, j] + wn_sigma * normal(states, i)
                 if count_on:
                     counters[i, j] += n
+
+
+# Devices outside rpusim (custom models, maybe defined in a user's script) must not enter the
+# on-disk cache: its index would reference their classes, and a later process that cannot
+# import them would fail to read the index. They get an uncached twin, compiled per process.
+_apply_cached = njit(cache=True, parallel=True)(_apply_rows)
+_apply_uncached = njit(cache=False, parallel=True)(_apply_rows)
+
+
+def _is_builtin(params) -> bool:
+    return type(params).__module__.startswith("rpusim.")
 
 
 def pulsed_update(W, P, Wp, X, D, lr_pc, granularity, upd, kind, res, x_res, d_res, key, params,
@@ -313,5 +323,6 @@ def pulsed_update(W, P, Wp, X, D, lr_pc, granularity, upd, kind, res, x_res, d_r
     if counters is None:
         counters = np.zeros((1, 1), np.int64)
     cols, ncols = _active_columns(xq, xbits, kind)
-    _apply(W, P, Wp, bl, xq, dq, xbits, dbits, cols, ncols, kind, lr_pc < 0, key, params,
+    apply = _apply_cached if _is_builtin(params) else _apply_uncached
+    apply(W, P, Wp, bl, xq, dq, xbits, dbits, cols, ncols, kind, lr_pc < 0, key, params,
            dt(wn_sigma), counters, count_on)
