@@ -1,46 +1,385 @@
-"""The analog matrix-vector product of a tile direction (forward or backward)."""
+"""The analog matrix-vector product of one tile direction (forward, backward, or a compound read).
+
+:class:`AnalogMVM` carries out aihwkit's ``ForwardBackwardPassIOManaged`` (spec io.md) for a
+batch: noise management, the bound-management loop, the DAC (quantisation, clipping, input
+noise, asymmetry), the analog product and its non-idealities (IR drop, voltage offsets and
+series resistance, output-referred weight noise), and the ADC (nonlinearity, asymmetry,
+output noise, quantisation, clipping). The big products are NumPy GEMMs over all rows of a
+round; the per-element stages are numba kernels (:mod:`rpusim.kernels.io`).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from rpusim.configs.enums import AnalogMVType
+from rpusim.configs.enums import (AnalogMVType, BoundManagementType, NoiseManagementType,
+                                  WeightNoiseType)
 from rpusim.configs.io import IOParameters
+from rpusim.kernels import io as kio
 from rpusim.rng import TileRNG
 
 __all__ = ["AnalogMVM"]
 
+# aihwkit constants of the C++ IOMetaParameter that its Python IOParameters does not expose.
+NM_ASSUMED_WMAX = 0.6
+NM_DECAY = 1e-3
+
+_NM_KIND = {
+    NoiseManagementType.NONE: kio.NM_NONE,
+    NoiseManagementType.ABS_MAX: kio.NM_ABS_MAX,
+    NoiseManagementType.MAX: kio.NM_MAX,
+    NoiseManagementType.CONSTANT: kio.NM_CONSTANT,
+    NoiseManagementType.AVERAGE_ABS_MAX: kio.NM_AVERAGE_ABS_MAX,
+    NoiseManagementType.ABS_MAX_NP_SUM: kio.NM_ABS_MAX_NP_SUM,
+}
+
+_STATE_KEYS = ("nm_aux", "out_noise_values", "v_offset", "out_nonlinearity",
+               "out_nonlinearity_factor", "w_asymmetry")
+
+
+def _effective_step(res: float, bound: float, t) -> np.floating:
+    """aihwkit's ``checkAndSetRes``: a resolution > 1 is a number of steps; times ``2 bound``."""
+    r = t(max(res, 0.0))
+    if r > 1:
+        r = t(1) / r
+    return r * (t(2) * t(bound))
+
 
 class AnalogMVM:
-    """One direction's MVM ``Y = U @ M.T`` through the IO model of ``params``.
+    """One direction's analog MVM ``Y = U @ M.T`` through the IO model of ``params``.
 
     Parameters
     ----------
     params : IOParameters
+        Validated IO parameters of this direction (not modified).
     n_out, n_in : int
         Output and input lengths of this direction.
     dtype : numpy dtype
+        float32 or float64; all IO arithmetic is done in it.
     rng : TileRNG
+        The tile's generator: construction-time draws (per-line output noise, voltage
+        offsets, nonlinearities, read asymmetries) and every noise of every call.
     exact : bool
-        No IO model at all (floating-point tiles).
+        No IO model at all (floating-point tiles; not even ``out_scale``).
+    backward : bool
+        Backward semantics of aihwkit: bound management is off whatever ``params`` says,
+        an input whose noise-management scale is <= 0 gives zeros, and the output is
+        rescaled by ``out_scale * alpha``.
+    nm_state : ndarray, optional
+        1-element array of the tile dtype holding the AverageAbsMax running value (negative
+        before its first use). Pass the forward's :attr:`nm_state` to the backward MVM to
+        share it, as aihwkit does.
+
+    Notes
+    -----
+    ``is_test`` is accepted and ignored, as aihwkit's CPU tile ignores it: noise is present in
+    evaluation too, and AverageAbsMax noise management updates its running value in both
+    modes (checked against aihwkit 1.2.0).
+
+    The voltage offsets ``v_i`` of the output lines are drawn as the rectified normal
+    ``max(0, v_offset_std * xi)`` (project verdict 14); aihwkit 1.2.0's macro draws twice
+    and yields 0 with probability 1/2 and an unrectified fresh normal otherwise.
     """
 
     def __init__(self, params: IOParameters, n_out: int, n_in: int, dtype, rng: TileRNG,
-                 exact: bool = False):
+                 exact: bool = False, *, backward: bool = False,
+                 nm_state: np.ndarray | None = None):
+        if not isinstance(params, IOParameters):
+            raise TypeError(f"params must be IOParameters, got {type(params).__name__}")
         self.params = params
+        self.n_out = int(n_out)
+        self.n_in = int(n_in)
         self.dtype = np.dtype(dtype)
         self.rng = rng
         self.exact = exact
+        self.backward = backward
         self.perfect = exact or params.is_perfect or params.mv_type == AnalogMVType.IDEAL
+        if nm_state is None:
+            nm_state = np.full(1, -1.0, self.dtype)
+        elif not (isinstance(nm_state, np.ndarray) and nm_state.shape == (1,)
+                  and nm_state.dtype == self.dtype):
+            raise ValueError(f"nm_state must be a 1-element {self.dtype} array, got {nm_state!r}")
+        self.nm_state = nm_state
+        self._empty1 = np.zeros(0, self.dtype)
+        self._none = np.zeros((0, 0), self.dtype)
+        self.out_noise_values = self._empty1
+        self.v_offset = self._empty1
+        self.out_nonlinearity = self._empty1
+        self.out_nonlinearity_factor = np.ones(1, self.dtype)
+        self.w_asymmetry = np.zeros((0, 0), self.dtype)
+        if not self.perfect:
+            self._setup()
 
-    def __call__(self, M: np.ndarray, U: np.ndarray, is_test: bool = False) -> np.ndarray:
-        Y = U @ M.T
-        if not self.exact and self.params.out_scale != 1.0:
-            Y *= self.dtype.type(self.params.out_scale)
-        return Y
+    # -- construction ---------------------------------------------------------------------------
+    def _setup(self) -> None:
+        p = self.params
+        t = self.dtype.type
+        self._t = t
+        self._c = kio.constants(self.dtype)
+        self._inp_res = _effective_step(p.inp_res, p.inp_bound, t)
+        self._out_res = _effective_step(p.out_res, p.out_bound, t)
+        self._inp_bound = t(p.inp_bound) if p.inp_bound > 0 else t(np.inf)
+        self._out_bound = t(p.out_bound) if p.out_bound > 0 else t(np.inf)
+        self._nm = p.noise_management
+        self._nm_kind = _NM_KIND[p.noise_management]
+        self._nm_thres = t(p.nm_thres) if self._nm != NoiseManagementType.NONE else t(0)
+        self._np_bound = t(1) if np.isinf(self._out_bound) else self._out_bound
+        bm = BoundManagementType.NONE if self.backward else p.bound_management
+        self._bm = bm
+        self._bm_limit = (t(p.max_bm_res) / self._inp_res) if self._inp_res > 0 else None
+        self._out_scale = t(p.out_scale)
+        self._inp_asym = t(1) - t(p.inp_asymmetry)
+        self._out_asym = t(1) - t(p.out_asymmetry)
+        self._has_offsets = p.v_offset_std > 0 or p.r_series > 0
+        self._has_nl = p.out_nonlinearity > 0 or p.r_series > 0
+        self._w_noise = (p.w_noise_type != WeightNoiseType.NONE and p.w_noise > 0)
+        if p.ir_drop > 0:
+            j = np.arange(self.n_in, dtype=self.dtype)
+            q = t(1) - j / t(self.n_in)
+            self._ir_factor = t(1) - q * q
+            self._ir_a_scale = t(self.n_in) / t(p.ir_drop_g_ratio)
+        self._draw_line_parameters()
 
+    def _draw_line_parameters(self) -> None:
+        """Construction-time draws, in aihwkit's order (spec §2.6)."""
+        p = self.params
+        t = self._t
+        if self._has_offsets:
+            self.v_offset = np.maximum(t(p.v_offset_std) * self.rng.normal(self.n_out, self.dtype),
+                                       t(0))
+        bound = self._out_bound if np.isfinite(self._out_bound) else t(1)
+        if self._has_nl:
+            spread = t(max(p.out_nonlinearity_std, 0.0))
+            xi = self.rng.normal(self.n_out, self.dtype)
+            self.out_nonlinearity = np.abs(t(p.out_nonlinearity) / bound * (t(1) + spread * xi))
+        if p.slope_calibration > 0:
+            mean_nl = (np.abs(self.out_nonlinearity).sum(dtype=self.dtype) / t(self.n_out)
+                       if p.out_nonlinearity > 0 else t(0))
+            f = t(1) + (mean_nl + t(p.r_series)) * t(p.slope_calibration) * bound
+            self.out_nonlinearity_factor = np.array([f * f], self.dtype)
+        if p.w_read_asymmetry_dtod != 0:
+            xi = self.rng.normal((self.n_out, self.n_in), self.dtype)
+            self.w_asymmetry = t(1) + t(p.w_read_asymmetry_dtod) * xi
+        if p.out_noise_std > 0:
+            xi = self.rng.normal(self.n_out, self.dtype)
+            self.out_noise_values = np.abs(t(p.out_noise) * (t(1) + t(p.out_noise_std) * xi))
+
+    # -- state ----------------------------------------------------------------------------------
     def get_state(self) -> dict[str, np.ndarray]:
-        return {}
+        """Copies of everything beyond the config that a bit-identical continuation needs.
+
+        Keys: ``nm_aux`` (AverageAbsMax running value, shared with the other direction),
+        ``out_noise_values``, ``v_offset``, ``out_nonlinearity`` (per output line; empty when
+        off), ``out_nonlinearity_factor`` (1 element) and ``w_asymmetry`` ((n_out, n_in) in
+        the layout of this direction's matrix; empty when off).
+        """
+        return {
+            "nm_aux": self.nm_state.copy(),
+            "out_noise_values": self.out_noise_values.copy(),
+            "v_offset": self.v_offset.copy(),
+            "out_nonlinearity": self.out_nonlinearity.copy(),
+            "out_nonlinearity_factor": self.out_nonlinearity_factor.copy(),
+            "w_asymmetry": self.w_asymmetry.copy(),
+        }
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:
-        pass
+        """Restore the output of :meth:`get_state`; validated fully before anything is set.
+
+        Raises
+        ------
+        ValueError
+            Missing or unknown keys, a shape different from this MVM's, or NaN/inf.
+        """
+        if not isinstance(state, dict) or set(state) != set(_STATE_KEYS):
+            got = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"IO state must have the keys {sorted(_STATE_KEYS)}, got {got}")
+        current = self.get_state()
+        checked = {}
+        for name in _STATE_KEYS:
+            arr = np.asarray(state[name])
+            if arr.dtype.kind not in "iuf" or arr.shape != current[name].shape:
+                raise ValueError(f"IO state {name!r} must be a real array of shape "
+                                 f"{current[name].shape}, got {arr.dtype} {arr.shape}")
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(f"IO state {name!r} contains NaN or inf")
+            checked[name] = arr.astype(self.dtype)
+        self.nm_state[...] = checked.pop("nm_aux")
+        for name, arr in checked.items():
+            setattr(self, name, arr)
+
+    # -- the MVM --------------------------------------------------------------------------------
+    def mvm(self, M: np.ndarray, U: np.ndarray, is_test: bool = False) -> np.ndarray:
+        """Return the IO-managed ``U @ M.T``.
+
+        Parameters
+        ----------
+        M : ndarray, shape (n_out, n_in)
+            The matrix of this direction (forward ``W``, backward a view ``W.T``).
+        U : ndarray, shape (batch, n_in)
+            Inputs in the tile dtype.
+        is_test : bool
+            Ignored, as in aihwkit (see the class notes).
+
+        Returns
+        -------
+        ndarray, shape (batch, n_out), tile dtype
+        """
+        M = np.asarray(M, dtype=self.dtype)
+        U = np.asarray(U, dtype=self.dtype)
+        if self.perfect:
+            Y = U @ M.T
+            if not self.exact and self.params.out_scale != 1:
+                Y *= self.dtype.type(self.params.out_scale)
+            return Y
+        return self._managed(M, U)
+
+    __call__ = mvm
+
+    def _managed(self, M: np.ndarray, U: np.ndarray) -> np.ndarray:
+        t = self._t
+        m = U.shape[0]
+        Y = np.zeros((m, self.n_out), self.dtype)
+        if m == 0:
+            return Y
+        rows = np.arange(m, dtype=np.int64)
+        nm_on = self._nm != NoiseManagementType.NONE
+        alpha = self._nm_scales(U, rows, self._nm_kind)
+        if nm_on:
+            zero_input = alpha <= 0
+            if self.backward or self.params.inp_noise <= 0:
+                rows = rows[~zero_input]
+        bm_on = self._bm != BoundManagementType.NONE
+        scale = np.ones(m, self.dtype)
+        red = 0.5
+        bm_round = 0
+        while rows.size:
+            red *= 2.0
+            if (bm_round == 1 and self._bm == BoundManagementType.ITERATIVE_WORST_CASE
+                    and self._nm != NoiseManagementType.ABS_MAX_NP_SUM):
+                alpha[rows] = self._nm_scales(U, rows, kio.NM_ABS_MAX_NP_SUM)
+                red = 1.0
+            s = np.ones(rows.size, self.dtype)
+            if nm_on:
+                a = alpha[rows]
+                pos = a > 0
+                s[pos] = s[pos] / a[pos]
+            if bm_on:
+                s = s / t(red)
+            out, passed = self._analog_mv(M, U, rows, s)
+            if rows.size == m:
+                Y = out
+            else:
+                Y[rows] = out
+            scale[rows] = s
+            bm_round += 1
+            if bm_on:
+                # aihwkit's stop criteria: reduction beyond max_bm_factor, or beyond
+                # max_bm_res DAC steps (red = 16 with the defaults).
+                stop = int(red) > self.params.max_bm_factor or (
+                    self._bm_limit is not None and t(red) > self._bm_limit)
+                rows = rows[~passed] if not stop else rows[:0]
+            else:
+                rows = rows[:0]
+        if not self.backward:
+            factor = self._out_scale / scale
+        elif nm_on:
+            factor = self._out_scale * np.where(alpha > 0, alpha, t(1))
+        else:
+            factor = np.full(m, self._out_scale, self.dtype)
+        Y *= factor[:, None]
+        return Y
+
+    def _nm_scales(self, U, rows, kind) -> np.ndarray:
+        t = self._t
+        return kio.noise_management(U, rows, kind, self._nm_thres, t(NM_ASSUMED_WMAX),
+                                    self._np_bound, self._inp_res, t(self.params.max_bm_res),
+                                    t(NM_DECAY), self.nm_state, self._c)
+
+    def _normals(self, shape) -> np.ndarray:
+        return self.rng.generator.standard_normal(shape, dtype=self.dtype)
+
+    def _uniforms(self, shape) -> np.ndarray:
+        return self.rng.generator.random(shape, dtype=self.dtype)
+
+    def _analog_mv(self, M, U, rows, scale):
+        """One analog pass of the rows (spec §4.1-4.3, §5); returns outputs and bound tests."""
+        p = self.params
+        shape = (rows.size, self.n_in)
+        xi = self._normals(shape) if p.inp_noise > 0 else self._none
+        uni = self._uniforms(shape) if p.inp_sto_round and self._inp_res > 0 else self._none
+        V = kio.prepare_input(U, rows, scale, self._inp_res, self._inp_bound, self._t(p.inp_noise),
+                              xi, self._inp_asym, p.inp_asymmetry != 0, p.inp_sto_round, uni,
+                              self._c)
+        if p.mv_type == AnalogMVType.ONE_PASS:
+            Y = V @ M.T
+            self._nonidealities(M, V, Y)
+            return Y, self._finalize(Y)
+        digital = p.mv_type == AnalogMVType.POS_NEG_SEPARATE_DIGITAL_SUM
+        Mneg = M * self.w_asymmetry if p.w_read_asymmetry_dtod > 0 else M
+        Vneg = np.minimum(V, self._t(0))
+        Yneg = Vneg @ Mneg.T
+        self._nonidealities(Mneg, Vneg, Yneg)
+        if digital:
+            passed_neg = self._finalize(Yneg)
+        Vpos = np.maximum(V, self._t(0))
+        Y = Vpos @ M.T
+        self._nonidealities(M, Vpos, Y)
+        if digital:
+            passed = self._finalize(Y) & passed_neg
+            Y += Yneg
+            return Y, passed
+        Y += Yneg
+        return Y, self._finalize(Y)
+
+    def _nonidealities(self, M, V, Y) -> None:
+        """IR drop, voltage offsets / series resistance, weight read noise (spec §6), in place."""
+        p = self.params
+        t = self._t
+        if p.ir_drop > 0:
+            a = self._ir_a_scale * (np.abs(V) @ np.abs(M).T)
+            c = a * (a * (t(0.05) * a - t(0.2)) + t(0.5))
+            drop = t(p.ir_drop) * ((V * self._ir_factor) @ M.T)
+            Y -= c * drop
+        if self._has_offsets:
+            self._voltage_offsets(V, Y)
+        if self._w_noise:
+            if p.w_noise_type == WeightNoiseType.ADDITIVE_CONSTANT:
+                std = t(p.w_noise) * np.sqrt((V * V).sum(axis=1, keepdims=True))
+            else:
+                std = t(p.w_noise) * np.sqrt((V * V) @ np.abs(M).T)
+            Y += std * self._normals(Y.shape)
+
+    def _voltage_offsets(self, V, Y) -> None:
+        p = self.params
+        t = self._t
+        one = t(1)
+        rs = t(max(p.r_series, 0.0))
+        vo = self.v_offset
+        if p.v_offset_w_min == 0:
+            if rs <= 0:
+                Y *= one - vo
+            else:
+                Y[...] = (one - vo) * Y / (one + rs * np.abs(Y))
+            return
+        x_sum = V.sum(axis=1, keepdims=True)
+        if rs <= 0:
+            y_ref2 = t(-p.v_offset_w_min) * x_sum * t(2)
+            Y[...] = Y * (one - vo) - vo * y_ref2
+        else:
+            y_ref = t(-p.v_offset_w_min) * x_sum
+            y_pos = Y + y_ref
+            Y[...] = ((one - vo) * y_pos / (one + rs * np.abs(y_pos))
+                      - (one + vo) * y_ref / (one + rs * np.abs(y_ref)))
+
+    def _finalize(self, Y) -> np.ndarray:
+        p = self.params
+        t = self._t
+        nl = self.out_nonlinearity if self._has_nl else self._empty1
+        noisy = p.out_noise > 0 or self.out_noise_values.size > 0
+        xi = self._normals(Y.shape) if noisy else self._none
+        uni = self._uniforms(Y.shape) if p.out_sto_round and self._out_res > 0 else self._none
+        return kio.finalize_output(Y, nl, self.out_nonlinearity_factor[0], self._out_asym,
+                                   p.out_asymmetry > 0, self.out_noise_values, t(p.out_noise), xi,
+                                   self._out_res, self._out_bound, p.out_sto_round, uni,
+                                   self._bm != BoundManagementType.NONE,
+                                   p.bm_test_negative_bound, self._c)
