@@ -13,11 +13,13 @@ from rpusim.configs.rpu import (DigitalRankUpdateRPUConfig, FloatingPointRPUConf
 from rpusim.configs.update import UpdateParameters
 from rpusim.devices import *  # noqa: F401,F403
 from rpusim.devices import __all__ as _device_names
+from rpusim.compounds import *  # noqa: F401,F403
+from rpusim.compounds import __all__ as _compound_names
 
 __all__ = [
     "config_from_dict", "DriftParameter", "SimpleDriftParameter", "AnalogMVType",
     "BoundManagementType", "NoiseManagementType", "PulseType", "VectorUnitCellUpdatePolicy",
     "WeightNoiseType", "IOParameters", "RPUConfig", "SingleRPUConfig", "UnitCellRPUConfig",
     "FloatingPointRPUConfig", "DigitalRankUpdateRPUConfig", "UpdateParameters",
-    *_device_names,
+    *_device_names, *_compound_names,
 ]

@@ -1,0 +1,277 @@
+"""Machinery shared by all compound models: sub-device construction, the reduction
+``W = sum_k gamma_k W_k``, hierarchical hidden parameters (spec compounds §1) and state."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from rpusim.configs.enums import NoiseManagementType, BoundManagementType
+from rpusim.devices.base import PulsedDevice
+from rpusim.devices.model import make_device_model
+from rpusim.io import AnalogMVM
+from rpusim.kernels.rng import mix64
+
+__all__ = ["CompoundModel", "build_submodel", "sub_update", "is_leaf", "make_reader",
+           "physics_of", "chunk_key"]
+
+
+class _ConstructionRNG:
+    """Stands in for a TileRNG during a sub-device's construction: only ``generator`` is used."""
+
+    def __init__(self, generator: np.random.Generator):
+        self.generator = generator
+
+
+def construction_generator(config, rng, gen):
+    """The generator of the device-to-device draws: the outermost non-zero
+    ``construction_seed`` wins (inner seeds are ignored, as in aihwkit)."""
+    if gen is not None:
+        return gen
+    seed = getattr(config, "construction_seed", 0)
+    return np.random.Generator(np.random.PCG64(seed)) if seed else rng.generator
+
+
+def build_submodel(spec, out_size, in_size, dtype, rng, pulse_type, gen):
+    """Runtime model of one sub-device, drawn from ``gen``; its runtime draws use ``rng``."""
+    from rpusim.compounds import builder_for
+    builder = builder_for(spec)
+    if builder is not None:
+        return builder(spec, out_size, in_size, dtype, rng, pulse_type, gen)
+    if not isinstance(spec, PulsedDevice):
+        raise TypeError(f"{type(spec).__name__} cannot be a sub-device of a compound")
+    spec = dataclasses.replace(spec, construction_seed=0)
+    model = make_device_model(spec, out_size, in_size, dtype, _ConstructionRNG(gen), pulse_type)
+    model.rng = rng
+    return model
+
+
+def physics_of(leaf):
+    """The config a single-device model samples and steps with (a re-parameterised config
+    such as SoftBoundsPmaxDevice stands for another device)."""
+    resolve = getattr(leaf.device, "resolved_device", None)
+    return resolve() if resolve is not None else leaf.device
+
+
+def chunk_key(key, index: int):
+    """Key of the ``index``-th engine call of a batch that a compound splits up.
+
+    ``None`` (draw a fresh key) stays ``None``. A given key (devices of an ``ALL`` cell share
+    coincidences) yields a distinct key per chunk, so that chunks do not repeat the same
+    pulse trains, while sibling devices still derive identical ones.
+    """
+    if key is None:
+        return None
+    salt = ((index + 1) * 0x9E3779B97F4A7C15) % 2**64
+    return np.uint64(mix64(np.uint64(int(key) ^ salt)))
+
+
+def is_leaf(model) -> bool:
+    return not isinstance(model, CompoundModel)
+
+
+def sub_update(model, X, D, lr, upd, granularity, key, m_batch) -> None:
+    """Route a batch of coincidences to a sub-device (a single device or a compound)."""
+    if is_leaf(model):
+        model.update(X, D, lr, upd, granularity=granularity, key=key)
+    else:
+        model.update(X, D, lr, upd, granularity=granularity, key=key, m_batch=m_batch)
+
+
+def make_reader(params, n_out, n_in, dtype, rng):
+    """A transfer/refresh read: the given IO with noise and bound management off."""
+    params = dataclasses.replace(params, noise_management=NoiseManagementType.NONE,
+                                 bound_management=BoundManagementType.NONE)
+    mvm = AnalogMVM(params, n_out, n_in, dtype, rng)
+    return getattr(mvm, "mvm", mvm)
+
+
+def one_hot(indices, size, dtype) -> np.ndarray:
+    out = np.zeros((len(indices), size), dtype)
+    out[np.arange(len(indices)), indices] = 1
+    return out
+
+
+class CompoundModel:
+    """Sub-device models plus the reduced weight ``w`` (the same array object for life).
+
+    Subclasses define the update routing and their extra state. Hidden names: for every slot
+    ``k`` the sub-device's names with suffix ``_k``, then ``hidden_weights_k``; compound extras
+    after all slots.
+    """
+
+    def __init__(self, config, devices, gammas, out_size, in_size, dtype, rng):
+        self.config = config
+        self.devices = devices
+        self.dtype = np.dtype(dtype)
+        self.rng = rng
+        self.out_size, self.in_size = out_size, in_size
+        self.gammas = np.array(gammas, dtype=self.dtype)
+        self.w = np.zeros((out_size, in_size), self.dtype)
+        self.counters = None
+        self.current_update_idx = 0
+        self.reduce()
+
+    # -- reduction ----------------------------------------------------------------------------
+    def reduce_arrays(self, arrays) -> np.ndarray:
+        """``sum_k gamma_k arrays[k]`` in the tile dtype, accumulated in slot order."""
+        out = self.gammas[0] * arrays[0]
+        for g, a in zip(self.gammas[1:], arrays[1:]):
+            out += g * a
+        return out
+
+    def reduce(self) -> None:
+        self.w[...] = self.reduce_arrays([d.w for d in self.devices])
+
+    @property
+    def shape(self):
+        return self.w.shape
+
+    @property
+    def granularity(self) -> float:
+        """Mean granularity of all sub-devices (compounds §1.4)."""
+        return float(np.mean([d.granularity for d in self.devices]))
+
+    # -- hidden parameters --------------------------------------------------------------------
+    def extra_hidden_names(self) -> list[str]:
+        return []
+
+    def get_extra_hidden(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def set_extra_hidden(self, params: dict) -> None:
+        pass
+
+    def hidden_parameter_names(self) -> list[str]:
+        names = []
+        for k, dev in enumerate(self.devices):
+            names += [f"{n}_{k}" for n in dev.hidden_parameter_names()]
+            names.append(f"hidden_weights_{k}")
+        return names + self.extra_hidden_names()
+
+    def get_hidden_parameters(self) -> dict[str, np.ndarray]:
+        out = {}
+        for k, dev in enumerate(self.devices):
+            out.update({f"{n}_{k}": v for n, v in dev.get_hidden_parameters().items()})
+            out[f"hidden_weights_{k}"] = dev.w.copy()
+        out.update(self.get_extra_hidden())
+        return out
+
+    def _split(self, params: dict, k: int) -> dict:
+        suffix = f"_{k}"
+        names = self.devices[k].hidden_parameter_names()
+        return {n: params[n + suffix] for n in names if n + suffix in params}
+
+    def preview_weight(self, params: dict) -> np.ndarray:
+        """The reduced weight the (partial) ``params`` would give before any clipping."""
+        arrays = []
+        for k, dev in enumerate(self.devices):
+            sub = self._split(params, k)
+            if is_leaf(dev):
+                arrays.append(params.get(f"hidden_weights_{k}", dev.w))
+            else:
+                arrays.append(dev.preview_weight(sub))
+        return self.reduce_arrays(arrays)
+
+    def check_hidden_parameters(self, params: dict) -> None:
+        """Raise if an intermediate ``hidden_weights_k`` disagrees with its leaves (aihwkit
+        silently ignores it: the lowest level wins)."""
+        for k, dev in enumerate(self.devices):
+            if is_leaf(dev):
+                continue
+            sub = self._split(params, k)
+            dev.check_hidden_parameters(sub)
+            name = f"hidden_weights_{k}"
+            if name in params:
+                expected = dev.preview_weight(sub)
+                given = params[name]
+                if not np.allclose(given, expected, rtol=1e-5, atol=1e-6):
+                    worst = float(np.max(np.abs(given - expected)))
+                    raise ValueError(
+                        f"hidden parameter {name!r} is derived from the weights of its inner "
+                        f"devices and disagrees with them (max difference {worst:.3g}); set the "
+                        f"inner hidden_weights_i_{k} instead, or pass {name!r} consistent "
+                        "with them")
+
+    def set_hidden_parameters(self, params: dict) -> None:
+        """Set validated (possibly partial) hidden parameters: for every slot the weight first,
+        then the slot's own parameters (which clip it), then re-reduce (compounds §1.3)."""
+        self.check_hidden_parameters(params)
+        for k, dev in enumerate(self.devices):
+            sub = self._split(params, k)
+            hw = params.get(f"hidden_weights_{k}")
+            if is_leaf(dev):
+                if hw is None and not sub:
+                    continue
+                if hw is not None:
+                    dev._stored()[...] = hw
+                    dev.w[...] = hw
+                dev.set_hidden_parameters(sub)
+            elif sub:
+                dev.set_hidden_parameters(sub)
+        self.set_extra_hidden(params)
+        self.reduce()
+
+    # -- whole-matrix operations --------------------------------------------------------------
+    def decay(self, alpha: float = 1.0) -> None:
+        for dev in self.devices:
+            dev.decay(alpha)
+        self.reduce()
+
+    def diffuse(self) -> None:
+        for dev in self.devices:
+            dev.diffuse()
+        self.reduce()
+
+    def drift(self, delta_t: float) -> None:
+        for dev in self.devices:
+            dev.drift(delta_t)
+        self.reduce()
+
+    def reset_columns(self, start: int, num: int, prob: float) -> None:
+        for dev in self.devices:
+            dev.reset_columns(start, num, prob)
+        self.reduce()
+
+    def requires_decay(self) -> bool:
+        return any(dev.requires_decay() for dev in self.devices)
+
+    def requires_diffusion(self) -> bool:
+        return any(dev.requires_diffusion() for dev in self.devices)
+
+    def leaf_models(self) -> list:
+        out = []
+        for dev in self.devices:
+            out += [dev] if is_leaf(dev) else dev.leaf_models()
+        return out
+
+    def pulse_counters(self) -> np.ndarray:
+        """Pulses per element of every single device, leaves in slot order: (n, out, in)."""
+        leaves = self.leaf_models()
+        if any(getattr(leaf, "counters", None) is None for leaf in leaves):
+            raise ValueError("pulse counting is off: set count_pulses=True on every device of "
+                             "the compound")
+        return np.stack([leaf.counters.copy() for leaf in leaves])
+
+    # -- state not covered by hidden parameters -----------------------------------------------
+    def own_state(self) -> dict[str, np.ndarray]:
+        return {"current_update_idx": np.array(self.current_update_idx)}
+
+    def load_own_state(self, state: dict) -> None:
+        self.current_update_idx = int(state["current_update_idx"])
+
+    def extra_state(self) -> dict[str, np.ndarray]:
+        out = {f"compound/{k}": np.asarray(v) for k, v in self.own_state().items()}
+        for k, dev in enumerate(self.devices):
+            out.update({f"dev{k}/{n}": v for n, v in dev.extra_state().items()})
+        return out
+
+    def load_extra_state(self, state: dict) -> None:
+        own = {n[len("compound/"):]: v for n, v in state.items() if n.startswith("compound/")}
+        self.load_own_state(own)
+        for k, dev in enumerate(self.devices):
+            prefix = f"dev{k}/"
+            dev.load_extra_state({n[len(prefix):]: v for n, v in state.items()
+                                  if n.startswith(prefix)})
+        self.reduce()

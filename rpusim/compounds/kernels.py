@@ -1,0 +1,145 @@
+"""Numba kernels of the buffered transfers (Tiki-taka v2-v4) and of mixed precision.
+
+All arithmetic stays in the dtype of the arrays: the scalar arguments are passed as NumPy
+scalars of that dtype by the callers (a Python float would promote float32 to float64).
+"""
+
+import numpy as np
+from numba import njit
+
+from rpusim.kernels.rng import init_stream, normal, stream_key
+from rpusim.kernels.update import device_step
+
+__all__ = ["buffered_transfer", "chopped_transfer", "dynamic_transfer", "accumulate_chi",
+           "apply_up_pulses"]
+
+
+@njit(cache=True)
+def buffered_transfer(H, cols, V, lr, theta, nmax, keep, momentum, forget):
+    """TTv2 buffer step (compounds §6) for the slices ``cols``; returns the counts.
+
+    ``H[:, c]`` is the buffer of slice ``c`` (the caller passes the transpose in rows mode);
+    ``V[k]`` the read of slice ``cols[k]``. ``keep = 1 - clamp(momentum, 0, 1)``.
+    """
+    nr, n = V.shape
+    counts = np.zeros((nr, n), V.dtype)
+    zero = V.dtype.type(0)
+    for k in range(nr):
+        c = cols[k]
+        for r in range(n):
+            omega = H[r, c] + lr * V[k, r]
+            steps = np.trunc(omega / theta)
+            steps = min(max(steps, -nmax), nmax)
+            if steps != zero:
+                if forget:
+                    omega = momentum * omega
+                else:
+                    omega = omega - keep * steps * theta
+            H[r, c] = omega
+            counts[k, r] = steps
+    return counts
+
+
+@njit(cache=True)
+def chopped_transfer(H, c, v, chi, lam, nmax, keep, momentum, forget, no_buffer):
+    """TTv3 buffer step for slice ``c`` (compounds §7 step 4); returns the counts.
+
+    ``chi[r]`` is the chopper sign of element ``r`` of the slice.
+    """
+    n = v.shape[0]
+    counts = np.zeros(n, v.dtype)
+    zero = v.dtype.type(0)
+    one = v.dtype.type(1)
+    for r in range(n):
+        omega = zero if no_buffer else H[r, c]
+        omega = omega + chi[r] * (v[r] * lam)
+        steps = zero
+        if abs(omega) >= one:
+            steps = min(max(np.trunc(omega), -nmax), nmax)
+            if forget:
+                omega = momentum * omega
+            else:
+                omega = omega - keep * steps
+        H[r, c] = omega
+        counts[r] = steps
+    return counts
+
+
+@njit(cache=True)
+def dynamic_transfer(H, M, Pm, c, v, chi, lam, nmax, keep, momentum, forget, cap, beta, prev):
+    """TTv4 step for slice ``c`` (compounds §8 step 4): change against the past mean.
+
+    ``M``/``Pm`` are the running and past means; ``keep = 1 - momentum``; ``cap <= 0`` no cap.
+    """
+    n = v.shape[0]
+    counts = np.zeros(n, v.dtype)
+    zero = v.dtype.type(0)
+    one = v.dtype.type(1)
+    for r in range(n):
+        if prev:
+            Pm[r, c] = M[r, c]
+        dw = (v[r] - Pm[r, c]) * chi[r]
+        omega = H[r, c] + dw * lam
+        steps = zero
+        if abs(omega) >= one:
+            steps = min(max(np.trunc(omega), -nmax), nmax)
+            if forget:
+                omega = omega * momentum
+            else:
+                omega = omega - keep * steps
+                if cap > zero:
+                    omega = min(max(omega, -cap), cap)
+        H[r, c] = omega
+        counts[r] = steps
+        M[r, c] = M[r, c] * (one - beta) + v[r] * beta
+    return counts
+
+
+@njit(cache=True)
+def accumulate_chi(chi, X, D, lr):
+    """``chi += lr * d x^T`` sample by sample, in the dtype of ``chi`` (compounds §9)."""
+    m, nx = X.shape
+    nd = D.shape[1]
+    for s in range(m):
+        for i in range(nd):
+            a = lr * D[s, i]
+            if a == 0:
+                continue
+            for j in range(nx):
+                chi[i, j] += a * X[s, j]
+
+
+def _apply_up_pulses(W, P, Wp, counts, key, params, wn_sigma, counters, count_on):
+    """``counts[i, j]`` up pulses on every element through the device's step function
+    (OneSided devices only ever receive up pulses, so their order does not matter)."""
+    nd, nx = counts.shape
+    states = np.zeros((nd, 2), np.uint64)
+    use_wp = wn_sigma > 0
+    target = Wp if use_wp else W
+    for i in range(nd):
+        init_stream(states, i, stream_key(key, i, 7))
+        for j in range(nx):
+            n = counts[i, j]
+            if n == 0:
+                continue
+            for _ in range(n):
+                target[i, j] = device_step(params, P, i, j, target[i, j], True, states)
+            if use_wp:
+                W[i, j] = Wp[i, j] + wn_sigma * normal(states, i)
+            if count_on:
+                counters[i, j] += n
+
+
+# custom devices (defined outside rpusim) must not enter numba's on-disk cache
+_apply_up_cached = njit(cache=True)(_apply_up_pulses)
+_apply_up_uncached = njit(cache=False)(_apply_up_pulses)
+
+
+def apply_up_pulses(W, P, Wp, counts, key, params, wn_sigma, counters):
+    """Apply ``counts`` up pulses per element (see :func:`_apply_up_pulses`)."""
+    count_on = counters is not None
+    if counters is None:
+        counters = np.zeros((1, 1), np.int64)
+    builtin = type(params).__module__.startswith("rpusim.")
+    fn = _apply_up_cached if builtin else _apply_up_uncached
+    fn(W, P, Wp, counts, key, params, W.dtype.type(wn_sigma), counters, count_on)

@@ -1,0 +1,512 @@
+"""Runtime models of the Tiki-taka family: TransferCompound (v1), BufferedTransferCompound (v2),
+ChoppedTransferCompound (v3), DynamicTransferCompound (v4) — spec compounds §5-§8.
+
+SGD pulses go to device 0 (A) only; after every sample a counter advances and, on schedule,
+slices (columns or rows) are read from one device and written into the next. The samples
+between two transfer events are handed to A in one engine call (the engine processes them in
+order, so the physics is that of the per-sample loop).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from rpusim.compounds import kernels
+from rpusim.compounds.base import (CompoundModel, build_submodel, construction_generator,
+                                   chunk_key, is_leaf, make_reader, one_hot,
+                                   physics_of, sub_update)
+
+__all__ = ["TransferModel", "BufferedTransferModel", "ChoppedTransferModel",
+           "DynamicTransferModel", "build_transfer"]
+
+
+def _round_half_away(v: float) -> int:
+    return int(math.floor(abs(v) + 0.5)) * (1 if v >= 0 else -1)
+
+
+class TransferModel(CompoundModel):
+    """Tiki-taka v1 (compounds §5). No aliasing: ``W = sum_k gamma_k W_k`` always."""
+
+    def __init__(self, config, devices, out_size, in_size, dtype, rng):
+        super().__init__(config, devices, config.gammas(dtype), out_size, in_size, dtype,
+                         rng)
+        n = len(devices)
+        cols = config.transfer_columns
+        self.t_in = in_size if cols else out_size
+        self.t_out = out_size if cols else in_size
+        self.slice_idx = np.zeros(n, np.int64)
+        self.lr_vec = (list(config.transfer_lr_vec) if config.transfer_lr_vec
+                       else [config.transfer_lr] * n)
+        if cols:
+            self._read_mvm = make_reader(config.transfer_forward, out_size, in_size, dtype, rng)
+        else:
+            self._read_mvm = make_reader(config.transfer_forward, in_size, out_size, dtype, rng)
+
+    # -- schedule -----------------------------------------------------------------------------
+    def transfer_every_list(self) -> list[float]:
+        cfg = self.config
+        n = len(self.devices)
+        if cfg.transfer_every_vec:
+            return [float(t) for t in cfg.transfer_every_vec]
+        te = [float(cfg.transfer_every)]
+        nr = min(cfg.n_reads_per_transfer, self.t_in)
+        for _ in range(1, n):
+            # aihwkit scales by the out size (its docstring says in size): replicated
+            te.append(te[-1] * self.t_out / nr)
+        if cfg.no_self_transfer:
+            te[-1] = 0.0
+        return te
+
+    def periods(self, m_batch: int) -> list[int]:
+        out = []
+        dt = self.dtype.type
+        for te in self.transfer_every_list():
+            if self.config.units_in_mbatch:
+                # the product rounds in the tile dtype, as aihwkit's
+                out.append(max(int(math.ceil(dt(te) * dt(m_batch))), 0))
+            else:
+                out.append(max(_round_half_away(te), 0))
+        return out
+
+    # -- SGD ----------------------------------------------------------------------------------
+    def pulse_count_lr(self, lr: float) -> float:
+        cfg = self.config
+        if cfg.fast_lr > 0:
+            return cfg.fast_lr * lr if cfg.scale_fast_lr else cfg.fast_lr
+        return lr
+
+    def sgd(self, X, D, lr, upd, g, key, m_batch) -> None:
+        """SGD pulses of a chunk of samples on device 0."""
+        sub_update(self.devices[0], X, D, self.pulse_count_lr(lr), upd, g, key, m_batch)
+
+    def update(self, X, D, lr, upd, granularity=None, key=None, m_batch=None) -> None:
+        g = self.granularity if granularity is None else granularity
+        m = X.shape[0]
+        m_batch = m if m_batch is None else m_batch
+        periods = self.periods(m_batch)
+        active = [(j, e) for j, e in enumerate(periods) if e > 0]
+        n = len(self.devices)
+        start = 0
+        n_chunk = 0
+        while start < m:
+            idx = self.current_update_idx
+            chunk = m - start
+            for _, e in active:
+                chunk = min(chunk, e - idx % e)
+            self.sgd(X[start:start + chunk], D[start:start + chunk], lr, upd, g,
+                     chunk_key(key, n_chunk), m_batch)
+            n_chunk += 1
+            self.current_update_idx += chunk
+            start += chunk
+            for j, e in active:
+                if self.current_update_idx % e == 0:
+                    self.transfer(j, min(j + 1, n - 1), lr)
+        self.reduce()
+
+    # -- transfer -----------------------------------------------------------------------------
+    def read(self, f: int, slices: np.ndarray) -> np.ndarray:
+        """Read slices of device ``f`` through the transfer IO: (len(slices), t_out)."""
+        U = one_hot(slices, self.t_in, self.dtype)
+        M = self.devices[f].w if self.config.transfer_columns else self.devices[f].w.T
+        return np.asarray(self._read_mvm(M, U, False), dtype=self.dtype)
+
+    def write(self, t: int, slices: np.ndarray, values: np.ndarray, lr: float, upd,
+              m_batch: int) -> None:
+        """Pulsed write ``W_t[slice] -= lr * values`` (columns: ``x = e_c``, ``d = values``)."""
+        onehot = one_hot(slices, self.t_in, self.dtype)
+        values = np.ascontiguousarray(values, dtype=self.dtype)
+        if self.config.transfer_columns:
+            sub_update(self.devices[t], onehot, values, lr, upd, None, None, m_batch)
+        else:
+            sub_update(self.devices[t], values, onehot, lr, upd, None, None, m_batch)
+
+    def start_slice(self, f: int) -> int:
+        if self.config.random_selection:
+            # uniform (aihwkit favours the first and last slice, spec compounds §5.5)
+            return int(self.rng.generator.integers(0, self.t_in))
+        return int(self.slice_idx[f])
+
+    def transfer_lr(self, f: int, t: int, lr: float):
+        """Transfer learning rate out of device ``f``, in the tile dtype as aihwkit."""
+        dt = self.dtype.type
+        lr_t = dt(self.lr_vec[f])
+        return lr_t * dt(lr) if self.config.scale_transfer_lr else lr_t
+
+    def gamma_factor(self, lr_t, f: int, t: int):
+        """Buffered transfers scale the LR by ``gamma_f / gamma_t`` when both are > 0."""
+        gf, gt = self.gammas[f], self.gammas[t]
+        return lr_t * (gf / gt) if gf > 0 and gt > 0 else lr_t
+
+    def transfer(self, f: int, t: int, lr: float) -> None:
+        if f == t:
+            return
+        cfg = self.config
+        lr_t = self.transfer_lr(f, t, lr)
+        if lr_t == 0:
+            return
+        nr = min(cfg.n_reads_per_transfer, self.t_in)
+        c0 = self.start_slice(f)
+        slices = (c0 + np.arange(nr)) % self.t_in
+        if cfg.with_reset_prob > 0:
+            V = np.empty((nr, self.t_out), self.dtype)
+            for k in range(nr):
+                V[k] = self.read(f, slices[k:k + 1])[0]
+                if self.rng.generator.random() < cfg.with_reset_prob:
+                    # resets all slices of this event, also those not read yet (as aihwkit)
+                    self.devices[f].reset_columns(c0, nr, 1.0)
+        else:
+            V = self.read(f, slices)
+        # read with output scale -1, written with +lr_t: W_t += lr_t * W_f (in expectation)
+        self.write(t, slices, -V, lr_t, cfg.transfer_update, nr)
+        self.slice_idx[f] = (c0 + nr) % self.t_in
+
+    # -- whole-matrix operations and weights --------------------------------------------------
+    def reset_columns(self, start: int, num: int, prob: float) -> None:
+        """Transfer compounds reset the fast device only (update spec §8.3)."""
+        self.devices[0].reset_columns(start, num, prob)
+        self.reduce()
+
+    def reset_counters(self) -> None:
+        self.current_update_idx = 0
+        self.slice_idx[:] = 0
+
+    def set_weights(self, w: np.ndarray) -> None:
+        """All devices 0, the last one ``w / gamma_last`` (each with its own set rules)."""
+        self.reset_counters()
+        zero = np.zeros_like(w)
+        for dev in self.devices[:-1]:
+            dev.set_weights(zero)
+        self.devices[-1].set_weights(w / self.gammas[-1])
+        self.reduce()
+
+    def get_hidden_update_index(self) -> int:
+        return 0
+
+    def set_hidden_update_index(self, index: int) -> None:
+        """Ignored, as in aihwkit (the SGD pulses always go to device 0)."""
+
+    def own_state(self) -> dict:
+        out = super().own_state()
+        out["slice_idx"] = self.slice_idx.copy()
+        return out
+
+    def load_own_state(self, state: dict) -> None:
+        super().load_own_state(state)
+        self.slice_idx[:] = state["slice_idx"]
+
+
+class BufferedTransferModel(TransferModel):
+    """Tiki-taka v2 (compounds §6): a float buffer per source device, thresholded writes."""
+
+    def __init__(self, config, devices, out_size, in_size, dtype, rng):
+        super().__init__(config, devices, out_size, in_size, dtype, rng)
+        self.buffers = [np.zeros((out_size, in_size), self.dtype)
+                        for _ in range(len(devices) - 1)]
+
+    def extra_hidden_names(self) -> list[str]:
+        return [f"buffered_FP_weight_{k}" for k in range(len(self.buffers))]
+
+    def get_extra_hidden(self) -> dict:
+        return {f"buffered_FP_weight_{k}": b.copy() for k, b in enumerate(self.buffers)}
+
+    def set_extra_hidden(self, params: dict) -> None:
+        for k, b in enumerate(self.buffers):
+            if f"buffered_FP_weight_{k}" in params:
+                b[...] = params[f"buffered_FP_weight_{k}"]
+
+    def transfer_lr(self, f: int, t: int, lr: float):
+        return self.gamma_factor(super().transfer_lr(f, t, lr), f, t)
+
+    def transfer(self, f: int, t: int, lr: float) -> None:
+        if f == t or f >= len(self.devices) - 1:
+            return
+        cfg = self.config
+        lr_t = self.transfer_lr(f, t, lr)
+        if lr_t == 0:
+            return
+        dt = self.dtype.type
+        nr = min(cfg.n_reads_per_transfer, self.t_in)
+        c0 = self.start_slice(f)
+        slices = (c0 + np.arange(nr)) % self.t_in
+        V = self.read(f, slices)
+        g_t = dt(self.devices[t].granularity)
+        H = self.buffers[f] if cfg.transfer_columns else self.buffers[f].T
+        keep = dt(1) - dt(min(max(cfg.momentum, 0.0), 1.0))
+        counts = kernels.buffered_transfer(
+            H, slices.astype(np.int64), V, abs(lr_t), dt(cfg.thres_scale) * g_t,
+            dt(cfg.transfer_update.desired_bl), keep, dt(cfg.momentum), cfg.forget_buffer)
+        if np.any(counts != 0):
+            self.write(t, slices, -counts, dt(cfg.step) * g_t, cfg.transfer_update, nr)
+        self.slice_idx[f] = (c0 + nr) % self.t_in
+
+
+class ChoppedTransferModel(TransferModel):
+    """Tiki-taka v3 (compounds §7): A accumulates the chopped gradient; the buffered,
+    de-chopped reads of A are written into C. ``W = gamma_0 (chi o A) + gamma_1 C``."""
+
+    def __init__(self, config, devices, out_size, in_size, dtype, rng):
+        super().__init__(config, devices, out_size, in_size, dtype, rng)
+        self.in_chopper = np.zeros(self.t_in, bool)
+        self.out_chopper = np.zeros(self.t_out, bool)
+        self.buffer = np.zeros((out_size, in_size), self.dtype)
+        self.m_x = 0.0
+        self.m_d = 0.0
+        self.transfer_counter = 0
+        self.last_lr_pc = 0.0
+        self.reduce()
+
+    # chopper signs on the weight grid: rows (d) and columns (x)
+    def _signs(self) -> tuple[np.ndarray, np.ndarray]:
+        if not hasattr(self, "in_chopper"):
+            return np.ones(self.out_size, self.dtype), np.ones(self.in_size, self.dtype)
+        s_in = np.where(self.in_chopper, -1, 1).astype(self.dtype)
+        s_out = np.where(self.out_chopper, -1, 1).astype(self.dtype)
+        return (s_out, s_in) if self.config.transfer_columns else (s_in, s_out)
+
+    def chopper_matrix(self) -> np.ndarray:
+        s_d, s_x = self._signs()
+        return np.outer(s_d, s_x)
+
+    def reduce_arrays(self, arrays) -> np.ndarray:
+        return super().reduce_arrays([self.chopper_matrix() * arrays[0]] + list(arrays[1:]))
+
+    def extra_hidden_names(self) -> list[str]:
+        return ["buffered_FP_weight_0"]
+
+    def get_extra_hidden(self) -> dict:
+        return {"buffered_FP_weight_0": self.buffer.copy()}
+
+    def set_extra_hidden(self, params: dict) -> None:
+        if "buffered_FP_weight_0" in params:
+            self.buffer[...] = params["buffered_FP_weight_0"]
+
+    def periods(self, m_batch: int) -> list[int]:
+        te = self.config.transfer_every
+        if te < 0:
+            # automatic period from A's number of states, (w_max - w_min) / dw_min (mean over
+            # A's single devices when A is itself a compound)
+            dev = self.devices[0]
+            leaves = [dev] if is_leaf(dev) else dev.leaf_models()
+            num_states = float(np.mean([(physics_of(leaf).w_max - physics_of(leaf).w_min)
+                                        / leaf.dw_min for leaf in leaves]))
+            return [max(1, _round_half_away(num_states / self.t_in * abs(te))), 0]
+        return super().periods(m_batch)
+
+    def pulse_count_lr_sample(self, lr: float, upd, x, d, m_batch) -> float:
+        cfg = self.config
+        if not (cfg.auto_scale and cfg.fast_lr > 0):
+            return self.pulse_count_lr(lr)
+        lr_pc = cfg.fast_lr * upd.desired_bl * self.devices[0].granularity
+        if self.m_x > 0 and self.m_d > 0:
+            lr_pc /= self.m_x * self.m_d
+        return lr_pc * lr if cfg.scale_fast_lr else lr_pc
+
+    def _auto_scale(self, x, d, m_batch) -> None:
+        tau = (1 - self.config.auto_momentum) / m_batch
+        for name, new in (("m_x", float(np.max(np.abs(x)))), ("m_d", float(np.max(np.abs(d))))):
+            old = getattr(self, name)
+            if old <= 0:
+                setattr(self, name, new)
+            elif new > 0:
+                setattr(self, name, (1 - tau) * old + tau * new)
+
+    def sgd(self, X, D, lr, upd, g, key, m_batch) -> None:
+        """Chopped SGD pulses on A: every pulse sign times the element's chopper sign."""
+        s_d, s_x = self._signs()
+        Xs = np.ascontiguousarray(X * s_x)
+        Ds = np.ascontiguousarray(D * s_d)
+        if self.config.auto_scale:
+            for r in range(X.shape[0]):
+                self._auto_scale(X[r], D[r], m_batch)
+                lr_pc = self.pulse_count_lr_sample(lr, upd, X[r], D[r], m_batch)
+                self.last_lr_pc = lr_pc
+                sub_update(self.devices[0], Xs[r:r + 1], Ds[r:r + 1], lr_pc, upd, g,
+                           chunk_key(key, r), m_batch)
+        else:
+            lr_pc = self.pulse_count_lr(lr)
+            self.last_lr_pc = lr_pc
+            sub_update(self.devices[0], Xs, Ds, lr_pc, upd, g, key, m_batch)
+
+    def transfer_lr(self, f: int, t: int, lr: float):
+        return self.gamma_factor(super().transfer_lr(f, t, lr), f, t)
+
+    def buffer_scale(self, lr_t):
+        """``lambda``: the factor from a read value to buffer units (compounds §7 step 3)."""
+        cfg = self.config
+        dt = self.dtype.type
+        g_a = dt(self.devices[0].granularity)
+        g_c = dt(self.devices[1].granularity)
+        bg = (dt(cfg.buffer_granularity) if cfg.buffer_granularity > 0 else dt(1)) * g_a
+        if cfg.auto_granularity > 0:
+            bg = bg * dt(cfg.auto_granularity) / (dt(self.t_in) * dt(abs(cfg.transfer_every)))
+        if cfg.correct_gradient_magnitudes:
+            bg = bg * (g_c / g_a)
+            return abs(lr_t) / dt(self.last_lr_pc) / bg if self.last_lr_pc else dt(0)
+        return abs(lr_t) / bg
+
+    def slice_signs(self, c: int) -> np.ndarray:
+        s_in = -1 if self.in_chopper[c] else 1
+        return np.where(self.out_chopper, -s_in, s_in).astype(self.dtype)
+
+    def flip_choppers(self, c: int) -> None:
+        cfg = self.config
+        p = cfg.in_chop_prob
+        if p > 0:
+            if cfg.in_chop_random:
+                if self.rng.generator.random() < p:
+                    self.in_chopper[c] = ~self.in_chopper[c]
+            else:
+                period = max(math.ceil(1 / p), 2)
+                if self.transfer_counter % period + 1 == period:
+                    self.in_chopper[c] = ~self.in_chopper[c]
+        self.flip_out_choppers(c)
+
+    def flip_out_choppers(self, c: int) -> None:
+        p = self.config.out_chop_prob
+        if c == self.t_in - 1 and p > 0:
+            self.out_chopper ^= self.rng.generator.random(self.t_out) < p
+
+    def transfer(self, f: int, t: int, lr: float) -> None:
+        if f != 0 or t != 1:
+            return
+        cfg = self.config
+        lr_t = self.transfer_lr(f, t, lr)
+        if lr_t == 0:
+            return
+        dt = self.dtype.type
+        c = int(self.slice_idx[0])
+        v = self.read(0, np.array([c]))[0]
+        H = self.buffer if cfg.transfer_columns else self.buffer.T
+        keep = dt(1) - dt(min(max(cfg.momentum, 0.0), 1.0))
+        counts = kernels.chopped_transfer(
+            H, c, v, self.slice_signs(c), dt(self.buffer_scale(lr_t)),
+            dt(cfg.transfer_update.desired_bl), keep, dt(cfg.momentum), cfg.forget_buffer,
+            cfg.no_buffer)
+        if np.any(counts != 0):
+            self.write(1, np.array([c]), -counts[None, :],
+                       dt(cfg.step) * dt(self.devices[1].granularity), cfg.transfer_update, 1)
+        self.flip_choppers(c)
+        if c == self.t_in - 1:
+            self.transfer_counter += 1
+        self.slice_idx[0] = (c + 1) % self.t_in
+
+    def own_state(self) -> dict:
+        out = super().own_state()
+        out.update(in_chopper=self.in_chopper.copy(), out_chopper=self.out_chopper.copy(),
+                   m_x=np.array(self.m_x), m_d=np.array(self.m_d),
+                   transfer_counter=np.array(self.transfer_counter),
+                   last_lr_pc=np.array(self.last_lr_pc))
+        return out
+
+    def load_own_state(self, state: dict) -> None:
+        super().load_own_state(state)
+        self.in_chopper[:] = state["in_chopper"]
+        self.out_chopper[:] = state["out_chopper"]
+        self.m_x, self.m_d = float(state["m_x"]), float(state["m_d"])
+        self.transfer_counter = int(state["transfer_counter"])
+        self.last_lr_pc = float(state["last_lr_pc"])
+
+    def get_choppers(self) -> dict[str, np.ndarray]:
+        """Chopper states (extra state, not hidden parameters): input and output choppers."""
+        return {"in_chopper": self.in_chopper.copy(), "out_chopper": self.out_chopper.copy()}
+
+    def set_choppers(self, in_chopper=None, out_chopper=None) -> None:
+        if in_chopper is not None:
+            self.in_chopper[:] = np.asarray(in_chopper, bool)
+        if out_chopper is not None:
+            self.out_chopper[:] = np.asarray(out_chopper, bool)
+        self.reduce()
+
+
+class DynamicTransferModel(ChoppedTransferModel):
+    """Tiki-taka v4 / AGAD (compounds §8): the buffer integrates the change of A's reads
+    against the mean of the previous chopper phase."""
+
+    def __init__(self, config, devices, out_size, in_size, dtype, rng):
+        super().__init__(config, devices, out_size, in_size, dtype, rng)
+        self.running_mean = np.zeros((out_size, in_size), self.dtype)
+        self.past_mean = np.zeros((out_size, in_size), self.dtype)
+        self.switched = np.zeros(self.t_in, bool)
+
+    def extra_hidden_names(self) -> list[str]:
+        return ["buffered_FP_weight", "running_mean_weight", "past_mean_weight"]
+
+    def get_extra_hidden(self) -> dict:
+        return {"buffered_FP_weight": self.buffer.copy(),
+                "running_mean_weight": self.running_mean.copy(),
+                "past_mean_weight": self.past_mean.copy()}
+
+    def set_extra_hidden(self, params: dict) -> None:
+        for name, arr in (("buffered_FP_weight", self.buffer),
+                          ("running_mean_weight", self.running_mean),
+                          ("past_mean_weight", self.past_mean)):
+            if name in params:
+                arr[...] = params[name]
+
+    def transfer(self, f: int, t: int, lr: float) -> None:
+        if f != 0 or t != 1:
+            return
+        cfg = self.config
+        lr_t = self.transfer_lr(f, t, lr)
+        if lr_t == 0:
+            return
+        dt = self.dtype.type
+        c = int(self.slice_idx[0])
+        v = self.read(0, np.array([c]))[0]
+        n_samples = max(math.ceil(1 / cfg.in_chop_prob), 2)
+        current = self.transfer_counter % n_samples + 1
+        beta = dt(min(dt(cfg.tail_weightening) / dt(n_samples), dt(1)))
+        prev = bool(self.switched[c])
+        self.switched[c] = False
+        lam = dt(self.buffer_scale(lr_t))
+        if cfg.experimental_correct_accumulation:
+            lam = lam / min(dt(current), dt(1) / dt(self.devices[0].granularity))
+        cols = cfg.transfer_columns
+        H = self.buffer if cols else self.buffer.T
+        M = self.running_mean if cols else self.running_mean.T
+        Pm = self.past_mean if cols else self.past_mean.T
+        nmax = dt(cfg.transfer_update.desired_bl)
+        counts = kernels.dynamic_transfer(
+            H, M, Pm, c, v, self.slice_signs(c), lam, nmax, dt(1) - dt(cfg.momentum),
+            dt(cfg.momentum), cfg.forget_buffer, nmax * dt(cfg.buffer_cap), beta, prev)
+        if np.any(counts != 0) and self.transfer_counter > n_samples:
+            self.write(1, np.array([c]), -counts[None, :],
+                       dt(cfg.step) * dt(self.devices[1].granularity), cfg.transfer_update, 1)
+        switch = current == n_samples
+        if cfg.in_chop_random and self.rng.generator.random() < cfg.in_chop_prob:
+            switch = True
+        if switch:
+            self.in_chopper[c] = ~self.in_chopper[c]
+            self.switched[c] = True
+        self.flip_out_choppers(c)
+        if c == self.t_in - 1:
+            self.transfer_counter += 1
+        self.slice_idx[0] = (c + 1) % self.t_in
+
+    def own_state(self) -> dict:
+        out = super().own_state()
+        out["in_chopper_switched"] = self.switched.copy()
+        return out
+
+    def load_own_state(self, state: dict) -> None:
+        super().load_own_state(state)
+        self.switched[:] = state["in_chopper_switched"]
+
+
+def build_transfer(config, out_size, in_size, dtype, rng, pulse_type, gen=None):
+    from rpusim.compounds.configs import (BufferedTransferCompound, ChoppedTransferCompound,
+                                          DynamicTransferCompound)
+    gen = construction_generator(config, rng, gen)
+    devices = [build_submodel(spec, out_size, in_size, dtype, rng, pulse_type, gen)
+               for spec in config.device_specs()]
+    if isinstance(config, DynamicTransferCompound):
+        cls = DynamicTransferModel
+    elif isinstance(config, ChoppedTransferCompound):
+        cls = ChoppedTransferModel
+    elif isinstance(config, BufferedTransferCompound):
+        cls = BufferedTransferModel
+    else:
+        cls = TransferModel
+    return cls(config, devices, out_size, in_size, dtype, rng)

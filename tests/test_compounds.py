@@ -1,0 +1,607 @@
+"""Compounds: unit cells, the Tiki-taka family and mixed precision (spec compounds §1-§9).
+
+Expected values are computed here from the spec's formulas (hidden names, reductions, set
+semantics, transfer arithmetic); the aihwkit #302 scenario is the acceptance case of §5.8.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import rpusim.configs as C
+from rpusim import AnalogTile
+
+COMMON = ["max_bound", "min_bound", "dwmin_up", "dwmin_down", "decay_scales", "diffusion_rates",
+          "reset_bias", "drift_nu"]
+SB_NAMES = COMMON + ["slope_up", "slope_down"]
+DI = C.PulseType.DETERMINISTIC_IMPLICIT
+PERFECT = C.IOParameters(is_perfect=True)
+
+
+def cs(dw_min=0.01, **kw):
+    """A ConstantStep device without any randomness (every element identical)."""
+    base = dict(dw_min=dw_min, dw_min_dtod=0.0, dw_min_std=0.0, w_max_dtod=0.0, w_min_dtod=0.0,
+                up_down_dtod=0.0)
+    base.update(kw)
+    return C.ConstantStepDevice(**base)
+
+
+def di(**kw):
+    return C.UpdateParameters(pulse_type=DI, **kw)
+
+
+def buffered_di():
+    return di(desired_bl=1, update_bl_management=False, update_management=False)
+
+
+def tile(device, out_size=3, in_size=4, dtype=np.float32, update=None, seed=0, cls=None):
+    cls = cls or C.UnitCellRPUConfig
+    cfg = cls(device=device, update=update or di(), forward=PERFECT, backward=PERFECT)
+    return AnalogTile(out_size, in_size, cfg, seed=seed, dtype=dtype)
+
+
+def reduce_check(t, gammas, names):
+    h = t.get_hidden_parameters()
+    expected = sum(g * h[n].astype(np.float64) for g, n in zip(gammas, names))
+    np.testing.assert_allclose(t.get_weights(), expected, atol=1e-6)
+
+
+# -- aihwkit issue #302 (spec compounds §5.8) -------------------------------------------------
+def _sb302(r):
+    return C.SoftBoundsDevice(w_max=1.0, w_min=-1.0, w_max_dtod=0.0, w_min_dtod=0.0,
+                              lifetime=100.0, lifetime_dtod=0.0, reset=r, reset_std=0.0)
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 2e-7)])
+@pytest.mark.parametrize("gamma", [0.2, 0.0])
+@pytest.mark.parametrize("reset", [0.0, 0.3, -0.3])
+def test_issue_302_decay_of_every_hidden_weight(dtype, tol, gamma, reset):
+    dev = C.TransferCompound(unit_cell_devices=[C.ReferenceUnitCell([_sb302(reset)] * 2),
+                                                C.ReferenceUnitCell([_sb302(reset)] * 2)],
+                             gamma=gamma)
+    t = AnalogTile(2, 3, C.UnitCellRPUConfig(device=dev), seed=0, dtype=dtype)
+    t.set_weights(np.zeros((2, 3)))
+    rng = np.random.default_rng(3)
+    suffixes = ["0_0", "1_0", "0_1", "1_1"]
+    values = {s: rng.uniform(-0.5, 0.5, (2, 3)) for s in suffixes}
+    deltas = dict(zip(suffixes, [0.95, 0.28, 0.33, 0.12]))
+    params = {f"hidden_weights_{s}": v for s, v in values.items()}
+    params.update({f"decay_scales_{s}": np.full((2, 3), d) for s, d in deltas.items()})
+    t.set_hidden_parameters(params)
+    a, b, c, d = (values[s] for s in suffixes)
+    np.testing.assert_allclose(t.get_weights(), gamma * (a - b) + c - d, rtol=0, atol=tol)
+    for _ in range(2):  # two optimizer steps at lr = 0: no update, but decay
+        t.update(np.ones(3), np.ones(2), lr=0.0)
+        t.post_update_step()
+    a, b, c, d = ((values[s] - reset) * deltas[s] ** 2 + reset for s in suffixes)
+    np.testing.assert_allclose(t.get_weights(), gamma * (a - b) + c - d, rtol=0, atol=tol)
+    h = t.get_hidden_parameters()
+    np.testing.assert_allclose(h["hidden_weights_0"], a - b, atol=tol)
+    np.testing.assert_allclose(h["hidden_weights_1"], c - d, atol=tol)
+
+
+# -- hidden parameter names (compounds §1.3, §10) ---------------------------------------------
+def test_names_transfer_of_reference_cells_46():
+    sb = C.SoftBoundsDevice()
+    dev = C.TransferCompound(unit_cell_devices=[C.ReferenceUnitCell([sb, sb]),
+                                                C.ReferenceUnitCell([sb, sb])])
+    names = tile(dev).get_hidden_parameter_names()
+    expected = []
+    for k in (0, 1):
+        for i in (0, 1):
+            expected += [f"{n}_{i}_{k}" for n in SB_NAMES] + [f"hidden_weights_{i}_{k}"]
+        expected.append(f"hidden_weights_{k}")
+    assert names == expected and len(names) == 46
+
+
+@pytest.mark.parametrize("make,count,tail", [
+    (lambda: C.VectorUnitCell([cs(), C.SoftBoundsDevice()]), 20, ["hidden_weights_1"]),
+    (lambda: C.ReferenceUnitCell([C.SoftBoundsDevice()]), 22, ["hidden_weights_1"]),
+    (lambda: C.OneSidedUnitCell([cs()]), 18, ["hidden_weights_1"]),
+    (lambda: C.TransferCompound([cs()] * 3), 27, ["hidden_weights_2"]),
+    (lambda: C.BufferedTransferCompound([cs()] * 3), 29,
+     ["buffered_FP_weight_0", "buffered_FP_weight_1"]),
+    (lambda: C.ChoppedTransferCompound([cs()] * 2), 19, ["buffered_FP_weight_0"]),
+    (lambda: C.DynamicTransferCompound([cs()] * 2), 21,
+     ["buffered_FP_weight", "running_mean_weight", "past_mean_weight"]),
+    (lambda: C.MixedPrecisionCompound(device=cs()), 9, ["drift_nu", "hidden_weights_chi"]),
+    (lambda: C.MixedPrecisionCompound(device=C.TransferCompound([cs()] * 2)), 19,
+     ["hidden_weights_1", "hidden_weights_chi"]),
+])
+def test_names_counts_and_tails(make, count, tail):
+    names = tile(make()).get_hidden_parameter_names()
+    assert len(names) == count
+    assert names[-len(tail):] == tail
+
+
+def test_names_nested_slot_order():
+    names = tile(C.VectorUnitCell([C.VectorUnitCell([cs(), cs()]), cs()])
+                 ).get_hidden_parameter_names()
+    assert names[:9] == [f"{n}_0_0" for n in COMMON] + ["hidden_weights_0_0"]
+    assert names[17:19] == ["hidden_weights_1_0", "hidden_weights_0"]
+    assert names[-1] == "hidden_weights_1"
+
+
+# -- set_weights semantics (compounds §2-§5.6, §9) --------------------------------------------
+def test_vector_set_weights_writes_every_device():
+    t = tile(C.VectorUnitCell([cs(), cs(), cs()], gamma_vec=[0.5, 2.0, 0.0]))
+    V = np.full((3, 4), 0.1)
+    t.set_weights(V)
+    h = t.get_hidden_parameters()
+    for k in range(3):
+        np.testing.assert_allclose(h[f"hidden_weights_{k}"], V, atol=1e-7)
+    np.testing.assert_allclose(t.get_weights(), 2.5 * V, atol=1e-6)
+
+
+def test_reference_cell_programming():
+    t = tile(C.ReferenceUnitCell([cs()]))
+    t.set_hidden_update_index(1)
+    t.set_weights(np.full((3, 4), 0.1))
+    t.set_hidden_update_index(0)
+    V = np.random.default_rng(0).uniform(-0.3, 0.3, (3, 4))
+    t.set_weights(V)
+    np.testing.assert_allclose(t.get_weights(), V - 0.1, atol=1e-6)
+    before = t.get_hidden_parameters()["hidden_weights_1"]
+    t.update(np.ones(4), np.ones(3), lr=0.05)  # only device 0 is pulsed
+    h = t.get_hidden_parameters()
+    np.testing.assert_array_equal(h["hidden_weights_1"], before)
+    np.testing.assert_allclose(h["hidden_weights_0"], V - 0.05, atol=1e-6)
+
+
+@pytest.mark.parametrize("gamma_vec,gamma", [([], 0.5), ([0.3, 0.5], 0.0), ([], 0.0)])
+def test_transfer_set_weights(gamma_vec, gamma):
+    t = tile(C.TransferCompound([cs(), cs()], gamma=gamma, gamma_vec=gamma_vec))
+    t.set_hidden_parameters({"hidden_weights_0": np.full((3, 4), 0.2)})
+    V = np.random.default_rng(1).uniform(-0.2, 0.2, (3, 4))
+    t.set_weights(V)
+    h = t.get_hidden_parameters()
+    g_last = gamma_vec[-1] if gamma_vec else 1.0
+    np.testing.assert_array_equal(h["hidden_weights_0"], 0.0)
+    np.testing.assert_allclose(h["hidden_weights_1"], V / g_last, atol=1e-6)
+    np.testing.assert_allclose(t.get_weights(), V, atol=1e-6)
+
+
+def test_onesided_set_weights_splits_signs():
+    t = tile(C.OneSidedUnitCell([cs()]))
+    V = np.random.default_rng(2).uniform(-0.3, 0.3, (3, 4))
+    t.set_weights(V)
+    h = t.get_hidden_parameters()
+    np.testing.assert_allclose(h["hidden_weights_1"], np.maximum(V, 0), atol=1e-7)
+    np.testing.assert_allclose(h["hidden_weights_0"], np.maximum(-V, 0), atol=1e-7)
+    np.testing.assert_allclose(t.get_weights(), V, atol=1e-6)
+
+
+# -- hypothesis: hidden round trip and reduction for every compound and nesting ---------------
+def _compound_makers():
+    return {
+        "vector": (lambda: C.VectorUnitCell([cs(), cs(0.02)], gamma_vec=[0.7, 0.4]),
+                   [0.7, 0.4]),
+        "reference": (lambda: C.ReferenceUnitCell([cs()]), [1.0, -1.0]),
+        "onesided": (lambda: C.OneSidedUnitCell([cs()]), [-1.0, 1.0]),
+        "transfer": (lambda: C.TransferCompound([cs(), cs(), cs()], gamma=0.5),
+                     [0.25, 0.5, 1.0]),
+        "transfer_gamma0": (lambda: C.TransferCompound([cs(), cs()]), [0.0, 1.0]),
+        "buffered": (lambda: C.BufferedTransferCompound([cs(), cs()], gamma_vec=[0.2, 0.9]),
+                     [0.2, 0.9]),
+        "chopped": (lambda: C.ChoppedTransferCompound([cs(), cs()], gamma=0.3), [0.3, 1.0]),
+        "dynamic": (lambda: C.DynamicTransferCompound([cs(), cs()], gamma=0.3), [0.3, 1.0]),
+        "transfer_of_refs": (lambda: C.TransferCompound(
+            [C.ReferenceUnitCell([cs()]), C.ReferenceUnitCell([cs()])], gamma=0.4), [0.4, 1.0]),
+        "vector_of_vector": (lambda: C.VectorUnitCell(
+            [C.VectorUnitCell([cs(), cs()]), cs()], gamma_vec=[2.0, -1.0]), [2.0, -1.0]),
+        "transfer_of_onesided": (lambda: C.TransferCompound(
+            [C.OneSidedUnitCell([cs()]), cs()], gamma=0.6), [0.6, 1.0]),
+    }
+
+
+MAKERS = _compound_makers()
+
+
+@settings(max_examples=15)
+@given(name=st.sampled_from(sorted(MAKERS)), seed=st.integers(0, 2**31 - 1),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_hidden_round_trip_and_reduction(name, seed, dtype):
+    make, gammas = MAKERS[name]
+    t = tile(make(), dtype=dtype)
+    rng = np.random.default_rng(seed)
+    names = t.get_hidden_parameter_names()
+    h = t.get_hidden_parameters()
+    assert list(h) == names
+    # new leaf weights (inside the bounds) and every other hidden parameter perturbed a bit;
+    # hidden_weights_S is derived when an inner hidden_weights_<i>_S exists
+    derived = {n for n in names if n.startswith("hidden_weights_") and any(
+        re.fullmatch(r"hidden_weights_\d+_" + n[len("hidden_weights_"):], m) for m in names)}
+    new = {}
+    for n in names:
+        if n in derived:
+            continue
+        if n.startswith("hidden_weights"):
+            new[n] = rng.uniform(-0.4, 0.4, h[n].shape)
+        elif n.startswith("max_bound"):
+            new[n] = h[n] + rng.uniform(0, 0.1, h[n].shape)
+        elif n.startswith("min_bound"):
+            new[n] = h[n] - rng.uniform(0, 0.1, h[n].shape)
+        elif n.startswith(("dwmin", "decay", "diffusion", "reset_bias", "drift")):
+            new[n] = h[n] * rng.uniform(0.9, 1.1, h[n].shape)
+        else:
+            new[n] = rng.uniform(-0.5, 0.5, h[n].shape)
+    t.set_hidden_parameters(new)
+    got = t.get_hidden_parameters()
+    for n, v in new.items():
+        np.testing.assert_allclose(got[n], v, rtol=1e-6, atol=1e-7, err_msg=n)
+    # the full dict read back sets again without change (derived weights are consistent)
+    t.set_hidden_parameters(got)
+    again = t.get_hidden_parameters()
+    for n in names:
+        np.testing.assert_array_equal(again[n], got[n], err_msg=n)
+    top = [f"hidden_weights_{k}" for k in range(len(gammas))]
+    reduce_check(t, gammas, top)
+    # ... and stays so through updates (transfers, chopper flips) and decay
+    t.update(rng.uniform(-1, 1, (7, 4)), rng.uniform(-1, 1, (7, 3)), lr=0.05)
+    t.decay_weights(0.5)
+    h = t.get_hidden_parameters()
+    chi = getattr(t._model, "chopper_matrix", lambda: 1.0)()
+    expected = sum(g * h[n].astype(np.float64) for g, n in zip(gammas, top))
+    expected += gammas[0] * (chi - 1.0) * h[top[0]]
+    np.testing.assert_allclose(t.get_weights(), expected, atol=2e-6)
+
+
+@settings(max_examples=10)
+@given(seed=st.integers(0, 2**31 - 1), vector=st.booleans())
+def test_mixed_precision_hidden_round_trip(seed, vector):
+    device = C.VectorUnitCell([cs(), cs(0.02)]) if vector else cs()
+    t = tile(C.MixedPrecisionCompound(device=device), cls=C.DigitalRankUpdateRPUConfig)
+    rng = np.random.default_rng(seed)
+    names = t.get_hidden_parameter_names()
+    assert names[-1] == "hidden_weights_chi"
+    new = {n: rng.uniform(-0.3, 0.3, (3, 4)) for n in names
+           if n.startswith("hidden_weights") or n.startswith("reset_bias")}
+    t.set_hidden_parameters(new)
+    got = t.get_hidden_parameters()
+    for n, v in new.items():
+        np.testing.assert_allclose(got[n], v, rtol=1e-6, atol=1e-7, err_msg=n)
+    if vector:
+        np.testing.assert_allclose(
+            t.get_weights(), (got["hidden_weights_0"] + got["hidden_weights_1"]) / 2, atol=1e-6)
+
+
+def test_intermediate_hidden_weight_disagreeing_raises_and_changes_nothing():
+    t = tile(C.TransferCompound([C.ReferenceUnitCell([cs()]), C.ReferenceUnitCell([cs()])]))
+    before = t.get_hidden_parameters()
+    w = t.get_weights()
+    with pytest.raises(ValueError, match="hidden_weights_0"):
+        t.set_hidden_parameters({"hidden_weights_0_0": np.full((3, 4), 0.3),
+                                 "hidden_weights_0": np.full((3, 4), 0.77)})
+    after = t.get_hidden_parameters()
+    for n in before:
+        np.testing.assert_array_equal(after[n], before[n])
+    np.testing.assert_array_equal(t.get_weights(), w)
+    # consistent intermediate values are accepted
+    t.set_hidden_parameters({"hidden_weights_0_0": np.full((3, 4), 0.3),
+                             "hidden_weights_1_0": np.full((3, 4), 0.1),
+                             "hidden_weights_0": np.full((3, 4), 0.2)})
+    np.testing.assert_allclose(t.get_hidden_parameters()["hidden_weights_0"], 0.2, atol=1e-7)
+
+
+@settings(max_examples=10)
+@given(seed=st.integers(0, 2**31 - 1), gamma=st.sampled_from([0.0, 0.3, 1.0]),
+       columns=st.booleans())
+def test_transfer_moves_a_slice_of_a_into_c(seed, gamma, columns):
+    """With zero gradients only the transfer acts: C's slice grows by ``lr_t * A``'s slice."""
+    dev = C.TransferCompound([cs(0.001), cs(0.002)], gamma=gamma, transfer_every=1,
+                             units_in_mbatch=False, transfer_columns=columns,
+                             transfer_lr=1.0, scale_transfer_lr=False,
+                             transfer_forward=PERFECT, transfer_update=di())
+    t = tile(dev)
+    rng = np.random.default_rng(seed)
+    A = 0.002 * np.round(rng.uniform(-25, 25, (3, 4))) + 0.0005  # no rounding ties
+    t.set_weights(np.zeros((3, 4)))
+    t.set_hidden_parameters({"hidden_weights_0": A})
+    t.update(np.zeros(4), np.zeros(3), lr=0.1)  # one sample: transfers slice 0
+    C1 = t.get_hidden_parameters()["hidden_weights_1"]
+    src = A[:, 0] if columns else A[0, :]
+    got = C1[:, 0] if columns else C1[0, :]
+    np.testing.assert_allclose(got, 0.002 * np.rint(src / 0.002), atol=1e-6)
+    rest = np.delete(C1, 0, axis=1 if columns else 0)
+    np.testing.assert_array_equal(rest, 0)
+    np.testing.assert_allclose(t.get_weights(), gamma * A + C1, atol=1e-6)
+
+
+def test_transfer_schedule_units_in_mbatch_and_out_size_periods():
+    dev = C.TransferCompound([cs(0.001), cs(0.002), cs(0.002)], transfer_every=1,
+                             units_in_mbatch=False, transfer_forward=PERFECT,
+                             transfer_update=di(), scale_transfer_lr=False)
+    t = tile(dev, out_size=2, in_size=5)
+    model = t._model
+    assert model.periods(1) == [1, 2, 0]  # te_1 = te_0 * out_size / n_reads (aihwkit)
+    dev2 = C.TransferCompound([cs(), cs()], transfer_every=0.5, units_in_mbatch=True)
+    assert tile(dev2)._model.periods(4) == [2, 0]
+
+
+# -- VectorUnitCell policies (compounds §2) ---------------------------------------------------
+def test_single_sequential_goes_to_next_device_per_sample():
+    t = tile(C.VectorUnitCell([cs(), cs(), cs()],
+                              update_policy=C.VectorUnitCellUpdatePolicy.SINGLE_SEQUENTIAL))
+    t.set_weights(np.zeros((3, 4)))
+    t.update(np.ones(4), np.ones(3), lr=0.01)  # first sample: device 1
+    h = t.get_hidden_parameters()
+    assert [h[f"hidden_weights_{k}"][0, 0] for k in range(3)] == pytest.approx([0, -0.01, 0])
+    t.update(np.ones((2, 4)), np.ones((2, 3)), lr=0.01)  # devices 2 and 0
+    h = t.get_hidden_parameters()
+    assert [h[f"hidden_weights_{k}"][0, 0] for k in range(3)] == pytest.approx([-0.01] * 3)
+    assert t.get_hidden_update_index() == 0
+
+
+def test_single_random_spreads_per_sample():
+    t = tile(C.VectorUnitCell([cs(0.001)] * 3, update_policy="SINGLE_RANDOM"), out_size=1,
+             in_size=1)
+    t.set_weights(np.zeros((1, 1)))
+    for _ in range(10):
+        t.update(np.ones((30, 1)), np.ones((30, 1)), lr=0.001)
+    h = t.get_hidden_parameters()
+    frac = np.array([-h[f"hidden_weights_{k}"][0, 0] / 0.3 for k in range(3)])
+    assert frac.sum() == pytest.approx(1.0, abs=1e-3)
+    assert np.all(np.abs(frac - 1 / 3) < 0.1)
+
+
+def test_all_policy_same_coincidences_own_steps():
+    t = tile(C.VectorUnitCell([cs(0.01), cs(0.03)]), update=C.UpdateParameters())
+    t.set_weights(np.zeros((3, 4)))
+    rng = np.random.default_rng(0)
+    t.update(rng.uniform(-1, 1, (5, 4)), rng.uniform(-1, 1, (5, 3)), lr=0.05)
+    h = t.get_hidden_parameters()
+    n0 = np.rint(h["hidden_weights_0"] / 0.01)
+    n1 = np.rint(h["hidden_weights_1"] / 0.03)
+    np.testing.assert_array_equal(n0, n1)
+    np.testing.assert_allclose(t.get_weights(), (h["hidden_weights_0"] + h["hidden_weights_1"]) / 2,
+                               atol=1e-7)
+
+
+def test_all_policy_nested_compounds_share_coincidences_chunk_by_chunk():
+    """Two identical Tiki-taka cells under ALL see the same stochastic SGD pulses, also when
+    they split a batch at their transfers."""
+    tt = C.TransferCompound([cs(0.01), cs(0.01)], transfer_every=2, units_in_mbatch=False,
+                            transfer_forward=PERFECT)
+    t = tile(C.VectorUnitCell([tt, tt]), update=C.UpdateParameters())
+    t.set_weights(np.zeros((3, 4)))
+    rng = np.random.default_rng(4)
+    t.update(rng.uniform(0.2, 1, (6, 4)), rng.uniform(0.2, 1, (6, 3)), lr=0.05)
+    h = t.get_hidden_parameters()
+    # the fast devices got the same SGD pulses (the transfer writes draw their own trains)
+    np.testing.assert_array_equal(h["hidden_weights_0_0"], h["hidden_weights_0_1"])
+    assert np.any(h["hidden_weights_0_0"] != 0)
+
+
+# -- OneSided (compounds §4) -------------------------------------------------------------------
+def test_onesided_routes_only_up_pulses():
+    t = tile(C.OneSidedUnitCell([cs(0.01)]), out_size=2, in_size=2)
+    t.set_weights(np.zeros((2, 2)))
+    t.update(np.array([1.0, -1.0]), np.array([1.0, -1.0]), lr=0.01)
+    h = t.get_hidden_parameters()
+    # x*d > 0 (weight should fall): up pulse on g- ; x*d < 0: up pulse on g+
+    np.testing.assert_allclose(h["hidden_weights_0"], [[0.01, 0], [0, 0.01]], atol=1e-7)
+    np.testing.assert_allclose(h["hidden_weights_1"], [[0, 0.01], [0.01, 0]], atol=1e-7)
+    np.testing.assert_allclose(t.get_weights(), [[-0.01, 0.01], [0.01, -0.01]], atol=1e-7)
+
+
+@pytest.mark.parametrize("pulse_type", ["DETERMINISTIC_IMPLICIT", "MEAN_COUNT"])
+def test_onesided_refresh_restores_the_difference_with_the_right_sign(pulse_type):
+    dev = C.OneSidedUnitCell([cs(0.001, reset_std=0.0)], refresh_every=1,
+                             refresh_forward=PERFECT,
+                             refresh_update=C.UpdateParameters(pulse_type=pulse_type))
+    t = tile(dev, out_size=1, in_size=1)
+    t.set_hidden_parameters({"hidden_weights_1": np.full((1, 1), 0.5),
+                             "hidden_weights_0": np.full((1, 1), 0.4)})
+    t.update(np.zeros(1), np.zeros(1), lr=0.1)  # no pulses, but one refresh
+    h = t.get_hidden_parameters()
+    # both reset to 0, then at most desired_bl = 31 pulses restore +0.031 on g+
+    assert h["hidden_weights_0"][0, 0] == pytest.approx(0.0, abs=1e-7)
+    assert h["hidden_weights_1"][0, 0] == pytest.approx(0.031, abs=1e-6)
+    assert t._model.refresh_counter == 1
+
+
+def test_onesided_copy_inverted_mirrors_device_0():
+    dev = C.OneSidedUnitCell([C.SoftBoundsDevice(up_down=0.2)], copy_inverted=True)
+    h = tile(dev).get_hidden_parameters()
+    np.testing.assert_allclose(h["max_bound_1"], -h["min_bound_0"])
+    np.testing.assert_allclose(h["min_bound_1"], -h["max_bound_0"])
+    np.testing.assert_allclose(h["dwmin_up_1"], h["dwmin_down_0"])
+    np.testing.assert_allclose(h["dwmin_down_1"], h["dwmin_up_0"])
+    np.testing.assert_allclose(h["slope_up_1"], -h["slope_down_0"])
+    np.testing.assert_allclose(h["slope_down_1"], -h["slope_up_0"])
+
+
+def test_difference_unit_cell_warns():
+    with pytest.warns(DeprecationWarning, match="OneSidedUnitCell"):
+        C.DifferenceUnitCell([cs()])
+
+
+# -- Buffered (compounds §6) -------------------------------------------------------------------
+def test_buffered_transfer_threshold_and_single_pulse():
+    dev = C.BufferedTransferCompound([cs(0.001), cs(0.02)], transfer_every=1,
+                                     units_in_mbatch=False, momentum=0.0,
+                                     scale_transfer_lr=False, transfer_forward=PERFECT,
+                                     transfer_update=buffered_di())
+    t = tile(dev, out_size=2, in_size=1)
+    t.set_weights(np.zeros((2, 1)))
+    t.set_hidden_parameters({"hidden_weights_0": np.array([[0.015], [0.05]])})
+    t.update(np.zeros(1), np.zeros(2), lr=0.1)
+    h = t.get_hidden_parameters()
+    # omega = A; n = trunc(omega / g_C): [0, 2] -> one pulse (BL = 1); forget with momentum 0
+    np.testing.assert_allclose(h["buffered_FP_weight_0"][:, 0], [0.015, 0.0], atol=1e-7)
+    np.testing.assert_allclose(h["hidden_weights_1"][:, 0], [0.0, 0.02], atol=1e-7)
+
+
+# -- Chopped (compounds §7) --------------------------------------------------------------------
+def test_chopped_weight_is_dechopped_elementwise():
+    t = tile(C.ChoppedTransferCompound([cs(), cs()], gamma=0.5), out_size=4, in_size=3)
+    rng = np.random.default_rng(5)
+    A = rng.uniform(-0.2, 0.2, (4, 3))
+    Cw = rng.uniform(-0.2, 0.2, (4, 3))
+    c_in = np.array([True, False, True])
+    c_out = np.array([False, True, True, False])
+    t._model.set_choppers(c_in, c_out)
+    t.set_hidden_parameters({"hidden_weights_0": A, "hidden_weights_1": Cw})
+    chi = np.where(c_in[None, :] != c_out[:, None], -1.0, 1.0)
+    np.testing.assert_allclose(t.get_weights(), 0.5 * chi * A + Cw, atol=1e-6)
+
+
+def test_chopped_sgd_pulse_sign_follows_chopper():
+    dev = C.ChoppedTransferCompound([cs(0.01), cs(0.01)], transfer_every=0, fast_lr=0.01,
+                                    transfer_forward=PERFECT, transfer_update=buffered_di())
+    t = tile(dev, out_size=1, in_size=2)
+    t.set_weights(np.zeros((1, 2)))
+    t._model.set_choppers([True, False], [False])
+    t.update(np.array([1.0, 1.0]), np.array([-1.0]), lr=1.0)  # x*d < 0: A should rise
+    A = t.get_hidden_parameters()["hidden_weights_0"]
+    np.testing.assert_allclose(A, [[-0.01, 0.01]], atol=1e-7)
+
+
+def test_chopped_and_dynamic_validation():
+    with pytest.raises(ValueError, match="in_chop_prob"):
+        tile(C.DynamicTransferCompound([cs(), cs()], in_chop_prob=0.0))
+    with pytest.raises(ValueError, match="n_reads_per_transfer"):
+        tile(C.ChoppedTransferCompound([cs(), cs()], n_reads_per_transfer=2))
+    with pytest.raises(ValueError, match="exactly 2"):
+        tile(C.ChoppedTransferCompound([cs(), cs(), cs()]))
+    with pytest.raises(TypeError, match="sub-devices"):
+        tile(C.VectorUnitCell([C.IdealDevice()]))
+    with pytest.raises(ValueError, match="at least 2"):
+        tile(C.TransferCompound([cs()]))
+
+
+def test_dynamic_honours_out_chop_prob():
+    dev = C.DynamicTransferCompound([cs(), cs()], in_chop_prob=0.5, out_chop_prob=1.0,
+                                    transfer_forward=PERFECT, transfer_update=buffered_di())
+    t = tile(dev, out_size=3, in_size=2)
+    t.update(np.zeros((2, 2)), np.zeros((2, 3)), lr=0.1)  # one full sweep
+    assert t._model.get_choppers()["out_chopper"].all()
+
+
+# -- Mixed precision (compounds §9) -----------------------------------------------------------
+def test_mixed_precision_chi_accumulates_and_transfers_one_sample_late():
+    dev = C.MixedPrecisionCompound(device=cs(0.01))
+    t = tile(dev, out_size=2, in_size=3, cls=C.DigitalRankUpdateRPUConfig)
+    t.set_weights(np.zeros((2, 3)))
+    rng = np.random.default_rng(0)
+    X1, D1 = rng.uniform(-1, 1, (2, 3)), rng.uniform(-1, 1, (2, 2))
+    t.update(X1, D1, lr=0.1)
+    chi = 0.1 * D1.T @ X1
+    np.testing.assert_allclose(t.get_hidden_parameters()["hidden_weights_chi"], chi, atol=1e-6)
+    np.testing.assert_array_equal(t.get_weights(), 0)
+    X2, D2 = rng.uniform(-1, 1, (2, 3)), rng.uniform(-1, 1, (2, 2))
+    t.update(X2, D2, lr=0.1)
+    chi = chi + 0.1 * np.outer(D2[0], X2[0])  # the transfer happens at sample 1 of batch 2
+    k = np.trunc(chi / 0.01)
+    np.testing.assert_allclose(t.get_weights(), -0.01 * k, atol=1e-6)
+    rest = chi - 0.01 * k + 0.1 * np.outer(D2[1], X2[1])
+    np.testing.assert_allclose(t.get_hidden_parameters()["hidden_weights_chi"], rest, atol=1e-6)
+
+
+def test_mixed_precision_chi_is_settable_and_one_bin_count_is_correct():
+    dev = C.MixedPrecisionCompound(device=cs(0.01), n_x_bins=5, stoc_round_x=False,
+                                   transfer_every=0)
+    t = tile(dev, out_size=3, in_size=2, cls=C.DigitalRankUpdateRPUConfig)
+    t.set_hidden_parameters({"hidden_weights_chi": np.full((3, 2), 0.123)})
+    np.testing.assert_allclose(t.get_hidden_parameters()["hidden_weights_chi"], 0.123)
+    x = np.array([2.0, 0.7])
+    d = np.array([1.0, -0.5, 0.25])
+    t.update(x, d, lr=1.0)
+    xq = np.array([2.0, 1.0])  # h = 2, width = 1: rint(0.7) = 1
+    np.testing.assert_allclose(t.get_hidden_parameters()["hidden_weights_chi"],
+                               0.123 + np.outer(d, xq), atol=1e-6)
+
+
+# -- state and whole-matrix operations ----------------------------------------------------------
+STATEFUL = dict(MAKERS, mixed=(lambda: C.MixedPrecisionCompound(
+    device=C.ReferenceUnitCell([cs()]), n_rows_per_transfer=2, random_row=True, n_x_bins=5,
+    n_d_bins=3), None))
+
+
+@pytest.mark.parametrize("name", sorted(STATEFUL))
+def test_extra_state_round_trip_continues_identically(name):
+    make, _ = STATEFUL[name]
+    rng = np.random.default_rng(0)
+    X, D = rng.uniform(-1, 1, (6, 4)), rng.uniform(-1, 1, (6, 3))
+    a = tile(make(), seed=3)
+    a.update(X[:3], D[:3], lr=0.05)
+    b = tile(make(), seed=3)
+    b.set_hidden_parameters(a.get_hidden_parameters())
+    b._model.load_extra_state(a._model.extra_state())
+    b._rng.set_state(a._rng.get_state())
+    a.update(X[3:], D[3:], lr=0.05)
+    b.update(X[3:], D[3:], lr=0.05)
+    np.testing.assert_array_equal(a.get_weights(), b.get_weights())
+
+
+def test_transfer_resets_fast_device_only():
+    t = tile(C.TransferCompound([cs(reset_std=0.0), cs(reset_std=0.0)], gamma=0.5))
+    t.set_hidden_parameters({"hidden_weights_0": np.full((3, 4), 0.2),
+                             "hidden_weights_1": np.full((3, 4), 0.1)})
+    t.reset_columns(1, 2)
+    h = t.get_hidden_parameters()
+    np.testing.assert_allclose(h["hidden_weights_0"][:, 1:3], 0.0)
+    np.testing.assert_allclose(h["hidden_weights_0"][:, [0, 3]], 0.2)
+    np.testing.assert_allclose(h["hidden_weights_1"], 0.1)
+
+
+def test_pulse_counters_per_leaf():
+    t = tile(C.ReferenceUnitCell([cs(count_pulses=True)]))
+    t.set_weights(np.zeros((3, 4)))
+    t.update(np.ones(4), np.ones(3), lr=0.03)
+    counts = t.get_pulse_counters()
+    assert counts.shape == (2, 3, 4)
+    np.testing.assert_array_equal(counts[0], 3)
+    np.testing.assert_array_equal(counts[1], 0)
+
+
+def test_random_selection_is_uniform():
+    dev = C.TransferCompound([cs(), cs()], random_selection=True, transfer_every=1,
+                             units_in_mbatch=False, transfer_forward=PERFECT,
+                             transfer_update=di())
+    t = tile(dev, out_size=1, in_size=4)
+    picks = []
+    model = t._model
+    for _ in range(2000):
+        picks.append(model.start_slice(0))
+    frac = np.bincount(picks, minlength=4) / 2000
+    np.testing.assert_allclose(frac, 0.25, atol=0.04)
+
+
+# -- training: Tiki-taka beats SGD on SoftBounds devices -----------------------------------------
+@pytest.mark.slow
+def test_tiki_taka_beats_plain_sgd_on_soft_bounds(capsys):
+    """Noisy linear regression (seeded); SoftBounds devices drift toward their symmetry point
+    under noisy SGD, Tiki-taka keeps the drift on A and moves only the mean into C."""
+    rng = np.random.default_rng(0)
+    n, n_in, n_out = 200, 6, 3
+    W_true = rng.uniform(-0.4, 0.4, (n_out, n_in))
+    X = rng.uniform(-1, 1, (n, n_in))
+    Y = X @ W_true.T + 0.5 * rng.standard_normal((n, n_out))
+    forward = C.IOParameters(is_perfect=True)
+
+    def train(config):
+        t = AnalogTile(n_out, n_in, config, seed=1)
+        t.set_weights(np.zeros((n_out, n_in)))
+        for _ in range(10):
+            for b in range(0, n, 10):
+                x = X[b:b + 10]
+                t.update(x, t.forward(x) - Y[b:b + 10], lr=0.1)
+        return float(np.mean((t.get_weights() - W_true) ** 2))
+
+    sgd = train(C.SingleRPUConfig(device=C.SoftBoundsDevice(), forward=forward,
+                                  backward=forward))
+    tt = train(C.UnitCellRPUConfig(
+        device=C.TransferCompound([C.SoftBoundsDevice(), C.SoftBoundsDevice()], gamma=0.0,
+                                  transfer_every=1, units_in_mbatch=True, transfer_lr=0.1,
+                                  scale_transfer_lr=False,
+                                  transfer_forward=C.IOParameters(is_perfect=True)),
+        forward=forward, backward=forward))
+    with capsys.disabled():
+        print(f"\nweight MSE after 10 epochs: plain SGD {sgd:.5f}  Tiki-taka {tt:.5f}")
+    assert tt < 0.5 * sgd
