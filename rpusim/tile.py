@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 
-from rpusim.configs._base import ConfigBase
 from rpusim.configs.enums import PulseType
 from rpusim.configs.rpu import FloatingPointRPUConfig, RPUConfig
 from rpusim.devices.ideal import FloatingPointDevice
@@ -21,31 +20,68 @@ _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _check_size(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be a positive int, got {value!r}")
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be a positive int, got {type(value).__name__} {value!r:.80}")
     if value < 1:
         raise ValueError(f"{name} must be >= 1, got {value}")
     return int(value)
 
 
-def _check_lr(lr) -> float:
-    if isinstance(lr, bool) or not isinstance(lr, (int, float, np.integer, np.floating)):
-        raise TypeError(f"learning rate must be a real number, got {lr!r}")
-    lr = float(lr)
-    if not math.isfinite(lr) or lr < 0:
-        raise ValueError(f"learning rate must be finite and >= 0, got {lr}")
-    return lr
+def _check_int(name: str, value) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r:.80}")
+    return int(value)
+
+
+def _check_real(name: str, value, lo: float | None = None, hi: float | None = None) -> float:
+    """A finite real scalar (Python or NumPy; not bool) within ``[lo, hi]``."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} "
+                        f"{value!r:.80}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        lo_s = "-inf" if lo is None else f"{lo:g}"
+        hi_s = "inf" if hi is None else f"{hi:g}"
+        raise ValueError(f"{name} must be in [{lo_s}, {hi_s}], got {value}")
+    return value
+
+
+def _check_lr(lr, dtype=np.float64) -> float:
+    """A learning rate: finite, >= 0, and representable in the tile dtype."""
+    return _check_real("learning rate", lr, lo=0.0, hi=float(np.finfo(dtype).max))
 
 
 def _as_array(value, name: str, dtype) -> np.ndarray:
     """Cast a real numeric array-like to ``dtype``; reject complex, bool, object and strings."""
-    arr = np.asarray(value)
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{name} must be a rectangular real numeric array: {err}") from err
     if arr.dtype.kind not in "iuf":
         raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
-    arr = np.ascontiguousarray(arr, dtype=dtype)
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or inf")
-    return arr
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.ascontiguousarray(arr, dtype=dtype)
+    if not np.isfinite(out).all():
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{name} must be finite, got NaN or inf")
+        raise ValueError(f"{name} must fit {np.dtype(dtype).name}, got values up to "
+                         f"{np.abs(arr).max():g} (largest {np.finfo(dtype).max:g})")
+    return out
+
+
+# The largest pulse count per sample the update accepts: far beyond any saturation (BL is capped
+# by desired_bl), small enough that the pulse arithmetic never overflows.
+_MAX_PULSE_RATIO = 2.0 ** 40
+# Pulse trains of a variable bit length (fixed_bl=False, no BL management) hold ceil(lr/g) bits.
+_MAX_VARIABLE_BL = 2 ** 24
+# Ratio of the largest |x| and |d| of a sample that update management can balance without
+# overflowing the scale factors in float32.
+_MAX_XD_RATIO = 2.0 ** 60
 
 
 class AnalogTile:
@@ -75,8 +111,8 @@ class AnalogTile:
         self.in_size = _check_size("in_size", in_size)
         try:
             dt = np.dtype(dtype)
-        except TypeError as err:
-            raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from err
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"dtype must be float32 or float64, got {dtype!r:.80}") from err
         if dt not in _DTYPES:
             raise TypeError(f"dtype must be float32 or float64, got {dt}")
         self.dtype = dt
@@ -84,8 +120,13 @@ class AnalogTile:
             rpu_config = RPUConfig()
         if not isinstance(rpu_config, RPUConfig):
             raise TypeError(f"rpu_config must be an RPUConfig, got {type(rpu_config).__name__}")
+        if seed is not None:
+            _check_int("seed", seed)
+            if seed < 0:
+                raise ValueError(f"seed must be >= 0 or None, got {seed}")
         config = copy.deepcopy(rpu_config)
         config.validate()
+        config.check_magnitudes(float(np.finfo(dt).max))
         self.rpu_config = config
         self._rng = TileRNG(seed)
         self._build()
@@ -100,8 +141,10 @@ class AnalogTile:
                                         self._rng, config.update.pulse_type)
         self._forward_mvm = AnalogMVM(config.forward, self.out_size, self.in_size, self.dtype,
                                       self._rng, exact=exact)
+        # aihwkit keeps one AverageAbsMax running value for both directions of a tile.
         self._backward_mvm = AnalogMVM(config.backward, self.in_size, self.out_size,
-                                       self.dtype, self._rng, exact=exact)
+                                       self.dtype, self._rng, exact=exact, backward=True,
+                                       nm_state=self._forward_mvm.nm_state)
 
     def __repr__(self) -> str:
         return (f"AnalogTile({self.out_size}, {self.in_size}, "
@@ -132,14 +175,18 @@ class AnalogTile:
         ----------
         x : array_like, shape (in,) or (batch, in)
         is_test : bool
-            Inference mode (no state updates such as the AverageAbsMax running value).
+            Inference mode. As in aihwkit's CPU tile it changes nothing in the IO model (the
+            AverageAbsMax running value is still updated); the torch adapter passes
+            ``not module.training``.
 
         Returns
         -------
         ndarray, shape (out,) or (batch, out)
         """
+        if not isinstance(is_test, (bool, np.bool_)):
+            raise TypeError(f"is_test must be a bool, got {is_test!r:.80}")
         X, single = self._batch(x, "x", self.in_size)
-        Y = self._forward_mvm(self._model.w, X, bool(is_test))
+        Y = self._checked_mvm(self._forward_mvm, self._model.w, X, bool(is_test), "forward")
         return Y[0] if single else Y
 
     def backward(self, d) -> np.ndarray:
@@ -154,8 +201,24 @@ class AnalogTile:
         ndarray, shape (in,) or (batch, in)
         """
         D, single = self._batch(d, "d", self.out_size)
-        Z = self._backward_mvm(self._model.w.T, D)
+        Z = self._checked_mvm(self._backward_mvm, self._model.w.T, D, False, "backward")
         return Z[0] if single else Z
+
+    def _checked_mvm(self, mvm, M: np.ndarray, U: np.ndarray, is_test: bool, name: str):
+        """Run ``mvm``; an overflowing result raises and leaves the tile as it was."""
+        n_out = M.shape[0]
+        if U.shape[0] == 0:
+            return np.zeros((0, n_out), self.dtype)
+        rng_state = self._rng.get_state()
+        io_state = (self._forward_mvm.get_state(), self._backward_mvm.get_state())
+        Y = mvm(M, U, is_test)
+        if not np.isfinite(Y).all():
+            self._rng.set_state(rng_state)
+            self._forward_mvm.set_state(io_state[0])
+            self._backward_mvm.set_state(io_state[1])
+            raise ValueError(f"{name} overflows {self.dtype.name}: the inputs (largest "
+                             f"|value| {np.abs(U).max():g}) are too large for these weights")
+        return Y
 
     # -- update -------------------------------------------------------------------------------
     def update(self, x, d, lr: float | None = None) -> None:
@@ -169,15 +232,42 @@ class AnalogTile:
             Learning rate of this call only (default ``self.learning_rate``). ``lr == 0``
             does nothing at all.
         """
-        lr = self.learning_rate if lr is None else _check_lr(lr)
+        lr = self.learning_rate if lr is None else _check_lr(lr, self.dtype)
         X, x_single = self._batch(x, "x", self.in_size)
         D, d_single = self._batch(d, "d", self.out_size)
         if X.shape[0] != D.shape[0]:
             raise ValueError(f"x and d must have the same batch size, got x {X.shape} and "
                              f"d {D.shape}")
-        if lr == 0:
+        if lr == 0 or X.shape[0] == 0:
             return
+        self._check_update_range(X, D, lr)
         self._model.update(X, D, lr, self.rpu_config.update)
+
+    def _check_update_range(self, X: np.ndarray, D: np.ndarray, lr: float) -> None:
+        """Refuse updates whose pulse arithmetic or float update would overflow."""
+        xm = np.abs(X).max(axis=1).astype(np.float64)
+        dm = np.abs(D).max(axis=1).astype(np.float64)
+        size = xm * dm * lr
+        limit = float(np.finfo(self.dtype).max) * 2.0 ** -30
+        if size.sum() > limit:
+            raise ValueError(f"update too large for {self.dtype.name}: lr * sum of "
+                             f"max|x| * max|d| over the batch is {size.sum():g}, limit {limit:g}")
+        upd = self.rpu_config.update
+        g = float(getattr(self._model, "granularity", 0.0) or 0.0)
+        if g <= 0 or upd.pulse_type in (PulseType.NONE, PulseType.NONE_WITH_DEVICE):
+            return
+        if not upd.fixed_bl and not upd.update_bl_management and lr / g > _MAX_VARIABLE_BL:
+            raise ValueError(f"update needs lr / dw_min = {lr / g:g} pulses per sample "
+                             f"(fixed_bl=False), more than {_MAX_VARIABLE_BL}")
+        k = size * max(upd.um_grad_scale, 1.0) / g
+        if lr / g > _MAX_PULSE_RATIO or k.max() > _MAX_PULSE_RATIO:
+            raise ValueError(f"update too large: lr * max|x| * max|d| / dw_min reaches "
+                             f"{max(k.max(), lr / g):g}, limit {_MAX_PULSE_RATIO:g}")
+        both = (xm > 0) & (dm > 0)
+        ratio = xm[both] / (dm[both] * upd.um_grad_scale)
+        if ratio.size and (ratio.max() > _MAX_XD_RATIO or ratio.min() < 1 / _MAX_XD_RATIO):
+            raise ValueError(f"update management cannot balance max|x| / max|d| ratios from "
+                             f"{ratio.min():g} to {ratio.max():g} (limit {_MAX_XD_RATIO:g})")
 
     @property
     def learning_rate(self) -> float:
@@ -186,7 +276,7 @@ class AnalogTile:
 
     @learning_rate.setter
     def learning_rate(self, lr: float) -> None:
-        self._learning_rate = _check_lr(lr)
+        self._learning_rate = _check_lr(lr, getattr(self, "dtype", np.float64))
 
     def set_learning_rate(self, lr: float) -> None:
         """Set the default learning rate of ``update``."""
@@ -226,7 +316,7 @@ class AnalogTile:
         names = self.get_hidden_parameter_names()
         checked = {}
         for name, value in params.items():
-            if name not in names:
+            if not isinstance(name, str) or name not in names:
                 raise ValueError(f"unknown hidden parameter {name!r}; valid names: {names}")
             checked[name] = self._matrix(value, f"hidden parameter {name!r}")
         self._model.set_hidden_parameters(checked)
@@ -238,6 +328,7 @@ class AnalogTile:
 
     def set_hidden_update_index(self, index: int) -> None:
         """Select the device of a vector unit cell that receives pulses."""
+        index = _check_int("index", index)
         setter = getattr(self._model, "set_hidden_update_index", None)
         if setter is None:
             if index != 0:
@@ -257,33 +348,45 @@ class AnalogTile:
     # -- whole-matrix processes ---------------------------------------------------------------
     def decay_weights(self, alpha: float = 1.0) -> None:
         """One lifetime decay step toward the reset bias (aihwkit semantics)."""
-        alpha = float(alpha)
-        if not math.isfinite(alpha):
-            raise ValueError(f"alpha must be finite, got {alpha}")
-        self._model.decay(alpha)
+        alpha = _check_real("alpha", alpha, -float(np.finfo(self.dtype).max),
+                            float(np.finfo(self.dtype).max))
+        self._atomic("decay_weights", self._model.decay, alpha)
 
     def diffuse_weights(self) -> None:
         """One diffusion step ``w += diffusion_rate * xi``, clipped."""
-        self._model.diffuse()
+        self._atomic("diffuse_weights", self._model.diffuse)
 
     def drift_weights(self, delta_t: float = 1.0) -> None:
         """Power-law drift by ``delta_t`` (devices with a drift config)."""
-        delta_t = float(delta_t)
-        if not math.isfinite(delta_t) or delta_t < 0:
-            raise ValueError(f"delta_t must be finite and >= 0, got {delta_t}")
-        self._model.drift(delta_t)
+        delta_t = _check_real("delta_t", delta_t, lo=0.0)
+        self._atomic("drift_weights", self._model.drift, delta_t)
 
     def reset_columns(self, start_column_idx: int = 0, num_columns: int = 1,
                       reset_prob: float = 1.0) -> None:
         """Reset columns ``start ... start+num-1`` (mod in_size; ``num < 0``: all) to the
         reset bias plus ``reset_std`` noise, each element with probability ``reset_prob``."""
-        for name, v in (("start_column_idx", start_column_idx), ("num_columns", num_columns)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-                raise TypeError(f"{name} must be an int, got {v!r}")
-        reset_prob = float(reset_prob)
-        if not 0 <= reset_prob <= 1:
-            raise ValueError(f"reset_prob must be in [0, 1], got {reset_prob}")
-        self._model.reset_columns(int(start_column_idx), int(num_columns), reset_prob)
+        start = _check_int("start_column_idx", start_column_idx) % self.in_size
+        num = _check_int("num_columns", num_columns)
+        num = min(num, self.in_size)
+        reset_prob = _check_real("reset_prob", reset_prob, 0.0, 1.0)
+        self._atomic("reset_columns", self._model.reset_columns, start, num, reset_prob)
+
+    def _atomic(self, name: str, operation, *args) -> None:
+        """Run a whole-matrix operation; if it fails or leaves a non-finite weight or hidden
+        parameter, restore the tile as it was and raise."""
+        from rpusim.persistence import load_tile_state, tile_state_dict
+
+        before = tile_state_dict(self)
+        try:
+            operation(*args)
+        except Exception:
+            load_tile_state(self, before)
+            raise
+        values = [self._model.w, *self.get_hidden_parameters().values()]
+        if not all(np.isfinite(v).all() for v in values):
+            load_tile_state(self, before)
+            raise ValueError(f"{name}{args} would make weights or hidden parameters "
+                             "non-finite; the tile is unchanged")
 
     def post_update_step(self) -> None:
         """What aihwkit's optimizer does after each step: diffusion, then decay (never drift)."""
@@ -294,15 +397,26 @@ class AnalogTile:
 
     # -- persistence ----------------------------------------------------------------------------
     def state_dict(self) -> dict:
+        """Return the full state (config, weights, hidden parameters, counters, IO and RNG
+        state) as a flat dict of arrays; see :mod:`rpusim.persistence`."""
         from rpusim.persistence import tile_state_dict
         return tile_state_dict(self)
 
     def load_state_dict(self, state: dict) -> None:
+        """Make this tile hold ``state`` (from :meth:`state_dict`), config and sizes included.
+
+        Raises
+        ------
+        ValueError
+            A foreign or damaged state; the tile is then unchanged.
+        """
         from rpusim.persistence import load_tile_state
         load_tile_state(self, state)
 
     @classmethod
     def from_state_dict(cls, state: dict) -> "AnalogTile":
+        """Build a tile from :meth:`state_dict` output; continuing it is bit-identical to
+        continuing the original."""
         from rpusim.persistence import tile_from_state_dict
         return tile_from_state_dict(cls, state)
 

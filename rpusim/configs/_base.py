@@ -10,7 +10,9 @@ from __future__ import annotations
 import dataclasses
 import math
 from enum import Enum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterator
+
+import numpy as np
 
 __all__ = ["ConfigBase", "config_from_dict", "registered_config_classes"]
 
@@ -51,9 +53,14 @@ class ConfigBase:
     def _check_number(self, field: str, *, lo: float | None = None, hi: float | None = None,
                       lo_open: bool = False, allow_inf: bool = False) -> float:
         value = getattr(self, field)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(
+                value, (int, float, np.integer, np.floating)):
             raise TypeError(f"{type(self).__name__}.{field} must be a real number, "
-                            f"got {type(value).__name__} {value!r}")
+                            f"got {type(value).__name__} {value!r:.80}")
+        if isinstance(value, (np.integer, np.floating)):
+            # plain Python numbers keep the config JSON-safe and its arithmetic in float64
+            value = value.item()
+            setattr(self, field, value)
         if math.isnan(value) or (math.isinf(value) and not allow_inf):
             raise self._error(field, value, "finite")
         if lo is not None and (value < lo or (lo_open and value == lo)):
@@ -64,21 +71,39 @@ class ConfigBase:
 
     def _check_bool(self, field: str) -> bool:
         value = getattr(self, field)
+        if isinstance(value, np.bool_):
+            value = bool(value)
+            setattr(self, field, value)
         if not isinstance(value, bool):
-            raise TypeError(f"{type(self).__name__}.{field} must be a bool, got {value!r}")
+            raise TypeError(f"{type(self).__name__}.{field} must be a bool, got {value!r:.80}")
         return value
 
     def _check_int(self, field: str, *, lo: int | None = None) -> int:
         value = getattr(self, field)
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
+        if isinstance(value, np.integer):
+            value = int(value)
+            setattr(self, field, value)
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, int):
+            if isinstance(value, (float, np.floating)) and float(value).is_integer():
                 value = int(value)
                 setattr(self, field, value)
             else:
-                raise TypeError(f"{type(self).__name__}.{field} must be an int, got {value!r}")
+                raise TypeError(f"{type(self).__name__}.{field} must be an int, "
+                                f"got {value!r:.80}")
         if lo is not None and value < lo:
             raise self._error(field, value, f">= {lo}")
         return value
+
+    def check_magnitudes(self, max_abs: float) -> None:
+        """Raise ``ValueError`` if a finite number anywhere in the config exceeds ``max_abs``.
+
+        A tile casts its parameters to its dtype; a value beyond float32's range would become
+        inf there and poison the weights.
+        """
+        for path, value in _numbers(self, type(self).__name__):
+            if math.isfinite(value) and abs(value) > max_abs:
+                raise ValueError(f"{path} must have magnitude <= {max_abs:g} to fit the tile "
+                                 f"dtype, got {value!r}")
 
     # -- dict round trip ----------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -89,13 +114,30 @@ class ConfigBase:
         return out
 
 
+def _numbers(value: Any, path: str) -> Iterator[tuple[str, float]]:
+    """Every real number inside a config (fields, lists, nested configs), with its path."""
+    if isinstance(value, ConfigBase):
+        for field in dataclasses.fields(value):
+            yield from _numbers(getattr(value, field.name), f"{path}.{field.name}")
+    elif isinstance(value, (list, tuple, np.ndarray)):
+        for k, item in enumerate(value):
+            yield from _numbers(item, f"{path}[{k}]")
+    elif isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+            value, (bool, np.bool_)):
+        yield path, float(value)
+
+
 def _to_plain(value: Any) -> Any:
     if isinstance(value, ConfigBase):
         return value.to_dict()
     if isinstance(value, Enum):
         return value.name
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, tuple):
+        return {"__tuple__": [_to_plain(v) for v in value]}
+    if isinstance(value, (list, np.ndarray)):
         return [_to_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return repr(value)
     return value
@@ -124,6 +166,8 @@ def config_from_dict(data: dict) -> Any:
     if not isinstance(data, dict) or "__class__" not in data:
         raise ValueError(f"expected a config dict with a '__class__' key, got {data!r:.200}")
     name = data["__class__"]
+    if not isinstance(name, str):
+        raise ValueError(f"config '__class__' must be a class name, got {name!r:.100}")
     cls = _CLASSES.get(name)
     if cls is None:
         raise ValueError(f"unknown config class {name!r}; known: {sorted(_CLASSES)}")
@@ -135,7 +179,10 @@ def config_from_dict(data: dict) -> Any:
         if key not in fields:
             raise ValueError(f"{name} has no field {key!r}; fields: {sorted(fields)}")
         kwargs[key] = _from_plain(value)
-    obj = cls(**{k: v for k, v in kwargs.items() if fields[k].init})
+    try:
+        obj = cls(**{k: v for k, v in kwargs.items() if fields[k].init})
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"cannot build {name} from its dict: {err}") from err
     for key, value in kwargs.items():
         if not fields[key].init:
             setattr(obj, key, value)
@@ -148,6 +195,12 @@ def config_from_dict(data: dict) -> Any:
 def _from_plain(value: Any) -> Any:
     if isinstance(value, dict) and "__class__" in value:
         return config_from_dict(value)
+    if isinstance(value, dict) and set(value) == {"__tuple__"} and isinstance(
+            value["__tuple__"], list):
+        return tuple(_from_plain(v) for v in value["__tuple__"])
+    if isinstance(value, dict):
+        raise ValueError(f"config values must be numbers, strings, lists or configs, got "
+                         f"{value!r:.200}")
     if isinstance(value, list):
         return [_from_plain(v) for v in value]
     if isinstance(value, str) and value in ("inf", "-inf", "nan"):
