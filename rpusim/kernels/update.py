@@ -105,7 +105,8 @@ def _bl_a_b(x, d, c, desired_bl, fixed_bl, ubm, um):
         d_val = c[2] * d_max
         k = ((lr * x_val) * d_val) / g
         if ubm:
-            bl = min(int(np.ceil(k)), desired_bl)
+            # compared before the int conversion, which a huge k would overflow
+            bl = desired_bl if k >= dbl else int(np.ceil(k))
             scratch[0] = bl
             a = np.sqrt(lr / (g * scratch[0]))
             b = a
@@ -277,7 +278,7 @@ def _is_builtin(params) -> bool:
 
 
 def pulsed_update(W, P, Wp, X, D, lr_pc, granularity, upd, kind, res, x_res, d_res, key, params,
-                  wn_sigma, counters):
+                  wn_sigma, counters, noise_key=None):
     """Run a pulsed update of a whole batch, sample by sample, in place on ``W`` (and ``Wp``).
 
     Parameters
@@ -300,13 +301,17 @@ def pulsed_update(W, P, Wp, X, D, lr_pc, granularity, upd, kind, res, x_res, d_r
     res, x_res, d_res : float
         Effective resolutions (already converted from numbers of steps).
     key : np.uint64
-        Call key from the tile's generator.
+        Call key from the tile's generator; it fixes the bit trains (coincidences).
     params : NamedTuple
         The device's registered parameter tuple.
     wn_sigma : float
         Write-noise std in weight units (0: off).
     counters : ndarray (out, in) int64 or None
         Pulse counters to increment.
+    noise_key : np.uint64, optional
+        Key of the cycle-to-cycle and write noise (default ``key``). Devices of a compound that
+        share coincidences (one ``key``) pass their own ``noise_key`` so that their noise is
+        independent, as in aihwkit.
     """
     dt = W.dtype.type
     c = np.array([abs(lr_pc), granularity, upd.um_grad_scale, 0, 1, upd.desired_bl],
@@ -324,5 +329,6 @@ def pulsed_update(W, P, Wp, X, D, lr_pc, granularity, upd, kind, res, x_res, d_r
         counters = np.zeros((1, 1), np.int64)
     cols, ncols = _active_columns(xq, xbits, kind)
     apply = _apply_cached if _is_builtin(params) else _apply_uncached
-    apply(W, P, Wp, bl, xq, dq, xbits, dbits, cols, ncols, kind, lr_pc < 0, key, params,
+    apply(W, P, Wp, bl, xq, dq, xbits, dbits, cols, ncols, kind, lr_pc < 0,
+          key if noise_key is None else noise_key, params,
            dt(wn_sigma), counters, count_on)
