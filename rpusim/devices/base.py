@@ -17,16 +17,17 @@ from dataclasses import dataclass, field
 from typing import ClassVar, NamedTuple
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
 from rpusim.configs._base import ConfigBase
 from rpusim.configs.drift import DriftParameter
 from rpusim.kernels.update import register_step
 
-__all__ = ["PulsedDevice", "register_device", "COMMON_HIDDEN_NAMES", "clip_to_bounds",
-           "SLOT_MAX_BOUND", "SLOT_MIN_BOUND", "SLOT_DWMIN_UP", "SLOT_DWMIN_DOWN",
-           "SLOT_DECAY_SCALES", "SLOT_DIFFUSION_RATES", "SLOT_RESET_BIAS", "SLOT_DRIFT_NU",
-           "FIRST_EXTRA_SLOT"]
+__all__ = ["PulsedDevice", "register_device", "sample_common", "COMMON_HIDDEN_NAMES",
+           "clip_to_bounds", "cast_like", "gauss", "SLOT_MAX_BOUND", "SLOT_MIN_BOUND",
+           "SLOT_DWMIN_UP", "SLOT_DWMIN_DOWN", "SLOT_DECAY_SCALES", "SLOT_DIFFUSION_RATES",
+           "SLOT_RESET_BIAS", "SLOT_DRIFT_NU", "FIRST_EXTRA_SLOT"]
 
 COMMON_HIDDEN_NAMES = ("max_bound", "min_bound", "dwmin_up", "dwmin_down", "decay_scales",
                        "diffusion_rates", "reset_bias", "drift_nu")
@@ -59,6 +60,27 @@ def is_registered(config_class: type) -> bool:
     return config_class in _DEVICES
 
 
+def cast_like(x, like):
+    """``x`` converted to the float type of ``like`` (usable inside numba step functions).
+
+    Step functions draw float64 noise; casting the noise factor to the weight's dtype keeps
+    the whole step in that dtype, as aihwkit computes in float32.
+    """
+    return type(like)(x)
+
+
+@overload(cast_like, jit_options={"cache": True})
+def _cast_like_overload(x, like):
+    if not isinstance(like, types.Float):
+        return None
+    target = np.float32 if like.bitwidth == 32 else np.float64
+
+    def impl(x, like):
+        return target(x)
+
+    return impl
+
+
 @njit(cache=True, inline="always")
 def clip_to_bounds(P, i, j, w):
     """Clip to the element's ``[min_bound, max_bound]`` (both always checked, as aihwkit)."""
@@ -75,36 +97,72 @@ def clip_to_bounds(P, i, j, w):
 class PulsedDevice(ConfigBase):
     """Fields shared by all pulsed devices (aihwkit's ``PulsedDevice``; Python defaults).
 
+    Device-to-device (dtod) values are drawn once per element when the tile is built; their
+    results are the hidden parameters (``max_bound``, ``dwmin_up``, ...). ``xi`` is a standard
+    normal draw.
+
     Attributes
     ----------
     construction_seed : int
-        Non-zero: seeds this device's device-to-device draws on its own (independent of the
-        tile seed). 0: they come from the tile's generator.
-    dw_min, dw_min_dtod, dw_min_dtod_log_normal, dw_min_std : float, float, bool, float
-        Mean step, its relative dtod spread (normal, or log-normal), relative ctoc noise.
-    w_max, w_max_dtod, w_min, w_min_dtod : float
-        Mean bounds and their relative dtod spreads (``w_min <= 0 <= w_max``).
-    up_down, up_down_dtod : float
-        Systematic up/down asymmetry (> 0 shrinks the down step) and its dtod spread.
-    enforce_consistency : bool
-        Force positive steps and ``min_bound <= 0 <= max_bound``.
-    perfect_bias : bool
-        The last column gets ideal steps and 100x bounds.
-    corrupt_devices_prob, corrupt_devices_range : float
-        Probability that an element is stuck, and the range of stuck values.
-    lifetime, lifetime_dtod : float
-        Decay lifetime (0: none) and its relative dtod spread.
-    diffusion, diffusion_dtod : float
-        Diffusion std per step and its relative dtod spread.
-    reset, reset_dtod, reset_std : float
-        Mean reset value / decay target, its additive dtod spread, ctoc spread of a reset.
+        Non-zero: seeds this device's dtod draws on its own (independent of the tile seed).
+        0: they come from the tile's generator.
+    corrupt_devices_prob : float
+        Probability that an element is stuck: both bounds set to one value drawn uniformly in
+        its bound range limited to ``+-corrupt_devices_range``, both steps 0.
+    corrupt_devices_range : float
+        Range around 0 of the stuck values.
+    diffusion : float
+        Std of the diffusion step ``w += diffusion_rate * xi`` (``post_update_step``).
+    diffusion_dtod : float
+        Relative dtod spread: ``diffusion_rate = |diffusion * (1 + diffusion_dtod * xi)|``.
     drift : DriftParameter
-        Power-law drift (``nu == 0``: off).
+        Power-law drift applied by ``drift_weights`` (``nu == 0``: off).
+    dw_min : float
+        Mean step size per pulse.
+    dw_min_dtod : float
+        Relative dtod spread of the step gain ``1 + dw_min_dtod * xi`` shared by up and down.
+    dw_min_dtod_log_normal : bool
+        Draw the gain as ``exp(dw_min_dtod * xi)`` (no mean correction, as aihwkit).
+    dw_min_std : float
+        Cycle-to-cycle noise of every pulse, relative to the element's step.
+    enforce_consistency : bool
+        Make steps positive and bounds satisfy ``min_bound <= 0 <= max_bound``; otherwise an
+        element with ``min_bound > max_bound`` gets both at their midpoint (turned off).
+    lifetime : float
+        Decay lifetime in optimizer steps (0: no decay); ``decay_scales = 1 - 1/tau``, and 0 if
+        the sampled ``tau <= 1`` (the weight snaps to the reset bias).
+    lifetime_dtod : float
+        Relative dtod spread of the lifetime.
+    perfect_bias : bool
+        The last column gets ``dwmin_up = dwmin_down = dw_min`` and 100x bounds.
+    reset : float
+        Mean reset value and decay target (``reset_bias``); may be negative (aihwkit 1.2.0).
+    reset_dtod : float
+        **Additive** dtod std of ``reset_bias`` (aihwkit's docstring says relative; its code,
+        which rpusim follows, adds it).
+    reset_std : float
+        Cycle-to-cycle std of the value a reset writes.
+    up_down : float
+        Systematic up/down asymmetry in units of ``dw_min``: > 0 shrinks the down step
+        (``dwmin_down = (1 - up_down) dw_min``), < 0 shrinks the up step.
+    up_down_dtod : float
+        Dtod spread of the asymmetry (added to the up step and subtracted from the down step).
+    w_max : float
+        Mean upper bound (>= 0).
+    w_max_dtod : float
+        Relative dtod spread of the upper bound.
+    w_min : float
+        Mean lower bound (<= 0).
+    w_min_dtod : float
+        Relative dtod spread of the lower bound.
     count_pulses : bool
         Count the pulses each element receives (``tile.get_pulse_counters()``).
     """
 
     extra_hidden_names: ClassVar[tuple[str, ...]] = ()
+    # Fields a re-parameterised device derives from its own (SoftBoundsPmaxDevice): their
+    # user values are ignored, so they are not validated either.
+    derived_fields: ClassVar[tuple[str, ...]] = ()
 
     construction_seed: int = 0
     corrupt_devices_prob: float = 0.0
@@ -134,17 +192,18 @@ class PulsedDevice(ConfigBase):
     # -- validation -------------------------------------------------------------------------
     def validate(self) -> None:
         super().validate()
+        skip = set(self.derived_fields)
+        checks = [("dw_min", {"lo": 0.0, "lo_open": True}), ("up_down", {}), ("reset", {}),
+                  ("w_max", {"lo": 0.0}), ("w_min", {"hi": 0.0}),
+                  ("corrupt_devices_prob", {"lo": 0.0, "hi": 1.0})]
+        checks += [(name, {"lo": 0.0}) for name in (
+            "dw_min_dtod", "dw_min_std", "w_max_dtod", "w_min_dtod", "up_down_dtod", "lifetime",
+            "lifetime_dtod", "diffusion", "diffusion_dtod", "reset_dtod", "reset_std",
+            "corrupt_devices_range")]
         self._check_int("construction_seed", lo=0)
-        self._check_number("dw_min", lo=0.0, lo_open=True)
-        for name in ("dw_min_dtod", "dw_min_std", "w_max_dtod", "w_min_dtod", "up_down_dtod",
-                     "lifetime", "lifetime_dtod", "diffusion", "diffusion_dtod", "reset_dtod",
-                     "reset_std", "corrupt_devices_range"):
-            self._check_number(name, lo=0.0)
-        self._check_number("corrupt_devices_prob", lo=0.0, hi=1.0)
-        for name in ("up_down", "reset"):
-            self._check_number(name)
-        self._check_number("w_max", lo=0.0)
-        self._check_number("w_min", hi=0.0)
+        for name, bounds in checks:
+            if name not in skip:
+                self._check_number(name, **bounds)
         for name in ("dw_min_dtod_log_normal", "enforce_consistency", "perfect_bias",
                      "count_pulses"):
             self._check_bool(name)
@@ -159,6 +218,10 @@ class PulsedDevice(ConfigBase):
                             "(call rpusim.devices.register_device)")
 
     # -- model interface ----------------------------------------------------------------------
+    def resolved_device(self) -> "PulsedDevice":
+        """The device whose fields drive the physics (itself, unless re-parameterised)."""
+        return self
+
     def uses_write_noise(self) -> bool:
         return getattr(self, "write_noise_std", 0.0) > 0
 
@@ -176,7 +239,8 @@ class PulsedDevice(ConfigBase):
                       shape: tuple[int, int]) -> dict[str, np.ndarray]:
         """Device-specific dtod sampling after the common one; may adjust ``state`` in place.
 
-        Returns the extra hidden parameters in ``extra_hidden_names`` order (float64 arrays).
+        ``state`` holds the common hidden parameters in the tile dtype. Returns the extra
+        hidden parameters (arrays of ``shape``; cast to the tile dtype afterwards).
         """
         return {}
 
@@ -188,19 +252,34 @@ class PulsedDevice(ConfigBase):
         return _DEVICES[type(self)][0]
 
 
-def sample_common(dev: PulsedDevice, gen: np.random.Generator,
-                  shape: tuple[int, int]) -> dict[str, np.ndarray]:
-    """Device-to-device sampling shared by all pulsed devices (devices spec §3), in float64."""
-    xi = lambda: gen.standard_normal(shape)  # noqa: E731
-    b_max = dev.w_max * (1 + dev.w_max_dtod * xi())
-    b_min = dev.w_min * (1 + dev.w_min_dtod * xi())
-    z = xi()
-    gain = np.exp(dev.dw_min_dtod * z) if dev.dw_min_dtod_log_normal else 1 + dev.dw_min_dtod * z
-    r = dev.up_down_dtod * xi()
-    up_bias = min(dev.up_down, 0.0)
-    down_bias = -max(dev.up_down, 0.0)
-    dw_up = (gain + up_bias + r) * dev.dw_min
-    dw_down = (gain + down_bias - r) * dev.dw_min
+def gauss(gen: np.random.Generator, shape, dtype) -> np.ndarray:
+    """Standard normal draws in ``dtype`` (aihwkit draws its dtod samples in float32)."""
+    return gen.standard_normal(shape).astype(dtype)
+
+
+def sample_common(dev: PulsedDevice, gen: np.random.Generator, shape: tuple[int, int],
+                  dtype=np.float64) -> dict[str, np.ndarray]:
+    """Device-to-device sampling shared by all pulsed devices (devices spec §3).
+
+    Computed in ``dtype`` with aihwkit's order of operations, so that a float32 tile without
+    dtod spread gets exactly aihwkit's float32 hidden parameters.
+    """
+    dt = np.dtype(dtype).type
+
+    def xi():
+        return gauss(gen, shape, dt)
+
+    one = dt(1)
+    dw_min = dt(dev.dw_min)
+    b_max = dt(dev.w_max) * (one + dt(dev.w_max_dtod) * xi())
+    b_min = dt(dev.w_min) * (one + dt(dev.w_min_dtod) * xi())
+    z = dt(dev.dw_min_dtod) * xi()
+    gain = np.exp(z) if dev.dw_min_dtod_log_normal else one + z
+    r = dt(dev.up_down_dtod) * xi()
+    up_bias = dt(min(dev.up_down, 0.0))
+    down_bias = dt(-max(dev.up_down, 0.0))
+    dw_up = (up_bias + gain + r) * dw_min
+    dw_down = (down_bias + gain - r) * dw_min
     if dev.enforce_consistency:
         dw_up, dw_down = np.abs(dw_up), np.abs(dw_down)
         swap = b_min > b_max
@@ -208,33 +287,33 @@ def sample_common(dev: PulsedDevice, gen: np.random.Generator,
         b_max, b_min = np.abs(b_max), -np.abs(b_min)
     else:
         off = b_min > b_max
-        mid = (b_min + b_max) / 2
+        mid = b_max + (b_min - b_max) / dt(2)
         b_max, b_min = np.where(off, mid, b_max), np.where(off, mid, b_min)
     u = gen.random(shape)
     stuck = dev.corrupt_devices_prob > u
     if stuck.any():
-        rng_ = abs(dev.corrupt_devices_range)
-        lo = np.maximum(np.minimum(b_max, b_min), -rng_)
-        hi = np.minimum(np.maximum(b_max, b_min), rng_)
-        v = lo + (hi - lo) * gen.random(shape)
+        span = dt(abs(dev.corrupt_devices_range))
+        lo = np.maximum(np.minimum(b_max, b_min), -span)
+        hi = np.minimum(np.maximum(b_max, b_min), span)
+        v = lo + (hi - lo) * gen.random(shape).astype(dt)
         b_max, b_min = np.where(stuck, v, b_max), np.where(stuck, v, b_min)
-        dw_up, dw_down = np.where(stuck, 0.0, dw_up), np.where(stuck, 0.0, dw_down)
+        dw_up, dw_down = np.where(stuck, dt(0), dw_up), np.where(stuck, dt(0), dw_down)
     if dev.perfect_bias:
-        dw_up[:, -1] = dw_down[:, -1] = dev.dw_min
-        b_min[:, -1] = 100 * dev.w_min
-        b_max[:, -1] = 100 * dev.w_max
-    diffusion = np.abs(dev.diffusion * (1 + dev.diffusion_dtod * xi()))
-    reset_bias = dev.reset + dev.reset_dtod * xi()
+        dw_up[:, -1] = dw_down[:, -1] = dw_min
+        b_min[:, -1] = dt(100) * dt(dev.w_min)
+        b_max[:, -1] = dt(100) * dt(dev.w_max)
+    diffusion = np.abs(dt(dev.diffusion) * (one + dt(dev.diffusion_dtod) * xi()))
+    reset_bias = dt(dev.reset) + dt(dev.reset_dtod) * xi()
     if dev.lifetime > 0:
-        tau = dev.lifetime * (1 + dev.lifetime_dtod * xi())
-        with np.errstate(divide="ignore"):
-            decay = np.where(tau > 1, 1 - 1 / np.where(tau > 1, tau, 1.0), 0.0)
+        tau = dt(dev.lifetime) * (one + dt(dev.lifetime_dtod) * xi())
+        safe = np.where(tau > one, tau, one)
+        decay = np.where(tau > one, one - one / safe, dt(0))
     else:
-        decay = np.ones(shape)
+        decay = np.ones(shape, dt)
     if dev.drift.nu != 0:
-        nu = dev.drift.nu + dev.drift.nu_dtod * dev.drift.nu * xi()
+        nu = dt(dev.drift.nu) + dt(dev.drift.nu_dtod) * dt(dev.drift.nu) * xi()
     else:
-        nu = np.zeros(shape)
+        nu = np.zeros(shape, dt)
     return {"max_bound": b_max, "min_bound": b_min, "dwmin_up": dw_up, "dwmin_down": dw_down,
             "decay_scales": decay, "diffusion_rates": diffusion, "reset_bias": reset_bias,
             "drift_nu": nu}

@@ -7,8 +7,8 @@ from typing import NamedTuple
 
 from numba import njit
 
-from rpusim.devices.base import (SLOT_DWMIN_DOWN, SLOT_DWMIN_UP, PulsedDevice, clip_to_bounds,
-                                 register_device)
+from rpusim.devices.base import (SLOT_DWMIN_DOWN, SLOT_DWMIN_UP, PulsedDevice, cast_like,
+                                 clip_to_bounds, register_device)
 from rpusim.kernels.rng import normal
 
 __all__ = ["ConstantStepDevice"]
@@ -34,7 +34,7 @@ class ConstantStepParams(NamedTuple):
 def constant_step(params, P, i, j, w, up, states):
     dw = P[SLOT_DWMIN_UP, i, j] if up else -P[SLOT_DWMIN_DOWN, i, j]
     if params.dw_min_std > 0:
-        dw = dw * (1 + params.dw_min_std * normal(states, i))
+        dw = dw * cast_like(1.0 + params.dw_min_std * normal(states, i), w)
     return clip_to_bounds(P, i, j, w + dw)
 
 

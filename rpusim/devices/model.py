@@ -17,7 +17,8 @@ from rpusim.devices.base import (FIRST_EXTRA_SLOT, SLOT_DECAY_SCALES, SLOT_DIFFU
 from rpusim.kernels import update as engine
 from rpusim.rng import TileRNG
 
-__all__ = ["PulsedDeviceModel", "FloatDeviceModel", "make_device_model"]
+__all__ = ["PulsedDeviceModel", "FloatDeviceModel", "make_device_model",
+           "register_model_builder"]
 
 _KINDS = {
     PulseType.STOCHASTIC: engine.KIND_STOCHASTIC,
@@ -95,17 +96,20 @@ class PulsedDeviceModel:
         self.dtype = np.dtype(dtype)
         self.rng = rng
         shape = (out_size, in_size)
+        # a re-parameterised config (SoftBoundsPmaxDevice) samples and steps as the device
+        # it stands for; ``self.device`` stays the user's config
+        physics = device.resolved_device()
         gen = (np.random.Generator(np.random.PCG64(device.construction_seed))
                if device.construction_seed else rng.generator)
-        state = sample_common(device, gen, shape)
-        extras = device.sample_extras(gen, state, shape)
+        state = sample_common(physics, gen, shape, self.dtype)
+        extras = physics.sample_extras(gen, state, shape)
         slots = [state[n] for n in self._common_names()] + [extras[n] for n in
-                                                           device.extra_hidden_names]
+                                                           physics.extra_hidden_names]
         self.P = np.ascontiguousarray(np.stack(slots).astype(self.dtype))
         self.w = np.zeros(shape, self.dtype)
         self.wp = np.zeros(shape if device.uses_write_noise() else (1, 1), self.dtype)
-        self.dw_min = float(device.dw_min)
-        self.params = device.step_params(self.dtype)
+        self.dw_min = float(physics.dw_min)
+        self.params = physics.step_params(self.dtype)
         self.counters = np.zeros(shape, np.int64) if device.count_pulses else None
         self.drift_state: _DriftState | None = None
 
@@ -192,21 +196,30 @@ class PulsedDeviceModel:
 
     def _reestimate_dw_min(self) -> None:
         """aihwkit re-estimates ``dw_min`` when the set steps deviate from it (devices §9.2)."""
-        m = float(np.mean((np.abs(self.P[SLOT_DWMIN_UP].astype(np.float64))
-                           + np.abs(self.P[SLOT_DWMIN_DOWN].astype(np.float64))) / 2))
-        if abs(m - self.dw_min) / self.dw_min > 2 * self.device.dw_min_dtod and m > 0:
-            self.dw_min = m
+        # computed as aihwkit does, in the tile dtype with a running sum, because with
+        # dw_min_dtod = 0 any rounding difference decides whether dw_min changes
+        dt = self.dtype.type
+        per_element = (np.abs(self.P[SLOT_DWMIN_UP]) + np.abs(self.P[SLOT_DWMIN_DOWN])) / dt(2)
+        m = np.cumsum(per_element.ravel(), dtype=self.dtype)[-1] / dt(per_element.size)
+        dw_min = dt(self.dw_min)
+        if abs(m - dw_min) / dw_min > dt(2) * dt(self.device.dw_min_dtod) and m > 0:
+            self.dw_min = float(m)
 
     # -- update -------------------------------------------------------------------------------
-    def update(self, X: np.ndarray, D: np.ndarray, lr: float, upd: UpdateParameters) -> None:
+    def update(self, X: np.ndarray, D: np.ndarray, lr: float, upd: UpdateParameters,
+               granularity: float | None = None, key=None) -> None:
+        """Pulsed update of a batch. A compound passes its own ``granularity`` (it sets the
+        pulse counts, compounds §1.4) and, to give several devices the same coincidences, the
+        same ``key``."""
         if upd.pulse_type == PulseType.NONE_WITH_DEVICE:
             self._update_fp_then_clip(X, D, lr)
             return
         engine.pulsed_update(
-            self.w, self.P, self.wp, X, D, lr, self.granularity, upd, _KINDS[upd.pulse_type],
-            effective_resolution(upd.res), effective_resolution(upd.x_res_implicit),
-            effective_resolution(upd.d_res_implicit), self.rng.key(), self.params,
-            self.wn_sigma, self.counters)
+            self.w, self.P, self.wp, X, D, lr,
+            self.granularity if granularity is None else granularity, upd,
+            _KINDS[upd.pulse_type], effective_resolution(upd.res),
+            effective_resolution(upd.x_res_implicit), effective_resolution(upd.d_res_implicit),
+            self.rng.key() if key is None else key, self.params, self.wn_sigma, self.counters)
 
     def _update_fp_then_clip(self, X, D, lr) -> None:
         """``NONE_WITH_DEVICE``: exact per-sample update of the stored weight, then clip.
@@ -378,11 +391,23 @@ class FloatDeviceModel:
             self.drift_state = None
 
 
+_BUILDERS: dict[type, object] = {}
+
+
+def register_model_builder(config_class: type, builder) -> None:
+    """Let ``make_device_model`` build ``config_class`` (e.g. a compound) with
+    ``builder(device, out_size, in_size, dtype, rng, pulse_type)``."""
+    _BUILDERS[config_class] = builder
+
+
 def make_device_model(device, out_size: int, in_size: int, dtype, rng: TileRNG,
                       pulse_type: PulseType):
     """Build the runtime model of a device config (``PulseType.NONE``: floating point)."""
     if isinstance(device, PulsedDevice) and pulse_type != PulseType.NONE:
         return PulsedDeviceModel(device, out_size, in_size, dtype, rng)
+    builder = _BUILDERS.get(type(device))
+    if builder is not None and pulse_type != PulseType.NONE:
+        return builder(device, out_size, in_size, dtype, rng, pulse_type)
     if hasattr(device, "make_model"):
         return device.make_model(out_size, in_size, dtype, rng, pulse_type)
     return FloatDeviceModel(device, out_size, in_size, dtype, rng)
