@@ -9,6 +9,8 @@ once per device model and cached.
 Pulse sign convention (aihwkit): ``s = sign(x) sign(d) sign(lr)``; ``s > 0`` is a down pulse.
 """
 
+import types
+
 import numpy as np
 from numba import njit, prange
 from numba.extending import overload
@@ -117,7 +119,6 @@ def _bl_a_b(x, d, c, desired_bl, fixed_bl, ubm, um):
     return bl, a, b
 
 
-@njit(cache=True, parallel=True)
 def _prepare(X, D, c, desired_bl, fixed_bl, ubm, um, kind, res, x_res, d_res, sto, key):
     """Per-sample BL and the per-sample x/d quantities of the chosen pulse kind.
 
@@ -169,7 +170,6 @@ def _prepare(X, D, c, desired_bl, fixed_bl, ubm, um, kind, res, x_res, d_res, st
     return bl, xq, dq
 
 
-@njit(cache=True, parallel=True)
 def _bit_trains(q, bl, key, which):
     """Stochastic bit trains: bit k of ``out[r, j]`` fires with probability ``|q[r, j]|``.
 
@@ -191,7 +191,6 @@ def _bit_trains(q, bl, key, which):
     return out
 
 
-@njit(cache=True, parallel=True)
 def _active_columns(xq, xbits, kind):
     """Per sample, the columns that can receive pulses (compact lists, so that the cost of an
     update grows with the lines that actually fire, as aihwkit's sparse scheme)."""
@@ -266,11 +265,30 @@ def _apply_rows(W, P, Wp, bl, xq, dq, xbits, dbits, cols, ncols, kind, negative_
                     counters[i, j] += n
 
 
+def _serial_copy(fn):
+    """The same kernel body under another name: numba's cache key ignores the ``parallel``
+    flag, so a serial twin of a parallel kernel needs cache files of its own."""
+    twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial",
+                              fn.__defaults__, fn.__closure__)
+    twin.__qualname__ = fn.__qualname__ + "_serial"
+    return twin
+
+
+def _twins(fn, cache=True):
+    """``(parallel, serial)`` dispatchers of one kernel body (``prange`` is ``range`` when
+    serial). Small updates run serially: a parallel region costs more than their work."""
+    return (njit(cache=cache, parallel=True)(fn), njit(cache=cache)(_serial_copy(fn)))
+
+
+_PARALLEL_WORK = 1 << 18  # batch x out x in above which the parallel kernels pay off
+_prepare_k = _twins(_prepare)
+_bit_trains_k = _twins(_bit_trains)
+_active_columns_k = _twins(_active_columns)
 # Devices outside rpusim (custom models, maybe defined in a user's script) must not enter the
 # on-disk cache: its index would reference their classes, and a later process that cannot
-# import them would fail to read the index. They get an uncached twin, compiled per process.
-_apply_cached = njit(cache=True, parallel=True)(_apply_rows)
-_apply_uncached = njit(cache=False, parallel=True)(_apply_rows)
+# import them would fail to read the index. They get uncached twins, compiled per process.
+_apply_cached = _twins(_apply_rows)
+_apply_uncached = _twins(_apply_rows, cache=False)
 
 
 def _is_builtin(params) -> bool:
@@ -314,21 +332,23 @@ def pulsed_update(W, P, Wp, X, D, lr_pc, granularity, upd, kind, res, x_res, d_r
         independent, as in aihwkit.
     """
     dt = W.dtype.type
+    # the parallel kernels are used for large work whatever the thread count: numba's
+    # outlined parallel loop also runs faster on one thread than the plain serial loop
+    v = 0 if X.shape[0] * X.shape[1] * D.shape[1] >= _PARALLEL_WORK else 1
     c = np.array([abs(lr_pc), granularity, upd.um_grad_scale, 0, 1, upd.desired_bl],
                  dtype=W.dtype)
-    bl, xq, dq = _prepare(X, D, c, int(upd.desired_bl), bool(upd.fixed_bl),
-                          bool(upd.update_bl_management), bool(upd.update_management), kind,
-                          dt(res), dt(x_res), dt(d_res), bool(upd.sto_round), key)
+    bl, xq, dq = _prepare_k[v](X, D, c, int(upd.desired_bl), bool(upd.fixed_bl),
+                               bool(upd.update_bl_management), bool(upd.update_management),
+                               kind, dt(res), dt(x_res), dt(d_res), bool(upd.sto_round), key)
     if kind == KIND_STOCHASTIC:
-        xbits = _bit_trains(xq, bl, key, 2)
-        dbits = _bit_trains(dq, bl, key, 3)
+        xbits = _bit_trains_k[v](xq, bl, key, 2)
+        dbits = _bit_trains_k[v](dq, bl, key, 3)
     else:
         xbits = dbits = np.zeros((1, 1, 1), np.uint64)
     count_on = counters is not None
     if counters is None:
         counters = np.zeros((1, 1), np.int64)
-    cols, ncols = _active_columns(xq, xbits, kind)
-    apply = _apply_cached if _is_builtin(params) else _apply_uncached
+    cols, ncols = _active_columns_k[v](xq, xbits, kind)
+    apply = (_apply_cached if _is_builtin(params) else _apply_uncached)[v]
     apply(W, P, Wp, bl, xq, dq, xbits, dbits, cols, ncols, kind, lr_pc < 0,
-          key if noise_key is None else noise_key, params,
-           dt(wn_sigma), counters, count_on)
+          key if noise_key is None else noise_key, params, dt(wn_sigma), counters, count_on)
