@@ -12,6 +12,7 @@ from rpusim.configs.rpu import FloatingPointRPUConfig, RPUConfig
 from rpusim.devices.ideal import FloatingPointDevice
 from rpusim.devices.model import make_device_model
 from rpusim.io import AnalogMVM
+from rpusim.kernels.checks import update_magnitudes
 from rpusim.rng import TileRNG
 
 __all__ = ["AnalogTile"]
@@ -209,13 +210,15 @@ class AnalogTile:
         n_out = M.shape[0]
         if U.shape[0] == 0:
             return np.zeros((0, n_out), self.dtype)
+        # an MVM changes only the generator and the AverageAbsMax value (the other IO state
+        # is drawn at construction), so those two are all a failed call must put back
         rng_state = self._rng.get_state()
-        io_state = (self._forward_mvm.get_state(), self._backward_mvm.get_state())
+        nm_states = (self._forward_mvm.nm_state.copy(), self._backward_mvm.nm_state.copy())
         Y = mvm(M, U, is_test)
         if not np.isfinite(Y).all():
             self._rng.set_state(rng_state)
-            self._forward_mvm.set_state(io_state[0])
-            self._backward_mvm.set_state(io_state[1])
+            self._forward_mvm.nm_state[...] = nm_states[0]
+            self._backward_mvm.nm_state[...] = nm_states[1]
             raise ValueError(f"{name} overflows {self.dtype.name}: the inputs (largest "
                              f"|value| {np.abs(U).max():g}) are too large for these weights")
         return Y
@@ -245,29 +248,26 @@ class AnalogTile:
 
     def _check_update_range(self, X: np.ndarray, D: np.ndarray, lr: float) -> None:
         """Refuse updates whose pulse arithmetic or float update would overflow."""
-        xm = np.abs(X).max(axis=1).astype(np.float64)
-        dm = np.abs(D).max(axis=1).astype(np.float64)
-        size = xm * dm * lr
-        limit = float(np.finfo(self.dtype).max) * 2.0 ** -30
-        if size.sum() > limit:
-            raise ValueError(f"update too large for {self.dtype.name}: lr * sum of "
-                             f"max|x| * max|d| over the batch is {size.sum():g}, limit {limit:g}")
         upd = self.rpu_config.update
+        total, largest, r_max, r_min = update_magnitudes(X, D, float(upd.um_grad_scale))
+        limit = float(np.finfo(self.dtype).max) * 2.0 ** -30
+        if total * lr > limit:
+            raise ValueError(f"update too large for {self.dtype.name}: lr * sum of "
+                             f"max|x| * max|d| over the batch is {total * lr:g}, "
+                             f"limit {limit:g}")
         g = float(getattr(self._model, "granularity", 0.0) or 0.0)
         if g <= 0 or upd.pulse_type in (PulseType.NONE, PulseType.NONE_WITH_DEVICE):
             return
         if not upd.fixed_bl and not upd.update_bl_management and lr / g > _MAX_VARIABLE_BL:
             raise ValueError(f"update needs lr / dw_min = {lr / g:g} pulses per sample "
                              f"(fixed_bl=False), more than {_MAX_VARIABLE_BL}")
-        k = size * max(upd.um_grad_scale, 1.0) / g
-        if lr / g > _MAX_PULSE_RATIO or k.max() > _MAX_PULSE_RATIO:
+        k = largest * lr * max(upd.um_grad_scale, 1.0) / g
+        if lr / g > _MAX_PULSE_RATIO or k > _MAX_PULSE_RATIO:
             raise ValueError(f"update too large: lr * max|x| * max|d| / dw_min reaches "
-                             f"{max(k.max(), lr / g):g}, limit {_MAX_PULSE_RATIO:g}")
-        both = (xm > 0) & (dm > 0)
-        ratio = xm[both] / (dm[both] * upd.um_grad_scale)
-        if ratio.size and (ratio.max() > _MAX_XD_RATIO or ratio.min() < 1 / _MAX_XD_RATIO):
+                             f"{max(k, lr / g):g}, limit {_MAX_PULSE_RATIO:g}")
+        if r_max > _MAX_XD_RATIO or r_min < 1 / _MAX_XD_RATIO:
             raise ValueError(f"update management cannot balance max|x| / max|d| ratios from "
-                             f"{ratio.min():g} to {ratio.max():g} (limit {_MAX_XD_RATIO:g})")
+                             f"{r_min:g} to {r_max:g} (limit {_MAX_XD_RATIO:g})")
 
     @property
     def learning_rate(self) -> float:

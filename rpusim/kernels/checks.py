@@ -1,0 +1,34 @@
+"""Small numba helpers for input checks on hot paths (one pass instead of many NumPy calls)."""
+
+import math
+
+from numba import njit
+
+
+@njit(cache=True)
+def update_magnitudes(X, D, um_grad_scale):
+    """Per-sample maxima of an update batch, reduced to what the range checks need.
+
+    Returns ``(sum_r xm*dm, max_r xm*dm, max ratio, min ratio)`` with ``xm = max|x_r|``,
+    ``dm = max|d_r|`` and ratio ``xm / (dm * um_grad_scale)`` over samples where both are
+    non-zero (``0, inf`` when there is none).
+    """
+    total = 0.0
+    largest = 0.0
+    r_max = 0.0
+    r_min = math.inf
+    for r in range(X.shape[0]):
+        xm = 0.0
+        for j in range(X.shape[1]):
+            xm = max(xm, abs(float(X[r, j])))
+        dm = 0.0
+        for i in range(D.shape[1]):
+            dm = max(dm, abs(float(D[r, i])))
+        p = xm * dm
+        total += p
+        largest = max(largest, p)
+        if xm > 0 and dm > 0:
+            ratio = xm / (dm * um_grad_scale)
+            r_max = max(r_max, ratio)
+            r_min = min(r_min, ratio)
+    return total, largest, r_max, r_min
