@@ -216,16 +216,12 @@ def _active_columns(xq, xbits, kind):
     return cols, ncols
 
 
-def _apply_rows(W, P, Wp, bl, xq, dq, xbits, dbits, cols, ncols, kind, negative_lr, key, params,
-           wn_sigma, counters, count_on):
-    """Apply every sample's pulses, row by row; row ``i`` draws from its own stream."""
+def _apply_stochastic(target, P, bl, xq, dq, xbits, dbits, cols, ncols, negative_lr, key,
+                      params):
+    """Apply the coincidences of shared bit trains, row by row (row ``i`` owns a stream)."""
     m = xq.shape[0]
     nd = dq.shape[1]
     nw = xbits.shape[2]
-    stochastic = kind == KIND_STOCHASTIC
-    one_word = stochastic and nw == 1
-    use_wp = wn_sigma > 0
-    target = Wp if use_wp else W
     states = np.zeros((nd, 2), np.uint64)
     for i in prange(nd):
         init_stream(states, i, stream_key(key, i, 7))
@@ -233,36 +229,73 @@ def _apply_rows(W, P, Wp, bl, xq, dq, xbits, dbits, cols, ncols, kind, negative_
             if bl[r] == 0 or dq[r, i] == 0:
                 continue
             dm = dbits[r, i, 0]
-            if stochastic:
-                fired = dm != 0
-                for k in range(1, nw):
-                    fired = fired or dbits[r, i, k] != 0
-                if not fired:
-                    continue
+            fired = dm != 0
+            for k in range(1, nw):
+                fired = fired or dbits[r, i, k] != 0
+            if not fired:
+                continue
             d_neg = dq[r, i] < 0
             for jj in range(ncols[r]):
                 j = cols[r, jj]
-                if one_word:
-                    n = _popcount(dm & xbits[r, j, 0])
-                    up = (d_neg != (xq[r, j] < 0)) != negative_lr
-                elif stochastic:
-                    n = 0
-                    for k in range(nw):
-                        n += _popcount(dbits[r, i, k] & xbits[r, j, k])
-                    up = (d_neg != (xq[r, j] < 0)) != negative_lr
-                else:
-                    c = np.rint(dq[r, i] * xq[r, j])
-                    n = int(abs(c))
-                    up = (c < 0) != negative_lr
-                if n == 0:
-                    continue
+                n = _popcount(dm & xbits[r, j, 0])
+                for k in range(1, nw):
+                    n += _popcount(dbits[r, i, k] & xbits[r, j, k])
+                up = (d_neg != (xq[r, j] < 0)) != negative_lr
                 for _ in range(n):
                     # stored after every pulse so that each pulse rounds to the tile dtype
                     target[i, j] = device_step(params, P, i, j, target[i, j], up, states)
-                if use_wp:
-                    W[i, j] = Wp[i, j] + wn_sigma * normal(states, i)
-                if count_on:
-                    counters[i, j] += n
+
+
+def _apply_counts(target, P, bl, xq, dq, cols, ncols, negative_lr, key, params):
+    """Apply deterministic counts ``rint(dq * xq)`` (DETERMINISTIC_IMPLICIT, MEAN_COUNT)."""
+    m = xq.shape[0]
+    nd = dq.shape[1]
+    states = np.zeros((nd, 2), np.uint64)
+    for i in prange(nd):
+        init_stream(states, i, stream_key(key, i, 7))
+        for r in range(m):
+            if bl[r] == 0 or dq[r, i] == 0:
+                continue
+            for jj in range(ncols[r]):
+                j = cols[r, jj]
+                c = np.rint(dq[r, i] * xq[r, j])
+                up = (c < 0) != negative_lr
+                for _ in range(int(abs(c))):
+                    target[i, j] = device_step(params, P, i, j, target[i, j], up, states)
+
+
+def _pulse_totals(bl, xq, dq, xbits, dbits, cols, ncols, kind, totals):
+    """Add every element's pulses of this batch to ``totals`` (counters, write noise)."""
+    m = xq.shape[0]
+    nd = dq.shape[1]
+    nw = xbits.shape[2]
+    for i in prange(nd):
+        for r in range(m):
+            if bl[r] == 0 or dq[r, i] == 0:
+                continue
+            for jj in range(ncols[r]):
+                j = cols[r, jj]
+                if kind == KIND_STOCHASTIC:
+                    n = 0
+                    for k in range(nw):
+                        n += _popcount(dbits[r, i, k] & xbits[r, j, k])
+                else:
+                    n = int(abs(np.rint(dq[r, i] * xq[r, j])))
+                totals[i, j] += n
+
+
+@njit(cache=True, parallel=True)
+def _redraw_touched(W, Wp, totals, sigma, key):
+    """Apparent weight of every pulsed element: persistent weight plus fresh write noise.
+
+    Pulses act on ``Wp`` only, so one draw after the batch has the distribution of aihwkit's
+    redraw after every pulse (only the last draw survives)."""
+    states = np.zeros((W.shape[0], 2), np.uint64)
+    for i in prange(W.shape[0]):
+        init_stream(states, i, stream_key(key, i, 9))
+        for j in range(W.shape[1]):
+            if totals[i, j] > 0:
+                W[i, j] = Wp[i, j] + sigma * normal(states, i)
 
 
 def _serial_copy(fn):
@@ -287,8 +320,13 @@ _active_columns_k = _twins(_active_columns)
 # Devices outside rpusim (custom models, maybe defined in a user's script) must not enter the
 # on-disk cache: its index would reference their classes, and a later process that cannot
 # import them would fail to read the index. They get uncached twins, compiled per process.
-_apply_cached = _twins(_apply_rows)
-_apply_uncached = _twins(_apply_rows, cache=False)
+_apply_k = {  # [builtin][kind is stochastic] -> (parallel, serial)
+    (True, True): _twins(_apply_stochastic),
+    (True, False): _twins(_apply_counts),
+    (False, True): _twins(_apply_stochastic, cache=False),
+    (False, False): _twins(_apply_counts, cache=False),
+}
+_pulse_totals_k = _twins(_pulse_totals)
 
 
 def _is_builtin(params) -> bool:
@@ -345,10 +383,19 @@ def pulsed_update(W, P, Wp, X, D, lr_pc, granularity, upd, kind, res, x_res, d_r
         dbits = _bit_trains_k[v](dq, bl, key, 3)
     else:
         xbits = dbits = np.zeros((1, 1, 1), np.uint64)
-    count_on = counters is not None
-    if counters is None:
-        counters = np.zeros((1, 1), np.int64)
     cols, ncols = _active_columns_k[v](xq, xbits, kind)
-    apply = (_apply_cached if _is_builtin(params) else _apply_uncached)[v]
-    apply(W, P, Wp, bl, xq, dq, xbits, dbits, cols, ncols, kind, lr_pc < 0,
-          key if noise_key is None else noise_key, params, dt(wn_sigma), counters, count_on)
+    stochastic = kind == KIND_STOCHASTIC
+    target = Wp if wn_sigma > 0 else W
+    noise = key if noise_key is None else noise_key
+    apply = _apply_k[(_is_builtin(params), stochastic)][v]
+    if stochastic:
+        apply(target, P, bl, xq, dq, xbits, dbits, cols, ncols, lr_pc < 0, noise, params)
+    else:
+        apply(target, P, bl, xq, dq, cols, ncols, lr_pc < 0, noise, params)
+    if counters is not None or wn_sigma > 0:
+        totals = np.zeros(W.shape, np.int64)
+        _pulse_totals_k[v](bl, xq, dq, xbits, dbits, cols, ncols, kind, totals)
+        if counters is not None:
+            counters += totals
+        if wn_sigma > 0:
+            _redraw_touched(W, Wp, totals, dt(wn_sigma), noise)
