@@ -605,3 +605,25 @@ def test_tiki_taka_beats_plain_sgd_on_soft_bounds(capsys):
     with capsys.disabled():
         print(f"\nweight MSE after 10 epochs: plain SGD {sgd:.5f}  Tiki-taka {tt:.5f}")
     assert tt < 0.5 * sgd
+
+
+def test_all_policy_shares_coincidences_but_not_noise():
+    """ALL: both devices receive the same pulses; their cycle-to-cycle noise is independent."""
+    dev = C.ConstantStepDevice(dw_min_std=0.5, dw_min_dtod=0.0, up_down_dtod=0.0, w_max=5.0,
+                               w_min=-5.0)
+    config = C.UnitCellRPUConfig(
+        device=C.VectorUnitCell(unit_cell_devices=[dev, dev]),
+        update=C.UpdateParameters(pulse_type=C.PulseType.STOCHASTIC_COMPRESSED))
+    tile = AnalogTile(40, 40, config, seed=3)
+    tile.set_weights(np.zeros((40, 40)))
+    tile.update(np.full((1, 40), 0.5), np.full((1, 40), 0.5), lr=0.05)
+    h = tile.get_hidden_parameters()
+    a, b = h["hidden_weights_0"], h["hidden_weights_1"]
+    np.testing.assert_array_equal(a != 0, b != 0)
+    # with shared noise streams a and b would be equal (correlation 1)
+    pulses = np.rint(np.abs(a) / 0.001)
+    mask = pulses > 0
+    na = a[mask] / pulses[mask] / -0.001 - 1
+    nb = b[mask] / pulses[mask] / -0.001 - 1
+    assert mask.sum() > 200
+    assert abs(np.corrcoef(na, nb)[0, 1]) < 5 / np.sqrt(mask.sum())

@@ -14,9 +14,8 @@ __all__ = ["VectorModel", "build_vector"]
 class VectorModel(CompoundModel):
     """Several devices per cross-point, pulses routed by the update policy (per sample).
 
-    With ``ALL`` every device gets the same coincidences (one engine key for all); their
-    cycle-to-cycle noise draws then come from the same stream too, i.e. are correlated across
-    the devices of a cell (aihwkit draws them independently).
+    With ``ALL`` every device gets the same coincidences (one engine key for the bit trains)
+    and its own cycle-to-cycle noise (a noise key per device), as in aihwkit.
     """
 
     def __init__(self, config, devices, out_size, in_size, dtype, rng):

@@ -219,7 +219,9 @@ class PulsedDeviceModel:
             self.granularity if granularity is None else granularity, upd,
             _KINDS[upd.pulse_type], effective_resolution(upd.res),
             effective_resolution(upd.x_res_implicit), effective_resolution(upd.d_res_implicit),
-            self.rng.key() if key is None else key, self.params, self.wn_sigma, self.counters)
+            self.rng.key() if key is None else key, self.params, self.wn_sigma, self.counters,
+            # devices that share coincidences (a given key) still draw independent noise
+            noise_key=None if key is None else self.rng.key())
 
     def _update_fp_then_clip(self, X, D, lr) -> None:
         """``NONE_WITH_DEVICE``: exact per-sample update of the stored weight, then clip.
