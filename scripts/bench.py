@@ -119,6 +119,43 @@ def workloads():
     return w
 
 
+# -- extra workload (issue 9): a custom device model vs the built-in it copies --------------------
+def custom_device_ratio(rounds: int, min_time: float) -> dict:
+    """Update of a 512x512 batch-100 tile: a custom twin of ConstantStepDevice, defined here
+    through ``rpusim.devices.define_device`` (outside rpusim, so compiled without the on-disk
+    cache), against the built-in; same seed and pulses. Returns medians and their ratio."""
+    from dataclasses import dataclass
+
+    from rpusim.devices import PulsedDevice, define_device
+    from rpusim.devices.base import SLOT_DWMIN_DOWN, SLOT_DWMIN_UP, cast_like, clip_to_bounds
+    from rpusim.kernels.rng import normal
+
+    @dataclass
+    class BenchConstantStepTwin(PulsedDevice):
+        pass
+
+    def step(params, P, i, j, w, up, states):  # ConstantStepDevice's step, copied
+        dw = P[SLOT_DWMIN_UP, i, j] if up else -P[SLOT_DWMIN_DOWN, i, j]
+        if params.dw_min_std > 0:
+            dw = dw * cast_like(1.0 + params.dw_min_std * normal(states, i), w)
+        return clip_to_bounds(P, i, j, w + dw)
+
+    define_device(BenchConstantStepTwin, step)
+    fa = rpusim_case(rc.SingleRPUConfig(device=BenchConstantStepTwin()), 512, 512, 100, "update")
+    fb = rpusim_case(rc.SingleRPUConfig(device=rc.ConstantStepDevice()), 512, 512, 100, "update")
+    fa()
+    fb()
+    reps = max(1, int(min_time / max(timed(fb, 1), 1e-6)))
+    ta, tb, ratios = [], [], []
+    for _ in range(rounds):
+        ta.append(timed(fa, reps))
+        tb.append(timed(fb, reps))
+        ratios.append(ta[-1] / tb[-1])
+    return {"workload": "update custom ConstantStep twin / built-in 512x512 b100",
+            "custom_ms": 1e3 * statistics.median(ta), "builtin_ms": 1e3 * statistics.median(tb),
+            "ratio": statistics.median(ratios)}
+
+
 def timed(fn, reps):
     t = time.perf_counter()
     for _ in range(reps):
@@ -180,6 +217,11 @@ def main() -> None:
         print(f"{name:42s} rpusim {row['rpusim_ms']:9.3f} ms" +
               (f"   aihwkit {row['aihwkit_ms']:9.3f} ms   ratio {row['ratio']:.3f}"
                if tb else ""), flush=True)
+    if not args.only or args.only in "custom device":
+        row = custom_device_ratio(args.rounds, args.min_time)
+        rows.append(row)
+        print(f"{'custom device twin vs built-in (update)':42s} custom {row['custom_ms']:9.3f} ms"
+              f"   built-in {row['builtin_ms']:9.3f} ms   ratio {row['ratio']:.3f}", flush=True)
     if not args.no_startup and not args.only:
         warm = statistics.median(startup_time(False) for _ in range(3))
         cold = startup_time(True)

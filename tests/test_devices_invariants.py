@@ -19,9 +19,14 @@ from hypothesis import strategies as st
 
 from rpusim import AnalogTile
 from rpusim.configs import (ConstantStepDevice, ExpStepDevice, LinearStepDevice,
-                            PiecewiseStepDevice, PowStepDevice, PowStepReferenceDevice, PulseType,
-                            SingleRPUConfig, SoftBoundsDevice, SoftBoundsPmaxDevice,
-                            SoftBoundsReferenceDevice, UpdateParameters)
+                            LookupTableDevice, PiecewiseStepDevice, PowStepDevice,
+                            PowStepReferenceDevice, PulseType, SingleRPUConfig,
+                            SoftBoundsDevice, SoftBoundsPmaxDevice, SoftBoundsReferenceDevice,
+                            UpdateParameters)
+
+# custom models (issue 9): the example's SigmoidDevice and a twin of ConstantStep, both defined
+# outside rpusim through rpusim.devices.define_device
+from test_custom_devices import TwinConstantStepDevice, load_example
 
 SINGLE = UpdateParameters(pulse_type=PulseType.DETERMINISTIC_IMPLICIT, desired_bl=1,
                           update_management=False, update_bl_management=False)
@@ -64,6 +69,12 @@ DEVICE_MODELS = [
     ModelCase("pow_step_reference", PowStepReferenceDevice, reference=True),
     ModelCase("piecewise_step", with_defaults(PiecewiseStepDevice, piecewise_up=[1.4, 1.0, 0.5],
                                               piecewise_down=[0.5, 1.0, 1.4])),
+    ModelCase("lookup_table", LookupTableDevice),
+    ModelCase("lookup_table_asymmetric", with_defaults(
+        LookupTableDevice, up_curve=[-0.5, -0.45, -0.3, 0.0, 0.3, 0.45, 0.5],
+        down_curve=[0.5, 0.2, -0.1, -0.3, -0.4, -0.45])),
+    ModelCase("custom_sigmoid", load_example().SigmoidDevice),
+    ModelCase("custom_constant_step_twin", TwinConstantStepDevice),
 ]
 IDS = [case.name for case in DEVICE_MODELS]
 
