@@ -86,6 +86,7 @@ def _device_classes() -> dict[str, type]:
              if isinstance(cls, type) and issubclass(cls, ConfigBase) and name.endswith("Device")}
     found.update({name: cls for name, cls in registered_config_classes().items()
                   if issubclass(cls, PulsedDevice)})
+    found.pop(PulsedDevice.__name__, None)  # the common base, not a device model
     return dict(sorted(found.items()))
 
 
