@@ -368,16 +368,24 @@ class ChoppedTransferModel(TransferModel):
         if c == self.t_in - 1 and p > 0:
             self.out_chopper ^= self.rng.generator.random(self.t_out) < p
 
-    def transfer(self, f: int, t: int, lr: float) -> None:
+    def _read_for_transfer(self, f: int, t: int, lr: float):
+        """Transfer learning rate, current slice and its read; ``None`` if nothing is due
+        (only device 0 transfers, into device 1)."""
         if f != 0 or t != 1:
-            return
-        cfg = self.config
+            return None
         lr_t = self.transfer_lr(f, t, lr)
         if lr_t == 0:
-            return
-        dt = self.dtype.type
+            return None
         c = int(self.slice_idx[0])
-        v = self.read(0, np.array([c]))[0]
+        return lr_t, c, self.read(0, np.array([c]))[0]
+
+    def transfer(self, f: int, t: int, lr: float) -> None:
+        due = self._read_for_transfer(f, t, lr)
+        if due is None:
+            return
+        lr_t, c, v = due
+        cfg = self.config
+        dt = self.dtype.type
         H = self.buffer if cfg.transfer_columns else self.buffer.T
         keep = dt(1) - dt(min(max(cfg.momentum, 0.0), 1.0))
         counts = kernels.chopped_transfer(
@@ -446,15 +454,12 @@ class DynamicTransferModel(ChoppedTransferModel):
                 arr[...] = params[name]
 
     def transfer(self, f: int, t: int, lr: float) -> None:
-        if f != 0 or t != 1:
+        due = self._read_for_transfer(f, t, lr)
+        if due is None:
             return
+        lr_t, c, v = due
         cfg = self.config
-        lr_t = self.transfer_lr(f, t, lr)
-        if lr_t == 0:
-            return
         dt = self.dtype.type
-        c = int(self.slice_idx[0])
-        v = self.read(0, np.array([c]))[0]
         n_samples = max(math.ceil(1 / cfg.in_chop_prob), 2)
         current = self.transfer_counter % n_samples + 1
         beta = dt(min(dt(cfg.tail_weightening) / dt(n_samples), dt(1)))
