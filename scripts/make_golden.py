@@ -656,7 +656,6 @@ def scenarios_devices():
                                          w_max=0.4, w_min=-0.8), seed=12)
 
     def sb_hidden(sc):
-        shape = (sc.out_size, sc.in_size)
         hp = random_hidden(sc, 0.01, 0.7, -0.5)
         extras = {"slope_up": -hp["dwmin_up"] / hp["max_bound"],
                   "slope_down": -hp["dwmin_down"] / hp["min_bound"]}
