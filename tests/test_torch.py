@@ -89,3 +89,48 @@ def test_output_bound_gradient_mask():
     torch.testing.assert_close(x.grad, torch.tensor([[0.1, 0.0]]), rtol=1e-5, atol=1e-6)
     (xs, ds), = layer._pending
     np.testing.assert_array_equal(ds, np.ones((1, 2)))
+
+
+@pytest.mark.parametrize("gamma", [0.2, 0.0])
+@pytest.mark.parametrize("reset", [0.0, 0.3, -0.3])
+def test_issue_302_through_the_adapter(gamma, reset):
+    """aihwkit issue #302 with only the imports changed: set the four hidden weights of a
+    TransferCompound of two ReferenceUnitCells, train two steps at lr = 0, and the weight is
+    gamma (a' - b') + c' - d' with u' = (u - r) delta_u^2 + r (compounds spec §5.8)."""
+    from torch.nn.functional import mse_loss
+
+    from rpusim.configs import (ReferenceUnitCell, SoftBoundsDevice, TransferCompound,
+                                UnitCellRPUConfig)
+
+    def sb():
+        return SoftBoundsDevice(w_max=1.0, w_min=-1.0, w_max_dtod=0.0, w_min_dtod=0.0,
+                                lifetime=100.0, lifetime_dtod=0.0, reset=reset, reset_std=0.0)
+
+    config = UnitCellRPUConfig(device=TransferCompound(
+        unit_cell_devices=[ReferenceUnitCell([sb(), sb()]), ReferenceUnitCell([sb(), sb()])],
+        gamma=gamma))
+    model = AnalogLinear(3, 2, bias=True, rpu_config=config, seed=0)
+    model.analog_tile.set_weights(np.zeros((2, 3)))
+    rng = np.random.default_rng(302)
+    names = {"a": "0_0", "b": "1_0", "c": "0_1", "d": "1_1"}
+    deltas = {"a": 0.95, "b": 0.28, "c": 0.33, "d": 0.12}
+    values = {p: rng.uniform(-0.5, 0.5, (2, 3)).astype(np.float32) for p in names}
+    params = {f"hidden_weights_{s}": values[p] for p, s in names.items()}
+    params.update({f"decay_scales_{s}": np.full((2, 3), deltas[p], np.float32)
+                   for p, s in names.items()})
+    model.analog_tile.set_hidden_parameters(params)
+    a, b, c, d = (values[p].astype(np.float64) for p in "abcd")
+    np.testing.assert_allclose(model.get_weights()[0].numpy(), gamma * (a - b) + c - d,
+                               atol=2e-7)
+
+    x = torch.tensor([[0.1, 0.2, 0.4], [0.2, 0.1, 0.3]])
+    y = torch.tensor([[1.0, 0.5], [0.7, 0.3]])
+    opt = AnalogSGD(model.parameters(), lr=0.0)
+    opt.regroup_param_groups(model)
+    for _ in range(2):
+        opt.zero_grad()
+        mse_loss(model(x), y).backward()
+        opt.step()
+    dec = {p: (values[p].astype(np.float64) - reset) * deltas[p] ** 2 + reset for p in names}
+    expected = gamma * (dec["a"] - dec["b"]) + dec["c"] - dec["d"]
+    np.testing.assert_allclose(model.get_weights()[0].numpy(), expected, atol=3e-7)
