@@ -75,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     response = sub.add_parser(
         "response", help="plot a device model's pulse response and step size vs weight",
         usage="python -m rpusim response DEVICE [--FIELD VALUE ...] [--pulses N] "
-              "[--devices K] [--seed S] [--out FILE.png]",
+              "[--devices K] [--seed S] [--out FILE.png] [--import MODULE_OR_FILE]",
         description="Pulse response of a device model: N up then N down pulses on several "
                     "devices of one tile, and the step size vs weight, to a PNG.",
         epilog=EPILOG_RESPONSE, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -88,6 +88,10 @@ def _parser() -> argparse.ArgumentParser:
     response.add_argument("--seed", type=int, default=0, help="tile seed (default: 0)")
     response.add_argument("--out", default=None, metavar="FILE.png",
                           help="PNG to write (default: response_DEVICE.png)")
+    response.add_argument("--import", dest="imports", action="append", default=[],
+                          metavar="MODULE_OR_FILE",
+                          help="import a module (or run a .py file) first, e.g. one that "
+                               "defines a custom device model; may be repeated")
     parser.subparsers = {"demo": demo, "response": response}
     return parser
 
@@ -140,11 +144,33 @@ def _demo(parser, args) -> int:
     return 0
 
 
+def _import(name: str) -> None:
+    """Import a module by name, or a Python file by path (its device models register)."""
+    import importlib
+    import importlib.util
+    import pathlib
+    path = pathlib.Path(name)
+    if name.endswith(".py") or path.is_file():
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot import {name}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = module
+        spec.loader.exec_module(module)
+    else:
+        importlib.import_module(name)
+
+
 def _response(parser, args, fields: dict[str, str]) -> int:
     import numpy as np
 
     from rpusim.demo import default_pulses, describe_config, make_device, pulse_response
     from rpusim.plotting import MatplotlibMissing, plot_pulse_response, require_matplotlib
+    for name in args.imports:
+        try:
+            _import(name)
+        except Exception as err:  # any failure of user code: report it as a usage error
+            parser.error(f"--import {name}: {type(err).__name__}: {err}")
     if (args.pulses is not None and args.pulses < 1) or args.devices < 1:
         parser.error(f"--pulses and --devices must be >= 1, got {args.pulses} and "
                      f"{args.devices}")

@@ -155,3 +155,20 @@ def test_missing_matplotlib(tmp_path, capsys, monkeypatch):
     assert 'pip install "rpusim[plot]"' in text
     assert (tmp_path / "demo" / "loss_curves.csv").exists()
     assert not (tmp_path / "demo" / "loss_curves.png").exists()
+
+
+def test_response_finds_a_custom_device_through_import(tmp_path):
+    """A device model defined in a user's file is usable from the shell with --import."""
+    root = pathlib.Path(__file__).resolve().parents[1]
+    out = tmp_path / "sigmoid.png"
+    env = dict(os.environ, MPLBACKEND="Agg", PYTHONPATH=str(root))
+    result = subprocess.run(
+        [sys.executable, "-m", "rpusim", "response", "SigmoidDevice", "--pulses", "20",
+         "--devices", "2", "--import", str(root / "examples" / "custom_device.py"),
+         "--out", str(out)], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert out.stat().st_size > 0
+    unknown = subprocess.run([sys.executable, "-m", "rpusim", "response", "SigmoidDevice"],
+                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert unknown.returncode == 2 and "SigmoidDevice" in unknown.stderr
