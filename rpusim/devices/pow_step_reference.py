@@ -8,11 +8,8 @@ from typing import ClassVar, NamedTuple
 import numpy as np
 from numba import njit
 
-from rpusim.devices.base import (FIRST_EXTRA_SLOT, SLOT_DWMIN_DOWN, SLOT_DWMIN_UP,
-                                 SLOT_MAX_BOUND, SLOT_MIN_BOUND, PulsedDevice, cast_like, gauss,
-                                 register_device)
-from rpusim.devices.pow_step import check_pow_fields, sample_gammas
-from rpusim.kernels.rng import normal
+from rpusim.devices.base import FIRST_EXTRA_SLOT, PulsedDevice, gauss, register_device
+from rpusim.devices.pow_step import check_pow_fields, pow_step, sample_gammas
 
 __all__ = ["PowStepReferenceDevice", "symmetry_point"]
 
@@ -146,24 +143,9 @@ class PowStepReferenceParams(NamedTuple):
 
 @njit(cache=True)
 def pow_step_reference(params, P, i, j, w, up, states):
-    lo = P[SLOT_MIN_BOUND, i, j]
-    hi = P[SLOT_MAX_BOUND, i, j]
-    span = hi - lo
-    if span == 0:
-        return w
+    # PowStep's rule (and its clip) on the conductance c = w + reference
     ref = P[SLOT_REFERENCE, i, j]
-    c = w + ref
-    if up:
-        dc = P[SLOT_DWMIN_UP, i, j] * ((hi - c) / span) ** P[SLOT_GAMMA_UP, i, j]
-    else:
-        dc = -P[SLOT_DWMIN_DOWN, i, j] * ((c - lo) / span) ** P[SLOT_GAMMA_DOWN, i, j]
-    if params.dw_min_std > 0:
-        dc = dc * cast_like(1.0 + params.dw_min_std * normal(states, i), w)
-    c = c + dc
-    # aihwkit's MAX/MIN macros: a NaN (negative base, fractional exponent) ends at min_bound
-    c = c if c > lo else lo
-    c = c if c < hi else hi
-    return c - ref
+    return pow_step(params, P, i, j, w + ref, up, states) - ref
 
 
 register_device(PowStepReferenceDevice, PowStepReferenceParams, pow_step_reference)
