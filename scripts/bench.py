@@ -48,10 +48,8 @@ def inputs(batch, n_in, n_out, seed=0):
     return x, d
 
 
-def rpusim_case(config, n_out, n_in, batch, what):
-    tile = rpusim.AnalogTile(n_out, n_in, config, seed=0)
-    tile.set_learning_rate(LR)
-    x, d = inputs(batch, n_in, n_out)
+def call_for(tile, x, d, what):
+    """The timed call: one forward, backward or update, or a whole training step."""
     if what == "forward":
         return lambda: tile.forward(x)
     if what == "backward":
@@ -65,25 +63,19 @@ def rpusim_case(config, n_out, n_in, batch, what):
         tile.update(x, d)
         tile.post_update_step()
     return step
+
+
+def rpusim_case(config, n_out, n_in, batch, what):
+    tile = rpusim.AnalogTile(n_out, n_in, config, seed=0)
+    tile.set_learning_rate(LR)
+    return call_for(tile, *inputs(batch, n_in, n_out), what)
 
 
 def aihwkit_case(config, n_out, n_in, batch, what):
     tile = AihwkitTile(n_out, n_in, config)
     tile.set_learning_rate(LR)
     x, d = (torch.from_numpy(a) for a in inputs(batch, n_in, n_out))
-    if what == "forward":
-        return lambda: tile.forward(x)
-    if what == "backward":
-        return lambda: tile.backward(d)
-    if what == "update":
-        return lambda: tile.update(x, d)
-
-    def step():
-        tile.forward(x)
-        tile.backward(d)
-        tile.update(x, d)
-        tile.post_update_step()
-    return step
+    return call_for(tile, x, d, what)
 
 
 def workloads():
