@@ -118,6 +118,7 @@ class VectorUnitCell(_CompoundBase):
         return list(self.unit_cell_devices)
 
     def gammas(self) -> list[float]:
+        """Weights of the devices in the cell's weight: ``gamma_vec``, else ``1/n`` each."""
         n = self.n_devices()
         return [float(g) for g in self.gamma_vec] if self.gamma_vec else [1.0 / n] * n
 
@@ -136,9 +137,11 @@ class ReferenceUnitCell(VectorUnitCell):
     gamma_vec: list = field(default_factory=lambda: [1.0, -1.0])
 
     def n_devices(self) -> int:
+        """Number of sub-devices the runtime model builds (always the two of the pair)."""
         return 2
 
     def device_specs(self) -> list:
+        """The two sub-device configs; a single given device is used for both."""
         devs = list(self.unit_cell_devices)
         return devs[:2] if len(devs) >= 2 else devs * 2
 
@@ -211,6 +214,7 @@ class OneSidedUnitCell(_CompoundBase):
                             f"got {self.refresh_update!r}")
 
     def n_devices(self) -> int:
+        """Number of sub-devices the runtime model builds (the positive and negative one)."""
         return 2
 
 
@@ -341,9 +345,11 @@ class TransferCompound(_CompoundBase):
                             f"got {self.transfer_update!r}")
 
     def n_devices(self) -> int:
+        """Number of sub-devices the runtime model builds (fast device first)."""
         return len(self.unit_cell_devices)
 
     def device_specs(self) -> list:
+        """The sub-device configs in slot order; slots beyond the second repeat the second."""
         devs = list(self.unit_cell_devices)
         return devs[:2] + [devs[1]] * (len(devs) - 2)
 

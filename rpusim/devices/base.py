@@ -223,6 +223,7 @@ class PulsedDevice(ConfigBase):
         return self
 
     def uses_write_noise(self) -> bool:
+        """Whether pulses act on a hidden persistent weight (``write_noise_std > 0``)."""
         return getattr(self, "write_noise_std", 0.0) > 0
 
     def granularity(self, dw_min: float) -> float:
@@ -230,6 +231,8 @@ class PulsedDevice(ConfigBase):
         return dw_min
 
     def hidden_parameter_names(self) -> list[str]:
+        """Hidden parameter names in aihwkit's order: common ones, ``persistent_weights`` with
+        write noise, then the model's extras."""
         names = list(COMMON_HIDDEN_NAMES)
         if self.uses_write_noise():
             names.append("persistent_weights")
@@ -249,6 +252,7 @@ class PulsedDevice(ConfigBase):
         raise TypeError(f"{type(self).__name__} defines no step_params")
 
     def params_class(self) -> type:
+        """The parameter ``NamedTuple`` class registered for this device model."""
         return _DEVICES[type(self)][0]
 
 
