@@ -11,9 +11,10 @@ import numpy as np
 
 from rpusim.configs.enums import PulseType
 from rpusim.configs.update import UpdateParameters, effective_resolution
-from rpusim.devices.base import (FIRST_EXTRA_SLOT, SLOT_DECAY_SCALES, SLOT_DIFFUSION_RATES,
-                                 SLOT_DRIFT_NU, SLOT_DWMIN_DOWN, SLOT_DWMIN_UP, SLOT_MAX_BOUND,
-                                 SLOT_MIN_BOUND, SLOT_RESET_BIAS, PulsedDevice, sample_common)
+from rpusim.devices.base import (COMMON_HIDDEN_NAMES, FIRST_EXTRA_SLOT, SLOT_DECAY_SCALES,
+                                 SLOT_DIFFUSION_RATES, SLOT_DRIFT_NU, SLOT_DWMIN_DOWN,
+                                 SLOT_DWMIN_UP, SLOT_MAX_BOUND, SLOT_MIN_BOUND, SLOT_RESET_BIAS,
+                                 PulsedDevice, sample_common)
 from rpusim.kernels import update as engine
 from rpusim.rng import TileRNG
 
@@ -103,7 +104,7 @@ class PulsedDeviceModel:
                if device.construction_seed else rng.generator)
         state = sample_common(physics, gen, shape, self.dtype)
         extras = physics.sample_extras(gen, state, shape)
-        slots = [state[n] for n in self._common_names()] + [extras[n] for n in
+        slots = [state[n] for n in COMMON_HIDDEN_NAMES] + [extras[n] for n in
                                                            physics.extra_hidden_names]
         self.P = np.ascontiguousarray(np.stack(slots).astype(self.dtype))
         self.w = np.zeros(shape, self.dtype)
@@ -114,11 +115,6 @@ class PulsedDeviceModel:
         self.drift_state: _DriftState | None = None
 
     # -- layout -------------------------------------------------------------------------------
-    @staticmethod
-    def _common_names():
-        from rpusim.devices.base import COMMON_HIDDEN_NAMES
-        return COMMON_HIDDEN_NAMES
-
     @property
     def write_noise(self) -> bool:
         return self.device.uses_write_noise()
@@ -164,7 +160,7 @@ class PulsedDeviceModel:
 
     def get_hidden_parameters(self) -> dict[str, np.ndarray]:
         out = {}
-        common = self._common_names()
+        common = COMMON_HIDDEN_NAMES
         for k, name in enumerate(common):
             out[name] = self.P[k].copy()
         if self.write_noise:
@@ -179,7 +175,7 @@ class PulsedDeviceModel:
         ``persistent_weights`` given here are honoured (aihwkit overwrites them with the
         apparent weight); without them the persistent weights are kept as they are.
         """
-        slots = {n: k for k, n in enumerate(self._common_names())}
+        slots = {n: k for k, n in enumerate(COMMON_HIDDEN_NAMES)}
         slots.update({n: FIRST_EXTRA_SLOT + k
                       for k, n in enumerate(self.device.extra_hidden_names)})
         for name, value in params.items():
