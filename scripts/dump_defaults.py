@@ -21,9 +21,6 @@ import math
 import pathlib
 import sys
 
-import aihwkit
-from aihwkit.simulator import configs as aconf
-
 CLASSES = [
     # parameters
     "IOParameters", "UpdateParameters", "DriftParameter", "SimpleDriftParameter",
@@ -60,6 +57,10 @@ def plain(value):
 
 
 def main(argv: list[str]) -> None:
+    # imported here so that tests can use ``plain`` without aihwkit installed
+    import aihwkit
+    from aihwkit.simulator import configs as aconf
+
     root = pathlib.Path(__file__).resolve().parents[1]
     target = pathlib.Path(argv[1]) if len(argv) > 1 else root / "tests/golden/aihwkit_defaults.json"
     classes = {}

@@ -7,10 +7,8 @@ that rpusim lacks or gets wrong fails on its own.
 
 from __future__ import annotations
 
-import dataclasses
-import enum
+import importlib.util
 import json
-import math
 import pathlib
 import warnings
 
@@ -19,6 +17,12 @@ import pytest
 import rpusim.configs
 
 _FIXTURE = pathlib.Path(__file__).parent / "golden" / "aihwkit_defaults.json"
+# the fixture's serializer itself, so that both sides are written the same way
+_spec = importlib.util.spec_from_file_location(
+    "dump_defaults", pathlib.Path(__file__).parents[1] / "scripts" / "dump_defaults.py")
+_dump = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_dump)
+_plain = _dump.plain
 _DEFAULTS = json.loads(_FIXTURE.read_text())["classes"]
 
 _RPU_CONFIGS = ("SingleRPUConfig", "UnitCellRPUConfig", "FloatingPointRPUConfig",
@@ -41,22 +45,6 @@ IGNORED.update({
     ("DigitalRankUpdateRPUConfig", "device"): "aihwkit's default is the abstract "
                                               "DigitalRankUpdateCell placeholder",
 })
-
-
-def _plain(value):
-    """JSON-like form of an rpusim value, written as scripts/dump_defaults.py writes aihwkit's."""
-    if isinstance(value, enum.Enum):
-        return value.name
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        out = {"__class__": type(value).__name__}
-        for field in dataclasses.fields(value):
-            out[field.name] = _plain(getattr(value, field.name))
-        return out
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return repr(value)
-    return value
 
 
 def _equal(expected, got) -> bool:
