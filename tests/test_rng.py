@@ -5,7 +5,7 @@ import math
 import numpy as np
 from numba import njit
 
-from rpusim.kernels.rng import init_stream, normal, stream_key, uniform
+from rpusim.kernels.rng import _NORMAL_TABLE, init_stream, normal, stream_key, uniform
 
 
 @njit(cache=True)
@@ -33,10 +33,27 @@ def test_normal_distribution():
     phi = np.vectorize(lambda v: 0.5 * (1 + math.erf(v / math.sqrt(2))))
     # Kolmogorov-Smirnov at the 0.1% level: 1.95 / sqrt(n)
     assert _ks_statistic(z[:100_000], phi) < 1.95 / math.sqrt(100_000)
-    # the ziggurat tail beyond its base layer (r = 3.4426) has the normal's mass
-    p_tail = math.erfc(3.442619855899 / math.sqrt(2))
-    frac = np.mean(np.abs(z) > 3.442619855899)
+    # the tails beyond 3 sigma carry the normal's mass
+    p_tail = math.erfc(3 / math.sqrt(2))
+    frac = np.mean(np.abs(z) > 3)
     assert abs(frac - p_tail) < 5 * math.sqrt(p_tail / n)
+
+
+def test_normal_table_is_the_midpoint_quantiles():
+    """The discretised normal: 2**15 symmetric levels, each as likely, CDF within 2**-16."""
+    table = _NORMAL_TABLE
+    n = table.size
+    assert n == 2 ** 15
+    assert np.all(np.diff(table) > 0)
+    np.testing.assert_array_equal(table, -table[::-1])
+    cdf = np.array([0.5 * (1 + math.erf(v / math.sqrt(2))) for v in table])
+    np.testing.assert_allclose(cdf, (np.arange(n) + 0.5) / n, rtol=0, atol=1e-12)
+    # every level is hit about equally often: the top 15 bits of the hash are uniform
+    z = _draw(2 ** 20, np.uint64(3), 0)
+    counts = np.bincount(np.searchsorted(table, z), minlength=n)
+    assert counts.sum() == 2 ** 20 and np.all(np.isin(z, table))
+    chi2 = ((counts - 32.0) ** 2 / 32.0).sum()
+    assert abs(chi2 - (n - 1)) < 5 * math.sqrt(2 * (n - 1))
 
 
 def test_uniform_open_interval_and_moments():

@@ -5,7 +5,7 @@ with the splitmix64 finaliser and increments the counter. Streams are keyed by (
 row) so each parallel chunk owns its stream and results never depend on the thread count.
 """
 
-import math
+import statistics
 
 import numpy as np
 from numba import njit
@@ -54,45 +54,24 @@ def uniform(states, s):
     return (np.float64(next_u64(states, s) >> _S11) + 0.5) * _INV53
 
 
-def _ziggurat_tables(layers=128, r=3.442619855899, v=9.91256303526217e-3):
-    """Layer edges ``x`` and ratios ``x[i+1]/x[i]`` of the normal ziggurat (Marsaglia-Tsang)."""
-    x = np.zeros(layers + 1)
-    f = math.exp(-0.5 * r * r)
-    x[0] = v / f
-    x[1] = r
-    for i in range(2, layers):
-        x[i] = math.sqrt(-2.0 * math.log(v / x[i - 1] + f))
-        f = math.exp(-0.5 * x[i] * x[i])
-    return x, x[1:] / x[:-1]
+def _normal_quantiles(bits: int) -> np.ndarray:
+    """The ``2**bits`` midpoint quantiles ``Phi^-1((k + 1/2) / 2**bits)`` of the standard normal."""
+    n = 1 << bits
+    inv_cdf = statistics.NormalDist().inv_cdf
+    return np.array([inv_cdf((k + 0.5) / n) for k in range(n)])
 
 
-_ZIG_X, _ZIG_R = _ziggurat_tables()
-_ZIG_TAIL = 3.442619855899
-_S7F = np.uint64(0x7F)
-
-
-@njit(cache=True)
-def _normal_tail(states, s, negative):
-    while True:
-        x = math.log(uniform(states, s)) / _ZIG_TAIL
-        y = math.log(uniform(states, s))
-        if -2.0 * y >= x * x:
-            return x - _ZIG_TAIL if negative else _ZIG_TAIL - x
+# aihwkit draws its per-pulse Gaussians from a list of 2**15 normal samples picked by rand();
+# rpusim picks from the 2**15 midpoint quantiles instead, so the table is symmetric (mean 0)
+# and its CDF is within 2**-16 of the normal's everywhere (largest |value| 4.17). One hash
+# and one load per draw: 3x cheaper than an exact ziggurat, which made up about half of the
+# pulse loop.
+_NORMAL_BITS = 15
+_NORMAL_TABLE = _normal_quantiles(_NORMAL_BITS)
+_NORMAL_SHIFT = np.uint64(64 - _NORMAL_BITS)
 
 
 @njit(cache=True, inline="always")
 def normal(states, s):
-    """Standard normal by the ziggurat method: one 64-bit draw on the fast path (~99%)."""
-    while True:
-        z = next_u64(states, s)
-        i = z & _S7F
-        u = 2.0 * ((np.float64(z >> _S11) + 0.5) * _INV53) - 1.0
-        if abs(u) < _ZIG_R[i]:
-            return u * _ZIG_X[i]
-        if i == 0:
-            return _normal_tail(states, s, u < 0)
-        x = u * _ZIG_X[i]
-        f0 = math.exp(-0.5 * (_ZIG_X[i] * _ZIG_X[i] - x * x))
-        f1 = math.exp(-0.5 * (_ZIG_X[i + 1] * _ZIG_X[i + 1] - x * x))
-        if f1 + uniform(states, s) * (f0 - f1) < 1.0:
-            return x
+    """Standard normal, discretised to the 2**15 midpoint quantiles (see ``_NORMAL_TABLE``)."""
+    return _NORMAL_TABLE[np.int64(next_u64(states, s) >> _NORMAL_SHIFT)]

@@ -24,6 +24,10 @@ KIND_STOCHASTIC = 0
 KIND_DETERMINISTIC_IMPLICIT = 1
 KIND_MEAN_COUNT = 2
 
+# Rows per work unit of the pulse kernels: the rows of a block share one pass over the
+# samples' bit trains, which otherwise are streamed from memory once per row.
+_ROW_BLOCK = 32
+
 _STEP_FUNCTIONS: dict = {}
 
 
@@ -218,32 +222,44 @@ def _active_columns(xq, xbits, kind):
 
 def _apply_stochastic(target, P, bl, xq, dq, xbits, dbits, cols, ncols, negative_lr, key,
                       params):
-    """Apply the coincidences of shared bit trains, row by row (row ``i`` owns a stream)."""
+    """Apply the coincidences of shared bit trains; row ``i`` owns a stream and sees the samples
+    in order, so the result does not depend on how rows are grouped or threaded."""
     m = xq.shape[0]
     nd = dq.shape[1]
     nw = xbits.shape[2]
     states = np.zeros((nd, 2), np.uint64)
-    for i in prange(nd):
-        init_stream(states, i, stream_key(key, i, 7))
+    for b in prange((nd + _ROW_BLOCK - 1) // _ROW_BLOCK):
+        i0 = b * _ROW_BLOCK
+        i1 = min(nd, i0 + _ROW_BLOCK)
+        for i in range(i0, i1):
+            init_stream(states, i, stream_key(key, i, 7))
+        # samples outside, rows of a block inside: a sample's trains are read once per block
         for r in range(m):
-            if bl[r] == 0 or dq[r, i] == 0:
+            if bl[r] == 0:
                 continue
-            dm = dbits[r, i, 0]
-            fired = dm != 0
-            for k in range(1, nw):
-                fired = fired or dbits[r, i, k] != 0
-            if not fired:
-                continue
-            d_neg = dq[r, i] < 0
-            for jj in range(ncols[r]):
-                j = cols[r, jj]
-                n = _popcount(dm & xbits[r, j, 0])
-                for k in range(1, nw):
-                    n += _popcount(dbits[r, i, k] & xbits[r, j, k])
-                up = (d_neg != (xq[r, j] < 0)) != negative_lr
-                for _ in range(n):
-                    # stored after every pulse so that each pulse rounds to the tile dtype
-                    target[i, j] = device_step(params, P, i, j, target[i, j], up, states)
+            for i in range(i0, i1):
+                if dq[r, i] == 0:
+                    continue
+                dm = dbits[r, i, 0]
+                fired = dm != 0
+                # guarded: the empty k loops alone cost ~20% when the trains fit one word
+                if nw > 1:
+                    for k in range(1, nw):
+                        fired = fired or dbits[r, i, k] != 0
+                if not fired:
+                    continue
+                d_neg = dq[r, i] < 0
+                for jj in range(ncols[r]):
+                    j = cols[r, jj]
+                    n = _popcount(dm & xbits[r, j, 0])
+                    if nw > 1:
+                        for k in range(1, nw):
+                            n += _popcount(dbits[r, i, k] & xbits[r, j, k])
+                    up = (d_neg != (xq[r, j] < 0)) != negative_lr
+                    while n > 0:
+                        # stored after every pulse so that each pulse rounds to the tile dtype
+                        target[i, j] = device_step(params, P, i, j, target[i, j], up, states)
+                        n -= 1
 
 
 def _apply_counts(target, P, bl, xq, dq, cols, ncols, negative_lr, key, params):
@@ -251,17 +267,23 @@ def _apply_counts(target, P, bl, xq, dq, cols, ncols, negative_lr, key, params):
     m = xq.shape[0]
     nd = dq.shape[1]
     states = np.zeros((nd, 2), np.uint64)
-    for i in prange(nd):
-        init_stream(states, i, stream_key(key, i, 7))
+    for b in prange((nd + _ROW_BLOCK - 1) // _ROW_BLOCK):
+        i0 = b * _ROW_BLOCK
+        i1 = min(nd, i0 + _ROW_BLOCK)
+        for i in range(i0, i1):
+            init_stream(states, i, stream_key(key, i, 7))
         for r in range(m):
-            if bl[r] == 0 or dq[r, i] == 0:
+            if bl[r] == 0:
                 continue
-            for jj in range(ncols[r]):
-                j = cols[r, jj]
-                c = np.rint(dq[r, i] * xq[r, j])
-                up = (c < 0) != negative_lr
-                for _ in range(int(abs(c))):
-                    target[i, j] = device_step(params, P, i, j, target[i, j], up, states)
+            for i in range(i0, i1):
+                if dq[r, i] == 0:
+                    continue
+                for jj in range(ncols[r]):
+                    j = cols[r, jj]
+                    c = np.rint(dq[r, i] * xq[r, j])
+                    up = (c < 0) != negative_lr
+                    for _ in range(int(abs(c))):
+                        target[i, j] = device_step(params, P, i, j, target[i, j], up, states)
 
 
 def _pulse_totals(bl, xq, dq, xbits, dbits, cols, ncols, kind, totals):
@@ -269,19 +291,24 @@ def _pulse_totals(bl, xq, dq, xbits, dbits, cols, ncols, kind, totals):
     m = xq.shape[0]
     nd = dq.shape[1]
     nw = xbits.shape[2]
-    for i in prange(nd):
+    for b in prange((nd + _ROW_BLOCK - 1) // _ROW_BLOCK):
+        i0 = b * _ROW_BLOCK
+        i1 = min(nd, i0 + _ROW_BLOCK)
         for r in range(m):
-            if bl[r] == 0 or dq[r, i] == 0:
+            if bl[r] == 0:
                 continue
-            for jj in range(ncols[r]):
-                j = cols[r, jj]
-                if kind == KIND_STOCHASTIC:
-                    n = 0
-                    for k in range(nw):
-                        n += _popcount(dbits[r, i, k] & xbits[r, j, k])
-                else:
-                    n = int(abs(np.rint(dq[r, i] * xq[r, j])))
-                totals[i, j] += n
+            for i in range(i0, i1):
+                if dq[r, i] == 0:
+                    continue
+                for jj in range(ncols[r]):
+                    j = cols[r, jj]
+                    if kind == KIND_STOCHASTIC:
+                        n = 0
+                        for k in range(nw):
+                            n += _popcount(dbits[r, i, k] & xbits[r, j, k])
+                    else:
+                        n = int(abs(np.rint(dq[r, i] * xq[r, j])))
+                    totals[i, j] += n
 
 
 @njit(cache=True, parallel=True)
