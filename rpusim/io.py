@@ -33,6 +33,16 @@ _NM_KIND = {
     NoiseManagementType.ABS_MAX_NP_SUM: kio.NM_ABS_MAX_NP_SUM,
 }
 
+_BM_KIND = {
+    BoundManagementType.NONE: kio.BM_NONE,
+    BoundManagementType.ITERATIVE: kio.BM_ITERATIVE,
+    BoundManagementType.ITERATIVE_WORST_CASE: kio.BM_ITERATIVE_WORST_CASE,
+}
+
+# batch x n_in x n_out up to which one ``kio.managed_mvm`` call (its own product loops) beats
+# the staged path (a dozen NumPy/numba dispatches around a BLAS product)
+FUSED_WORK = 1 << 16
+
 _STATE_KEYS = ("nm_aux", "out_noise_values", "v_offset", "out_nonlinearity",
                "out_nonlinearity_factor", "w_asymmetry")
 
@@ -139,6 +149,38 @@ class AnalogMVM:
             self._ir_factor = t(1) - q * q
             self._ir_a_scale = t(self.n_in) / t(p.ir_drop_g_ratio)
         self._draw_line_parameters()
+        # what kio.managed_mvm covers; the rest takes the staged path at any batch size
+        self._fusable = not (p.ir_drop > 0 or self._has_offsets or self._w_noise
+                             or (p.w_read_asymmetry_dtod != 0
+                                 and p.mv_type != AnalogMVType.ONE_PASS))
+        self._mv_kind = {AnalogMVType.ONE_PASS: kio.MV_ONE_PASS,
+                         AnalogMVType.POS_NEG_SEPARATE: kio.MV_POS_NEG,
+                         AnalogMVType.POS_NEG_SEPARATE_DIGITAL_SUM: kio.MV_POS_NEG_DIGITAL
+                         }.get(p.mv_type, kio.MV_ONE_PASS)
+        self._pack_parameters()
+
+    def _pack_parameters(self) -> None:
+        """The scalar parameters of ``kio.managed_mvm`` (its ``F_FIELDS`` and ``I_FIELDS``)."""
+        p = self.params
+        t = self._t
+        values = {
+            "inp_res": self._inp_res, "inp_bound": self._inp_bound, "inp_noise": p.inp_noise,
+            "inp_asym_scale": self._inp_asym, "out_res": self._out_res,
+            "out_bound": self._out_bound, "out_noise": p.out_noise,
+            "out_asym_scale": self._out_asym, "nl_factor": self.out_nonlinearity_factor[0],
+            "nm_thres": self._nm_thres, "nm_wmax": NM_ASSUMED_WMAX, "np_bound": self._np_bound,
+            "max_bm_res": p.max_bm_res, "nm_decay": NM_DECAY, "out_scale": self._out_scale,
+            "bm_limit": np.inf if self._bm_limit is None else self._bm_limit,
+        }
+        self._f = np.array([t(values[k]) for k in kio.F_FIELDS], self.dtype)
+        flags = {
+            "nm_kind": self._nm_kind, "bm_kind": _BM_KIND[self._bm],
+            "backward": self.backward, "inp_sto": p.inp_sto_round,
+            "out_sto": p.out_sto_round, "inp_asym": p.inp_asymmetry != 0,
+            "out_asym": p.out_asymmetry > 0, "mv_kind": self._mv_kind,
+            "max_bm_factor": p.max_bm_factor, "bm_test_negative": p.bm_test_negative_bound,
+        }
+        self._flags = np.array([int(flags[k]) for k in kio.I_FIELDS], np.int64)
 
     def _draw_line_parameters(self) -> None:
         """Construction-time draws, in aihwkit's order (spec §2.6)."""
@@ -206,6 +248,8 @@ class AnalogMVM:
         self.nm_state[...] = checked.pop("nm_aux")
         for name, arr in checked.items():
             setattr(self, name, arr)
+        if not self.perfect:
+            self._pack_parameters()
 
     # -- the MVM --------------------------------------------------------------------------------
     def mvm(self, M: np.ndarray, U: np.ndarray, is_test: bool = False) -> np.ndarray:
@@ -236,11 +280,28 @@ class AnalogMVM:
     __call__ = mvm
 
     def _managed(self, M: np.ndarray, U: np.ndarray) -> np.ndarray:
+        m = U.shape[0]
+        if m == 0:
+            return np.zeros((m, self.n_out), self.dtype)
+        # one key per call fixes every random number of it (streams per row and tag)
+        key = self.rng.key()
+        if self._fusable and m * self.n_in * self.n_out <= FUSED_WORK:
+            if M.flags.c_contiguous:
+                W, transposed = M, False
+            elif M.T.flags.c_contiguous:
+                W, transposed = M.T, True
+            else:
+                W, transposed = np.ascontiguousarray(M), False
+            return kio.managed_mvm(W, transposed, np.ascontiguousarray(U), self._f, self._flags,
+                                   self.out_nonlinearity if self._has_nl else self._empty1,
+                                   self.out_noise_values, key, self.nm_state, self._c)
+        return self._staged(M, U, key)
+
+    def _staged(self, M: np.ndarray, U: np.ndarray, key) -> np.ndarray:
+        """The managed MVM with NumPy products, stage by stage over the rows still in play."""
         t = self._t
         m = U.shape[0]
         Y = np.zeros((m, self.n_out), self.dtype)
-        if m == 0:
-            return Y
         rows = np.arange(m, dtype=np.int64)
         nm_on = self._nm != NoiseManagementType.NONE
         alpha = self._nm_scales(U, rows, self._nm_kind)
@@ -265,7 +326,7 @@ class AnalogMVM:
                 s[pos] = s[pos] / a[pos]
             if bm_on:
                 s = s / t(red)
-            out, passed = self._analog_mv(M, U, rows, s)
+            out, passed = self._analog_mv(M, U, rows, s, _Draws(key, rows, bm_round, self._c))
             if rows.size == m:
                 Y = out
             else:
@@ -295,43 +356,39 @@ class AnalogMVM:
                                     self._np_bound, self._inp_res, t(self.params.max_bm_res),
                                     t(NM_DECAY), self.nm_state, self._c)
 
-    def _normals(self, shape) -> np.ndarray:
-        return self.rng.generator.standard_normal(shape, dtype=self.dtype)
-
-    def _uniforms(self, shape) -> np.ndarray:
-        return self.rng.generator.random(shape, dtype=self.dtype)
-
-    def _analog_mv(self, M, U, rows, scale):
+    def _analog_mv(self, M, U, rows, scale, draws: "_Draws"):
         """One analog pass of the rows (spec §4.1-4.3, §5); returns outputs and bound tests."""
         p = self.params
-        shape = (rows.size, self.n_in)
-        xi = self._normals(shape) if p.inp_noise > 0 else self._none
-        uni = self._uniforms(shape) if p.inp_sto_round and self._inp_res > 0 else self._none
+        n = self.n_in
+        xi = draws.normals(kio.TAG_INP_NOISE, n) if p.inp_noise > 0 else self._none
+        sto = p.inp_sto_round and self._inp_res > 0
+        uni = draws.uniforms(kio.TAG_INP_UNIFORM, n) if sto else self._none
         V = kio.prepare_input(U, rows, scale, self._inp_res, self._inp_bound, self._t(p.inp_noise),
                               xi, self._inp_asym, p.inp_asymmetry != 0, p.inp_sto_round, uni,
                               self._c)
         if p.mv_type == AnalogMVType.ONE_PASS:
             Y = V @ M.T
-            self._nonidealities(M, V, Y)
-            return Y, self._finalize(Y)
+            self._nonidealities(M, V, Y, draws, kio.TAG_W_NOISE)
+            return Y, self._finalize(Y, draws, kio.TAG_OUT_NOISE, kio.TAG_OUT_UNIFORM)
         digital = p.mv_type == AnalogMVType.POS_NEG_SEPARATE_DIGITAL_SUM
         Mneg = M * self.w_asymmetry if p.w_read_asymmetry_dtod > 0 else M
         Vneg = np.minimum(V, self._t(0))
         Yneg = Vneg @ Mneg.T
-        self._nonidealities(Mneg, Vneg, Yneg)
+        self._nonidealities(Mneg, Vneg, Yneg, draws, kio.TAG_NEG_W_NOISE)
         if digital:
-            passed_neg = self._finalize(Yneg)
+            passed_neg = self._finalize(Yneg, draws, kio.TAG_NEG_OUT_NOISE,
+                                        kio.TAG_NEG_OUT_UNIFORM)
         Vpos = np.maximum(V, self._t(0))
         Y = Vpos @ M.T
-        self._nonidealities(M, Vpos, Y)
+        self._nonidealities(M, Vpos, Y, draws, kio.TAG_W_NOISE)
         if digital:
-            passed = self._finalize(Y) & passed_neg
+            passed = self._finalize(Y, draws, kio.TAG_OUT_NOISE, kio.TAG_OUT_UNIFORM)
             Y += Yneg
-            return Y, passed
+            return Y, passed & passed_neg
         Y += Yneg
-        return Y, self._finalize(Y)
+        return Y, self._finalize(Y, draws, kio.TAG_OUT_NOISE, kio.TAG_OUT_UNIFORM)
 
-    def _nonidealities(self, M, V, Y) -> None:
+    def _nonidealities(self, M, V, Y, draws, w_noise_tag) -> None:
         """IR drop, voltage offsets / series resistance, weight read noise (spec §6), in place."""
         p = self.params
         t = self._t
@@ -347,7 +404,7 @@ class AnalogMVM:
                 std = t(p.w_noise) * np.sqrt((V * V).sum(axis=1, keepdims=True))
             else:
                 std = t(p.w_noise) * np.sqrt((V * V) @ np.abs(M).T)
-            Y += std * self._normals(Y.shape)
+            Y += std * draws.normals(w_noise_tag, Y.shape[1])
 
     def _voltage_offsets(self, V, Y) -> None:
         p = self.params
@@ -371,15 +428,34 @@ class AnalogMVM:
             Y[...] = ((one - vo) * y_pos / (one + rs * np.abs(y_pos))
                       - (one + vo) * y_ref / (one + rs * np.abs(y_ref)))
 
-    def _finalize(self, Y) -> np.ndarray:
+    def _finalize(self, Y, draws, noise_tag, uniform_tag) -> np.ndarray:
         p = self.params
         t = self._t
         nl = self.out_nonlinearity if self._has_nl else self._empty1
         noisy = p.out_noise > 0 or self.out_noise_values.size > 0
-        xi = self._normals(Y.shape) if noisy else self._none
-        uni = self._uniforms(Y.shape) if p.out_sto_round and self._out_res > 0 else self._none
+        n = Y.shape[1]
+        xi = draws.normals(noise_tag, n) if noisy else self._none
+        sto = p.out_sto_round and self._out_res > 0
+        uni = draws.uniforms(uniform_tag, n) if sto else self._none
         return kio.finalize_output(Y, nl, self.out_nonlinearity_factor[0], self._out_asym,
                                    p.out_asymmetry > 0, self.out_noise_values, t(p.out_noise), xi,
                                    self._out_res, self._out_bound, p.out_sto_round, uni,
                                    self._bm != BoundManagementType.NONE,
                                    p.bm_test_negative_bound, self._c)
+
+
+class _Draws:
+    """The random numbers of one bound-management round of the staged path: row ``r`` of
+    each array comes from the stream of batch row ``rows[r]``, as in ``kio.managed_mvm``."""
+
+    def __init__(self, key, rows: np.ndarray, bm_round: int, c: np.ndarray):
+        self.key = key
+        self.rows = rows
+        self.bm_round = bm_round
+        self.c = c
+
+    def normals(self, purpose: int, n: int) -> np.ndarray:
+        return kio.row_normals(self.key, self.rows, kio.tag(self.bm_round, purpose), n, self.c)
+
+    def uniforms(self, purpose: int, n: int) -> np.ndarray:
+        return kio.row_uniforms(self.key, self.rows, kio.tag(self.bm_round, purpose), n, self.c)

@@ -57,22 +57,34 @@ def _check_lr(lr, dtype=np.float64) -> float:
     return _check_real("learning rate", lr, lo=0.0, hi=float(np.finfo(dtype).max))
 
 
-def _as_array(value, name: str, dtype) -> np.ndarray:
-    """Cast a real numeric array-like to ``dtype``; reject complex, bool, object and strings."""
-    try:
-        arr = np.asarray(value)
-    except (ValueError, TypeError) as err:
-        raise ValueError(f"{name} must be a rectangular real numeric array: {err}") from err
-    if arr.dtype.kind not in "iuf":
-        raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
-    with np.errstate(over="ignore", invalid="ignore"):
-        out = np.ascontiguousarray(arr, dtype=dtype)
-    if not np.isfinite(out).all():
-        if not np.isfinite(arr).all():
-            raise ValueError(f"{name} must be finite, got NaN or inf")
-        raise ValueError(f"{name} must fit {np.dtype(dtype).name}, got values up to "
-                         f"{np.abs(arr).max():g} (largest {np.finfo(dtype).max:g})")
+def _as_array(value, name: str, dtype, finite: bool = True) -> np.ndarray:
+    """Cast a real numeric array-like to ``dtype``; reject complex, bool, object and strings.
+
+    ``finite=False`` leaves the NaN/inf test to the caller (who must then call
+    :func:`_require_finite`), for hot paths that scan the values anyway.
+    """
+    if type(value) is np.ndarray and value.dtype == dtype and value.flags.c_contiguous:
+        out = value  # already what the kernels take: no conversion, nothing to overflow
+    else:
+        try:
+            arr = np.asarray(value)
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"{name} must be a rectangular real numeric array: {err}") from err
+        if arr.dtype.kind not in "iuf":
+            raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = np.ascontiguousarray(arr, dtype=dtype)
+        if not np.isfinite(out).all() and np.isfinite(arr).all():
+            raise ValueError(f"{name} must fit {np.dtype(dtype).name}, got values up to "
+                             f"{np.abs(arr).max():g} (largest {np.finfo(dtype).max:g})")
+    if finite:
+        _require_finite(out, name)
     return out
+
+
+def _require_finite(arr: np.ndarray, name: str) -> None:
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} must be finite, got NaN or inf")
 
 
 # The largest pulse count per sample the update accepts: far beyond any saturation (BL is capped
@@ -152,8 +164,9 @@ class AnalogTile:
                 f"device={type(self.rpu_config.device).__name__}, dtype={self.dtype.name})")
 
     # -- input handling -----------------------------------------------------------------------
-    def _batch(self, value, name: str, length: int) -> tuple[np.ndarray, bool]:
-        arr = _as_array(value, name, self.dtype)
+    def _batch(self, value, name: str, length: int, finite: bool = True
+               ) -> tuple[np.ndarray, bool]:
+        arr = _as_array(value, name, self.dtype, finite)
         if arr.ndim not in (1, 2) or arr.shape[-1] != length:
             raise ValueError(f"{name} must have shape ({length},) or (batch, {length}), "
                              f"got {arr.shape}")
@@ -236,20 +249,28 @@ class AnalogTile:
             does nothing at all.
         """
         lr = self.learning_rate if lr is None else _check_lr(lr, self.dtype)
-        X, x_single = self._batch(x, "x", self.in_size)
-        D, d_single = self._batch(d, "d", self.out_size)
+        # finiteness is tested by the one pass over the batch that the range checks make
+        X, x_single = self._batch(x, "x", self.in_size, finite=False)
+        D, d_single = self._batch(d, "d", self.out_size, finite=False)
         if X.shape[0] != D.shape[0]:
             raise ValueError(f"x and d must have the same batch size, got x {X.shape} and "
                              f"d {D.shape}")
-        if lr == 0 or X.shape[0] == 0:
+        if X.shape[0] == 0:
             return
-        self._check_update_range(X, D, lr)
+        magnitudes = update_magnitudes(X, D, float(self.rpu_config.update.um_grad_scale))
+        if not magnitudes[4]:
+            _require_finite(X, "x")
+        if not magnitudes[5]:
+            _require_finite(D, "d")
+        if lr == 0:
+            return
+        self._check_update_range(magnitudes[:4], lr)
         self._model.update(X, D, lr, self.rpu_config.update)
 
-    def _check_update_range(self, X: np.ndarray, D: np.ndarray, lr: float) -> None:
+    def _check_update_range(self, magnitudes, lr: float) -> None:
         """Refuse updates whose pulse arithmetic or float update would overflow."""
         upd = self.rpu_config.update
-        total, largest, r_max, r_min = update_magnitudes(X, D, float(upd.um_grad_scale))
+        total, largest, r_max, r_min = magnitudes
         limit = float(np.finfo(self.dtype).max) * 2.0 ** -30
         if total * lr > limit:
             raise ValueError(f"update too large for {self.dtype.name}: lr * sum of "

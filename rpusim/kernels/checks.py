@@ -9,10 +9,13 @@ from numba import njit
 def update_magnitudes(X, D, um_grad_scale):
     """Per-sample maxima of an update batch, reduced to what the range checks need.
 
-    Returns ``(sum_r xm*dm, max_r xm*dm, max ratio, min ratio)`` with ``xm = max|x_r|``,
-    ``dm = max|d_r|`` and ratio ``xm / (dm * um_grad_scale)`` over samples where both are
-    non-zero (``0, inf`` when there is none).
+    Returns ``(sum_r xm*dm, max_r xm*dm, max ratio, min ratio, x finite, d finite)`` with
+    ``xm = max|x_r|``, ``dm = max|d_r|`` and ratio ``xm / (dm * um_grad_scale)`` over samples
+    where both are non-zero (``0, inf`` when there is none); the last two tell whether all of
+    ``X`` resp. ``D`` is finite (the maxima are meaningless otherwise).
     """
+    x_finite = True
+    d_finite = True
     total = 0.0
     largest = 0.0
     r_max = 0.0
@@ -20,10 +23,14 @@ def update_magnitudes(X, D, um_grad_scale):
     for r in range(X.shape[0]):
         xm = 0.0
         for j in range(X.shape[1]):
-            xm = max(xm, abs(float(X[r, j])))
+            a = abs(float(X[r, j]))
+            x_finite = x_finite and a < math.inf
+            xm = max(xm, a)
         dm = 0.0
         for i in range(D.shape[1]):
-            dm = max(dm, abs(float(D[r, i])))
+            a = abs(float(D[r, i]))
+            d_finite = d_finite and a < math.inf
+            dm = max(dm, a)
         p = xm * dm
         total += p
         largest = max(largest, p)
@@ -31,4 +38,4 @@ def update_magnitudes(X, D, um_grad_scale):
             ratio = xm / (dm * um_grad_scale)
             r_max = max(r_max, ratio)
             r_min = min(r_min, ratio)
-    return total, largest, r_max, r_min
+    return total, largest, r_max, r_min, x_finite, d_finite

@@ -1,9 +1,14 @@
-"""Numba kernels of the analog MVM's per-element IO stages (spec io.md §3, §4.1, §4.3).
+"""Numba kernels of the analog MVM's IO stages (spec io.md §3, §4.1, §4.3).
 
-The matrix products themselves run in NumPy (BLAS) between these kernels. The kernels are
-deterministic: their random numbers (standard normals, uniforms) come in as arrays drawn from
-the tile's NumPy generator (its float32 ziggurat was faster than Box-Muller on counter-based
-streams inside the kernel), so the results do not depend on any thread count.
+Two ways through the same per-element formulas (:func:`dac`, :func:`adc`, :func:`nm_scale`):
+the staged kernels (:func:`noise_management`, :func:`prepare_input`, :func:`finalize_output`)
+around NumPy (BLAS) products for large batches, and :func:`managed_mvm`, the whole managed MVM
+with its own matrix-vector loops in one call, for small ones (where a dozen dispatches of
+NumPy and numba calls cost more than the arithmetic).
+
+Random numbers come from counter-based streams (:mod:`rpusim.kernels.rng`) keyed by the call
+key, the batch row and a tag (:func:`tag`: bound-management round and purpose), so both ways
+draw the same numbers for the same row and the results never depend on the thread count.
 
 All arithmetic stays in the dtype of the arrays (float32 as aihwkit, or float64): scalars are
 passed as NumPy scalars of that dtype, and constants come in the small array ``c`` (see
@@ -13,9 +18,15 @@ passed as NumPy scalars of that dtype, and constants come in the small array ``c
 import numpy as np
 from numba import njit
 
+from rpusim.kernels.rng import init_stream, normal, stream_key, uniform
+
 __all__ = ["NM_NONE", "NM_ABS_MAX", "NM_MAX", "NM_CONSTANT", "NM_AVERAGE_ABS_MAX",
-           "NM_ABS_MAX_NP_SUM", "constants", "noise_management", "prepare_input",
-           "finalize_output"]
+           "NM_ABS_MAX_NP_SUM", "BM_NONE", "BM_ITERATIVE", "BM_ITERATIVE_WORST_CASE",
+           "MV_ONE_PASS", "MV_POS_NEG", "MV_POS_NEG_DIGITAL", "TAG_INP_NOISE", "TAG_INP_UNIFORM",
+           "TAG_OUT_NOISE", "TAG_OUT_UNIFORM", "TAG_NEG_OUT_NOISE", "TAG_NEG_OUT_UNIFORM",
+           "TAG_W_NOISE", "TAG_NEG_W_NOISE", "F_FIELDS", "I_FIELDS", "constants", "tag",
+           "row_normals", "row_uniforms", "nm_scale", "dac", "adc", "noise_management",
+           "prepare_input", "finalize_output", "managed_mvm"]
 
 NM_NONE = 0
 NM_ABS_MAX = 1
@@ -24,7 +35,38 @@ NM_CONSTANT = 3
 NM_AVERAGE_ABS_MAX = 4
 NM_ABS_MAX_NP_SUM = 5
 
+BM_NONE = 0
+BM_ITERATIVE = 1
+BM_ITERATIVE_WORST_CASE = 2
+
+MV_ONE_PASS = 0
+MV_POS_NEG = 1
+MV_POS_NEG_DIGITAL = 2
+
+# purposes of the random streams of one bound-management round (see ``tag``)
+TAG_INP_NOISE = 0
+TAG_INP_UNIFORM = 1
+TAG_OUT_NOISE = 2
+TAG_OUT_UNIFORM = 3
+TAG_NEG_OUT_NOISE = 4
+TAG_NEG_OUT_UNIFORM = 5
+TAG_W_NOISE = 6
+TAG_NEG_W_NOISE = 7
+_TAGS_PER_ROUND = 8
+
 _C_ZERO, _C_ONE, _C_HALF = 0, 1, 2
+
+# Layout of the parameter arrays of ``managed_mvm`` (names index the arrays).
+F_FIELDS = ("inp_res", "inp_bound", "inp_noise", "inp_asym_scale", "out_res", "out_bound",
+            "out_noise", "out_asym_scale", "nl_factor", "nm_thres", "nm_wmax", "np_bound",
+            "max_bm_res", "nm_decay", "out_scale", "bm_limit")
+I_FIELDS = ("nm_kind", "bm_kind", "backward", "inp_sto", "out_sto", "inp_asym", "out_asym",
+            "mv_kind", "max_bm_factor", "bm_test_negative")
+(_F_INP_RES, _F_INP_BOUND, _F_INP_NOISE, _F_INP_ASYM, _F_OUT_RES, _F_OUT_BOUND, _F_OUT_NOISE,
+ _F_OUT_ASYM, _F_NLF, _F_NM_THRES, _F_NM_WMAX, _F_NP_BOUND, _F_MAX_BM_RES, _F_NM_DECAY,
+ _F_OUT_SCALE, _F_BM_LIMIT) = range(len(F_FIELDS))
+(_I_NM, _I_BM, _I_BACKWARD, _I_INP_STO, _I_OUT_STO, _I_INP_ASYM, _I_OUT_ASYM, _I_MV,
+ _I_MAX_BM_FACTOR, _I_BM_TEST_NEG) = range(len(I_FIELDS))
 
 
 def constants(dtype) -> np.ndarray:
@@ -32,6 +74,46 @@ def constants(dtype) -> np.ndarray:
     return np.array([0.0, 1.0, 0.5], dtype=dtype)
 
 
+@njit(cache=True, inline="always")
+def tag(bm_round, purpose):
+    """Stream tag of one purpose (``TAG_*``) in one bound-management round (0, 1, ...)."""
+    return bm_round * _TAGS_PER_ROUND + purpose
+
+
+# -- random numbers ------------------------------------------------------------------------------
+@njit(cache=True)
+def row_normals(key, rows, stream_tag, n, c):
+    """Standard normals ``out[r, :]`` of stream ``(key, rows[r], stream_tag)``, dtype of ``c``."""
+    out = np.empty((rows.shape[0], n), c.dtype)
+    states = np.empty((1, 2), np.uint64)
+    for r in range(rows.shape[0]):
+        init_stream(states, 0, stream_key(key, rows[r], stream_tag))
+        for j in range(n):
+            out[r, j] = normal(states, 0)
+    return out
+
+
+@njit(cache=True)
+def row_uniforms(key, rows, stream_tag, n, c):
+    """Uniforms in (0, 1) of stream ``(key, rows[r], stream_tag)``, dtype of ``c``."""
+    out = np.empty((rows.shape[0], n), c.dtype)
+    states = np.empty((1, 2), np.uint64)
+    for r in range(rows.shape[0]):
+        init_stream(states, 0, stream_key(key, rows[r], stream_tag))
+        for j in range(n):
+            out[r, j] = uniform(states, 0)
+    return out
+
+
+@njit(cache=True, inline="always")
+def _fill(buf, key, row, stream_tag, gaussian, states):
+    """``buf[:]`` from stream ``(key, row, stream_tag)``, in the order of ``row_normals``."""
+    init_stream(states, 0, stream_key(key, row, stream_tag))
+    for j in range(buf.shape[0]):
+        buf[j] = normal(states, 0) if gaussian else uniform(states, 0)
+
+
+# -- per-element formulas ------------------------------------------------------------------------
 @njit(cache=True)
 def _abs_max(u):
     m = abs(u[0])
@@ -64,124 +146,333 @@ def _np_sum_scale(u, thres, wmax, bound, inp_res, max_bm_res, c):
 
 
 @njit(cache=True)
-def noise_management(U, rows, kind, thres, wmax, bound, inp_res, max_bm_res, decay, aux, c):
-    """Noise-management scale ``alpha`` of each row ``U[rows[r]]`` (spec §3).
+def nm_scale(u, kind, thres, wmax, bound, inp_res, max_bm_res, decay, aux, c):
+    """Noise-management scale ``alpha`` of one input vector ``u`` (spec §3).
 
     ``aux`` (1 element) is the AverageAbsMax running value, negative before the first use;
-    it is updated row after row, in order, as aihwkit does per vector. ``bound`` is the
-    output bound used by ABS_MAX_NP_SUM (1 if unbounded), ``inp_res`` the effective DAC step.
+    it is updated here. ``bound`` is the output bound used by ABS_MAX_NP_SUM (1 if
+    unbounded), ``inp_res`` the effective DAC step.
     """
-    k = rows.shape[0]
-    out = np.empty(k, U.dtype)
     zero = c[_C_ZERO]
     one = c[_C_ONE]
-    for r in range(k):
-        u = U[rows[r]]
-        if kind == NM_ABS_MAX:
-            a = _abs_max(u)
-            out[r] = min(a, thres) if thres > zero else a
-        elif kind == NM_MAX:
-            a = u[0]
-            for j in range(1, u.shape[0]):
-                if u[j] > a:
-                    a = u[j]
-            out[r] = min(a, thres) if thres > zero else a
-        elif kind == NM_CONSTANT:
-            out[r] = thres if thres > zero else one
-        elif kind == NM_AVERAGE_ABS_MAX:
-            a = _abs_max(u)
-            if aux[0] < zero:
-                aux[0] = a
-            else:
-                aux[0] = aux[0] * (one - decay) + decay * a
-            out[r] = aux[0]
-        elif kind == NM_ABS_MAX_NP_SUM:
-            out[r] = _np_sum_scale(u, thres, wmax, bound, inp_res, max_bm_res, c)
+    if kind == NM_ABS_MAX:
+        a = _abs_max(u)
+        return min(a, thres) if thres > zero else a
+    if kind == NM_MAX:
+        a = u[0]
+        for j in range(1, u.shape[0]):
+            if u[j] > a:
+                a = u[j]
+        return min(a, thres) if thres > zero else a
+    if kind == NM_CONSTANT:
+        return thres if thres > zero else one
+    if kind == NM_AVERAGE_ABS_MAX:
+        a = _abs_max(u)
+        if aux[0] < zero:
+            aux[0] = a
         else:
-            out[r] = one
+            aux[0] = aux[0] * (one - decay) + decay * a
+        return aux[0]
+    if kind == NM_ABS_MAX_NP_SUM:
+        return _np_sum_scale(u, thres, wmax, bound, inp_res, max_bm_res, c)
+    return one
+
+
+@njit(cache=True, inline="always")
+def dac(u, scale, res, bound, noise, xi, asym_scale, with_asym, sto, uni, c):
+    """DAC of one input (spec §4.1): scale, quantise, clip, input noise, asymmetry.
+
+    ``res <= 0``: no quantisation; ``noise <= 0``: no noise (``xi`` unused); ``sto``:
+    stochastic rounding with the uniform ``uni``. ``bound`` may be inf.
+    """
+    zero = c[_C_ZERO]
+    v = u * scale
+    if res > zero:
+        if sto:
+            v = np.rint(v / res + (uni - c[_C_HALF])) * res
+        else:
+            v = np.rint(v / res) * res
+    if v > bound:
+        v = bound
+    if v < -bound:
+        v = -bound
+    if noise > zero:
+        v = v + noise * xi
+    if with_asym and v < zero:
+        v = v * asym_scale
+    return v
+
+
+@njit(cache=True, inline="always")
+def adc(v, nl, nlf, asym_scale, with_asym, noise, xi, res, sto, uni, c):
+    """ADC of one output before clipping (spec §4.3): nonlinearity, asymmetry, noise,
+    quantisation. ``nl <= 0``: no nonlinearity; ``noise <= 0``: no noise."""
+    zero = c[_C_ZERO]
+    if nl > zero:
+        v = nlf * v / (c[_C_ONE] + abs(nl * v))
+    if with_asym and v < zero:
+        v = v * asym_scale
+    if noise > zero:
+        v = v + noise * xi
+    if res > zero:
+        if sto:
+            v = np.rint(v / res + (uni - c[_C_HALF])) * res
+        else:
+            v = np.rint(v / res) * res
+    return v
+
+
+@njit(cache=True, inline="always")
+def _clip_test(v, bound, ok, with_bm, test_negative):
+    """Clip to ``[-bound, bound]``; with bound management a positive saturation fails the
+    row and a negative one *sets* its result to ``not test_negative`` (as aihwkit)."""
+    if v > bound:
+        v = bound
+        if with_bm:
+            ok = False
+    elif v < -bound:
+        v = -bound
+        if with_bm:
+            ok = not test_negative
+    return v, ok
+
+
+# -- staged kernels (large batches, products in BLAS) --------------------------------------------
+@njit(cache=True)
+def noise_management(U, rows, kind, thres, wmax, bound, inp_res, max_bm_res, decay, aux, c):
+    """:func:`nm_scale` of each row ``U[rows[r]]``, in order (AverageAbsMax runs row by row,
+    as aihwkit does per vector)."""
+    out = np.empty(rows.shape[0], U.dtype)
+    for r in range(rows.shape[0]):
+        out[r] = nm_scale(U[rows[r]], kind, thres, wmax, bound, inp_res, max_bm_res, decay,
+                          aux, c)
     return out
 
 
 @njit(cache=True)
 def prepare_input(U, rows, scale, res, bound, noise, xi, asym_scale, with_asym, sto, uni, c):
-    """DAC stage (spec §4.1) of rows ``U[rows]``: scale, quantise, clip, input noise, asymmetry.
+    """:func:`dac` of rows ``U[rows]`` scaled by ``scale[r]``; returns ``(len(rows), n_in)``.
 
-    ``xi`` (standard normals) and ``uni`` (uniforms in [0, 1)) have shape ``(len(rows), n_in)``
-    when input noise resp. stochastic rounding is on (else any shape). ``bound`` may be inf.
-    Returns the prepared inputs, shape ``(len(rows), n_in)``.
+    ``xi`` (standard normals) and ``uni`` (uniforms) have that shape when input noise resp.
+    stochastic rounding is on (else any shape).
     """
     k = rows.shape[0]
     n = U.shape[1]
     V = np.empty((k, n), U.dtype)
+    with_noise = noise > c[_C_ZERO]
     zero = c[_C_ZERO]
-    half = c[_C_HALF]
-    with_noise = noise > zero
-    quantise = res > zero
     for r in range(k):
         u = U[rows[r]]
-        sc = scale[r]
         for j in range(n):
-            v = u[j] * sc
-            if quantise:
-                if sto:
-                    v = np.rint(v / res + (uni[r, j] - half)) * res
-                else:
-                    v = np.rint(v / res) * res
-            if v > bound:
-                v = bound
-            if v < -bound:
-                v = -bound
-            if with_noise:
-                v = v + noise * xi[r, j]
-            if with_asym and v < zero:
-                v = v * asym_scale
-            V[r, j] = v
+            V[r, j] = dac(u[j], scale[r], res, bound, noise, xi[r, j] if with_noise else zero,
+                          asym_scale, with_asym, sto, uni[r, j] if sto and res > zero else zero,
+                          c)
     return V
 
 
 @njit(cache=True)
 def finalize_output(Y, nl, nlf, asym_scale, with_asym, noise_values, noise, xi, res, bound, sto,
                     uni, with_bm, test_negative, c):
-    """ADC stage (spec §4.3) in place: nonlinearity, asymmetry, noise, quantisation, clip.
+    """:func:`adc` and clipping of ``Y`` in place; returns the bound test per row.
 
     ``nl`` holds the per-line nonlinearity (empty: off), ``noise_values`` the per-line output
     noise std (empty: the scalar ``noise`` for all lines); ``xi`` / ``uni`` are the standard
     normals / uniforms of the output noise / stochastic rounding, shaped like ``Y`` when used.
-    Returns the bound test per row. With ``with_bm`` a negative saturation *sets* the row's
-    result to ``not test_negative`` (overriding an earlier positive failure), as aihwkit does.
     """
     k, n = Y.shape
     passed = np.ones(k, np.bool_)
     zero = c[_C_ZERO]
-    one = c[_C_ONE]
-    half = c[_C_HALF]
     with_nl = nl.shape[0] > 0
     per_line = noise_values.shape[0] > 0
     with_noise = per_line or noise > zero
-    quantise = res > zero
+    with_uni = sto and res > zero
     for r in range(k):
         ok = True
         for i in range(n):
-            v = Y[r, i]
-            if with_nl:
-                v = nlf * v / (one + abs(nl[i] * v))
-            if with_asym and v < zero:
-                v = v * asym_scale
-            if with_noise:
-                v = v + (noise_values[i] if per_line else noise) * xi[r, i]
-            if quantise:
-                if sto:
-                    v = np.rint(v / res + (uni[r, i] - half)) * res
-                else:
-                    v = np.rint(v / res) * res
-            if v > bound:
-                v = bound
-                if with_bm:
-                    ok = False
-            elif v < -bound:
-                v = -bound
-                if with_bm:
-                    ok = not test_negative
-            Y[r, i] = v
+            v = adc(Y[r, i], nl[i] if with_nl else zero, nlf, asym_scale, with_asym,
+                    (noise_values[i] if per_line else noise) if with_noise else zero,
+                    xi[r, i] if with_noise else zero, res, sto,
+                    uni[r, i] if with_uni else zero, c)
+            Y[r, i], ok = _clip_test(v, bound, ok, with_bm, test_negative)
         passed[r] = ok
     return passed
+
+
+# -- the whole managed MVM in one call (small batches) -------------------------------------------
+@njit(cache=True, inline="always")
+def _matvec(W, transposed, v, y):
+    """``y = M v`` with ``M = W`` or ``W.T``; each output sums over the inputs in order.
+
+    Four forward rows at a time with their own accumulators (independent chains, the same
+    sums); the transposed product is an axpy per input, which vectorises."""
+    if transposed:
+        for i in range(y.shape[0]):
+            y[i] = 0
+        for j in range(W.shape[0]):
+            vj = v[j]
+            for i in range(W.shape[1]):
+                y[i] += W[j, i] * vj
+        return
+    n_out, n_in = W.shape
+    i = 0
+    while i + 4 <= n_out:
+        a0 = W[i, 0] * v[0]
+        a1 = W[i + 1, 0] * v[0]
+        a2 = W[i + 2, 0] * v[0]
+        a3 = W[i + 3, 0] * v[0]
+        for j in range(1, n_in):
+            vj = v[j]
+            a0 += W[i, j] * vj
+            a1 += W[i + 1, j] * vj
+            a2 += W[i + 2, j] * vj
+            a3 += W[i + 3, j] * vj
+        y[i] = a0
+        y[i + 1] = a1
+        y[i + 2] = a2
+        y[i + 3] = a3
+        i += 4
+    while i < n_out:
+        a = W[i, 0] * v[0]
+        for j in range(1, n_in):
+            a += W[i, j] * v[j]
+        y[i] = a
+        i += 1
+
+
+@njit(cache=True, inline="always")
+def _adc_row(y, out, nl, noise_values, f, flags, c, key, row, noise_tag, uni_tag, buf_n, buf_u,
+             states, with_bm):
+    """ADC and clipping of one output vector ``y`` into ``out``; returns the bound test."""
+    zero = c[_C_ZERO]
+    res = f[_F_OUT_RES]
+    noise = f[_F_OUT_NOISE]
+    per_line = noise_values.shape[0] > 0
+    with_noise = per_line or noise > zero
+    sto = flags[_I_OUT_STO] != 0
+    if with_noise:
+        _fill(buf_n, key, row, noise_tag, True, states)
+    if sto and res > zero:
+        _fill(buf_u, key, row, uni_tag, False, states)
+    with_nl = nl.shape[0] > 0
+    ok = True
+    for i in range(y.shape[0]):
+        v = adc(y[i], nl[i] if with_nl else zero, f[_F_NLF], f[_F_OUT_ASYM],
+                flags[_I_OUT_ASYM] != 0,
+                (noise_values[i] if per_line else noise) if with_noise else zero,
+                buf_n[i], res, sto, buf_u[i], c)
+        out[i], ok = _clip_test(v, f[_F_OUT_BOUND], ok, with_bm, flags[_I_BM_TEST_NEG] != 0)
+    return ok
+
+
+@njit(cache=True)
+def managed_mvm(W, transposed, U, f, flags, nl, noise_values, key, aux, c):
+    """The IO-managed ``U @ M.T`` (``M = W``, or ``W.T`` when ``transposed``), all rows,
+    all bound-management rounds, in one call (spec io.md §3-§5, ``AnalogMVM._managed``).
+
+    Covers the configurations without IR drop, voltage offsets / series resistance, weight
+    read noise and read asymmetry (those take the staged path). ``f`` and ``flags`` hold the
+    scalar parameters as named by ``F_FIELDS`` / ``I_FIELDS``; ``aux`` is the AverageAbsMax
+    running value (updated). Random numbers as ``row_normals`` / ``row_uniforms`` with the
+    same tags, so this equals the staged path up to the summation order of the products.
+    """
+    m = U.shape[0]
+    n_in = U.shape[1]
+    n_out = W.shape[1] if transposed else W.shape[0]
+    Y = np.zeros((m, n_out), U.dtype)
+    zero = c[_C_ZERO]
+    one = c[_C_ONE]
+    nm_kind = flags[_I_NM]
+    nm_on = nm_kind != NM_NONE
+    bm_kind = flags[_I_BM]
+    bm_on = bm_kind != BM_NONE
+    backward = flags[_I_BACKWARD] != 0
+    mv_kind = flags[_I_MV]
+    inp_res = f[_F_INP_RES]
+    inp_noise = f[_F_INP_NOISE]
+    inp_sto = flags[_I_INP_STO] != 0
+    skip_zero = backward or inp_noise <= zero
+    v = np.empty(n_in, U.dtype)
+    v2 = np.empty(n_in, U.dtype)
+    xi = np.zeros(n_in, U.dtype)
+    uni = np.zeros(n_in, U.dtype)
+    y = np.empty(n_out, U.dtype)
+    y2 = np.empty(n_out, U.dtype)
+    buf_n = np.zeros(n_out, U.dtype)
+    buf_u = np.zeros(n_out, U.dtype)
+    scratch = np.empty(1, U.dtype)
+    states = np.empty((1, 2), np.uint64)
+    for r in range(m):
+        u = U[r]
+        alpha = nm_scale(u, nm_kind, f[_F_NM_THRES], f[_F_NM_WMAX], f[_F_NP_BOUND], inp_res,
+                         f[_F_MAX_BM_RES], f[_F_NM_DECAY], aux, c)
+        if nm_on and alpha <= zero and skip_zero:
+            continue
+        red = 0.5
+        bm_round = 0
+        s = one
+        while True:
+            red *= 2.0
+            if (bm_round == 1 and bm_kind == BM_ITERATIVE_WORST_CASE
+                    and nm_kind != NM_ABS_MAX_NP_SUM):
+                alpha = _np_sum_scale(u, f[_F_NM_THRES], f[_F_NM_WMAX], f[_F_NP_BOUND], inp_res,
+                                      f[_F_MAX_BM_RES], c)
+                red = 1.0
+            s = one
+            if nm_on and alpha > zero:
+                s = s / alpha
+            scratch[0] = red
+            if bm_on:
+                s = s / scratch[0]
+            # DAC
+            if inp_noise > zero:
+                _fill(xi, key, r, tag(bm_round, TAG_INP_NOISE), True, states)
+            if inp_sto and inp_res > zero:
+                _fill(uni, key, r, tag(bm_round, TAG_INP_UNIFORM), False, states)
+            for j in range(n_in):
+                v[j] = dac(u[j], s, inp_res, f[_F_INP_BOUND], inp_noise, xi[j],
+                           f[_F_INP_ASYM], flags[_I_INP_ASYM] != 0, inp_sto, uni[j], c)
+            # analog product and ADC
+            if mv_kind == MV_ONE_PASS:
+                _matvec(W, transposed, v, y)
+                ok = _adc_row(y, Y[r], nl, noise_values, f, flags, c, key, r,
+                              tag(bm_round, TAG_OUT_NOISE), tag(bm_round, TAG_OUT_UNIFORM),
+                              buf_n, buf_u, states, bm_on)
+            else:
+                for j in range(n_in):
+                    v2[j] = min(v[j], zero)
+                _matvec(W, transposed, v2, y2)
+                for j in range(n_in):
+                    v2[j] = max(v[j], zero)
+                _matvec(W, transposed, v2, y)
+                if mv_kind == MV_POS_NEG_DIGITAL:
+                    ok_neg = _adc_row(y2, y2, nl, noise_values, f, flags, c, key, r,
+                                      tag(bm_round, TAG_NEG_OUT_NOISE),
+                                      tag(bm_round, TAG_NEG_OUT_UNIFORM), buf_n, buf_u, states,
+                                      bm_on)
+                    ok = _adc_row(y, Y[r], nl, noise_values, f, flags, c, key, r,
+                                  tag(bm_round, TAG_OUT_NOISE), tag(bm_round, TAG_OUT_UNIFORM),
+                                  buf_n, buf_u, states, bm_on)
+                    ok = ok and ok_neg
+                    for i in range(n_out):
+                        Y[r, i] += y2[i]
+                else:
+                    for i in range(n_out):
+                        y[i] += y2[i]
+                    ok = _adc_row(y, Y[r], nl, noise_values, f, flags, c, key, r,
+                                  tag(bm_round, TAG_OUT_NOISE), tag(bm_round, TAG_OUT_UNIFORM),
+                                  buf_n, buf_u, states, bm_on)
+            bm_round += 1
+            # aihwkit's stop criteria: reduction beyond max_bm_factor, or beyond max_bm_res
+            # DAC steps (red = 16 with the defaults)
+            if (not bm_on or ok or int(red) > flags[_I_MAX_BM_FACTOR]
+                    or scratch[0] > f[_F_BM_LIMIT]):
+                break
+        if not backward:
+            factor = f[_F_OUT_SCALE] / s
+        elif nm_on:
+            factor = f[_F_OUT_SCALE] * (alpha if alpha > zero else one)
+        else:
+            factor = f[_F_OUT_SCALE]
+        for i in range(n_out):
+            Y[r, i] *= factor
+    return Y

@@ -221,13 +221,15 @@ def _active_columns(xq, xbits, kind):
 
 
 def _apply_stochastic(target, P, bl, xq, dq, xbits, dbits, cols, ncols, negative_lr, key,
-                      params):
+                      params, states):
     """Apply the coincidences of shared bit trains; row ``i`` owns a stream and sees the samples
-    in order, so the result does not depend on how rows are grouped or threaded."""
+    in order, so the result does not depend on how rows are grouped or threaded.
+
+    ``states`` (out, 2) uint64 is scratch for the row streams: the kernel allocates nothing,
+    so that its serial twin can run without reference counting (see ``_twins``)."""
     m = xq.shape[0]
     nd = dq.shape[1]
     nw = xbits.shape[2]
-    states = np.zeros((nd, 2), np.uint64)
     for b in prange((nd + _ROW_BLOCK - 1) // _ROW_BLOCK):
         i0 = b * _ROW_BLOCK
         i1 = min(nd, i0 + _ROW_BLOCK)
@@ -262,11 +264,12 @@ def _apply_stochastic(target, P, bl, xq, dq, xbits, dbits, cols, ncols, negative
                         n -= 1
 
 
-def _apply_counts(target, P, bl, xq, dq, cols, ncols, negative_lr, key, params):
-    """Apply deterministic counts ``rint(dq * xq)`` (DETERMINISTIC_IMPLICIT, MEAN_COUNT)."""
+def _apply_counts(target, P, bl, xq, dq, xbits, dbits, cols, ncols, negative_lr, key, params,
+                  states):
+    """Apply deterministic counts ``rint(dq * xq)`` (DETERMINISTIC_IMPLICIT, MEAN_COUNT);
+    the arguments are those of :func:`_apply_stochastic` (the bit trains are unused)."""
     m = xq.shape[0]
     nd = dq.shape[1]
-    states = np.zeros((nd, 2), np.uint64)
     for b in prange((nd + _ROW_BLOCK - 1) // _ROW_BLOCK):
         i0 = b * _ROW_BLOCK
         i1 = min(nd, i0 + _ROW_BLOCK)
@@ -311,7 +314,6 @@ def _pulse_totals(bl, xq, dq, xbits, dbits, cols, ncols, kind, totals):
                     totals[i, j] += n
 
 
-@njit(cache=True, parallel=True)
 def _redraw_touched(W, Wp, totals, sigma, key):
     """Apparent weight of every pulsed element: persistent weight plus fresh write noise.
 
@@ -334,26 +336,76 @@ def _serial_copy(fn):
     return twin
 
 
-def _twins(fn, cache=True):
+def _twins(fn, cache=True, refcounts=True):
     """``(parallel, serial)`` dispatchers of one kernel body (``prange`` is ``range`` when
-    serial). Small updates run serially: a parallel region costs more than their work."""
-    return (njit(cache=cache, parallel=True)(fn), njit(cache=cache)(_serial_copy(fn)))
+    serial). Small updates run serially: a parallel region costs more than their work.
+
+    ``refcounts=False`` compiles the serial twin without numba's reference counting, for
+    kernels that allocate nothing: numba increfs and decrefs the array arguments of every
+    inlined device step, two atomic operations per pulse that made the serial pulse loop
+    3-4x slower than the parallel one (whose outlined body has no reference counts)."""
+    serial = njit(cache=cache) if refcounts else njit(cache=cache, _nrt=False)
+    return (njit(cache=cache, parallel=True)(fn), serial(_serial_copy(fn)))
+
+
+def _serial_update(W, P, Wp, X, D, c, desired_bl, fixed_bl, ubm, um, kind, res, x_res, d_res,
+                   sto, key, noise_key, negative_lr, params, states, wn_sigma, counters):
+    """A whole small update in one call: the serial kernels in the order of ``pulsed_update``.
+
+    For small tiles the cost of an update is its Python dispatches (one per kernel, each
+    boxing its results); this composite makes it one. ``_APPLY`` is bound per device origin
+    and pulse kind by :func:`_composite`; ``counters`` is an empty array when not counting.
+    """
+    bl, xq, dq = _prepare_s(X, D, c, desired_bl, fixed_bl, ubm, um, kind, res, x_res, d_res,
+                            sto, key)
+    if kind == KIND_STOCHASTIC:
+        xbits = _bit_trains_s(xq, bl, key, 2)
+        dbits = _bit_trains_s(dq, bl, key, 3)
+    else:
+        xbits = np.zeros((1, 1, 1), np.uint64)
+        dbits = xbits
+    cols, ncols = _active_columns_s(xq, xbits, kind)
+    target = Wp if wn_sigma > 0 else W
+    _APPLY(target, P, bl, xq, dq, xbits, dbits, cols, ncols, negative_lr, noise_key, params,
+           states)
+    if counters.size > 0 or wn_sigma > 0:
+        totals = np.zeros(W.shape, np.int64)
+        _pulse_totals_s(bl, xq, dq, xbits, dbits, cols, ncols, kind, totals)
+        if counters.size > 0:
+            counters += totals
+        if wn_sigma > 0:
+            _redraw_touched_s(W, Wp, totals, wn_sigma, noise_key)
+
+
+def _composite(apply, name, cache):
+    """``_serial_update`` calling ``apply``, under a name (and cache files) of its own."""
+    scope = dict(globals())
+    scope["_APPLY"] = apply
+    fn = types.FunctionType(_serial_update.__code__, scope, name)
+    fn.__qualname__ = name
+    return njit(cache=cache)(fn)
 
 
 _PARALLEL_WORK = 1 << 18  # batch x out x in above which the parallel kernels pay off
 _prepare_k = _twins(_prepare)
 _bit_trains_k = _twins(_bit_trains)
 _active_columns_k = _twins(_active_columns)
+_pulse_totals_k = _twins(_pulse_totals)
+_redraw_touched_k = _twins(_redraw_touched)
+_prepare_s, _bit_trains_s, _active_columns_s, _pulse_totals_s, _redraw_touched_s = (
+    k[1] for k in (_prepare_k, _bit_trains_k, _active_columns_k, _pulse_totals_k,
+                   _redraw_touched_k))
 # Devices outside rpusim (custom models, maybe defined in a user's script) must not enter the
 # on-disk cache: its index would reference their classes, and a later process that cannot
-# import them would fail to read the index. They get uncached twins, compiled per process.
-_apply_k = {  # [builtin][kind is stochastic] -> (parallel, serial)
-    (True, True): _twins(_apply_stochastic),
-    (True, False): _twins(_apply_counts),
-    (False, True): _twins(_apply_stochastic, cache=False),
-    (False, False): _twins(_apply_counts, cache=False),
-}
-_pulse_totals_k = _twins(_pulse_totals)
+# import them would fail to read the index. They get uncached kernels, compiled per process.
+_apply_k = {}  # [builtin, kind is stochastic] -> (parallel, serial, serial whole update)
+for _builtin in (True, False):
+    for _stochastic in (True, False):
+        _body = _apply_stochastic if _stochastic else _apply_counts
+        _par, _ser = _twins(_body, cache=_builtin, refcounts=False)
+        _name = f"_serial_update_{'builtin' if _builtin else 'custom'}_{_body.__name__[7:]}"
+        _apply_k[(_builtin, _stochastic)] = (_par, _ser, _composite(_ser, _name, _builtin))
+_NO_COUNTERS = np.zeros((0, 0), np.int64)
 
 
 def _is_builtin(params) -> bool:
@@ -397,32 +449,35 @@ def pulsed_update(W, P, Wp, X, D, lr_pc, granularity, upd, kind, res, x_res, d_r
         independent, as in aihwkit.
     """
     dt = W.dtype.type
-    # the parallel kernels are used for large work whatever the thread count: numba's
-    # outlined parallel loop also runs faster on one thread than the plain serial loop
-    v = 0 if X.shape[0] * X.shape[1] * D.shape[1] >= _PARALLEL_WORK else 1
     c = np.array([abs(lr_pc), granularity, upd.um_grad_scale, 0, 1, upd.desired_bl],
                  dtype=W.dtype)
-    bl, xq, dq = _prepare_k[v](X, D, c, int(upd.desired_bl), bool(upd.fixed_bl),
-                               bool(upd.update_bl_management), bool(upd.update_management),
-                               kind, dt(res), dt(x_res), dt(d_res), bool(upd.sto_round), key)
-    if kind == KIND_STOCHASTIC:
-        xbits = _bit_trains_k[v](xq, bl, key, 2)
-        dbits = _bit_trains_k[v](dq, bl, key, 3)
+    stochastic = kind == KIND_STOCHASTIC
+    noise = key if noise_key is None else noise_key
+    kernels = _apply_k[(_is_builtin(params), stochastic)]
+    states = np.empty((D.shape[1], 2), np.uint64)
+    flags = (int(upd.desired_bl), bool(upd.fixed_bl), bool(upd.update_bl_management),
+             bool(upd.update_management), kind, dt(res), dt(x_res), dt(d_res),
+             bool(upd.sto_round), key)
+    if X.shape[0] * X.shape[1] * D.shape[1] < _PARALLEL_WORK:
+        kernels[2](W, P, Wp, X, D, c, *flags, noise, lr_pc < 0, params, states, dt(wn_sigma),
+                   _NO_COUNTERS if counters is None else counters)
+        return
+    # large work runs the parallel kernels whatever the thread count: numba's outlined
+    # parallel loop is also faster on one thread than a plain loop with reference counts
+    bl, xq, dq = _prepare_k[0](X, D, c, *flags)
+    if stochastic:
+        xbits = _bit_trains_k[0](xq, bl, key, 2)
+        dbits = _bit_trains_k[0](dq, bl, key, 3)
     else:
         xbits = dbits = np.zeros((1, 1, 1), np.uint64)
-    cols, ncols = _active_columns_k[v](xq, xbits, kind)
-    stochastic = kind == KIND_STOCHASTIC
+    cols, ncols = _active_columns_k[0](xq, xbits, kind)
     target = Wp if wn_sigma > 0 else W
-    noise = key if noise_key is None else noise_key
-    apply = _apply_k[(_is_builtin(params), stochastic)][v]
-    if stochastic:
-        apply(target, P, bl, xq, dq, xbits, dbits, cols, ncols, lr_pc < 0, noise, params)
-    else:
-        apply(target, P, bl, xq, dq, cols, ncols, lr_pc < 0, noise, params)
+    kernels[0](target, P, bl, xq, dq, xbits, dbits, cols, ncols, lr_pc < 0, noise, params,
+               states)
     if counters is not None or wn_sigma > 0:
         totals = np.zeros(W.shape, np.int64)
-        _pulse_totals_k[v](bl, xq, dq, xbits, dbits, cols, ncols, kind, totals)
+        _pulse_totals_k[0](bl, xq, dq, xbits, dbits, cols, ncols, kind, totals)
         if counters is not None:
             counters += totals
         if wn_sigma > 0:
-            _redraw_touched(W, Wp, totals, dt(wn_sigma), noise)
+            _redraw_touched_k[0](W, Wp, totals, dt(wn_sigma), noise)
