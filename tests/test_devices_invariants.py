@@ -12,12 +12,15 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
+from unittest import mock
+
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rpusim import AnalogTile
+from rpusim.kernels import update as engine
 from rpusim.configs import (ConstantStepDevice, ExpStepDevice, LinearStepDevice,
                             LookupTableDevice, PiecewiseStepDevice, PowStepDevice,
                             PowStepReferenceDevice, PulseType, SingleRPUConfig,
@@ -114,6 +117,36 @@ def test_bounds_never_exceeded(case, seed, lrs, wn):
         h = tile.get_hidden_parameters()
         w = stored(tile, case)
         assert np.all(w <= h["max_bound"] + 1e-6) and np.all(w >= h["min_bound"] - 1e-6)
+
+
+_KIND_CASES = [(case, PulseType.STOCHASTIC_COMPRESSED) for case in DEVICE_MODELS] + [
+    (case, kind) for case in DEVICE_MODELS[:3]
+    for kind in (PulseType.STOCHASTIC, PulseType.DETERMINISTIC_IMPLICIT, PulseType.MEAN_COUNT)]
+
+
+@pytest.mark.parametrize("case,kind", _KIND_CASES,
+                         ids=[f"{c.name}-{k.name}" for c, k in _KIND_CASES])
+@settings(max_examples=8)
+@given(seed=seeds, wn=st.booleans(), count=st.booleans(), batch=st.integers(1, 6),
+       lr=st.floats(0.01, 0.5))
+def test_serial_and_parallel_kernels_agree(case, kind, seed, wn, count, batch, lr):
+    """The small-update path (one serial composite kernel, no reference counting) and the
+    parallel kernels of large updates give the same bits: same streams, same pulse order."""
+    extra = {"write_noise_std": 2.0} if wn and writes_noise(case) else {}
+    update = UpdateParameters(pulse_type=kind, desired_bl=int(seed % 90) + 1)
+    results = []
+    for parallel_from in (1 << 62, 0):  # all serial, then all parallel
+        tile = tile_of(case, seed, update, count_pulses=count, **extra)
+        rng = np.random.default_rng(seed)
+        with mock.patch.object(engine, "_PARALLEL_WORK", parallel_from):
+            for _ in range(3):
+                tile.update(rng.normal(size=(batch, SHAPE[1])),
+                            rng.normal(size=(batch, SHAPE[0])), lr=lr)
+        results.append(tile.state_dict())
+    serial, parallel = results
+    for name, value in serial.items():
+        if isinstance(value, np.ndarray) and value.dtype.kind in "fiu":
+            np.testing.assert_array_equal(parallel[name], value, err_msg=name)
 
 
 @pytest.mark.parametrize("case", DEVICE_MODELS, ids=IDS)

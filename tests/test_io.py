@@ -8,6 +8,7 @@ boundary; float32 exactness is checked against aihwkit's golden fixtures.
 """
 
 import math
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -17,10 +18,19 @@ from hypothesis import strategies as st
 from rpusim import AnalogTile
 from rpusim.configs import (AnalogMVType, BoundManagementType, ConstantStepDevice,
                             IOParameters, NoiseManagementType, RPUConfig)
+from rpusim import io as rio
 from rpusim.io import AnalogMVM
 from rpusim.rng import TileRNG
 
 F64 = np.dtype(np.float64)
+# the two ways through the IO model: one managed_mvm call (small work) and the staged kernels
+# around BLAS products (large work); every comparison below runs both
+PATHS = {"fused": 1 << 62, "staged": 0}
+
+
+def on_path(path: str):
+    """Context in which every managed MVM takes ``path``."""
+    return mock.patch.object(rio, "FUSED_WORK", PATHS[path])
 
 
 # -- the reference ---------------------------------------------------------------------------------
@@ -235,12 +245,49 @@ def _arrays(seed, n_out, n_in, batch, w_scale, x_scale):
        w_scale=st.sampled_from([0.3, 3.0]), x_scale=st.sampled_from([0.2, 3.0]))
 def test_matches_reference(p, seed, n_out, n_in, batch, backward, w_scale, x_scale):
     M, U = _arrays(seed, n_out, n_in, batch, w_scale, x_scale)
-    mvm = AnalogMVM(p, n_out, n_in, F64, TileRNG(seed), backward=backward)
-    draws = mvm.get_state()
-    want = reference_mvm(M, U, p, draws, backward=backward)
-    got = mvm.mvm(M, U)
-    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(mvm.nm_state, draws["nm_aux"], rtol=1e-12)
+    for path in PATHS:
+        mvm = AnalogMVM(p, n_out, n_in, F64, TileRNG(seed), backward=backward)
+        draws = mvm.get_state()
+        want = reference_mvm(M, U, p, draws, backward=backward)
+        with on_path(path):
+            got = mvm.mvm(M, U)
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12, err_msg=path)
+        np.testing.assert_allclose(mvm.nm_state, draws["nm_aux"], rtol=1e-12, err_msg=path)
+
+
+@st.composite
+def noisy_io_configs(draw):
+    """The deterministic features of ``io_configs`` plus every noise and stochastic rounding."""
+    p = draw(io_configs())
+    p.inp_noise = draw(st.sampled_from([0.0, 0.05]))
+    p.out_noise = draw(st.sampled_from([0.0, 0.06, 0.5]))
+    p.out_noise_std = draw(st.sampled_from([0.0, 0.3]))
+    p.inp_sto_round = draw(st.booleans())
+    p.out_sto_round = draw(st.booleans())
+    p.w_noise = draw(st.sampled_from([0.0, 0.0, 0.02]))
+    p.w_noise_type = "AdditiveConstant" if draw(st.booleans()) else "PCMRead"
+    p.validate()
+    return p
+
+
+@given(p=noisy_io_configs(), seed=st.integers(0, 2**31 - 1), n_out=st.integers(1, 9),
+       n_in=st.integers(1, 11), batch=st.integers(1, 5), backward=st.booleans(),
+       w_scale=st.sampled_from([0.3, 3.0]), x_scale=st.sampled_from([0.2, 3.0]),
+       transposed=st.booleans())
+def test_fused_and_staged_paths_agree_with_noise(p, seed, n_out, n_in, batch, backward,
+                                                  w_scale, x_scale, transposed):
+    """Both paths draw every noise from the same streams (call key, row, round, purpose):
+    with noise on they agree to rounding, and leave the same AverageAbsMax state."""
+    M, U = _arrays(seed, n_out, n_in, batch, w_scale, x_scale)
+    if transposed:  # the backward direction's view W.T
+        M = np.ascontiguousarray(M.T).T
+    out = {}
+    for path in PATHS:
+        mvm = AnalogMVM(p, n_out, n_in, F64, TileRNG(seed), backward=backward)
+        with on_path(path):
+            out[path] = (mvm.mvm(M, U), mvm.mvm(M, U[::-1]), mvm.nm_state.copy())
+    for got, want in zip(out["fused"], out["staged"]):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
 
 
 def test_matches_reference_backward_view():
@@ -249,10 +296,12 @@ def test_matches_reference_backward_view():
     p.validate()
     W, D = _arrays(3, 5, 7, 6, 3.0, 2.0)
     D = D[:, :5]
-    mvm = AnalogMVM(p, 7, 5, F64, TileRNG(0), backward=True)
-    draws = mvm.get_state()
-    want = reference_mvm(np.ascontiguousarray(W.T), D, p, draws, backward=True)
-    np.testing.assert_allclose(mvm.mvm(W.T, D), want, rtol=1e-9, atol=1e-12)
+    for path in PATHS:
+        mvm = AnalogMVM(p, 7, 5, F64, TileRNG(0), backward=True)
+        draws = mvm.get_state()
+        want = reference_mvm(np.ascontiguousarray(W.T), D, p, draws, backward=True)
+        with on_path(path):
+            np.testing.assert_allclose(mvm.mvm(W.T, D), want, rtol=1e-9, atol=1e-12)
 
 
 def test_float32_matches_reference_within_one_adc_step():
@@ -260,14 +309,16 @@ def test_float32_matches_reference_within_one_adc_step():
     p.validate()
     M, U = _arrays(5, 20, 40, 30, 1.0, 2.0)
     M32, U32 = M.astype(np.float32), U.astype(np.float32)
-    mvm = AnalogMVM(p, 20, 40, np.float32, TileRNG(0))
-    got = mvm.mvm(M32, U32)
-    assert got.dtype == np.float32
-    want = reference_mvm(M32.astype(float), U32.astype(float), p, mvm.get_state())
-    alpha = np.abs(U32).max(axis=1, keepdims=True)
-    step = 24 / 510 * alpha
-    assert np.all(np.abs(got - want) <= 1e-5 * np.abs(want) + step * 1.01)
-    assert np.mean(np.abs(got - want) <= 1e-5 * np.abs(want) + 1e-6) > 0.95
+    for path in PATHS:
+        mvm = AnalogMVM(p, 20, 40, np.float32, TileRNG(0))
+        with on_path(path):
+            got = mvm.mvm(M32, U32)
+        assert got.dtype == np.float32
+        want = reference_mvm(M32.astype(float), U32.astype(float), p, mvm.get_state())
+        alpha = np.abs(U32).max(axis=1, keepdims=True)
+        step = 24 / 510 * alpha
+        assert np.all(np.abs(got - want) <= 1e-5 * np.abs(want) + step * 1.01)
+        assert np.mean(np.abs(got - want) <= 1e-5 * np.abs(want) + 1e-6) > 0.95
 
 
 # -- hand-computed cases of the spec (values observed in aihwkit 1.2.0 by the spec authors) --------

@@ -204,11 +204,12 @@ def dac(u, scale, res, bound, noise, xi, asym_scale, with_asym, sto, uni, c):
 
 
 @njit(cache=True, inline="always")
-def adc(v, nl, nlf, asym_scale, with_asym, noise, xi, res, sto, uni, c):
-    """ADC of one output before clipping (spec §4.3): nonlinearity, asymmetry, noise,
-    quantisation. ``nl <= 0``: no nonlinearity; ``noise <= 0``: no noise."""
+def adc(v, with_nl, nl, nlf, asym_scale, with_asym, noise, xi, res, sto, uni, c):
+    """ADC of one output before clipping (spec §4.3): nonlinearity ``nl`` with the slope
+    calibration factor ``nlf`` (both apply when ``with_nl``, even for ``nl = 0``), asymmetry,
+    noise (``noise <= 0``: none), quantisation."""
     zero = c[_C_ZERO]
-    if nl > zero:
+    if with_nl:
         v = nlf * v / (c[_C_ONE] + abs(nl * v))
     if with_asym and v < zero:
         v = v * asym_scale
@@ -289,7 +290,7 @@ def finalize_output(Y, nl, nlf, asym_scale, with_asym, noise_values, noise, xi, 
     for r in range(k):
         ok = True
         for i in range(n):
-            v = adc(Y[r, i], nl[i] if with_nl else zero, nlf, asym_scale, with_asym,
+            v = adc(Y[r, i], with_nl, nl[i] if with_nl else zero, nlf, asym_scale, with_asym,
                     (noise_values[i] if per_line else noise) if with_noise else zero,
                     xi[r, i] if with_noise else zero, res, sto,
                     uni[r, i] if with_uni else zero, c)
@@ -356,7 +357,7 @@ def _adc_row(y, out, nl, noise_values, f, flags, c, key, row, noise_tag, uni_tag
     with_nl = nl.shape[0] > 0
     ok = True
     for i in range(y.shape[0]):
-        v = adc(y[i], nl[i] if with_nl else zero, f[_F_NLF], f[_F_OUT_ASYM],
+        v = adc(y[i], with_nl, nl[i] if with_nl else zero, f[_F_NLF], f[_F_OUT_ASYM],
                 flags[_I_OUT_ASYM] != 0,
                 (noise_values[i] if per_line else noise) if with_noise else zero,
                 buf_n[i], res, sto, buf_u[i], c)
