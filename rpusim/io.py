@@ -158,6 +158,8 @@ class AnalogMVM:
                          AnalogMVType.POS_NEG_SEPARATE_DIGITAL_SUM: kio.MV_POS_NEG_DIGITAL
                          }.get(p.mv_type, kio.MV_ONE_PASS)
         self._pack_parameters()
+        self._work = np.empty((8, max(self.n_in, self.n_out)), self.dtype)
+        self._states = np.empty((1, 2), np.uint64)
 
     def _pack_parameters(self) -> None:
         """The scalar parameters of ``kio.managed_mvm`` (its ``F_FIELDS`` and ``I_FIELDS``)."""
@@ -285,16 +287,22 @@ class AnalogMVM:
             return np.zeros((m, self.n_out), self.dtype)
         # one key per call fixes every random number of it (streams per row and tag)
         key = self.rng.key()
-        if self._fusable and m * self.n_in * self.n_out <= FUSED_WORK:
+        if self._fusable and m * M.shape[0] * M.shape[1] <= FUSED_WORK:
             if M.flags.c_contiguous:
                 W, transposed = M, False
             elif M.T.flags.c_contiguous:
                 W, transposed = M.T, True
             else:
                 W, transposed = np.ascontiguousarray(M), False
-            return kio.managed_mvm(W, transposed, np.ascontiguousarray(U), self._f, self._flags,
-                                   self.out_nonlinearity if self._has_nl else self._empty1,
-                                   self.out_noise_values, key, self.nm_state, self._c)
+            n_out = M.shape[0]
+            if self._work.shape[1] < max(n_out, U.shape[1]):
+                self._work = np.empty((8, max(n_out, U.shape[1])), self.dtype)
+            Y = np.empty((m, n_out), self.dtype)
+            kio.managed_mvm(W, transposed, np.ascontiguousarray(U), Y, self._f, self._flags,
+                            self.out_nonlinearity if self._has_nl else self._empty1,
+                            self.out_noise_values, key, self.nm_state, self._c, self._work,
+                            self._states)
+            return Y
         return self._staged(M, U, key)
 
     def _staged(self, M: np.ndarray, U: np.ndarray, key) -> np.ndarray:

@@ -20,11 +20,32 @@ class TileRNG:
                                  or seed < 0):
             raise TypeError(f"seed must be a non-negative int or None, got {seed!r}")
         self.generator = np.random.Generator(np.random.PCG64(seed))
+        # keys drawn so far in this process (not state: it only lets a caller undo its keys)
+        self.keys_drawn = 0
 
     def key(self) -> np.uint64:
         """A fresh 64-bit key for one kernel call: the generator's next raw 64-bit output
         (cheaper than ``integers``, which matters for small tiles)."""
+        self.keys_drawn += 1
         return np.uint64(self.generator.bit_generator.random_raw())
+
+    def unkey(self, n: int) -> None:
+        """Undo the last ``n`` keys, exactly, when nothing else was drawn since.
+
+        Cheaper than saving the state before every call that might fail: PCG64 steps back
+        by advancing ``2**128 - n``; a raw draw leaves the 32-bit buffer alone, and the
+        advance clears it, so it is put back from the state after the keys.
+        """
+        if n <= 0:
+            return
+        bg = self.generator.bit_generator
+        after = bg.state
+        bg.advance(2**128 - n)
+        state = bg.state
+        state["has_uint32"] = after["has_uint32"]
+        state["uinteger"] = after["uinteger"]
+        bg.state = state
+        self.keys_drawn -= n
 
     def normal(self, shape, dtype) -> np.ndarray:
         return self.generator.standard_normal(shape).astype(dtype, copy=False)

@@ -12,12 +12,13 @@ from rpusim.configs.rpu import FloatingPointRPUConfig, RPUConfig
 from rpusim.devices.ideal import FloatingPointDevice
 from rpusim.devices.model import make_device_model
 from rpusim.io import AnalogMVM
-from rpusim.kernels.checks import update_magnitudes
+from rpusim.kernels.checks import all_finite, update_magnitudes
 from rpusim.rng import TileRNG
 
 __all__ = ["AnalogTile"]
 
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_FLOAT_MAX = {dt: float(np.finfo(dt).max) for dt in _DTYPES}
 
 
 def _check_size(name: str, value) -> int:
@@ -166,13 +167,16 @@ class AnalogTile:
     # -- input handling -----------------------------------------------------------------------
     def _batch(self, value, name: str, length: int, finite: bool = True
                ) -> tuple[np.ndarray, bool]:
-        arr = _as_array(value, name, self.dtype, finite)
+        arr = _as_array(value, name, self.dtype, finite=False)
         if arr.ndim not in (1, 2) or arr.shape[-1] != length:
             raise ValueError(f"{name} must have shape ({length},) or (batch, {length}), "
                              f"got {arr.shape}")
-        if arr.ndim == 1:
-            return arr[None, :], True
-        return arr, False
+        single = arr.ndim == 1
+        if single:
+            arr = arr[None, :]
+        if finite and not all_finite(arr):
+            raise ValueError(f"{name} must be finite, got NaN or inf")
+        return arr, single
 
     def _matrix(self, value, name: str) -> np.ndarray:
         arr = _as_array(value, name, self.dtype)
@@ -223,15 +227,15 @@ class AnalogTile:
         n_out = M.shape[0]
         if U.shape[0] == 0:
             return np.zeros((0, n_out), self.dtype)
-        # an MVM changes only the generator and the AverageAbsMax value (the other IO state
-        # is drawn at construction), so those two are all a failed call must put back
-        rng_state = self._rng.get_state()
-        nm_states = (self._forward_mvm.nm_state.copy(), self._backward_mvm.nm_state.copy())
+        # an MVM changes only the generator (by its kernel keys) and the AverageAbsMax value
+        # shared by both directions (the other IO state is drawn at construction), so those
+        # are all a failed call must put back
+        keys = self._rng.keys_drawn
+        nm_before = self._forward_mvm.nm_state[0]
         Y = mvm(M, U, is_test)
-        if not np.isfinite(Y).all():
-            self._rng.set_state(rng_state)
-            self._forward_mvm.nm_state[...] = nm_states[0]
-            self._backward_mvm.nm_state[...] = nm_states[1]
+        if not all_finite(Y):
+            self._rng.unkey(self._rng.keys_drawn - keys)
+            self._forward_mvm.nm_state[0] = nm_before
             raise ValueError(f"{name} overflows {self.dtype.name}: the inputs (largest "
                              f"|value| {np.abs(U).max():g}) are too large for these weights")
         return Y
@@ -271,7 +275,7 @@ class AnalogTile:
         """Refuse updates whose pulse arithmetic or float update would overflow."""
         upd = self.rpu_config.update
         total, largest, r_max, r_min = magnitudes
-        limit = float(np.finfo(self.dtype).max) * 2.0 ** -30
+        limit = _FLOAT_MAX[self.dtype] * 2.0 ** -30
         if total * lr > limit:
             raise ValueError(f"update too large for {self.dtype.name}: lr * sum of "
                              f"max|x| * max|d| over the batch is {total * lr:g}, "

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from typing import ClassVar, NamedTuple
 
 import numpy as np
-from numba import njit, types
-from numba.extending import overload
+from numba import njit
 
 from rpusim.configs._base import ConfigBase
 from rpusim.configs.drift import DriftParameter
+from rpusim.kernels.numeric import cast_like
 from rpusim.kernels.update import register_step
 
 __all__ = ["PulsedDevice", "register_device", "sample_common", "COMMON_HIDDEN_NAMES",
@@ -58,27 +58,6 @@ def register_device(config_class: type, params_class: type, step_function) -> No
 
 def is_registered(config_class: type) -> bool:
     return config_class in _DEVICES
-
-
-def cast_like(x, like):
-    """``x`` converted to the float type of ``like`` (usable inside numba step functions).
-
-    Step functions draw float64 noise; casting the noise factor to the weight's dtype keeps
-    the whole step in that dtype, as aihwkit computes in float32.
-    """
-    return type(like)(x)
-
-
-@overload(cast_like, jit_options={"cache": True})
-def _cast_like_overload(x, like):
-    if not isinstance(like, types.Float):
-        return None
-    target = np.float32 if like.bitwidth == 32 else np.float64
-
-    def impl(x, like):
-        return target(x)
-
-    return impl
 
 
 @njit(cache=True, inline="always")

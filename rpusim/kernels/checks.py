@@ -39,3 +39,13 @@ def update_magnitudes(X, D, um_grad_scale):
             r_max = max(r_max, ratio)
             r_min = min(r_min, ratio)
     return total, largest, r_max, r_min, x_finite, d_finite
+
+
+@njit(cache=True)
+def all_finite(a):
+    """Whether every element of the 2-d array ``a`` is finite (one pass, no temporaries)."""
+    for r in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            if not math.isfinite(a[r, j]):
+                return False
+    return True

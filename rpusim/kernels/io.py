@@ -18,6 +18,7 @@ passed as NumPy scalars of that dtype, and constants come in the small array ``c
 import numpy as np
 from numba import njit
 
+from rpusim.kernels.numeric import cast_like
 from rpusim.kernels.rng import init_stream, normal, stream_key, uniform
 
 __all__ = ["NM_NONE", "NM_ABS_MAX", "NM_MAX", "NM_CONSTANT", "NM_AVERAGE_ABS_MAX",
@@ -179,17 +180,18 @@ def nm_scale(u, kind, thres, wmax, bound, inp_res, max_bm_res, decay, aux, c):
 
 
 @njit(cache=True, inline="always")
-def dac(u, scale, res, bound, noise, xi, asym_scale, with_asym, sto, uni, c):
+def dac(u, scale, res, bound, noise, xi, asym_scale, with_asym, sto, uni, zero, half):
     """DAC of one input (spec §4.1): scale, quantise, clip, input noise, asymmetry.
 
     ``res <= 0``: no quantisation; ``noise <= 0``: no noise (``xi`` unused); ``sto``:
-    stochastic rounding with the uniform ``uni``. ``bound`` may be inf.
+    stochastic rounding with the uniform ``uni``. ``bound`` may be inf. ``zero`` and ``half``
+    are the constants in the tile dtype (scalars: an array argument of an inlined function
+    costs two atomic reference-count updates per call).
     """
-    zero = c[_C_ZERO]
     v = u * scale
     if res > zero:
         if sto:
-            v = np.rint(v / res + (uni - c[_C_HALF])) * res
+            v = np.rint(v / res + (uni - half)) * res
         else:
             v = np.rint(v / res) * res
     if v > bound:
@@ -204,20 +206,19 @@ def dac(u, scale, res, bound, noise, xi, asym_scale, with_asym, sto, uni, c):
 
 
 @njit(cache=True, inline="always")
-def adc(v, with_nl, nl, nlf, asym_scale, with_asym, noise, xi, res, sto, uni, c):
+def adc(v, with_nl, nl, nlf, asym_scale, with_asym, noise, xi, res, sto, uni, zero, one, half):
     """ADC of one output before clipping (spec §4.3): nonlinearity ``nl`` with the slope
     calibration factor ``nlf`` (both apply when ``with_nl``, even for ``nl = 0``), asymmetry,
-    noise (``noise <= 0``: none), quantisation."""
-    zero = c[_C_ZERO]
+    noise (``noise <= 0``: none), quantisation. Constants as in :func:`dac`."""
     if with_nl:
-        v = nlf * v / (c[_C_ONE] + abs(nl * v))
+        v = nlf * v / (one + abs(nl * v))
     if with_asym and v < zero:
         v = v * asym_scale
     if noise > zero:
         v = v + noise * xi
     if res > zero:
         if sto:
-            v = np.rint(v / res + (uni - c[_C_HALF])) * res
+            v = np.rint(v / res + (uni - half)) * res
         else:
             v = np.rint(v / res) * res
     return v
@@ -260,14 +261,17 @@ def prepare_input(U, rows, scale, res, bound, noise, xi, asym_scale, with_asym, 
     k = rows.shape[0]
     n = U.shape[1]
     V = np.empty((k, n), U.dtype)
-    with_noise = noise > c[_C_ZERO]
     zero = c[_C_ZERO]
+    half = c[_C_HALF]
+    with_noise = noise > zero
+    with_uni = sto and res > zero
     for r in range(k):
-        u = U[rows[r]]
+        row = rows[r]
+        sc = scale[r]
         for j in range(n):
-            V[r, j] = dac(u[j], scale[r], res, bound, noise, xi[r, j] if with_noise else zero,
-                          asym_scale, with_asym, sto, uni[r, j] if sto and res > zero else zero,
-                          c)
+            V[r, j] = dac(U[row, j], sc, res, bound, noise, xi[r, j] if with_noise else zero,
+                          asym_scale, with_asym, sto, uni[r, j] if with_uni else zero, zero,
+                          half)
     return V
 
 
@@ -283,6 +287,8 @@ def finalize_output(Y, nl, nlf, asym_scale, with_asym, noise_values, noise, xi, 
     k, n = Y.shape
     passed = np.ones(k, np.bool_)
     zero = c[_C_ZERO]
+    one = c[_C_ONE]
+    half = c[_C_HALF]
     with_nl = nl.shape[0] > 0
     per_line = noise_values.shape[0] > 0
     with_noise = per_line or noise > zero
@@ -293,7 +299,7 @@ def finalize_output(Y, nl, nlf, asym_scale, with_asym, noise_values, noise, xi, 
             v = adc(Y[r, i], with_nl, nl[i] if with_nl else zero, nlf, asym_scale, with_asym,
                     (noise_values[i] if per_line else noise) if with_noise else zero,
                     xi[r, i] if with_noise else zero, res, sto,
-                    uni[r, i] if with_uni else zero, c)
+                    uni[r, i] if with_uni else zero, zero, one, half)
             Y[r, i], ok = _clip_test(v, bound, ok, with_bm, test_negative)
         passed[r] = ok
     return passed
@@ -360,14 +366,14 @@ def _adc_row(y, out, nl, noise_values, f, flags, c, key, row, noise_tag, uni_tag
         v = adc(y[i], with_nl, nl[i] if with_nl else zero, f[_F_NLF], f[_F_OUT_ASYM],
                 flags[_I_OUT_ASYM] != 0,
                 (noise_values[i] if per_line else noise) if with_noise else zero,
-                buf_n[i], res, sto, buf_u[i], c)
+                buf_n[i], res, sto, buf_u[i], zero, c[_C_ONE], c[_C_HALF])
         out[i], ok = _clip_test(v, f[_F_OUT_BOUND], ok, with_bm, flags[_I_BM_TEST_NEG] != 0)
     return ok
 
 
 @njit(cache=True)
-def managed_mvm(W, transposed, U, f, flags, nl, noise_values, key, aux, c):
-    """The IO-managed ``U @ M.T`` (``M = W``, or ``W.T`` when ``transposed``), all rows,
+def managed_mvm(W, transposed, U, Y, f, flags, nl, noise_values, key, aux, c, work, states):
+    """The IO-managed ``Y = U @ M.T`` (``M = W``, or ``W.T`` when ``transposed``), all rows,
     all bound-management rounds, in one call (spec io.md §3-§5, ``AnalogMVM._managed``).
 
     Covers the configurations without IR drop, voltage offsets / series resistance, weight
@@ -375,11 +381,13 @@ def managed_mvm(W, transposed, U, f, flags, nl, noise_values, key, aux, c):
     scalar parameters as named by ``F_FIELDS`` / ``I_FIELDS``; ``aux`` is the AverageAbsMax
     running value (updated). Random numbers as ``row_normals`` / ``row_uniforms`` with the
     same tags, so this equals the staged path up to the summation order of the products.
+    ``work`` (8, >= max(n_in, n_out)) in the tile dtype and ``states`` (1, 2) uint64 are
+    scratch, and ``Y`` (m, n_out) is written: nothing is allocated or returned, which would
+    cost more than the arithmetic of a small tile.
     """
     m = U.shape[0]
     n_in = U.shape[1]
-    n_out = W.shape[1] if transposed else W.shape[0]
-    Y = np.zeros((m, n_out), U.dtype)
+    n_out = Y.shape[1]
     zero = c[_C_ZERO]
     one = c[_C_ONE]
     nm_kind = flags[_I_NM]
@@ -392,17 +400,17 @@ def managed_mvm(W, transposed, U, f, flags, nl, noise_values, key, aux, c):
     inp_noise = f[_F_INP_NOISE]
     inp_sto = flags[_I_INP_STO] != 0
     skip_zero = backward or inp_noise <= zero
-    v = np.empty(n_in, U.dtype)
-    v2 = np.empty(n_in, U.dtype)
-    xi = np.zeros(n_in, U.dtype)
-    uni = np.zeros(n_in, U.dtype)
-    y = np.empty(n_out, U.dtype)
-    y2 = np.empty(n_out, U.dtype)
-    buf_n = np.zeros(n_out, U.dtype)
-    buf_u = np.zeros(n_out, U.dtype)
-    scratch = np.empty(1, U.dtype)
-    states = np.empty((1, 2), np.uint64)
+    v = work[0, :n_in]
+    v2 = work[1, :n_in]
+    xi = work[2, :n_in]
+    uni = work[3, :n_in]
+    y = work[4, :n_out]
+    y2 = work[5, :n_out]
+    buf_n = work[6, :n_out]
+    buf_u = work[7, :n_out]
     for r in range(m):
+        for i in range(n_out):
+            Y[r, i] = zero
         u = U[r]
         alpha = nm_scale(u, nm_kind, f[_F_NM_THRES], f[_F_NM_WMAX], f[_F_NP_BOUND], inp_res,
                          f[_F_MAX_BM_RES], f[_F_NM_DECAY], aux, c)
@@ -421,9 +429,9 @@ def managed_mvm(W, transposed, U, f, flags, nl, noise_values, key, aux, c):
             s = one
             if nm_on and alpha > zero:
                 s = s / alpha
-            scratch[0] = red
+            red_t = cast_like(red, one)
             if bm_on:
-                s = s / scratch[0]
+                s = s / red_t
             # DAC
             if inp_noise > zero:
                 _fill(xi, key, r, tag(bm_round, TAG_INP_NOISE), True, states)
@@ -431,7 +439,8 @@ def managed_mvm(W, transposed, U, f, flags, nl, noise_values, key, aux, c):
                 _fill(uni, key, r, tag(bm_round, TAG_INP_UNIFORM), False, states)
             for j in range(n_in):
                 v[j] = dac(u[j], s, inp_res, f[_F_INP_BOUND], inp_noise, xi[j],
-                           f[_F_INP_ASYM], flags[_I_INP_ASYM] != 0, inp_sto, uni[j], c)
+                           f[_F_INP_ASYM], flags[_I_INP_ASYM] != 0, inp_sto, uni[j], zero,
+                           c[_C_HALF])
             # analog product and ADC
             if mv_kind == MV_ONE_PASS:
                 _matvec(W, transposed, v, y)
@@ -466,7 +475,7 @@ def managed_mvm(W, transposed, U, f, flags, nl, noise_values, key, aux, c):
             # aihwkit's stop criteria: reduction beyond max_bm_factor, or beyond max_bm_res
             # DAC steps (red = 16 with the defaults)
             if (not bm_on or ok or int(red) > flags[_I_MAX_BM_FACTOR]
-                    or scratch[0] > f[_F_BM_LIMIT]):
+                    or red_t > f[_F_BM_LIMIT]):
                 break
         if not backward:
             factor = f[_F_OUT_SCALE] / s
@@ -476,4 +485,3 @@ def managed_mvm(W, transposed, U, f, flags, nl, noise_values, key, aux, c):
             factor = f[_F_OUT_SCALE]
         for i in range(n_out):
             Y[r, i] *= factor
-    return Y

@@ -15,6 +15,7 @@ import numpy as np
 from numba import njit, prange
 from numba.extending import overload
 
+from rpusim.kernels.numeric import cast_like
 from rpusim.kernels.rng import init_stream, normal, stream_key, uniform
 
 __all__ = ["register_step", "pulsed_update", "device_step", "KIND_STOCHASTIC",
@@ -60,37 +61,41 @@ def _popcount(v):
 
 
 @njit(cache=True, inline="always")
-def _disc(v, res, sto, states, s, scratch):
+def _disc(v, res, sto, states, s):
     """aihwkit's discretisation: ``rint(v/res [+ U - 0.5]) * res``; ``res <= 0`` is off.
 
-    ``scratch`` is a 1-element array of the tile dtype: it casts the uniform so that the sum
-    rounds in that dtype.
+    The uniform is cast to the dtype of ``v`` so that the sum rounds in that dtype.
     """
     if res <= 0:
         return v
     if sto:
-        scratch[0] = uniform(states, s) - 0.5
-        return np.rint(v / res + scratch[0]) * res
+        return np.rint(v / res + cast_like(uniform(states, s) - 0.5, v)) * res
     return np.rint(v / res) * res
 
 
+# Layout of the engine's packed arguments: ``c`` in the tile dtype, ``flags`` int64.
+(_C_LR, _C_G, _C_UM_SCALE, _C_ZERO, _C_ONE, _C_BL, _C_RES, _C_X_RES, _C_D_RES,
+ _C_WN_SIGMA) = range(10)
+_F_BL, _F_FIXED_BL, _F_UBM, _F_UM, _F_KIND, _F_STO, _F_NEGATIVE_LR = range(7)
+
+
 @njit(cache=True)
-def _bl_a_b(x, d, c, desired_bl, fixed_bl, ubm, um):
+def _bl_a_b(x, d, c, flags):
     """Bit length and the d-/x-scales A, B of one sample (update spec §4), in the tile dtype.
 
-    ``c`` holds ``[|lr_pc|, granularity, um_grad_scale, 0, 1, desired_bl]`` in the tile dtype
-    so that every operation rounds as aihwkit's float32 code does (a Python literal would
-    promote to float64).
+    ``c`` holds the float constants (``_C_*``) in the tile dtype so that every operation
+    rounds as aihwkit's float32 code does (a Python literal would promote to float64).
     """
-    lr = c[0]
-    g = c[1]
-    zero = c[3]
-    one = c[4]
+    lr = c[_C_LR]
+    g = c[_C_G]
+    zero = c[_C_ZERO]
+    one = c[_C_ONE]
     if lr == zero:
         return 0, one, one
-    dbl = c[5]
-    scratch = np.empty(1, c.dtype)
-    if fixed_bl or ubm or not (g * dbl < lr):
+    dbl = c[_C_BL]
+    desired_bl = flags[_F_BL]
+    ubm = flags[_F_UBM] != 0
+    if flags[_F_FIXED_BL] != 0 or ubm or not (g * dbl < lr):
         bl = desired_bl
         a = np.sqrt(lr / (g * dbl))
         b = a
@@ -98,7 +103,7 @@ def _bl_a_b(x, d, c, desired_bl, fixed_bl, ubm, um):
         bl = max(int(np.ceil(lr / g)), 1)
         a = one
         b = one
-    if um or ubm:
+    if flags[_F_UM] != 0 or ubm:
         x_max = zero
         for j in range(x.shape[0]):
             x_max = max(x_max, abs(x[j]))
@@ -108,13 +113,12 @@ def _bl_a_b(x, d, c, desired_bl, fixed_bl, ubm, um):
         if x_max == zero or d_max == zero:
             return 0, one, one
         x_val = x_max
-        d_val = c[2] * d_max
+        d_val = c[_C_UM_SCALE] * d_max
         k = ((lr * x_val) * d_val) / g
         if ubm:
             # compared before the int conversion, which a huge k would overflow
             bl = desired_bl if k >= dbl else int(np.ceil(k))
-            scratch[0] = bl
-            a = np.sqrt(lr / (g * scratch[0]))
+            a = np.sqrt(lr / (g * cast_like(bl, lr)))
             b = a
         if k > dbl:
             d_val = d_val * (dbl / k)
@@ -123,67 +127,73 @@ def _bl_a_b(x, d, c, desired_bl, fixed_bl, ubm, um):
     return bl, a, b
 
 
-def _prepare(X, D, c, desired_bl, fixed_bl, ubm, um, kind, res, x_res, d_res, sto, key):
-    """Per-sample BL and the per-sample x/d quantities of the chosen pulse kind.
-
-    Returns ``bl[m]`` and float arrays ``xq[m, nx]``, ``dq[m, nd]`` (signed): probabilities
+# The kernels below allocate nothing (their outputs and stream states come in), so that their
+# serial twins can be compiled without reference counting (see ``_twins``).
+def _prepare(X, D, c, flags, key, bl, xq, dq, states):
+    """Per-sample BL and the per-sample x/d quantities of the chosen pulse kind, into
+    ``bl[m]`` and ``xq[m, nx]``, ``dq[m, nd]`` (signed, zeroed here): probabilities
     (stochastic), quantised values with ``dq`` pre-multiplied by BL (deterministic implicit),
-    or counts with ``dq`` divided by BL (mean count).
+    or counts with ``dq`` divided by BL (mean count). ``states`` is (m, 2) scratch.
     """
     m = X.shape[0]
     nx = X.shape[1]
     nd = D.shape[1]
-    bl = np.zeros(m, np.int64)
-    xq = np.zeros((m, nx), X.dtype)
-    dq = np.zeros((m, nd), X.dtype)
-    states = np.zeros((m, 2), np.uint64)
-    zero = c[3]
-    one = c[4]
+    zero = c[_C_ZERO]
+    one = c[_C_ONE]
+    kind = flags[_F_KIND]
+    sto = flags[_F_STO] != 0
     for r in prange(m):
+        for j in range(nx):
+            xq[r, j] = zero
+        for i in range(nd):
+            dq[r, i] = zero
         init_stream(states, r, stream_key(key, r, 1))
-        n, a, b = _bl_a_b(X[r], D[r], c, desired_bl, fixed_bl, ubm, um)
+        n, a, b = _bl_a_b(X[r], D[r], c, flags)
         bl[r] = n
         if n == 0:
             continue
-        t1 = np.empty(1, X.dtype)
-        t1[0] = n
-        fbl = t1[0]
+        fbl = cast_like(n, zero)
         if kind == KIND_STOCHASTIC:
+            res = c[_C_RES]
             for j in range(nx):
-                p = _disc(abs(X[r, j]) * b, res, sto, states, r, t1)
+                p = _disc(abs(X[r, j]) * b, res, sto, states, r)
                 xq[r, j] = p if X[r, j] >= 0 else -p
             for i in range(nd):
-                p = _disc(abs(D[r, i]) * a, res, sto, states, r, t1)
+                p = _disc(abs(D[r, i]) * a, res, sto, states, r)
                 dq[r, i] = p if D[r, i] >= 0 else -p
         elif kind == KIND_DETERMINISTIC_IMPLICIT:
+            x_res = c[_C_X_RES]
+            d_res = c[_C_D_RES]
             for j in range(nx):
-                q = min(max(_disc(abs(X[r, j]) * b, x_res, sto, states, r, t1), zero), one)
+                q = min(max(_disc(abs(X[r, j]) * b, x_res, sto, states, r), zero), one)
                 xq[r, j] = q if X[r, j] >= 0 else -q
             for i in range(nd):
-                q = min(max(_disc(abs(D[r, i]) * a, d_res, sto, states, r, t1), zero), one)
+                q = min(max(_disc(abs(D[r, i]) * a, d_res, sto, states, r), zero), one)
                 dq[r, i] = (q if D[r, i] >= 0 else -q) * fbl
         else:
+            res = c[_C_RES]
             for j in range(nx):
-                q = min(max(np.rint(fbl * _disc(abs(X[r, j]) * b, res, sto, states, r, t1)),
+                q = min(max(np.rint(fbl * _disc(abs(X[r, j]) * b, res, sto, states, r)),
                             zero), fbl)
                 xq[r, j] = q if X[r, j] >= 0 else -q
             for i in range(nd):
-                q = min(max(np.rint(fbl * _disc(abs(D[r, i]) * a, res, sto, states, r, t1)),
+                q = min(max(np.rint(fbl * _disc(abs(D[r, i]) * a, res, sto, states, r)),
                             zero), fbl)
                 dq[r, i] = (q if D[r, i] >= 0 else -q) / fbl
-    return bl, xq, dq
 
 
-def _bit_trains(q, bl, key, which):
-    """Stochastic bit trains: bit k of ``out[r, j]`` fires with probability ``|q[r, j]|``.
+def _bit_trains(q, bl, key, which, out, states):
+    """Stochastic bit trains into ``out`` (m, n, words; zeroed here): bit k of
+    ``out[r, j]`` fires with probability ``|q[r, j]|``.
 
     One train per x column (or d row) and sample, shared by all elements of that line.
     """
     m, n = q.shape
-    nw = max(1, (int(bl.max()) + 63) // 64)
-    out = np.zeros((m, n, nw), np.uint64)
-    states = np.zeros((m, 2), np.uint64)
+    nw = out.shape[2]
     for r in prange(m):
+        for j in range(n):
+            for k in range(nw):
+                out[r, j, k] = 0
         init_stream(states, r, stream_key(key, r, which))
         for j in range(n):
             p = abs(q[r, j])
@@ -192,16 +202,14 @@ def _bit_trains(q, bl, key, which):
             for k in range(bl[r]):
                 if p > uniform(states, r):
                     out[r, j, k >> 6] |= np.uint64(1) << np.uint64(k & 63)
-    return out
 
 
-def _active_columns(xq, xbits, kind):
-    """Per sample, the columns that can receive pulses (compact lists, so that the cost of an
-    update grows with the lines that actually fire, as aihwkit's sparse scheme)."""
+def _active_columns(xq, xbits, kind, cols, ncols):
+    """Per sample, the columns that can receive pulses, into ``cols[r, :ncols[r]]`` (compact
+    lists, so that the cost of an update grows with the lines that actually fire, as
+    aihwkit's sparse scheme)."""
     m, nx = xq.shape
     nw = xbits.shape[2]
-    cols = np.empty((m, nx), np.int64)
-    ncols = np.zeros(m, np.int64)
     for r in prange(m):
         n = 0
         for j in range(nx):
@@ -217,7 +225,6 @@ def _active_columns(xq, xbits, kind):
             cols[r, n] = j
             n += 1
         ncols[r] = n
-    return cols, ncols
 
 
 def _apply_stochastic(target, P, bl, xq, dq, xbits, dbits, cols, ncols, negative_lr, key,
@@ -314,12 +321,11 @@ def _pulse_totals(bl, xq, dq, xbits, dbits, cols, ncols, kind, totals):
                     totals[i, j] += n
 
 
-def _redraw_touched(W, Wp, totals, sigma, key):
+def _redraw_touched(W, Wp, totals, sigma, key, states):
     """Apparent weight of every pulsed element: persistent weight plus fresh write noise.
 
     Pulses act on ``Wp`` only, so one draw after the batch has the distribution of aihwkit's
-    redraw after every pulse (only the last draw survives)."""
-    states = np.zeros((W.shape[0], 2), np.uint64)
+    redraw after every pulse (only the last draw survives). ``states``: (out, 2) scratch."""
     for i in prange(W.shape[0]):
         init_stream(states, i, stream_key(key, i, 9))
         for j in range(W.shape[1]):
@@ -348,33 +354,45 @@ def _twins(fn, cache=True, refcounts=True):
     return (njit(cache=cache, parallel=True)(fn), serial(_serial_copy(fn)))
 
 
-def _serial_update(W, P, Wp, X, D, c, desired_bl, fixed_bl, ubm, um, kind, res, x_res, d_res,
-                   sto, key, noise_key, negative_lr, params, states, wn_sigma, counters):
+def _serial_update(W, P, Wp, X, D, c, flags, key, noise_key, params, counters):
     """A whole small update in one call: the serial kernels in the order of ``pulsed_update``.
 
     For small tiles the cost of an update is its Python dispatches (one per kernel, each
     boxing its results); this composite makes it one. ``_APPLY`` is bound per device origin
     and pulse kind by :func:`_composite`; ``counters`` is an empty array when not counting.
     """
-    bl, xq, dq = _prepare_s(X, D, c, desired_bl, fixed_bl, ubm, um, kind, res, x_res, d_res,
-                            sto, key)
+    m = X.shape[0]
+    nx = X.shape[1]
+    nd = D.shape[1]
+    kind = flags[_F_KIND]
+    bl = np.empty(m, np.int64)
+    xq = np.empty((m, nx), X.dtype)
+    dq = np.empty((m, nd), X.dtype)
+    states = np.empty((max(m, nd), 2), np.uint64)
+    _prepare_s(X, D, c, flags, key, bl, xq, dq, states)
     if kind == KIND_STOCHASTIC:
-        xbits = _bit_trains_s(xq, bl, key, 2)
-        dbits = _bit_trains_s(dq, bl, key, 3)
+        nw = max(1, (bl.max() + 63) // 64)
+        xbits = np.empty((m, nx, nw), np.uint64)
+        dbits = np.empty((m, nd, nw), np.uint64)
+        _bit_trains_s(xq, bl, key, 2, xbits, states)
+        _bit_trains_s(dq, bl, key, 3, dbits, states)
     else:
         xbits = np.zeros((1, 1, 1), np.uint64)
         dbits = xbits
-    cols, ncols = _active_columns_s(xq, xbits, kind)
+    cols = np.empty((m, nx), np.int64)
+    ncols = np.empty(m, np.int64)
+    _active_columns_s(xq, xbits, kind, cols, ncols)
+    wn_sigma = c[_C_WN_SIGMA]
     target = Wp if wn_sigma > 0 else W
-    _APPLY(target, P, bl, xq, dq, xbits, dbits, cols, ncols, negative_lr, noise_key, params,
-           states)
+    _APPLY(target, P, bl, xq, dq, xbits, dbits, cols, ncols, flags[_F_NEGATIVE_LR] != 0,
+           noise_key, params, states)
     if counters.size > 0 or wn_sigma > 0:
         totals = np.zeros(W.shape, np.int64)
         _pulse_totals_s(bl, xq, dq, xbits, dbits, cols, ncols, kind, totals)
         if counters.size > 0:
             counters += totals
         if wn_sigma > 0:
-            _redraw_touched_s(W, Wp, totals, wn_sigma, noise_key)
+            _redraw_touched_s(W, Wp, totals, wn_sigma, noise_key, states)
 
 
 def _composite(apply, name, cache):
@@ -384,6 +402,28 @@ def _composite(apply, name, cache):
     fn = types.FunctionType(_serial_update.__code__, scope, name)
     fn.__qualname__ = name
     return njit(cache=cache)(fn)
+
+
+def _serial_copy(fn):
+    """The same kernel body under another name: numba's cache key ignores the ``parallel``
+    flag, so a serial twin of a parallel kernel needs cache files of its own."""
+    twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial",
+                              fn.__defaults__, fn.__closure__)
+    twin.__qualname__ = fn.__qualname__ + "_serial"
+    return twin
+
+
+def _twins(fn, cache=True):
+    """``(parallel, serial)`` dispatchers of one allocation-free kernel body (``prange`` is
+    ``range`` when serial). Small updates run serially: a parallel region costs more than
+    their work.
+
+    The serial twin is compiled without numba's reference counting: numba increfs and
+    decrefs the array arguments of every inlined helper (a device step, a random draw), two
+    atomic operations per call that made the serial pulse loop 3-4x slower than the parallel
+    one (whose outlined body has no reference counts)."""
+    return (njit(cache=cache, parallel=True)(fn),
+            njit(cache=cache, _nrt=False)(_serial_copy(fn)))
 
 
 _PARALLEL_WORK = 1 << 18  # batch x out x in above which the parallel kernels pay off
@@ -402,7 +442,7 @@ _apply_k = {}  # [builtin, kind is stochastic] -> (parallel, serial, serial whol
 for _builtin in (True, False):
     for _stochastic in (True, False):
         _body = _apply_stochastic if _stochastic else _apply_counts
-        _par, _ser = _twins(_body, cache=_builtin, refcounts=False)
+        _par, _ser = _twins(_body, cache=_builtin)
         _name = f"_serial_update_{'builtin' if _builtin else 'custom'}_{_body.__name__[7:]}"
         _apply_k[(_builtin, _stochastic)] = (_par, _ser, _composite(_ser, _name, _builtin))
 _NO_COUNTERS = np.zeros((0, 0), np.int64)
@@ -448,29 +488,36 @@ def pulsed_update(W, P, Wp, X, D, lr_pc, granularity, upd, kind, res, x_res, d_r
         share coincidences (one ``key``) pass their own ``noise_key`` so that their noise is
         independent, as in aihwkit.
     """
-    dt = W.dtype.type
-    c = np.array([abs(lr_pc), granularity, upd.um_grad_scale, 0, 1, upd.desired_bl],
-                 dtype=W.dtype)
-    stochastic = kind == KIND_STOCHASTIC
+    c = np.array([abs(lr_pc), granularity, upd.um_grad_scale, 0, 1, upd.desired_bl, res, x_res,
+                  d_res, wn_sigma], dtype=W.dtype)
+    flags = np.array([upd.desired_bl, upd.fixed_bl, upd.update_bl_management,
+                      upd.update_management, kind, upd.sto_round, lr_pc < 0], dtype=np.int64)
     noise = key if noise_key is None else noise_key
-    kernels = _apply_k[(_is_builtin(params), stochastic)]
-    states = np.empty((D.shape[1], 2), np.uint64)
-    flags = (int(upd.desired_bl), bool(upd.fixed_bl), bool(upd.update_bl_management),
-             bool(upd.update_management), kind, dt(res), dt(x_res), dt(d_res),
-             bool(upd.sto_round), key)
-    if X.shape[0] * X.shape[1] * D.shape[1] < _PARALLEL_WORK:
-        kernels[2](W, P, Wp, X, D, c, *flags, noise, lr_pc < 0, params, states, dt(wn_sigma),
+    kernels = _apply_k[(_is_builtin(params), kind == KIND_STOCHASTIC)]
+    m, nx = X.shape
+    nd = D.shape[1]
+    if m * nx * nd < _PARALLEL_WORK:
+        kernels[2](W, P, Wp, X, D, c, flags, key, noise, params,
                    _NO_COUNTERS if counters is None else counters)
         return
     # large work runs the parallel kernels whatever the thread count: numba's outlined
     # parallel loop is also faster on one thread than a plain loop with reference counts
-    bl, xq, dq = _prepare_k[0](X, D, c, *flags)
-    if stochastic:
-        xbits = _bit_trains_k[0](xq, bl, key, 2)
-        dbits = _bit_trains_k[0](dq, bl, key, 3)
+    bl = np.empty(m, np.int64)
+    xq = np.empty((m, nx), W.dtype)
+    dq = np.empty((m, nd), W.dtype)
+    states = np.empty((max(m, nd), 2), np.uint64)
+    _prepare_k[0](X, D, c, flags, key, bl, xq, dq, states)
+    if kind == KIND_STOCHASTIC:
+        nw = max(1, (int(bl.max()) + 63) // 64)
+        xbits = np.empty((m, nx, nw), np.uint64)
+        dbits = np.empty((m, nd, nw), np.uint64)
+        _bit_trains_k[0](xq, bl, key, 2, xbits, states)
+        _bit_trains_k[0](dq, bl, key, 3, dbits, states)
     else:
         xbits = dbits = np.zeros((1, 1, 1), np.uint64)
-    cols, ncols = _active_columns_k[0](xq, xbits, kind)
+    cols = np.empty((m, nx), np.int64)
+    ncols = np.empty(m, np.int64)
+    _active_columns_k[0](xq, xbits, kind, cols, ncols)
     target = Wp if wn_sigma > 0 else W
     kernels[0](target, P, bl, xq, dq, xbits, dbits, cols, ncols, lr_pc < 0, noise, params,
                states)
@@ -480,4 +527,4 @@ def pulsed_update(W, P, Wp, X, D, lr_pc, granularity, upd, kind, res, x_res, d_r
         if counters is not None:
             counters += totals
         if wn_sigma > 0:
-            _redraw_touched_k[0](W, Wp, totals, dt(wn_sigma), noise)
+            _redraw_touched_k[0](W, Wp, totals, W.dtype.type(wn_sigma), noise, states)
