@@ -68,3 +68,39 @@ def test_streams_are_distinct_and_reproducible():
     b = _draw(1000, np.uint64(2), 0)
     np.testing.assert_array_equal(a, _draw(1000, np.uint64(1), 0))
     assert abs(np.corrcoef(a, b)[0, 1]) < 0.15
+
+
+def test_unkey_restores_the_generator_exactly():
+    """A failed call undoes its kernel keys; the 32-bit buffer of PCG64 survives."""
+    from rpusim.rng import TileRNG
+
+    for buffered in (False, True):
+        rng = TileRNG(17)
+        if buffered:
+            rng.generator.random(dtype=np.float32)  # leaves half a 64-bit draw buffered
+        before = rng.get_state()
+        keys = [rng.key() for _ in range(3)]
+        rng.unkey(3)
+        assert rng.get_state() == before
+        assert [rng.key() for _ in range(3)] == keys
+
+
+def test_failed_forward_leaves_the_generator_and_noise_state_unchanged():
+    from rpusim import AnalogTile
+    from rpusim.configs import IOParameters, SingleRPUConfig
+
+    io = IOParameters(noise_management="AVERAGE_ABS_MAX", out_bound=0.0, out_res=0.0,
+                      out_scale=1e38)
+    tile = AnalogTile(3, 4, SingleRPUConfig(forward=io), seed=2)
+    tile.set_weights(np.full((3, 4), 0.5))
+    tile.backward(np.full(3, 0.01))  # the generator has moved on from its seed
+    before = tile.state_dict()
+    try:
+        tile.forward(np.full(4, 3.0))
+    except ValueError as err:
+        assert "overflows" in str(err)
+    else:
+        raise AssertionError("an overflowing forward must raise")
+    after = tile.state_dict()
+    for name, value in before.items():
+        np.testing.assert_array_equal(after[name], value, err_msg=name)
