@@ -9,7 +9,10 @@ Without aihwkit only rpusim's times are reported. Timings alternate A B A B ... 
 the table gives the median time of each and the median of the pairwise ratios rpusim/aihwkit.
 Inputs: seeded, x uniform in [-0.5, 0.5), d uniform in [-0.05, 0.05), float32, lr 0.01, default
 configs except where named. aihwkit runs with torch.set_num_threads(1) (its fastest setting on
-2 cores); rpusim with numba's default thread count.
+2 cores); rpusim with numba's default thread count. OpenBLAS (NumPy's BLAS, for rpusim's large
+products) gets one thread unless OPENBLAS_NUM_THREADS is set: on 2 cores its spinning worker
+took a core from numba's pulse kernels (Transfer step 10.9 ms with 2 BLAS threads, 5.3 ms with
+1, in a process with torch loaded); the setting applies to the whole process, aihwkit included.
 """
 
 from __future__ import annotations
@@ -22,7 +25,10 @@ import subprocess
 import sys
 import time
 
-import numpy as np
+# read by OpenBLAS when NumPy loads it, hence before the import (see the module docstring)
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -181,8 +187,10 @@ def main() -> None:
     args = parser.parse_args()
 
     from numba import get_num_threads
-    print(f"rpusim {rpusim.__version__}, numba threads {get_num_threads()}, "
-          f"aihwkit {'1.2.0 (torch threads 1)' if HAVE_AIHWKIT else 'not available'}")
+    settings = (f"rpusim {rpusim.__version__}, numba threads {get_num_threads()}, "
+                f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}, "
+                f"aihwkit {'1.2.0 (torch threads 1)' if HAVE_AIHWKIT else 'not available'}")
+    print(settings)
     rows = []
     for name, rcfg, acfg, n_out, n_in, batch, what in workloads():
         if args.only and args.only not in name:
@@ -223,7 +231,8 @@ def main() -> None:
         print(f"{'start to first result, cold numba cache':42s} {cold:.2f} s")
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"aihwkit": HAVE_AIHWKIT, "rows": rows}, fh, indent=2)
+            json.dump({"aihwkit": HAVE_AIHWKIT, "settings": settings, "rows": rows}, fh,
+                      indent=2)
 
 
 if __name__ == "__main__":
