@@ -306,7 +306,7 @@ def finalize_output(Y, nl, nlf, asym_scale, with_asym, noise_values, noise, xi, 
 
 
 # -- the whole managed MVM in one call (small batches) -------------------------------------------
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _matvec(W, transposed, v, y):
     """``y = M v`` with ``M = W`` or ``W.T``; each output sums over the inputs in order.
 
@@ -346,7 +346,7 @@ def _matvec(W, transposed, v, y):
         i += 1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _adc_row(y, out, nl, noise_values, f, flags, c, key, row, noise_tag, uni_tag, buf_n, buf_u,
              states, with_bm):
     """ADC and clipping of one output vector ``y`` into ``out``; returns the bound test."""
