@@ -270,8 +270,11 @@ class AnalogMVM:
         -------
         ndarray, shape (batch, n_out), tile dtype
         """
-        M = np.asarray(M, dtype=self.dtype)
-        U = np.asarray(U, dtype=self.dtype)
+        dt = self.dtype
+        if type(M) is not np.ndarray or M.dtype != dt:
+            M = np.asarray(M, dtype=dt)
+        if type(U) is not np.ndarray or U.dtype != dt:
+            U = np.asarray(U, dtype=dt)
         if self.perfect:
             Y = U @ M.T
             if not self.exact and self.params.out_scale != 1:
@@ -295,10 +298,12 @@ class AnalogMVM:
             else:
                 W, transposed = np.ascontiguousarray(M), False
             n_out = M.shape[0]
-            if self._work.shape[1] < max(n_out, U.shape[1]):
+            if self._work.shape[1] < n_out or self._work.shape[1] < U.shape[1]:
                 self._work = np.empty((8, max(n_out, U.shape[1])), self.dtype)
+            if not U.flags.c_contiguous:
+                U = np.ascontiguousarray(U)
             Y = np.empty((m, n_out), self.dtype)
-            kio.managed_mvm(W, transposed, np.ascontiguousarray(U), Y, self._f, self._flags,
+            kio.managed_mvm(W, transposed, U, Y, self._f, self._flags,
                             self.out_nonlinearity if self._has_nl else self._empty1,
                             self.out_noise_values, key, self.nm_state, self._c, self._work,
                             self._states)
