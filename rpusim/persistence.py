@@ -150,6 +150,8 @@ def _check_header(state: dict) -> None:
     if _text(state, "format") != _FORMAT:
         raise ValueError(f"not an rpusim tile state: format is {_text(state, 'format')!r}, "
                          f"expected {_FORMAT!r}")
+    if "rpusim_version" in state:
+        _text(state, "rpusim_version")  # information only, but a damaged one is damage
     version = _integer(state, "format_version", 1)
     if version > FORMAT_VERSION:
         raise ValueError(f"tile state has format version {version}, newer than the "
@@ -244,10 +246,13 @@ def _restore(tile, state: dict) -> None:
 def state_differences(a: dict, b: dict) -> list[str]:
     """Keys whose values differ between two tile states (NaN equals NaN; dtypes must match).
 
-    JSON entries (``config``, ``rng``) are compared as parsed JSON.
+    JSON entries (``config``, ``rng``) are compared as parsed JSON; ``rpusim_version`` (the
+    writer's version, information only) is not compared.
     """
     out = []
     for key in sorted(set(a) | set(b)):
+        if key == "rpusim_version":
+            continue
         if key not in a or key not in b:
             out.append(key)
             continue

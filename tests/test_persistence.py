@@ -309,6 +309,7 @@ def damaged_files(tile: AnalogTile, tmp_path) -> dict[str, bytes]:
         cases[f"format version {v}"] = _resave({**state, "format_version": np.array(v)})
     cases["format version 1.5"] = _resave({**state, "format_version": np.array(1.5)})
     cases["format version as text"] = _resave({**state, "format_version": np.array("1")})
+    cases["rpusim version not text"] = _resave({**state, "rpusim_version": np.array(0.0)})
     cases["extra unknown key"] = _resave({**state, "surprise": np.zeros(1)})
     cases["config not JSON"] = _resave({**state, "config": np.array("{not json")})
     cfg = json.loads(str(state["config"]))

@@ -55,6 +55,12 @@ class UpdateParameters(ConfigBase):
     update_management: bool = True
     um_grad_scale: float = 1.0
 
+    def __setattr__(self, name, value):
+        # a field change drops what the update engine derived from the fields (its plan)
+        object.__setattr__(self, name, value)
+        if name != "_derived":
+            object.__setattr__(self, "_derived", None)
+
     def validate(self) -> None:
         super().validate()
         self._check_int("desired_bl", lo=1)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from rpusim.configs.enums import PulseType
-from rpusim.configs.update import UpdateParameters, effective_resolution
+from rpusim.configs.update import UpdateParameters
 from rpusim.devices.base import (COMMON_HIDDEN_NAMES, FIRST_EXTRA_SLOT, SLOT_DECAY_SCALES,
                                  SLOT_DIFFUSION_RATES, SLOT_DRIFT_NU, SLOT_DWMIN_DOWN,
                                  SLOT_DWMIN_UP, SLOT_MAX_BOUND, SLOT_MIN_BOUND, SLOT_RESET_BIAS,
@@ -21,14 +21,8 @@ from rpusim.rng import TileRNG
 __all__ = ["PulsedDeviceModel", "FloatDeviceModel", "make_device_model",
            "register_model_builder"]
 
-# enum members read once: a member lookup on the class costs ~0.2 us, too much per update
+# enum member read once: a member lookup on the class costs ~0.2 us, too much per update
 _NONE_WITH_DEVICE = PulseType.NONE_WITH_DEVICE
-_KINDS = {
-    PulseType.STOCHASTIC: engine.KIND_STOCHASTIC,
-    PulseType.STOCHASTIC_COMPRESSED: engine.KIND_STOCHASTIC,
-    PulseType.DETERMINISTIC_IMPLICIT: engine.KIND_DETERMINISTIC_IMPLICIT,
-    PulseType.MEAN_COUNT: engine.KIND_MEAN_COUNT,
-}
 
 
 def _columns(start: int, num: int, size: int) -> np.ndarray:
@@ -215,8 +209,6 @@ class PulsedDeviceModel:
         engine.pulsed_update(
             self.w, self.P, self.wp, X, D, lr,
             self.granularity if granularity is None else granularity, upd,
-            _KINDS[upd.pulse_type], effective_resolution(upd.res),
-            effective_resolution(upd.x_res_implicit), effective_resolution(upd.d_res_implicit),
             self.rng.key() if key is None else key, self.params, self.wn_sigma, self.counters,
             # devices that share coincidences (a given key) still draw independent noise
             noise_key=None if key is None else self.rng.key())

@@ -15,6 +15,8 @@ import numpy as np
 from numba import njit, prange, typeof
 from numba.extending import overload
 
+from rpusim.configs.enums import PulseType
+from rpusim.configs.update import effective_resolution
 from rpusim.kernels.numeric import cast_like
 from rpusim.kernels.rng import init_stream, normal, stream_key, uniform
 
@@ -476,8 +478,31 @@ def _is_builtin(params) -> bool:
     return type(params).__module__.startswith("rpusim.")
 
 
-def pulsed_update(W, P, Wp, X, D, lr_pc, granularity, upd, kind, res, x_res, d_res, key, params,
-                  wn_sigma, counters, noise_key=None):
+def _plan(upd):
+    """What an update derives from its ``UpdateParameters``: pulse kind, packed flags (for
+    either sign of the learning rate) and the float parameters of ``c``. Kept on ``upd``
+    until a field of it changes (``UpdateParameters.__setattr__`` drops it)."""
+    plan = getattr(upd, "_derived", None)
+    if plan is None:
+        kind = _PULSE_KINDS[upd.pulse_type]
+        flags = [upd.desired_bl, upd.fixed_bl, upd.update_bl_management,
+                 upd.update_management, kind, upd.sto_round]
+        plan = (kind, np.array(flags + [False], np.int64), np.array(flags + [True], np.int64),
+                (upd.um_grad_scale, upd.desired_bl, effective_resolution(upd.res),
+                 effective_resolution(upd.x_res_implicit),
+                 effective_resolution(upd.d_res_implicit)))
+        object.__setattr__(upd, "_derived", plan)
+    return plan
+
+
+_PULSE_KINDS = {PulseType.STOCHASTIC: KIND_STOCHASTIC,
+                PulseType.STOCHASTIC_COMPRESSED: KIND_STOCHASTIC,
+                PulseType.DETERMINISTIC_IMPLICIT: KIND_DETERMINISTIC_IMPLICIT,
+                PulseType.MEAN_COUNT: KIND_MEAN_COUNT}
+
+
+def pulsed_update(W, P, Wp, X, D, lr_pc, granularity, upd, key, params, wn_sigma, counters,
+                  noise_key=None):
     """Run a pulsed update of a whole batch, sample by sample, in place on ``W`` (and ``Wp``).
 
     Parameters
@@ -495,10 +520,7 @@ def pulsed_update(W, P, Wp, X, D, lr_pc, granularity, upd, kind, res, x_res, d_r
     granularity : float
         Weight granularity ``g`` of the device.
     upd : UpdateParameters
-    kind : int
-        One of the ``KIND_*`` constants.
-    res, x_res, d_res : float
-        Effective resolutions (already converted from numbers of steps).
+        Pulse type (one of the pulsed ones), bit lengths, management, resolutions.
     key : np.uint64
         Call key from the tile's generator; it fixes the bit trains (coincidences).
     params : NamedTuple
@@ -512,10 +534,10 @@ def pulsed_update(W, P, Wp, X, D, lr_pc, granularity, upd, kind, res, x_res, d_r
         share coincidences (one ``key``) pass their own ``noise_key`` so that their noise is
         independent, as in aihwkit.
     """
-    c = np.array([abs(lr_pc), granularity, upd.um_grad_scale, 0, 1, upd.desired_bl, res, x_res,
-                  d_res, wn_sigma], dtype=W.dtype)
-    flags = np.array([upd.desired_bl, upd.fixed_bl, upd.update_bl_management,
-                      upd.update_management, kind, upd.sto_round, lr_pc < 0], dtype=np.int64)
+    kind, flags_pos, flags_neg, (um_scale, desired_bl, res, x_res, d_res) = _plan(upd)
+    c = np.array([abs(lr_pc), granularity, um_scale, 0, 1, desired_bl, res, x_res, d_res,
+                  wn_sigma], dtype=W.dtype)
+    flags = flags_neg if lr_pc < 0 else flags_pos
     noise = key if noise_key is None else noise_key
     kernels = _apply_k[(_is_builtin(params), kind == KIND_STOCHASTIC)]
     m, nx = X.shape
