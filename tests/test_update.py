@@ -301,3 +301,20 @@ def test_same_seed_same_bits(seed, pulse_type):
 def test_different_seeds_differ():
     w = [AnalogTile(5, 6, seed=s).get_weights() for s in (1, 2)]
     assert not np.array_equal(w[0], w[1])
+
+
+def test_update_plan_follows_config_changes():
+    """The engine's derived plan is kept per UpdateParameters object and dropped by any field
+    change, so a config edited between updates takes effect."""
+    from rpusim.kernels.update import KIND_MEAN_COUNT, _plan
+
+    upd = UpdateParameters()
+    first = _plan(upd)
+    assert _plan(upd) is first
+    upd.desired_bl = 5
+    second = _plan(upd)
+    assert second is not first and second[1][0] == 5 and second[3][1] == 5
+    upd.pulse_type = PulseType.MEAN_COUNT
+    upd.res = 4.0
+    kind, _, _, floats = _plan(upd)
+    assert kind == KIND_MEAN_COUNT and floats[2] == 0.25
