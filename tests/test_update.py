@@ -318,3 +318,20 @@ def test_update_plan_follows_config_changes():
     upd.res = 4.0
     kind, _, _, floats = _plan(upd)
     assert kind == KIND_MEAN_COUNT and floats[2] == 0.25
+
+
+def test_small_update_entry_point_only_serves_matching_inputs():
+    """The small-update path reuses a compiled entry point per device model; inputs of another
+    numba type (read-only, strided) must still give exactly the dispatcher's result."""
+    results = []
+    for make in (lambda a: a, lambda a: np.asfortranarray(a),
+                 lambda a: np.lib.stride_tricks.as_strided(a, writeable=False)):
+        tile = AnalogTile(6, 5, SingleRPUConfig(device=ConstantStepDevice()), seed=4)
+        rng = np.random.default_rng(1)
+        for _ in range(3):
+            x = rng.uniform(-1, 1, (4, 5)).astype(np.float32)
+            d = rng.uniform(-1, 1, (4, 6)).astype(np.float32)
+            tile.update(make(x), make(d), lr=0.1)
+        results.append(tile.get_weights())
+    np.testing.assert_array_equal(results[1], results[0])
+    np.testing.assert_array_equal(results[2], results[0])

@@ -454,24 +454,32 @@ _ENTRIES: dict = {}
 
 
 def _run_small(kernel, params, args) -> None:
-    """Run the small-update composite ``kernel(*args)`` through its compiled entry point.
+    """Run the small-update composite ``kernel(*args)``, through its compiled entry point when
+    the argument types are known to be those of an earlier call.
 
     numba types a NamedTuple argument in Python on every call (about 1.5 us, a tenth of a
-    small update); the other arguments of the composite always have the same types for one
-    parameter tuple (C-contiguous writeable arrays of the tile dtype, uint64 keys), so the
-    entry point found after the first call serves all later ones. Keyed by the identity of
-    ``params`` (one per device model), which the table keeps alive.
+    small update). An entry point is only valid for the argument types it was compiled for,
+    so it is reused only for the same ``params`` and the same state arrays (``W``, ``P``,
+    ``Wp``, counters: the model's own objects, checked by identity) with 2-d inputs of the
+    weights' dtype that are C-contiguous, aligned and writeable like the tile's (a read-only
+    or strided input is another numba type and goes through the dispatcher).
     """
+    W, P, Wp, X, D = args[:5]
+    counters = args[-1]
     hit = _ENTRIES.get(id(params))
-    if hit is not None and hit[0] is params and hit[1] is kernel:
+    if (hit is not None and hit[0] is params and hit[1] is kernel and hit[3] is W
+            and hit[4] is P and hit[5] is Wp and hit[6] is counters and X.flags.carray
+            and D.flags.carray and X.ndim == 2 and D.ndim == 2 and X.dtype is W.dtype
+            and D.dtype is W.dtype):
         hit[2](*args)
         return
     kernel(*args)
     entry = kernel.overloads.get(tuple(typeof(a) for a in args))
-    if entry is not None:
+    if (entry is not None and all(a.flags.carray for a in (W, P, Wp, X, D, counters))
+            and X.dtype is W.dtype and D.dtype is W.dtype):
         if len(_ENTRIES) > 1024:  # tiles come and go; keep the table small
             _ENTRIES.clear()
-        _ENTRIES[id(params)] = (params, kernel, entry.entry_point)
+        _ENTRIES[id(params)] = (params, kernel, entry.entry_point, W, P, Wp, counters)
 
 
 def _is_builtin(params) -> bool:
@@ -545,10 +553,7 @@ def pulsed_update(W, P, Wp, X, D, lr_pc, granularity, upd, key, params, wn_sigma
     if m * nx * nd < _PARALLEL_WORK:
         args = (W, P, Wp, X, D, c, flags, key, noise, params,
                 _NO_COUNTERS if counters is None else counters)
-        if X.flags.writeable and D.flags.writeable:
-            _run_small(kernels[2], params, args)
-        else:  # read-only inputs are another signature: let numba dispatch
-            kernels[2](*args)
+        _run_small(kernels[2], params, args)
         return
     # large work runs the parallel kernels whatever the thread count: numba's outlined
     # parallel loop is also faster on one thread than a plain loop with reference counts
