@@ -468,7 +468,9 @@ class _Draws:
         self.c = c
 
     def normals(self, purpose: int, n: int) -> np.ndarray:
-        return kio.row_normals(self.key, self.rows, kio.tag(self.bm_round, purpose), n, self.c)
+        return kio.row_draws(self.key, self.rows, kio.tag(self.bm_round, purpose), n, True,
+                             self.c)
 
     def uniforms(self, purpose: int, n: int) -> np.ndarray:
-        return kio.row_uniforms(self.key, self.rows, kio.tag(self.bm_round, purpose), n, self.c)
+        return kio.row_draws(self.key, self.rows, kio.tag(self.bm_round, purpose), n, False,
+                             self.c)

@@ -26,7 +26,7 @@ __all__ = ["NM_NONE", "NM_ABS_MAX", "NM_MAX", "NM_CONSTANT", "NM_AVERAGE_ABS_MAX
            "MV_ONE_PASS", "MV_POS_NEG", "MV_POS_NEG_DIGITAL", "TAG_INP_NOISE", "TAG_INP_UNIFORM",
            "TAG_OUT_NOISE", "TAG_OUT_UNIFORM", "TAG_NEG_OUT_NOISE", "TAG_NEG_OUT_UNIFORM",
            "TAG_W_NOISE", "TAG_NEG_W_NOISE", "F_FIELDS", "I_FIELDS", "constants", "tag",
-           "row_normals", "row_uniforms", "nm_scale", "dac", "adc", "noise_management",
+           "row_draws", "nm_scale", "dac", "adc", "noise_management",
            "prepare_input", "finalize_output", "managed_mvm"]
 
 NM_NONE = 0
@@ -82,36 +82,23 @@ def tag(bm_round, purpose):
 
 
 # -- random numbers ------------------------------------------------------------------------------
-@njit(cache=True)
-def row_normals(key, rows, stream_tag, n, c):
-    """Standard normals ``out[r, :]`` of stream ``(key, rows[r], stream_tag)``, dtype of ``c``."""
-    out = np.empty((rows.shape[0], n), c.dtype)
-    states = np.empty((1, 2), np.uint64)
-    for r in range(rows.shape[0]):
-        init_stream(states, 0, stream_key(key, rows[r], stream_tag))
-        for j in range(n):
-            out[r, j] = normal(states, 0)
-    return out
-
-
-@njit(cache=True)
-def row_uniforms(key, rows, stream_tag, n, c):
-    """Uniforms in (0, 1) of stream ``(key, rows[r], stream_tag)``, dtype of ``c``."""
-    out = np.empty((rows.shape[0], n), c.dtype)
-    states = np.empty((1, 2), np.uint64)
-    for r in range(rows.shape[0]):
-        init_stream(states, 0, stream_key(key, rows[r], stream_tag))
-        for j in range(n):
-            out[r, j] = uniform(states, 0)
-    return out
-
-
 @njit(cache=True, inline="always")
 def _fill(buf, key, row, stream_tag, gaussian, states):
-    """``buf[:]`` from stream ``(key, row, stream_tag)``, in the order of ``row_normals``."""
+    """``buf[:]`` from stream ``(key, row, stream_tag)``: normals or uniforms, in order."""
     init_stream(states, 0, stream_key(key, row, stream_tag))
     for j in range(buf.shape[0]):
         buf[j] = normal(states, 0) if gaussian else uniform(states, 0)
+
+
+@njit(cache=True)
+def row_draws(key, rows, stream_tag, n, gaussian, c):
+    """Standard normals (``gaussian``) or uniforms in (0, 1): ``out[r, :]`` from stream
+    ``(key, rows[r], stream_tag)``, in the dtype of ``c``."""
+    out = np.empty((rows.shape[0], n), c.dtype)
+    states = np.empty((1, 2), np.uint64)
+    for r in range(rows.shape[0]):
+        _fill(out[r], key, rows[r], stream_tag, gaussian, states)
+    return out
 
 
 # -- per-element formulas ------------------------------------------------------------------------
@@ -379,8 +366,8 @@ def managed_mvm(W, transposed, U, Y, f, flags, nl, noise_values, key, aux, c, wo
     Covers the configurations without IR drop, voltage offsets / series resistance, weight
     read noise and read asymmetry (those take the staged path). ``f`` and ``flags`` hold the
     scalar parameters as named by ``F_FIELDS`` / ``I_FIELDS``; ``aux`` is the AverageAbsMax
-    running value (updated). Random numbers as ``row_normals`` / ``row_uniforms`` with the
-    same tags, so this equals the staged path up to the summation order of the products.
+    running value (updated). Random numbers as ``row_draws`` with the same tags, so this
+    equals the staged path up to the summation order of the products.
     ``work`` (8, >= max(n_in, n_out)) in the tile dtype and ``states`` (1, 2) uint64 are
     scratch, and ``Y`` (m, n_out) is written: nothing is allocated or returned, which would
     cost more than the arithmetic of a small tile.

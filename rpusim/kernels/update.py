@@ -335,25 +335,7 @@ def _redraw_touched(W, Wp, totals, sigma, key, states):
                 W[i, j] = Wp[i, j] + sigma * normal(states, i)
 
 
-def _serial_copy(fn):
-    """The same kernel body under another name: numba's cache key ignores the ``parallel``
-    flag, so a serial twin of a parallel kernel needs cache files of its own."""
-    twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial",
-                              fn.__defaults__, fn.__closure__)
-    twin.__qualname__ = fn.__qualname__ + "_serial"
-    return twin
-
-
-def _twins(fn, cache=True, refcounts=True):
-    """``(parallel, serial)`` dispatchers of one kernel body (``prange`` is ``range`` when
-    serial). Small updates run serially: a parallel region costs more than their work.
-
-    ``refcounts=False`` compiles the serial twin without numba's reference counting, for
-    kernels that allocate nothing: numba increfs and decrefs the array arguments of every
-    inlined device step, two atomic operations per pulse that made the serial pulse loop
-    3-4x slower than the parallel one (whose outlined body has no reference counts)."""
-    serial = njit(cache=cache) if refcounts else njit(cache=cache, _nrt=False)
-    return (njit(cache=cache, parallel=True)(fn), serial(_serial_copy(fn)))
+_APPLY = None  # the pulse kernel a composite calls; each composite binds its own (_composite)
 
 
 def _serial_update(W, P, Wp, X, D, c, flags, key, noise_key, params, counters):
@@ -397,22 +379,19 @@ def _serial_update(W, P, Wp, X, D, c, flags, key, noise_key, params, counters):
             _redraw_touched_s(W, Wp, totals, wn_sigma, noise_key, states)
 
 
+def _renamed(fn, name, scope=None):
+    """The same function body under another name, and optionally other globals. numba keys
+    its cache files by name, and ignores both the ``parallel`` flag and the globals a body
+    sees: twins of one body need names of their own."""
+    twin = types.FunctionType(fn.__code__, fn.__globals__ if scope is None else scope, name,
+                              fn.__defaults__, fn.__closure__)
+    twin.__qualname__ = name
+    return twin
+
+
 def _composite(apply, name, cache):
     """``_serial_update`` calling ``apply``, under a name (and cache files) of its own."""
-    scope = dict(globals())
-    scope["_APPLY"] = apply
-    fn = types.FunctionType(_serial_update.__code__, scope, name)
-    fn.__qualname__ = name
-    return njit(cache=cache)(fn)
-
-
-def _serial_copy(fn):
-    """The same kernel body under another name: numba's cache key ignores the ``parallel``
-    flag, so a serial twin of a parallel kernel needs cache files of its own."""
-    twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial",
-                              fn.__defaults__, fn.__closure__)
-    twin.__qualname__ = fn.__qualname__ + "_serial"
-    return twin
+    return njit(cache=cache)(_renamed(_serial_update, name, {**globals(), "_APPLY": apply}))
 
 
 def _twins(fn, cache=True):
@@ -425,7 +404,7 @@ def _twins(fn, cache=True):
     atomic operations per call that made the serial pulse loop 3-4x slower than the parallel
     one (whose outlined body has no reference counts)."""
     return (njit(cache=cache, parallel=True)(fn),
-            njit(cache=cache, _nrt=False)(_serial_copy(fn)))
+            njit(cache=cache, _nrt=False)(_renamed(fn, fn.__qualname__ + "_serial")))
 
 
 _PARALLEL_WORK = 1 << 18  # batch x out x in above which the parallel kernels pay off
