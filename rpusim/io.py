@@ -16,6 +16,7 @@ from rpusim.configs.enums import (AnalogMVType, BoundManagementType, NoiseManage
                                   WeightNoiseType)
 from rpusim.configs.io import IOParameters
 from rpusim.kernels import io as kio
+from rpusim.kernels.checks import all_finite
 from rpusim.rng import TileRNG
 
 __all__ = ["AnalogMVM"]
@@ -275,19 +276,22 @@ class AnalogMVM:
             M = np.asarray(M, dtype=dt)
         if type(U) is not np.ndarray or U.dtype != dt:
             U = np.asarray(U, dtype=dt)
+        return self.mvm_finite(M, U, check=False)[0]
+
+    __call__ = mvm
+
+    def mvm_finite(self, M: np.ndarray, U: np.ndarray, check: bool = True
+                   ) -> tuple[np.ndarray, bool]:
+        """:meth:`mvm` for arrays already in the tile dtype, and whether the result is finite
+        (the one-call path always tests it, in its own pass; the others when ``check``)."""
         if self.perfect:
             Y = U @ M.T
             if not self.exact and self.params.out_scale != 1:
                 Y *= self.dtype.type(self.params.out_scale)
-            return Y
-        return self._managed(M, U)
-
-    __call__ = mvm
-
-    def _managed(self, M: np.ndarray, U: np.ndarray) -> np.ndarray:
+            return Y, not check or all_finite(Y)
         m = U.shape[0]
         if m == 0:
-            return np.zeros((m, self.n_out), self.dtype)
+            return np.zeros((m, self.n_out), self.dtype), True
         # one key per call fixes every random number of it (streams per row and tag)
         key = self.rng.key()
         if self._fusable and m * M.shape[0] * M.shape[1] <= FUSED_WORK:
@@ -303,12 +307,13 @@ class AnalogMVM:
             if not U.flags.c_contiguous:
                 U = np.ascontiguousarray(U)
             Y = np.empty((m, n_out), self.dtype)
-            kio.managed_mvm(W, transposed, U, Y, self._f, self._flags,
-                            self.out_nonlinearity if self._has_nl else self._empty1,
-                            self.out_noise_values, key, self.nm_state, self._c, self._work,
-                            self._states)
-            return Y
-        return self._staged(M, U, key)
+            finite = kio.managed_mvm(W, transposed, U, Y, self._f, self._flags,
+                                     self.out_nonlinearity if self._has_nl else self._empty1,
+                                     self.out_noise_values, key, self.nm_state, self._c,
+                                     self._work, self._states)
+            return Y, finite
+        Y = self._staged(M, U, key)
+        return Y, not check or all_finite(Y)
 
     def _staged(self, M: np.ndarray, U: np.ndarray, key) -> np.ndarray:
         """The managed MVM with NumPy products, stage by stage over the rows still in play."""

@@ -146,9 +146,14 @@ class AnalogTile:
         config.check_magnitudes(float(np.finfo(dt).max))
         self.rpu_config = config
         self._rng = TileRNG(seed)
-        self._build()
-        self.learning_rate = 0.1
-        self.set_weights(self._rng.generator.uniform(-0.1, 0.1, (self.out_size, self.in_size)))
+        try:
+            self._build()
+            self.learning_rate = 0.1
+            self.set_weights(self._rng.generator.uniform(-0.1, 0.1,
+                                                         (self.out_size, self.in_size)))
+        except MemoryError as err:
+            raise ValueError(f"a {self.out_size} x {self.in_size} {dt.name} tile does not fit "
+                             f"in memory ({err})") from err
 
     def _build(self) -> None:
         config = self.rpu_config
@@ -235,8 +240,8 @@ class AnalogTile:
         # are all a failed call must put back
         keys = self._rng.keys_drawn
         nm_before = self._forward_mvm.nm_state[0]
-        Y = mvm(M, U, is_test)
-        if not all_finite(Y):
+        Y, finite = mvm.mvm_finite(M, U)
+        if not finite:
             self._rng.unkey(self._rng.keys_drawn - keys)
             self._forward_mvm.nm_state[0] = nm_before
             raise ValueError(f"{name} overflows {self.dtype.name}: the inputs (largest "

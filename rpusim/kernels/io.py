@@ -369,8 +369,8 @@ def managed_mvm(W, transposed, U, Y, f, flags, nl, noise_values, key, aux, c, wo
     running value (updated). Random numbers as ``row_draws`` with the same tags, so this
     equals the staged path up to the summation order of the products.
     ``work`` (8, >= max(n_in, n_out)) in the tile dtype and ``states`` (1, 2) uint64 are
-    scratch, and ``Y`` (m, n_out) is written: nothing is allocated or returned, which would
-    cost more than the arithmetic of a small tile.
+    scratch, and ``Y`` (m, n_out) is written: nothing is allocated (which would cost more than
+    the arithmetic of a small tile). Returns whether every output is finite.
     """
     m = U.shape[0]
     n_in = U.shape[1]
@@ -472,3 +472,8 @@ def managed_mvm(W, transposed, U, Y, f, flags, nl, noise_values, key, aux, c, wo
             factor = f[_F_OUT_SCALE]
         for i in range(n_out):
             Y[r, i] *= factor
+    for r in range(m):
+        for i in range(n_out):
+            if not np.isfinite(Y[r, i]):
+                return False
+    return True
