@@ -20,6 +20,7 @@ class TileRNG:
                                  or seed < 0):
             raise TypeError(f"seed must be a non-negative int or None, got {seed!r}")
         self.generator = np.random.Generator(np.random.PCG64(seed))
+        self._raw = self.generator.bit_generator.random_raw
         # keys drawn so far in this process (not state: it only lets a caller undo its keys)
         self.keys_drawn = 0
 
@@ -27,7 +28,7 @@ class TileRNG:
         """A fresh 64-bit key for one kernel call: the generator's next raw 64-bit output
         (cheaper than ``integers``, which matters for small tiles)."""
         self.keys_drawn += 1
-        return np.uint64(self.generator.bit_generator.random_raw())
+        return np.uint64(self._raw())
 
     def unkey(self, n: int) -> None:
         """Undo the last ``n`` keys, exactly, when nothing else was drawn since.

@@ -67,7 +67,8 @@ def _as_array(value, name: str, dtype, finite: bool = True) -> np.ndarray:
     ``finite=False`` leaves the NaN/inf test to the caller (who must then call
     :func:`_require_finite`), for hot paths that scan the values anyway.
     """
-    if type(value) is np.ndarray and value.dtype == dtype and value.flags.c_contiguous:
+    if (type(value) is np.ndarray and (value.dtype is dtype or value.dtype == dtype)
+            and value.flags.c_contiguous):
         out = value  # already what the kernels take: no conversion, nothing to overflow
     else:
         try:

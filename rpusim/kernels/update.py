@@ -461,8 +461,15 @@ def _run_small(kernel, params, args) -> None:
         _ENTRIES[id(params)] = (params, kernel, entry.entry_point, W, P, Wp, counters)
 
 
+_BUILTIN: dict = {}
+
+
 def _is_builtin(params) -> bool:
-    return type(params).__module__.startswith("rpusim.")
+    kind = type(params)
+    builtin = _BUILTIN.get(kind)
+    if builtin is None:
+        builtin = _BUILTIN[kind] = kind.__module__.startswith("rpusim.")
+    return builtin
 
 
 def _plan(upd):
