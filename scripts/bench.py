@@ -125,8 +125,7 @@ def custom_device_ratio(rounds: int, min_time: float) -> dict:
     from dataclasses import dataclass
 
     from rpusim.devices import PulsedDevice, define_device
-    from rpusim.devices.base import SLOT_DWMIN_DOWN, SLOT_DWMIN_UP, cast_like, clip_to_bounds
-    from rpusim.kernels.rng import normal
+    from rpusim.devices.base import SLOT_DWMIN_DOWN, SLOT_DWMIN_UP, clip_to_bounds, ctoc_noise
 
     @dataclass
     class BenchConstantStepTwin(PulsedDevice):
@@ -134,8 +133,7 @@ def custom_device_ratio(rounds: int, min_time: float) -> dict:
 
     def step(params, P, i, j, w, up, states):  # ConstantStepDevice's step, copied
         dw = P[SLOT_DWMIN_UP, i, j] if up else -P[SLOT_DWMIN_DOWN, i, j]
-        if params.dw_min_std > 0:
-            dw = dw * cast_like(1.0 + params.dw_min_std * normal(states, i), w)
+        dw = ctoc_noise(dw, params.dw_min_std, states, i, w)
         return clip_to_bounds(P, i, j, w + dw)
 
     define_device(BenchConstantStepTwin, step)

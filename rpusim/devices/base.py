@@ -22,10 +22,11 @@ from numba import njit
 from rpusim.configs._base import ConfigBase
 from rpusim.configs.drift import DriftParameter
 from rpusim.kernels.numeric import cast_like
+from rpusim.kernels.rng import normal
 from rpusim.kernels.update import register_step
 
 __all__ = ["PulsedDevice", "register_device", "sample_common", "COMMON_HIDDEN_NAMES",
-           "clip_to_bounds", "cast_like", "gauss", "SLOT_MAX_BOUND", "SLOT_MIN_BOUND",
+           "clip_to_bounds", "cast_like", "ctoc_noise", "gauss", "SLOT_MAX_BOUND", "SLOT_MIN_BOUND",
            "SLOT_DWMIN_UP", "SLOT_DWMIN_DOWN", "SLOT_DECAY_SCALES", "SLOT_DIFFUSION_RATES",
            "SLOT_RESET_BIAS", "SLOT_DRIFT_NU", "FIRST_EXTRA_SLOT"]
 
@@ -58,6 +59,15 @@ def register_device(config_class: type, params_class: type, step_function) -> No
 
 def is_registered(config_class: type) -> bool:
     return config_class in _DEVICES
+
+
+@njit(cache=True, inline="always")
+def ctoc_noise(dw, std, states, i, w):
+    """``dw (1 + std xi)``: aihwkit's multiplicative cycle-to-cycle noise of one pulse, in the
+    dtype of ``w`` (``std <= 0``: ``dw``, and no draw)."""
+    if std > 0:
+        return dw * cast_like(1.0 + std * normal(states, i), w)
+    return dw
 
 
 @njit(cache=True, inline="always")

@@ -7,9 +7,8 @@ from typing import NamedTuple
 
 from numba import njit
 
-from rpusim.devices.base import (SLOT_DWMIN_DOWN, SLOT_DWMIN_UP, PulsedDevice, cast_like,
+from rpusim.devices.base import (SLOT_DWMIN_DOWN, SLOT_DWMIN_UP, PulsedDevice, ctoc_noise,
                                  clip_to_bounds, register_device)
-from rpusim.kernels.rng import normal
 
 __all__ = ["ConstantStepDevice"]
 
@@ -33,8 +32,7 @@ class ConstantStepParams(NamedTuple):
 @njit(cache=True)
 def constant_step(params, P, i, j, w, up, states):
     dw = P[SLOT_DWMIN_UP, i, j] if up else -P[SLOT_DWMIN_DOWN, i, j]
-    if params.dw_min_std > 0:
-        dw = dw * cast_like(1.0 + params.dw_min_std * normal(states, i), w)
+    dw = ctoc_noise(dw, params.dw_min_std, states, i, w)
     return clip_to_bounds(P, i, j, w + dw)
 
 

@@ -16,7 +16,9 @@ A device model in rpusim is three things, and nothing else of rpusim needs to ch
      :mod:`rpusim.devices.base`; extras from ``FIRST_EXTRA_SLOT`` on, in declared order);
    - ``w``: the weight before the pulse; ``up``: ``True`` for an up pulse;
    - ``states``: the random streams; ``normal(states, i)`` / ``uniform(states, i)`` from
-     :mod:`rpusim.kernels.rng` draw reproducible cycle-to-cycle noise;
+     :mod:`rpusim.kernels.rng` draw reproducible cycle-to-cycle noise, and
+     ``ctoc_noise(dw, params.dw_min_std, states, i, w)`` from :mod:`rpusim.devices.base` applies
+     aihwkit's multiplicative one, ``dw (1 + dw_min_std xi)``;
    - return the new weight, clipped to the element's bounds (``clip_to_bounds``).
 
 :func:`define_device` builds the parameter ``NamedTuple``, ``step_params``, the hidden-parameter

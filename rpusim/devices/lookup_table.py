@@ -15,8 +15,8 @@ import numpy as np
 from numba import njit
 
 from rpusim.devices.base import (SLOT_DWMIN_DOWN, SLOT_DWMIN_UP, SLOT_MAX_BOUND, SLOT_MIN_BOUND,
-                                 PulsedDevice, cast_like, clip_to_bounds, register_device)
-from rpusim.kernels.rng import normal
+                                 PulsedDevice, cast_like, clip_to_bounds, ctoc_noise,
+                                 register_device)
 
 __all__ = ["LookupTableDevice"]
 
@@ -185,8 +185,7 @@ def lookup_table_step(params, P, i, j, w, up, states):
         dw = P[SLOT_DWMIN_UP, i, j] * cast_like(_interp(t, params.up_t, params.up_rel), w)
     else:
         dw = -P[SLOT_DWMIN_DOWN, i, j] * cast_like(_interp(t, params.down_t, params.down_rel), w)
-    if params.dw_min_std > 0:
-        dw = dw * cast_like(1.0 + params.dw_min_std * normal(states, i), w)
+    dw = ctoc_noise(dw, params.dw_min_std, states, i, w)
     return clip_to_bounds(P, i, j, w + dw)
 
 

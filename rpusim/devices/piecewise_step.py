@@ -10,8 +10,7 @@ import numpy as np
 from numba import njit
 
 from rpusim.devices.base import (SLOT_DWMIN_DOWN, SLOT_DWMIN_UP, SLOT_MAX_BOUND, SLOT_MIN_BOUND,
-                                 PulsedDevice, cast_like, register_device)
-from rpusim.kernels.rng import normal
+                                 PulsedDevice, ctoc_noise, register_device)
 
 __all__ = ["PiecewiseStepDevice"]
 
@@ -115,8 +114,7 @@ def piecewise_step(params, P, i, j, w, up, states):
         t = min(ts - kf, params.one)
         k = int(kf)
         dw = scale * ((params.one - t) * nodes[k] + t * nodes[k + 1])
-    if params.dw_min_std > 0:
-        dw = dw * cast_like(1.0 + params.dw_min_std * normal(states, i), w)
+    dw = ctoc_noise(dw, params.dw_min_std, states, i, w)
     w = w + dw
     w = w if w > lo else lo
     return w if w < hi else hi

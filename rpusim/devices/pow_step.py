@@ -9,9 +9,8 @@ import numpy as np
 from numba import njit
 
 from rpusim.devices.base import (FIRST_EXTRA_SLOT, SLOT_DWMIN_DOWN, SLOT_DWMIN_UP,
-                                 SLOT_MAX_BOUND, SLOT_MIN_BOUND, PulsedDevice, cast_like, gauss,
+                                 SLOT_MAX_BOUND, SLOT_MIN_BOUND, PulsedDevice, ctoc_noise, gauss,
                                  register_device)
-from rpusim.kernels.rng import normal
 
 __all__ = ["PowStepDevice"]
 
@@ -121,8 +120,7 @@ def pow_step(params, P, i, j, w, up, states):
         dw = P[SLOT_DWMIN_UP, i, j] * ((hi - w) / span) ** P[SLOT_GAMMA_UP, i, j]
     else:
         dw = -P[SLOT_DWMIN_DOWN, i, j] * ((w - lo) / span) ** P[SLOT_GAMMA_DOWN, i, j]
-    if params.dw_min_std > 0:
-        dw = dw * cast_like(1.0 + params.dw_min_std * normal(states, i), w)
+    dw = ctoc_noise(dw, params.dw_min_std, states, i, w)
     w = w + dw
     # aihwkit's MAX/MIN macros: a NaN (negative base, fractional exponent) ends at min_bound
     w = w if w > lo else lo
