@@ -8,6 +8,7 @@ from rpusim.configs.drift import DriftParameter, SimpleDriftParameter
 from rpusim.configs.enums import (AnalogMVType, BoundManagementType, NoiseManagementType,
                                   PulseType, VectorUnitCellUpdatePolicy, WeightNoiseType)
 from rpusim.configs.io import IOParameters
+from rpusim.configs.mapping import MappingParameter
 from rpusim.configs.rpu import (DigitalRankUpdateRPUConfig, FloatingPointRPUConfig, RPUConfig,
                                 SingleRPUConfig, UnitCellRPUConfig)
 from rpusim.configs.update import UpdateParameters
@@ -19,7 +20,7 @@ from rpusim.compounds import __all__ as _compound_names
 __all__ = [
     "config_from_dict", "DriftParameter", "SimpleDriftParameter", "AnalogMVType",
     "BoundManagementType", "NoiseManagementType", "PulseType", "VectorUnitCellUpdatePolicy",
-    "WeightNoiseType", "IOParameters", "RPUConfig", "SingleRPUConfig", "UnitCellRPUConfig",
+    "WeightNoiseType", "IOParameters", "MappingParameter", "RPUConfig", "SingleRPUConfig", "UnitCellRPUConfig",
     "FloatingPointRPUConfig", "DigitalRankUpdateRPUConfig", "UpdateParameters",
     *_device_names, *_compound_names,
 ]

@@ -7,6 +7,7 @@ from typing import Any
 
 from rpusim.configs._base import ConfigBase
 from rpusim.configs.io import IOParameters
+from rpusim.configs.mapping import MappingParameter
 from rpusim.configs.update import UpdateParameters
 from rpusim.devices import ConstantStepDevice, FloatingPointDevice
 
@@ -26,19 +27,22 @@ class RPUConfig(ConfigBase):
         The IO model of the forward and backward MVMs.
     update : UpdateParameters
         How updates become pulses.
+    mapping : MappingParameter
+        How a network layer maps onto tiles (read by the layers, not by the tile).
     """
 
     device: Any = field(default_factory=ConstantStepDevice)
     forward: IOParameters = field(default_factory=IOParameters)
     backward: IOParameters = field(default_factory=IOParameters)
     update: UpdateParameters = field(default_factory=UpdateParameters)
+    mapping: MappingParameter = field(default_factory=MappingParameter)
 
     def validate(self) -> None:
         if not isinstance(self.device, ConfigBase):
             raise TypeError(f"{type(self).__name__}.device must be a device config, "
                             f"got {self.device!r}")
         for name, cls in (("forward", IOParameters), ("backward", IOParameters),
-                          ("update", UpdateParameters)):
+                          ("update", UpdateParameters), ("mapping", MappingParameter)):
             if not isinstance(getattr(self, name), cls):
                 raise TypeError(f"{type(self).__name__}.{name} must be {cls.__name__}, "
                                 f"got {getattr(self, name)!r}")
