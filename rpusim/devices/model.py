@@ -22,6 +22,7 @@ __all__ = ["PulsedDeviceModel", "FloatDeviceModel", "make_device_model",
            "register_model_builder"]
 
 # enum member read once: a member lookup on the class costs ~0.2 us, too much per update
+_NONE = PulseType.NONE
 _NONE_WITH_DEVICE = PulseType.NONE_WITH_DEVICE
 
 
@@ -203,8 +204,10 @@ class PulsedDeviceModel:
         """Pulsed update of a batch. A compound passes its own ``granularity`` (it sets the
         pulse counts, compounds §1.4) and, to give several devices the same coincidences, the
         same ``key``."""
-        if upd.pulse_type is _NONE_WITH_DEVICE:
-            self._update_fp_then_clip(X, D, lr)
+        if upd.pulse_type is _NONE_WITH_DEVICE or upd.pulse_type is _NONE:
+            # only a compound's sub-device update gets here with NONE (a tile under NONE is
+            # floating point): aihwkit then updates exactly and leaves the bounds alone
+            self._update_fp(X, D, lr, clip=upd.pulse_type is _NONE_WITH_DEVICE)
             return
         engine.pulsed_update(
             self.w, self.P, self.wp, X, D, lr,
@@ -213,8 +216,9 @@ class PulsedDeviceModel:
             # devices that share coincidences (a given key) still draw independent noise
             noise_key=None if key is None else self.rng.key())
 
-    def _update_fp_then_clip(self, X, D, lr) -> None:
-        """``NONE_WITH_DEVICE``: exact per-sample update of the stored weight, then clip.
+    def _update_fp(self, X, D, lr, clip: bool) -> None:
+        """``NONE_WITH_DEVICE``: exact per-sample update of the stored weight, then clip;
+        ``NONE``: the same without the clip.
 
         With write noise aihwkit loses the update (it clips the untouched persistent weight);
         rpusim updates the persistent weight and redraws the apparent one.
@@ -223,7 +227,8 @@ class PulsedDeviceModel:
         lr = self.dtype.type(lr)
         for x, d in zip(X, D):
             target -= lr * np.outer(d, x)
-            self._clip(target)
+            if clip:
+                self._clip(target)
         self._redraw()
 
     # -- whole-matrix operations --------------------------------------------------------------
