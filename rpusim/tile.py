@@ -71,6 +71,8 @@ def _as_array(value, name: str, dtype, finite: bool = True) -> np.ndarray:
             and value.flags.c_contiguous):
         out = value  # already what the kernels take: no conversion, nothing to overflow
     else:
+        if _is_tensor(value):
+            value = value.detach().cpu().numpy()
         try:
             arr = np.asarray(value)
         except (ValueError, TypeError) as err:
@@ -85,6 +87,27 @@ def _as_array(value, name: str, dtype, finite: bool = True) -> np.ndarray:
     if finite:
         _require_finite(out, name)
     return out
+
+
+def _is_tensor(value) -> bool:
+    """A PyTorch tensor (recognised without importing torch)."""
+    return type(value).__module__.startswith("torch") and hasattr(value, "detach")
+
+
+def _like(result: np.ndarray, given):
+    """``result`` as a tensor on ``given``'s device when ``given`` is a tensor, else as is."""
+    if not _is_tensor(given):
+        return result
+    import torch  # already loaded: ``given`` is one of its tensors
+    return torch.from_numpy(np.ascontiguousarray(result)).to(given.device)
+
+
+def _runtime_dtype(runtime) -> np.dtype:
+    try:
+        return runtime.data_type.as_numpy()
+    except AttributeError as err:
+        raise TypeError(f"rpu_config.runtime.data_type must be an RPUDataType, got "
+                        f"{getattr(runtime, 'data_type', runtime)!r:.80}") from err
 
 
 def _require_finite(arr: np.ndarray, name: str) -> None:
@@ -114,19 +137,27 @@ class AnalogTile:
         (``ConstantStepDevice``). The config is copied and validated.
     seed : int, optional
         Fixes every random draw of the tile; ``None`` draws fresh entropy.
-    dtype : {numpy.float32, numpy.float64}
-        Precision of weights and arithmetic.
+    dtype : {numpy.float32, numpy.float64}, optional
+        Precision of weights and arithmetic; by default ``rpu_config.runtime.data_type``
+        (float32 unless set to ``RPUDataType.DOUBLE``).
 
     Notes
     -----
     A new tile's weights are uniform in [-0.1, 0.1], written through the device (clipped to
     its bounds), and its learning rate is 0.1, as aihwkit's tiles start.
+
+    Every array argument may also be a PyTorch tensor (any device, with or without grad); the
+    MVMs then return tensors on the input's device, in the tile's precision. NumPy in, NumPy
+    out otherwise. rpusim never imports torch itself: a tensor argument means it is loaded.
     """
 
     def __init__(self, out_size: int, in_size: int, rpu_config: RPUConfig | None = None, *,
-                 seed: int | None = None, dtype=np.float32):
+                 seed: int | None = None, dtype=None):
         self.out_size = _check_size("out_size", out_size)
         self.in_size = _check_size("in_size", in_size)
+        if dtype is None:
+            runtime = getattr(rpu_config, "runtime", None)
+            dtype = np.float32 if runtime is None else _runtime_dtype(runtime)
         try:
             dt = np.dtype(dtype)
         except (TypeError, ValueError) as err:
@@ -168,6 +199,12 @@ class AnalogTile:
         self._backward_mvm = AnalogMVM(config.backward, self.in_size, self.out_size,
                                        self.dtype, self._rng, exact=exact, backward=True,
                                        nm_state=self._forward_mvm.nm_state)
+
+    @property
+    def tile(self) -> "AnalogTile":
+        """The simulator tile: the tile itself (aihwkit scripts reach its C++ tile by
+        ``analog_tile.tile``; rpusim has one tile class)."""
+        return self
 
     def __repr__(self) -> str:
         return (f"AnalogTile({self.out_size}, {self.in_size}, "
@@ -214,7 +251,7 @@ class AnalogTile:
             raise TypeError(f"is_test must be a bool, got {is_test!r:.80}")
         X, single = self._batch(x, "x", self.in_size)
         Y = self._checked_mvm(self._forward_mvm, self._model.w, X, bool(is_test), "forward")
-        return Y[0] if single else Y
+        return _like(Y[0] if single else Y, x)
 
     def backward(self, d) -> np.ndarray:
         """Analog transposed MVM ``z = W.T d`` through the backward IO model.
@@ -229,7 +266,7 @@ class AnalogTile:
         """
         D, single = self._batch(d, "d", self.out_size)
         Z = self._checked_mvm(self._backward_mvm, self._model.w.T, D, False, "backward")
-        return Z[0] if single else Z
+        return _like(Z[0] if single else Z, d)
 
     def _checked_mvm(self, mvm, M: np.ndarray, U: np.ndarray, is_test: bool, name: str):
         """Run ``mvm``; an overflowing result raises and leaves the tile as it was."""

@@ -7,6 +7,7 @@ __all__ = [
     "BoundManagementType",
     "NoiseManagementType",
     "PulseType",
+    "RPUDataType",
     "VectorUnitCellUpdatePolicy",
     "WeightNoiseType",
 ]
@@ -69,3 +70,25 @@ class AnalogMVType(Enum):
     POS_NEG_SEPARATE_DIGITAL_SUM = "PosNegSeparateDigitalSum"
     SPLIT_MODE = "SplitMode"
     BIT_WISE = "BitWise"
+
+
+class RPUDataType(Enum):
+    """Floating-point precision of a tile's weights and arithmetic (aihwkit's runtime type)."""
+
+    FLOAT = "float"
+    DOUBLE = "double"
+    HALF = "half"
+
+    def as_numpy(self):
+        """The NumPy dtype; ``HALF`` raises ``TypeError`` (rpusim computes in 32 or 64 bit)."""
+        import numpy as np
+        if self is RPUDataType.HALF:
+            raise TypeError("rpusim tiles compute in float32 (RPUDataType.FLOAT) or float64 "
+                            "(RPUDataType.DOUBLE); RPUDataType.HALF is not supported")
+        return np.dtype(np.float32 if self is RPUDataType.FLOAT else np.float64)
+
+    def as_torch(self):
+        """The torch dtype (needs PyTorch)."""
+        import torch
+        return {"float": torch.float32, "double": torch.float64, "half": torch.float16}[
+            self.value]

@@ -8,6 +8,7 @@ from typing import Any
 from rpusim.configs._base import ConfigBase
 from rpusim.configs.io import IOParameters
 from rpusim.configs.mapping import MappingParameter
+from rpusim.configs.runtime import RPUConfigBase, RuntimeParameter
 from rpusim.configs.update import UpdateParameters
 from rpusim.devices import ConstantStepDevice, FloatingPointDevice
 
@@ -16,7 +17,7 @@ __all__ = ["RPUConfig", "SingleRPUConfig", "UnitCellRPUConfig", "FloatingPointRP
 
 
 @dataclass
-class RPUConfig(ConfigBase):
+class RPUConfig(ConfigBase, RPUConfigBase):
     """Configuration of an analog tile.
 
     Attributes
@@ -29,6 +30,8 @@ class RPUConfig(ConfigBase):
         How updates become pulses.
     mapping : MappingParameter
         How a network layer maps onto tiles (read by the layers, not by the tile).
+    runtime : RuntimeParameter
+        Simulation options (the tile precision ``data_type``); not compared by ``==``.
     """
 
     device: Any = field(default_factory=ConstantStepDevice)
@@ -36,13 +39,15 @@ class RPUConfig(ConfigBase):
     backward: IOParameters = field(default_factory=IOParameters)
     update: UpdateParameters = field(default_factory=UpdateParameters)
     mapping: MappingParameter = field(default_factory=MappingParameter)
+    runtime: RuntimeParameter = field(default_factory=RuntimeParameter, compare=False)
 
     def validate(self) -> None:
         if not isinstance(self.device, ConfigBase):
             raise TypeError(f"{type(self).__name__}.device must be a device config, "
                             f"got {self.device!r}")
         for name, cls in (("forward", IOParameters), ("backward", IOParameters),
-                          ("update", UpdateParameters), ("mapping", MappingParameter)):
+                          ("update", UpdateParameters), ("mapping", MappingParameter),
+                          ("runtime", RuntimeParameter)):
             if not isinstance(getattr(self, name), cls):
                 raise TypeError(f"{type(self).__name__}.{name} must be {cls.__name__}, "
                                 f"got {getattr(self, name)!r}")
