@@ -11,6 +11,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from rpusim import configs  # noqa: E402
 from rpusim.tile import AnalogTile  # noqa: E402
+from rpusim.tiles import (FloatingPointTile, InferenceTile,  # noqa: E402
+                          InferenceTileWithPeriphery, TileModule, TorchInferenceTile,
+                          TorchTransferTile)
 
-__all__ = ["AnalogTile", "configs"]
+__all__ = ["AnalogTile", "configs", "TileModule", "FloatingPointTile", "InferenceTile",
+           "InferenceTileWithPeriphery", "TorchInferenceTile", "TorchTransferTile"]
 __version__ = "0.1.0"
