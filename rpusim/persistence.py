@@ -23,6 +23,10 @@ key                    content
 ``backward_io/<key>``  the same for the backward direction
 ``hwa/<key>``          hardware-aware training state (held modifier draw, output scales),
                        only for configs with ``clip``/``remap``/``modifier``
+``inference/<key>``    an ``InferenceRPUConfig`` tile's programmed state: target
+                       (``reference``), ``programmed`` weights, ``n_slices`` and
+                       ``drift_coefficients/<j>``, compensation ``baseline`` and ``alpha``
+                       (:class:`rpusim.inference_state.InferenceState`)
 ``rng``                the tile generator's state as JSON
 =====================  ===================================================================
 
@@ -54,7 +58,7 @@ FORMAT_VERSION = 1
 _FORMAT = "rpusim-tile"
 _META = ("format", "format_version", "rpusim_version", "config", "out_size", "in_size", "dtype",
          "learning_rate", "weights", "rng")
-_GROUPS = ("hidden", "model", "forward_io", "backward_io", "hwa")
+_GROUPS = ("hidden", "model", "forward_io", "backward_io", "hwa", "inference")
 
 
 # -- flat groups of state ---------------------------------------------------------------------
@@ -118,6 +122,8 @@ def tile_state_dict(tile) -> dict[str, np.ndarray]:
     _flatten(tile._backward_mvm.get_state(), "backward_io", state)
     if tile._hwa is not None:
         _flatten(tile._hwa.get_state(), "hwa", state)
+    if tile._inference is not None:
+        _flatten(tile._inference.as_dict(), "inference", state)
     return state
 
 
@@ -239,6 +245,11 @@ def _restore(tile, state: dict) -> None:
         tile._backward_mvm.set_state(_unflatten(_group(state, "backward_io")))
         if tile._hwa is not None:
             tile._hwa.set_state(_unflatten(hwa))
+        inference = _group(state, "inference")
+        if inference and tile._inference is None:
+            raise ValueError(f"inference entries for a {type(tile.rpu_config).__name__} tile")
+        if tile._inference is not None:
+            tile._inference.load(inference)
         tile._rng.set_state(rng_state)
     except (KeyError, IndexError, TypeError, ValueError, AttributeError) as err:
         raise ValueError(f"tile state could not be restored: {type(err).__name__}: {err}"
