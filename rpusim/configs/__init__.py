@@ -14,6 +14,10 @@ from rpusim.configs.rpu import (DigitalRankUpdateRPUConfig, FloatingPointRPUConf
                                 SingleRPUConfig, UnitCellRPUConfig)
 from rpusim.configs.runtime import RPUConfigBase, RuntimeParameter
 from rpusim.configs.update import UpdateParameters
+from rpusim.configs.inference import InferenceRPUConfig
+from rpusim.configs.weight_modifiers import (WeightClipParameter, WeightClipType,
+                                             WeightModifierParameter, WeightModifierType,
+                                             WeightRemapParameter, WeightRemapType)
 from rpusim.devices import *  # noqa: F401,F403
 from rpusim.devices import __all__ as _device_names
 from rpusim.compounds import *  # noqa: F401,F403
@@ -24,7 +28,9 @@ __all__ = [
     "config_from_dict", "DriftParameter", "SimpleDriftParameter", "AnalogMVType",
     "BoundManagementType", "NoiseManagementType", "PulseType", "VectorUnitCellUpdatePolicy",
     "WeightNoiseType", "IOParameters", "MappingParameter", "RPUConfig", "SingleRPUConfig", "UnitCellRPUConfig",
-    "FloatingPointRPUConfig", "DigitalRankUpdateRPUConfig", "UpdateParameters",
+    "FloatingPointRPUConfig", "DigitalRankUpdateRPUConfig", "InferenceRPUConfig", "UpdateParameters",
+    "WeightModifierParameter", "WeightModifierType", "WeightClipParameter", "WeightClipType",
+    "WeightRemapParameter", "WeightRemapType",
     "RPUDataType", "RuntimeParameter", "RPUConfigBase", "build_config",
     *_device_names, *_compound_names,
 ]

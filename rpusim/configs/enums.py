@@ -9,7 +9,10 @@ __all__ = [
     "PulseType",
     "RPUDataType",
     "VectorUnitCellUpdatePolicy",
+    "WeightClipType",
+    "WeightModifierType",
     "WeightNoiseType",
+    "WeightRemapType",
 ]
 
 
@@ -92,3 +95,36 @@ class RPUDataType(Enum):
         import torch
         return {"float": torch.float32, "double": torch.float64, "half": torch.float16}[
             self.value]
+
+
+class WeightModifierType(Enum):
+    """Perturbation of the weights seen by training forward and backward (hardware-aware training)."""
+
+    NONE = "None"
+    DISCRETIZE = "Discretize"
+    MULT_NORMAL = "MultNormal"
+    ADD_NORMAL = "AddNormal"
+    DISCRETIZE_ADD_NORMAL = "DiscretizeAddNormal"
+    DOREFA = "DoReFa"
+    POLY = "Poly"
+    PCM_NOISE = "PCMNoise"
+    PROG_NOISE = "ProgNoise"
+    DROP_CONNECT = "DropConnect"
+    COPY = "Copy"
+
+
+class WeightClipType(Enum):
+    """How the clipping value of the weights is chosen after each optimizer step."""
+
+    NONE = "None"
+    FIXED_VALUE = "FixedValue"
+    LAYER_GAUSSIAN = "LayerGaussian"
+    AVERAGE_CHANNEL_MAX = "AverageChannelMax"
+
+
+class WeightRemapType(Enum):
+    """How the weights are rescaled into the conductance range, the scale moving to the outputs."""
+
+    NONE = "None"
+    LAYERWISE_SYMMETRIC = "LayerwiseSymmetric"
+    CHANNELWISE_SYMMETRIC = "ChannelwiseSymmetric"
