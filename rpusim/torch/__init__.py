@@ -28,3 +28,9 @@ __all__ = ["AnalogContext", "AnalogLayerBase", "AnalogContainerBase", "AnalogSeq
            "AnalogLinearMapped", "AnalogConv1d", "AnalogConv2d", "AnalogConv3d",
            "AnalogConv1dMapped", "AnalogConv2dMapped", "AnalogConv3dMapped", "TileGrid",
            "split_sizes", "AnalogSGD"]
+
+# recurrent layers (aihwkit.nn.modules.rnn)
+from rpusim.torch.recurrent import *  # noqa: E402,F401,F403
+from rpusim.torch.recurrent import __all__ as _recurrent_names  # noqa: E402
+
+__all__ += _recurrent_names
