@@ -15,6 +15,7 @@ reproducible (same tile seed, same calls => same bits). The built-in models pass
 from __future__ import annotations
 
 import abc
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,12 +30,62 @@ def kernel_key(rng: np.random.Generator) -> np.uint64:
     return np.uint64(rng.bit_generator.random_raw())
 
 
+def _to_numpy(value):
+    """Tensors (also inside lists, tuples and dicts) as NumPy arrays; the rest unchanged."""
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_numpy(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _to_numpy(v) for k, v in value.items()}
+    if type(value).__module__.startswith("torch") and hasattr(value, "detach"):
+        return value.detach().cpu().numpy()
+    return value
+
+
+def _to_tensor(value):
+    """NumPy arrays and scalars (also inside lists, tuples and dicts) as tensors."""
+    import torch  # loaded already: only called when a tensor came in
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_tensor(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _to_tensor(v) for k, v in value.items()}
+    if isinstance(value, (np.ndarray, np.generic)):
+        return torch.from_numpy(np.array(value, copy=True))
+    return value
+
+
+def _tensor_aware(method):
+    """Let a converter method take tensors, and then return tensors (aihwkit's converters
+    work on tensors); NumPy in, NumPy out otherwise."""
+    @functools.wraps(method)
+    def wrapper(self, *args):
+        plain = _to_numpy(args)
+        result = method(self, *plain)
+        return _to_tensor(result) if _has_tensor(args) else result
+    return wrapper
+
+
+def _has_tensor(value) -> bool:
+    if isinstance(value, (list, tuple)):
+        return any(_has_tensor(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_tensor(v) for v in value.values())
+    return type(value).__module__.startswith("torch") and hasattr(value, "detach")
+
+
 class BaseConductanceConverter(ConfigBase, abc.ABC):
     """Maps a weight matrix to conductance slices (in uS) and back.
 
     Subclasses are dataclasses that implement :meth:`convert_to_conductances` and
-    :meth:`convert_back_to_weights`; they are never given random numbers.
+    :meth:`convert_back_to_weights`; they are never given random numbers. Both methods also
+    take PyTorch tensors and then return tensors (slices, parameters and weights), as
+    aihwkit's converters; subclasses only ever see NumPy arrays.
     """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in ("convert_to_conductances", "convert_back_to_weights"):
+            if name in cls.__dict__:
+                setattr(cls, name, _tensor_aware(cls.__dict__[name]))
 
     @abc.abstractmethod
     def convert_to_conductances(self, weights: np.ndarray) -> tuple[list[np.ndarray], dict]:

@@ -18,6 +18,7 @@ from torch import nn
 from rpusim.configs.enums import AnalogMVType
 from rpusim.configs.rpu import RPUConfig
 from rpusim.tile import AnalogTile
+from rpusim.torch.tile import LayerTile
 from rpusim.torch.base import AnalogContext
 
 __all__ = ["split_sizes", "TileGrid"]
@@ -138,7 +139,7 @@ class TileGrid(nn.Module):
         self.analog_bias = bool(bias) and not mapping.digital_bias and count == 1
         extra = int(self.analog_bias)
         seeds = iter(tile_seeds(seed, count))
-        self.tiles = [[AnalogTile(o, i + extra, rpu_config, seed=next(seeds), dtype=dtype)
+        self.tiles = [[LayerTile(o, i + extra, rpu_config, seed=next(seeds), dtype=dtype)
                        for o in self.out_sizes] for i in self.in_sizes]
         self._flat = [t for row in self.tiles for t in row]
         self._in_bounds = _bounds(self.in_sizes)
@@ -374,7 +375,7 @@ class TileGrid(nn.Module):
                              f"{len(self._flat)}")
         states = [_state_to_numpy(s) for s in state["tiles"]]
         for tile, tile_state in zip(self._flat, states):
-            restored = AnalogTile.from_state_dict(tile_state)  # validates before anything changes
+            restored = LayerTile.from_state_dict(tile_state)  # validates before anything changes
             if (restored.out_size, restored.in_size) != (tile.out_size, tile.in_size):
                 raise ValueError(f"a {restored.out_size} x {restored.in_size} tile state does "
                                  f"not fit a {tile.out_size} x {tile.in_size} tile")
@@ -385,6 +386,17 @@ class TileGrid(nn.Module):
         self._lr_scale = [float(v) for v in state["lr_scale"]]
         self.drop_pending()
 
+    def __getattr__(self, name: str):
+        # aihwkit's ``layer.analog_module`` is the tile itself when a layer has one tile:
+        # scripts read tile attributes through it (e.g. ``drift_noise_parameters``)
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            flat = self.__dict__.get("_flat")
+            if flat is not None and len(flat) == 1 and not name.startswith("_"):
+                return getattr(flat[0], name)
+            raise
+
     def __getstate__(self):
         # tiles travel as their state dicts (plain arrays) through pickle and deepcopy
         state = self.__dict__.copy()
@@ -394,7 +406,7 @@ class TileGrid(nn.Module):
 
     def __setstate__(self, state):
         state = dict(state)
-        state["tiles"] = [[AnalogTile.from_state_dict(s) for s in row] for row in state["tiles"]]
+        state["tiles"] = [[LayerTile.from_state_dict(s) for s in row] for row in state["tiles"]]
         state["_flat"] = [t for row in state["tiles"] for t in row]
         super().__setstate__(state)
 
