@@ -92,11 +92,18 @@ class AnalogMVM:
     and yields 0 with probability 1/2 and an unrectified fresh normal otherwise.
     """
 
+    # subclasses that read inputs in several time-sliced passes (rpusim.irdrop)
+    time_sliced = False
+
     def __init__(self, params: IOParameters, n_out: int, n_in: int, dtype, rng: TileRNG,
                  exact: bool = False, *, backward: bool = False,
                  nm_state: np.ndarray | None = None):
         if not isinstance(params, IOParameters):
             raise TypeError(f"params must be IOParameters, got {type(params).__name__}")
+        if params.mv_type in (AnalogMVType.SPLIT_MODE, AnalogMVType.BIT_WISE) and not (
+                self.time_sliced or exact or params.is_perfect):
+            raise ValueError(f"mv_type {params.mv_type.name} needs the time-sliced forward of "
+                             f"a TorchInferenceRPUConfigIRDropT tile")
         self.params = params
         self.n_out = int(n_out)
         self.n_in = int(n_in)

@@ -9,12 +9,14 @@ import numpy as np
 
 from rpusim.configs.enums import PulseType
 from rpusim.configs.inference import InferenceRPUConfig
+from rpusim.configs.irdrop import TorchInferenceRPUConfigIRDropT
 from rpusim.configs.rpu import FloatingPointRPUConfig, RPUConfig
 from rpusim.devices.ideal import FloatingPointDevice
 from rpusim.devices.model import make_device_model
 from rpusim.hwa import HardwareAwareState, is_hardware_aware
 from rpusim.inference_state import InferenceState
 from rpusim.io import AnalogMVM
+from rpusim.irdrop import TimeDependentIRDropMVM
 from rpusim.kernels.checks import all_finite, update_magnitudes
 from rpusim.rng import TileRNG
 
@@ -196,8 +198,14 @@ class AnalogTile:
             config.device, FloatingPointDevice)
         self._model = make_device_model(config.device, self.out_size, self.in_size, self.dtype,
                                         self._rng, config.update.pulse_type)
-        self._forward_mvm = AnalogMVM(config.forward, self.out_size, self.in_size, self.dtype,
-                                      self._rng, exact=exact)
+        if isinstance(config, TorchInferenceRPUConfigIRDropT):
+            self._forward_mvm = TimeDependentIRDropMVM(
+                config.forward, self.out_size, self.in_size, self.dtype, self._rng,
+                phys_input_size=config.mapping.max_input_size,
+                g_converter=config.noise_model.g_converter)
+        else:
+            self._forward_mvm = AnalogMVM(config.forward, self.out_size, self.in_size,
+                                          self.dtype, self._rng, exact=exact)
         # aihwkit keeps one AverageAbsMax running value for both directions of a tile.
         self._backward_mvm = AnalogMVM(config.backward, self.in_size, self.out_size,
                                        self.dtype, self._rng, exact=exact, backward=True,
@@ -327,6 +335,8 @@ class AnalogTile:
         # are all a failed call must put back
         keys = self._rng.keys_drawn
         nm_before = self._forward_mvm.nm_state[0]
+        if mvm.time_sliced:
+            mvm.is_test = is_test
         Y, finite = mvm.mvm_finite(M, U)
         if not finite:
             self._rng.unkey(self._rng.keys_drawn - keys)

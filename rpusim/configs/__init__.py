@@ -15,6 +15,8 @@ from rpusim.configs.rpu import (DigitalRankUpdateRPUConfig, FloatingPointRPUConf
 from rpusim.configs.runtime import RPUConfigBase, RuntimeParameter
 from rpusim.configs.update import UpdateParameters
 from rpusim.configs.inference import InferenceRPUConfig
+from rpusim.configs.irdrop import (IOParametersIRDropT, TorchInferenceRPUConfig,
+                                   TorchInferenceRPUConfigIRDropT)
 from rpusim.configs.weight_modifiers import (WeightClipParameter, WeightClipType,
                                              WeightModifierParameter, WeightModifierType,
                                              WeightRemapParameter, WeightRemapType)
@@ -32,5 +34,6 @@ __all__ = [
     "WeightModifierParameter", "WeightModifierType", "WeightClipParameter", "WeightClipType",
     "WeightRemapParameter", "WeightRemapType",
     "RPUDataType", "RuntimeParameter", "RPUConfigBase", "build_config",
+    "IOParametersIRDropT", "TorchInferenceRPUConfig", "TorchInferenceRPUConfigIRDropT",
     *_device_names, *_compound_names,
 ]

@@ -184,6 +184,9 @@ class IOParameters(ConfigBase):
     r_series: float = 0.0
     w_read_asymmetry_dtod: float = 0.0
 
+    # IOParametersIRDropT (time-sliced MVMs) accepts SPLIT_MODE and BIT_WISE
+    _time_sliced: ClassVar[bool] = False
+
     def validate(self) -> None:
         super().validate()
         for name in ("is_perfect", "inp_sto_round", "out_sto_round", "bm_test_negative_bound"):
@@ -199,7 +202,8 @@ class IOParameters(ConfigBase):
             self._check_number(name, lo=0.0)
         for name in ("inp_asymmetry", "out_asymmetry"):
             self._check_number(name, hi=1.0)
-        if self.mv_type in (AnalogMVType.SPLIT_MODE, AnalogMVType.BIT_WISE):
+        if self.mv_type in (AnalogMVType.SPLIT_MODE, AnalogMVType.BIT_WISE) and not (
+                self._time_sliced):
             raise ValueError(f"IOParameters.mv_type {self.mv_type.name} is not available for "
                              "analog tiles (aihwkit offers it only in "
                              "TorchInferenceRPUConfigIRDropT); "
