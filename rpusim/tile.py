@@ -534,9 +534,12 @@ class AnalogTile:
         self._inference_step(lambda readout: self._inference.drift(
             self._model.w, t, self._rng, readout))
 
-    def program_weights(self) -> None:
+    def program_weights(self, noise_model=None) -> None:
         """Program the target weights with the noise model's programming noise
         (``InferenceRPUConfig`` only; aihwkit's ``program_weights``).
+
+        ``noise_model``, if given, replaces the configuration's noise model first (a
+        validated copy; as aihwkit, it stays for later drifts and programmings).
 
         The target is the current weights, or, if the tile was programmed before and
         ``set_weights`` was not called since, the same target as then (so repeated calls are
@@ -548,8 +551,21 @@ class AnalogTile:
         if self._inference is None:
             raise ValueError(f"program_weights needs an InferenceRPUConfig tile, this one has "
                              f"{type(self.rpu_config).__name__}")
+        if noise_model is not None:
+            self._replace_noise_model(noise_model)
         self._inference_step(lambda readout: self._inference.program(
             self._model.w, self._rng, readout))
+
+    def _replace_noise_model(self, noise_model) -> None:
+        from rpusim.inference import BaseNoiseModel
+        if not isinstance(noise_model, BaseNoiseModel):
+            raise TypeError(f"noise_model must be a noise model (BaseNoiseModel), got "
+                            f"{type(noise_model).__name__}")
+        noise_model = copy.deepcopy(noise_model)
+        noise_model.validate()
+        self.rpu_config.noise_model = noise_model
+        if self._forward_mvm.time_sliced:
+            self._forward_mvm.g_converter = noise_model.g_converter
 
     def _inference_step(self, step) -> None:
         """``W <- step(readout)``, ``readout(W)`` the test-mode forward of the compensation's

@@ -102,6 +102,9 @@ class WeightModifierParameter(ConfigBase):
     pcm_t0: float = 20.0
 
     def validate(self) -> None:
+        if self.type is None:
+            # aihwkit's examples switch the modifier off with ``type = None``
+            self.type = WeightModifierType.NONE
         super().validate()
         for name in ("per_batch_sample", "sto_round", "enable_during_test",
                      "rel_to_actual_wmax", "copy_last_column"):

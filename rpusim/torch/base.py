@@ -150,9 +150,10 @@ class AnalogLayerBase:
             raise RuntimeError(f"{what} can only be applied in evaluation mode: call "
                                "model.eval() first (as in aihwkit)")
 
-    def program_analog_weights(self) -> None:
+    def program_analog_weights(self, noise_model=None) -> None:
         """Program the weights of every inference tile (programming noise of its
-        ``InferenceRPUConfig``); training tiles are left alone, as in aihwkit.
+        ``InferenceRPUConfig``, or of ``noise_model``, which then replaces the tiles' noise
+        model, as in aihwkit); training tiles are left alone, as in aihwkit.
 
         Raises
         ------
@@ -161,7 +162,7 @@ class AnalogLayerBase:
         """
         self._require_eval("program_analog_weights")
         for tile in _inference_tiles(self):
-            tile.program_weights()
+            tile.program_weights(noise_model)
 
     def drift_analog_weights(self, t_inference: float = 0.0) -> None:
         """Drift the programmed weights of every inference tile to ``t_inference`` seconds
