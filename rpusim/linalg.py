@@ -58,6 +58,9 @@ class AnalogMatrix:
     ``scipy.sparse.linalg.aslinearoperator(M)`` works.
     """
 
+    # NumPy arrays defer to __rmatmul__ (``d @ M`` with ``d`` an ndarray)
+    __array_ufunc__ = None
+
     def __init__(self, matrix, rpu_config, realistic: bool = False, *, seed: int | None = None,
                  **to_kwargs):
         _check_device(to_kwargs)
