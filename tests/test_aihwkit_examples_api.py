@@ -485,3 +485,15 @@ def test_time_dependent_ir_drop_configuration_checks():
     # read by other tiles as IOParameters: the time-independent IR drop
     AnalogTile(4, 4, C.InferenceRPUConfig(forward=C.IOParametersIRDropT()), seed=0).forward(
         np.ones(4))
+
+
+def test_utils_package_names():
+    import rpusim.plotting
+    import rpusim.torch.analog_info
+    import rpusim.utils as utils
+    assert utils.visualization is rpusim.plotting
+    assert utils.analog_info is rpusim.torch.analog_info
+    assert utils.plot_device is rpusim.plotting.plot_device
+    assert utils.analog_summary is rpusim.torch.analog_info.analog_summary
+    with pytest.raises(AttributeError, match="no attribute 'fit_measurements'"):
+        utils.fit_measurements
