@@ -230,8 +230,8 @@ class AnalogTile:
                                      X, bool(is_test), "forward", transpose=False)
             hwa.scale_outputs(Y)
         else:
-            Y = self._checked_mvm(self._forward_mvm, hwa.weights(self._model.w, bool(is_test)),
-                                  X, bool(is_test), "forward")
+            M = hwa.weights(self._model.w, bool(is_test))
+            Y = self._checked_mvm(self._forward_mvm, M, X, bool(is_test), "forward")
             hwa.scale_outputs(Y)
         if is_test and self._inference is not None:
             Y = self._inference.scale_outputs(Y)
@@ -375,9 +375,10 @@ class AnalogTile:
     def get_weights(self) -> np.ndarray:
         """Return a copy of the effective (apparent) weights, shape (out, in).
 
-        With weight remapping these are the logical weights ``W * s`` (per output row), as
-        aihwkit returns them. With an ``InferenceRPUConfig`` these are the programmed / drifted weights once
+        With an ``InferenceRPUConfig`` these are the programmed / drifted weights once
         programmed, as aihwkit returns them; :meth:`get_target_weights` gives the target.
+        With weight remapping they are the logical weights ``W * s`` (per output row), as
+        aihwkit returns them.
         """
         if self._hwa is not None and self._hwa.scales is not None:
             return self._model.w * self._hwa.scales[:, None]
