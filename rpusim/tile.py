@@ -225,9 +225,14 @@ class AnalogTile:
         if hwa is None:
             Y = self._checked_mvm(self._forward_mvm, self._model.w, X, bool(is_test), "forward")
         elif hwa.uses_samples(bool(is_test)) and X.shape[0] > 0:
-            Y = self._per_sample_mvm(self._forward_mvm, hwa.draw_samples(self._model.w,
-                                                                         X.shape[0]),
-                                     X, bool(is_test), "forward", transpose=False)
+            held = hwa.sample_weights
+            try:
+                Y = self._per_sample_mvm(self._forward_mvm,
+                                         lambda n: hwa.draw_samples(self._model.w, n), X,
+                                         bool(is_test), "forward", transpose=False)
+            except ValueError:
+                hwa.sample_weights = held
+                raise
             hwa.scale_outputs(Y)
         else:
             M = hwa.weights(self._model.w, bool(is_test))
@@ -253,7 +258,7 @@ class AnalogTile:
         if hwa is None:
             Z = self._checked_mvm(self._backward_mvm, self._model.w.T, D, False, "backward")
         elif hwa.uses_samples(False):
-            Z = self._per_sample_mvm(self._backward_mvm, self._sample_weights(D.shape[0]),
+            Z = self._per_sample_mvm(self._backward_mvm, self._sample_weights,
                                      hwa.scale_errors(D, backward=True), False, "backward",
                                      transpose=True)
         else:
@@ -271,13 +276,22 @@ class AnalogTile:
                              f"a forward of the same batch, got {got}")
         return held
 
-    def _per_sample_mvm(self, mvm, weights: np.ndarray, U: np.ndarray, is_test: bool,
+    def _per_sample_mvm(self, mvm, weights_for, U: np.ndarray, is_test: bool,
                         name: str, transpose: bool) -> np.ndarray:
-        """One MVM per sample ``b`` with its own weights ``weights[b]``."""
-        out = np.empty((U.shape[0], weights.shape[2 if transpose else 1]), self.dtype)
-        for b in range(U.shape[0]):
-            M = weights[b].T if transpose else weights[b]
-            out[b] = self._checked_mvm(mvm, M, U[b:b + 1], is_test, name)[0]
+        """One MVM per sample ``b`` with its own weights ``weights_for(batch)[b]``; a failure
+        puts back the generator and the AverageAbsMax value (as :meth:`_checked_mvm`)."""
+        keys = self._rng.keys_drawn
+        nm_before = self._forward_mvm.nm_state[0]
+        try:
+            weights = weights_for(U.shape[0])
+            out = np.empty((U.shape[0], weights.shape[2 if transpose else 1]), self.dtype)
+            for b in range(U.shape[0]):
+                M = weights[b].T if transpose else weights[b]
+                out[b] = self._checked_mvm(mvm, M, U[b:b + 1], is_test, name)[0]
+        except ValueError:
+            self._rng.unkey(self._rng.keys_drawn - keys)
+            self._forward_mvm.nm_state[0] = nm_before
+            raise
         return out
 
     def _checked_mvm(self, mvm, M: np.ndarray, U: np.ndarray, is_test: bool, name: str):
