@@ -126,7 +126,9 @@ class HardwareAwareState:
         mod = self.config.modifier
         t = self.dtype.type
         if mod.rel_to_actual_wmax and mod.type != WeightModifierType.COPY:
-            amax = kmod.modifier_amax(w, mod.copy_last_column)
+            # numba returns a Python float: back to the tile dtype, so that the kernel is
+            # compiled once and computes in the dtype as aihwkit does
+            amax = t(kmod.modifier_amax(w, mod.copy_last_column))
         else:
             amax = t(mod.assumed_wmax)
         t_read = mod.pcm_t_inference + mod.pcm_t0
