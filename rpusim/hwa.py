@@ -105,6 +105,8 @@ class HardwareAwareState:
             if c > 0:
                 kmod.clip_weights(w, c)
         remap = self.config.remap
+        if remap.type != WeightRemapType.NONE and self.scales is None:
+            self.scales = np.ones(self.shape[0], self.dtype)  # remapping switched on later
         if remap.type == WeightRemapType.LAYERWISE_SYMMETRIC:
             kmod.remap_layerwise(w, self.scales, float(remap.remapped_wmax))
         elif remap.type == WeightRemapType.CHANNELWISE_SYMMETRIC:
