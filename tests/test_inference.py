@@ -30,7 +30,7 @@ def _targets(shape=(6, 9), g_max=25.0, seed=0):
     return g
 
 
-# -- formulas against the references, draw for draw -------------------------------------------------
+# -- formulas against the references, draw for draw -----------------------------------------------
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_pcm_programming_and_nu(dtype):
     model = inf.PCMLikeNoiseModel(g_max=30.0, prog_noise_scale=0.7, drift_scale=1.3)
@@ -122,7 +122,7 @@ def test_reram_models():
     np.testing.assert_array_equal(cmo.apply_drift_noise_to_conductance(g, None, 0.0, None), g)
 
 
-# -- converters --------------------------------------------------------------------------------------
+# -- converters -----------------------------------------------------------------------------------
 _weights = st.integers(0, 2**31 - 1).map(
     lambda s: np.random.default_rng(s).uniform(-2, 2, (4, 5)) *
     np.random.default_rng(s + 1).integers(0, 2, (4, 5)))
@@ -178,7 +178,7 @@ def test_custom_pair_that_does_not_invert_raises():
                                                    [25.0, 10.0, 10.0, 0.0, 0.0]])
 
 
-# -- invariants --------------------------------------------------------------------------------------
+# -- invariants -----------------------------------------------------------------------------------
 @given(seed=st.integers(0, 2**31 - 1), t=st.floats(0.0, 1e9), scale=st.floats(0.0, 3.0))
 def test_drift_never_increases_conductance(seed, t, scale):
     rng = np.random.default_rng(seed)
@@ -222,7 +222,7 @@ def test_per_column_compensation():
                                baseline, rtol=1e-5)
 
 
-# -- the tile --------------------------------------------------------------------------------------
+# -- the tile -------------------------------------------------------------------------------------
 def test_programming_keeps_the_target():
     tile = AnalogTile(4, 6, InferenceRPUConfig(), seed=3)
     w = tile.get_weights()
@@ -350,7 +350,7 @@ def test_bad_calls_raise_and_change_nothing():
         assert state_differences(before, tile.state_dict()) == []
 
 
-# -- models written by a user ------------------------------------------------------------------------
+# -- models written by a user ---------------------------------------------------------------------
 @dataclass
 class ShrinkingNoiseModel(inf.BaseNoiseModel):
     """A user model: additive programming noise, exponential decay toward 0 with time."""
@@ -410,3 +410,20 @@ def test_incomplete_user_model_is_refused():
 
     with pytest.raises(TypeError):
         Incomplete()
+
+
+def test_program_weights_aihwkit_arguments():
+    tile = _perfect_tile(noise_model=inf.PCMLikeNoiseModel(prog_noise_scale=0.0))
+    w = tile.get_weights()
+    tile.program_weights()
+    np.testing.assert_allclose(tile.get_weights(), w, rtol=1e-6)
+    tile.set_hidden_parameters({})  # no hidden parameters: nothing happens
+    tile.update(np.ones(8), np.ones(5), lr=0.01)
+    trained = tile.get_weights()
+    tile.program_weights(from_reference=False)  # the trained weights are the new target
+    np.testing.assert_array_equal(tile.get_target_weights(), trained)
+    tile.program_weights(noise_model=inf.StateIndependentNoiseModel())
+    assert isinstance(tile.rpu_config.noise_model, inf.StateIndependentNoiseModel)
+    assert not np.allclose(tile.get_weights(), trained, atol=1e-3)
+    with pytest.raises(TypeError, match="noise_model"):
+        tile.program_weights(noise_model="PCM")
