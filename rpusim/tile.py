@@ -12,6 +12,7 @@ from rpusim.configs.inference import InferenceRPUConfig
 from rpusim.configs.rpu import FloatingPointRPUConfig, RPUConfig
 from rpusim.devices.ideal import FloatingPointDevice
 from rpusim.devices.model import make_device_model
+from rpusim.hwa import HardwareAwareState, is_hardware_aware
 from rpusim.inference_state import InferenceState
 from rpusim.io import AnalogMVM
 from rpusim.kernels.checks import all_finite, update_magnitudes
@@ -170,6 +171,8 @@ class AnalogTile:
         self._backward_mvm = AnalogMVM(config.backward, self.in_size, self.out_size,
                                        self.dtype, self._rng, exact=exact, backward=True,
                                        nm_state=self._forward_mvm.nm_state)
+        self._hwa = (HardwareAwareState(config, self.out_size, self.in_size, self.dtype,
+                                        self._rng) if is_hardware_aware(config) else None)
         self._inference = (InferenceState(config, (self.out_size, self.in_size), self.dtype)
                            if isinstance(config, InferenceRPUConfig) else None)
 
@@ -218,7 +221,23 @@ class AnalogTile:
         if not isinstance(is_test, (bool, np.bool_)):
             raise TypeError(f"is_test must be a bool, got {is_test!r:.80}")
         X, single = self._batch(x, "x", self.in_size)
-        Y = self._checked_mvm(self._forward_mvm, self._model.w, X, bool(is_test), "forward")
+        hwa = self._hwa
+        if hwa is None:
+            Y = self._checked_mvm(self._forward_mvm, self._model.w, X, bool(is_test), "forward")
+        elif hwa.uses_samples(bool(is_test)) and X.shape[0] > 0:
+            held = hwa.sample_weights
+            try:
+                Y = self._per_sample_mvm(self._forward_mvm,
+                                         lambda n: hwa.draw_samples(self._model.w, n), X,
+                                         bool(is_test), "forward", transpose=False)
+            except ValueError:
+                hwa.sample_weights = held
+                raise
+            hwa.scale_outputs(Y)
+        else:
+            M = hwa.weights(self._model.w, bool(is_test))
+            Y = self._checked_mvm(self._forward_mvm, M, X, bool(is_test), "forward")
+            hwa.scale_outputs(Y)
         if is_test and self._inference is not None:
             Y = self._inference.scale_outputs(Y)
         return Y[0] if single else Y
@@ -235,8 +254,45 @@ class AnalogTile:
         ndarray, shape (in,) or (batch, in)
         """
         D, single = self._batch(d, "d", self.out_size)
-        Z = self._checked_mvm(self._backward_mvm, self._model.w.T, D, False, "backward")
+        hwa = self._hwa
+        if hwa is None:
+            Z = self._checked_mvm(self._backward_mvm, self._model.w.T, D, False, "backward")
+        elif hwa.uses_samples(False):
+            Z = self._per_sample_mvm(self._backward_mvm, self._sample_weights,
+                                     hwa.scale_errors(D, backward=True), False, "backward",
+                                     transpose=True)
+        else:
+            Z = self._checked_mvm(self._backward_mvm, hwa.weights(self._model.w, False).T,
+                                  hwa.scale_errors(D, backward=True), False, "backward")
         return Z[0] if single else Z
+
+    def _sample_weights(self, batch: int) -> np.ndarray:
+        """The per-sample draws of the last training forward, for a backward of its batch."""
+        held = self._hwa.sample_weights
+        if held is None or held.shape[0] != batch:
+            got = "no training forward" if held is None else f"a forward of batch {held.shape[0]}"
+            raise ValueError(f"with modifier.per_batch_sample the backward reads the draws of "
+                             f"the last training forward: expected d of batch {batch} to follow "
+                             f"a forward of the same batch, got {got}")
+        return held
+
+    def _per_sample_mvm(self, mvm, weights_for, U: np.ndarray, is_test: bool,
+                        name: str, transpose: bool) -> np.ndarray:
+        """One MVM per sample ``b`` with its own weights ``weights_for(batch)[b]``; a failure
+        puts back the generator and the AverageAbsMax value (as :meth:`_checked_mvm`)."""
+        keys = self._rng.keys_drawn
+        nm_before = self._forward_mvm.nm_state[0]
+        try:
+            weights = weights_for(U.shape[0])
+            out = np.empty((U.shape[0], weights.shape[2 if transpose else 1]), self.dtype)
+            for b in range(U.shape[0]):
+                M = weights[b].T if transpose else weights[b]
+                out[b] = self._checked_mvm(mvm, M, U[b:b + 1], is_test, name)[0]
+        except ValueError:
+            self._rng.unkey(self._rng.keys_drawn - keys)
+            self._forward_mvm.nm_state[0] = nm_before
+            raise
+        return out
 
     def _checked_mvm(self, mvm, M: np.ndarray, U: np.ndarray, is_test: bool, name: str):
         """Run ``mvm``; an overflowing result raises and leaves the tile as it was."""
@@ -285,6 +341,8 @@ class AnalogTile:
         if lr == 0:
             return
         self._check_update_range(magnitudes[:4], lr)
+        if self._hwa is not None:
+            D = self._hwa.scale_errors(D, backward=False)
         self._model.update(X, D, lr, self.rpu_config.update)
 
     def _check_update_range(self, magnitudes, lr: float) -> None:
@@ -333,7 +391,11 @@ class AnalogTile:
 
         With an ``InferenceRPUConfig`` these are the programmed / drifted weights once
         programmed, as aihwkit returns them; :meth:`get_target_weights` gives the target.
+        With weight remapping they are the logical weights ``W * s`` (per output row), as
+        aihwkit returns them.
         """
+        if self._hwa is not None and self._hwa.scales is not None:
+            return self._model.w * self._hwa.scales[:, None]
         return self._model.w.copy()
 
     def set_weights(self, weights) -> None:
@@ -542,11 +604,17 @@ class AnalogTile:
                              "non-finite; the tile is unchanged")
 
     def post_update_step(self) -> None:
-        """What aihwkit's optimizer does after each step: diffusion, then decay (never drift)."""
+        """What aihwkit's optimizer does after each step: diffusion, then decay (never drift).
+
+        With an ``InferenceRPUConfig``: clip the weights, remap them, then draw and hold the
+        modified weights that training forward and backward read (see :mod:`rpusim.hwa`).
+        """
         if self._model.requires_diffusion():
             self._model.diffuse()
         if self._model.requires_decay():
             self._model.decay(1.0)
+        if self._hwa is not None:
+            self._hwa.post_update(self._model.w)
 
     # -- persistence ----------------------------------------------------------------------------
     def state_dict(self) -> dict:
