@@ -502,7 +502,7 @@ class AnalogTile:
         self._inference_step(lambda readout: self._inference.drift(
             self._model.w, t, self._rng, readout))
 
-    def program_weights(self) -> None:
+    def program_weights(self, from_reference: bool = True, noise_model=None) -> None:
         """Program the target weights with the noise model's programming noise
         (``InferenceRPUConfig`` only; aihwkit's ``program_weights``).
 
@@ -512,10 +512,24 @@ class AnalogTile:
         (what :meth:`get_weights` and every forward then read); the drift coefficients are
         drawn; with drift compensation the baseline is read out through the forward IO
         model and alpha is reset to 1. Fresh draws every call.
+
+        Parameters
+        ----------
+        from_reference : bool
+            ``False`` takes the current weights as the new target (aihwkit's argument).
+        noise_model : BaseNoiseModel, optional
+            Replaces the config's noise model from now on (aihwkit's argument).
         """
         if self._inference is None:
             raise ValueError(f"program_weights needs an InferenceRPUConfig tile, this one has "
                              f"{type(self.rpu_config).__name__}")
+        if noise_model is not None:
+            config = copy.copy(self.rpu_config)
+            config.noise_model = copy.deepcopy(noise_model)
+            config.validate()
+            self.rpu_config.noise_model = config.noise_model
+        if not from_reference:
+            self._inference.reference = None
         self._inference_step(lambda readout: self._inference.program(
             self._model.w, self._rng, readout))
 

@@ -160,7 +160,7 @@ def make_tiles(out: pathlib.Path) -> None:
              alpha=np.array(alphas), outputs=np.stack(outputs))
 
 
-# -- statistics of the noisy paths -----------------------------------------------------------------
+# -- statistics of the noisy paths ----------------------------------------------------------------
 STATS = {
     "pcm_default": ({"class": "PCMLikeNoiseModel", "kwargs": {}},
                     [0.0, 1.0, 5.0, 12.5, 25.0], [0.0, 3600.0, 3.15e7]),
@@ -202,7 +202,7 @@ def make_stats(out: pathlib.Path) -> None:
              drift_mean=np.stack(drift_mean), drift_std=np.stack(drift_std), **arrays)
 
 
-# -- the compensated drift of a whole tile, default (noisy) forward IO ---------------------------------
+# -- the compensated drift of a whole tile, default (noisy) forward IO ----------------------------
 TILE_STATS = {
     "pcm_compensated": ({"class": "PCMLikeNoiseModel", "kwargs": {}}, [1.0, 86400.0, 3.15e7]),
     "state_independent_compensated": ({"class": "StateIndependentNoiseModel", "kwargs": {}},
