@@ -270,13 +270,18 @@ class AnalogTile:
         if hwa is None:
             Y = self._checked_mvm(self._forward_mvm, self._model.w, X, bool(is_test), "forward")
         elif hwa.uses_samples(bool(is_test)) and X.shape[0] > 0:
-            Y = self._per_sample_mvm(self._forward_mvm, hwa.draw_samples(self._model.w,
-                                                                         X.shape[0]),
-                                     X, bool(is_test), "forward", transpose=False)
+            held = hwa.sample_weights
+            try:
+                Y = self._per_sample_mvm(self._forward_mvm,
+                                         lambda n: hwa.draw_samples(self._model.w, n), X,
+                                         bool(is_test), "forward", transpose=False)
+            except ValueError:
+                hwa.sample_weights = held
+                raise
             hwa.scale_outputs(Y)
         else:
-            Y = self._checked_mvm(self._forward_mvm, hwa.weights(self._model.w, bool(is_test)),
-                                  X, bool(is_test), "forward")
+            M = hwa.weights(self._model.w, bool(is_test))
+            Y = self._checked_mvm(self._forward_mvm, M, X, bool(is_test), "forward")
             hwa.scale_outputs(Y)
         if is_test and self._inference is not None:
             Y = self._inference.scale_outputs(Y)
@@ -298,7 +303,7 @@ class AnalogTile:
         if hwa is None:
             Z = self._checked_mvm(self._backward_mvm, self._model.w.T, D, False, "backward")
         elif hwa.uses_samples(False):
-            Z = self._per_sample_mvm(self._backward_mvm, self._sample_weights(D.shape[0]),
+            Z = self._per_sample_mvm(self._backward_mvm, self._sample_weights,
                                      hwa.scale_errors(D, backward=True), False, "backward",
                                      transpose=True)
         else:
@@ -316,13 +321,22 @@ class AnalogTile:
                              f"a forward of the same batch, got {got}")
         return held
 
-    def _per_sample_mvm(self, mvm, weights: np.ndarray, U: np.ndarray, is_test: bool,
+    def _per_sample_mvm(self, mvm, weights_for, U: np.ndarray, is_test: bool,
                         name: str, transpose: bool) -> np.ndarray:
-        """One MVM per sample ``b`` with its own weights ``weights[b]``."""
-        out = np.empty((U.shape[0], weights.shape[2 if transpose else 1]), self.dtype)
-        for b in range(U.shape[0]):
-            M = weights[b].T if transpose else weights[b]
-            out[b] = self._checked_mvm(mvm, M, U[b:b + 1], is_test, name)[0]
+        """One MVM per sample ``b`` with its own weights ``weights_for(batch)[b]``; a failure
+        puts back the generator and the AverageAbsMax value (as :meth:`_checked_mvm`)."""
+        keys = self._rng.keys_drawn
+        nm_before = self._forward_mvm.nm_state[0]
+        try:
+            weights = weights_for(U.shape[0])
+            out = np.empty((U.shape[0], weights.shape[2 if transpose else 1]), self.dtype)
+            for b in range(U.shape[0]):
+                M = weights[b].T if transpose else weights[b]
+                out[b] = self._checked_mvm(mvm, M, U[b:b + 1], is_test, name)[0]
+        except ValueError:
+            self._rng.unkey(self._rng.keys_drawn - keys)
+            self._forward_mvm.nm_state[0] = nm_before
+            raise
         return out
 
     def _checked_mvm(self, mvm, M: np.ndarray, U: np.ndarray, is_test: bool, name: str):
@@ -422,9 +436,10 @@ class AnalogTile:
     def get_weights(self) -> np.ndarray:
         """Return a copy of the effective (apparent) weights, shape (out, in).
 
-        With weight remapping these are the logical weights ``W * s`` (per output row), as
-        aihwkit returns them. With an ``InferenceRPUConfig`` these are the programmed / drifted weights once
+        With an ``InferenceRPUConfig`` these are the programmed / drifted weights once
         programmed, as aihwkit returns them; :meth:`get_target_weights` gives the target.
+        With weight remapping they are the logical weights ``W * s`` (per output row), as
+        aihwkit returns them.
         """
         if self._hwa is not None and self._hwa.scales is not None:
             return self._model.w * self._hwa.scales[:, None]
@@ -534,12 +549,9 @@ class AnalogTile:
         self._inference_step(lambda readout: self._inference.drift(
             self._model.w, t, self._rng, readout))
 
-    def program_weights(self, noise_model=None) -> None:
+    def program_weights(self, from_reference: bool = True, noise_model=None) -> None:
         """Program the target weights with the noise model's programming noise
         (``InferenceRPUConfig`` only; aihwkit's ``program_weights``).
-
-        ``noise_model``, if given, replaces the configuration's noise model first (a
-        validated copy; as aihwkit, it stays for later drifts and programmings).
 
         The target is the current weights, or, if the tile was programmed before and
         ``set_weights`` was not called since, the same target as then (so repeated calls are
@@ -547,25 +559,32 @@ class AnalogTile:
         (what :meth:`get_weights` and every forward then read); the drift coefficients are
         drawn; with drift compensation the baseline is read out through the forward IO
         model and alpha is reset to 1. Fresh draws every call.
+
+        Parameters
+        ----------
+        from_reference : bool
+            ``False`` takes the current weights as the new target (aihwkit's argument).
+        noise_model : BaseNoiseModel, optional
+            Replaces the config's noise model from now on (aihwkit's argument).
         """
         if self._inference is None:
             raise ValueError(f"program_weights needs an InferenceRPUConfig tile, this one has "
                              f"{type(self.rpu_config).__name__}")
         if noise_model is not None:
             self._replace_noise_model(noise_model)
+        if not from_reference:
+            self._inference.reference = None
         self._inference_step(lambda readout: self._inference.program(
             self._model.w, self._rng, readout))
 
     def _replace_noise_model(self, noise_model) -> None:
-        from rpusim.inference import BaseNoiseModel
-        if not isinstance(noise_model, BaseNoiseModel):
-            raise TypeError(f"noise_model must be a noise model (BaseNoiseModel), got "
-                            f"{type(noise_model).__name__}")
-        noise_model = copy.deepcopy(noise_model)
-        noise_model.validate()
-        self.rpu_config.noise_model = noise_model
+        config = copy.copy(self.rpu_config)
+        config.noise_model = copy.deepcopy(noise_model)
+        config.validate()
+        self.rpu_config.noise_model = config.noise_model
         if self._forward_mvm.time_sliced:
-            self._forward_mvm.g_converter = noise_model.g_converter
+            # the time-dependent IR drop reads the conductances of the new converter
+            self._forward_mvm.g_converter = config.noise_model.g_converter
 
     def _inference_step(self, step) -> None:
         """``W <- step(readout)``, ``readout(W)`` the test-mode forward of the compensation's

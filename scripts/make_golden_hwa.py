@@ -15,6 +15,11 @@ weights times the scales) and the backward of the identity. Each scenario become
 rpusim's dict form, ``lr``) and float32 arrays ``w0``, ``x``, ``d``, ``<k>_analog``,
 ``<k>_scales``, ``<k>_weights``, ``<k>_fwd_train``, ``<k>_fwd_test``, ``<k>_bwd`` for records
 ``k = 0, 1``. Replayed by ``tests/test_hwa_golden.py``.
+
+The stochastic modifiers (``--moments``, into ``<out>/stats/``) are recorded by their moments:
+a tile of ``ROWS`` identical rows (the weight levels ``LEVELS``), one ``post_update_step()``,
+and per column the mean, variance and fourth central moment of the training forward's
+weights; ``tests/test_hwa_golden.py`` compares rpusim's within 5 standard errors.
 """
 
 from __future__ import annotations
@@ -136,14 +141,62 @@ def play(name, modifier, clip, remap, out_dir: pathlib.Path) -> None:
              **{k: np.asarray(v, np.float32) for k, v in arrays.items()})
 
 
+ROWS = 20000
+LEVELS = np.array([-1.0, -0.41, -0.05, 0.0, 0.13, 0.5, 0.87], np.float32)
+
+
+def stochastic_scenarios() -> dict[str, WeightModifierParameter]:
+    mod = WeightModifierParameter
+    prog = [0.26348, 1.9650, -1.1731]
+    return {
+        "mult_normal": mod(type=M.MULT_NORMAL, std_dev=0.2),
+        "add_normal": mod(type=M.ADD_NORMAL, std_dev=0.1),
+        "add_normal_assumed_wmax": mod(type=M.ADD_NORMAL, std_dev=0.1, rel_to_actual_wmax=False,
+                                       assumed_wmax=0.4),
+        "discretize_sto_round": mod(type=M.DISCRETIZE, res=0.2, sto_round=True),
+        "discretize_add_normal": mod(type=M.DISCRETIZE_ADD_NORMAL, res=0.25, std_dev=0.05,
+                                     sto_round=True),
+        "dorefa_sto_round": mod(type=M.DOREFA, res=0.2, sto_round=True),
+        "poly": mod(type=M.POLY, std_dev=0.5),
+        "poly_coeffs": mod(type=M.POLY, std_dev=0.3, coeffs=[0.1, 0.0, 0.4]),
+        "prog_noise": mod(type=M.PROG_NOISE, std_dev=5.0, coeffs=prog),
+        "drop_connect": mod(type=M.DROP_CONNECT, pdrop=0.3),
+        "copy_pdrop": mod(type=M.COPY, pdrop=0.2),
+        "add_normal_pdrop": mod(type=M.ADD_NORMAL, std_dev=0.05, pdrop=0.25),
+    }
+
+
+def play_moments(name, modifier, out_dir: pathlib.Path) -> None:
+    config = InferenceRPUConfig(forward=IOParameters(is_perfect=True))
+    config.drift_compensation = None
+    config.modifier = modifier
+    tile = InferenceTile(ROWS, len(LEVELS), config)
+    tile.set_weights(torch.from_numpy(np.tile(LEVELS, (ROWS, 1))))
+    tile.post_update_step()
+    with torch.no_grad():
+        fb = tile.joint_forward(torch.eye(len(LEVELS)), is_test=False).numpy().T
+    fb = fb.astype(np.float64)
+    mean = fb.mean(axis=0)
+    meta = {"aihwkit_version": "1.2.0", "modifier": _plain(modifier), "rows": ROWS}
+    np.savez(out_dir / f"{name}.npz", meta=np.array(json.dumps(meta)), levels=LEVELS,
+             mean=mean, var=fb.var(axis=0, ddof=1), m4=((fb - mean) ** 4).mean(axis=0))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=pathlib.Path, default=ROOT / "tests" / "golden" / "hwa")
+    parser.add_argument("--moments", action="store_true",
+                        help="only the moments of the stochastic modifiers")
     args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-    for name, (modifier, clip, remap) in scenarios().items():
-        play(name, modifier, clip, remap, args.out)
-        print(name)
+    stats = args.out / "stats"
+    stats.mkdir(parents=True, exist_ok=True)
+    if not args.moments:
+        for name, (modifier, clip, remap) in scenarios().items():
+            play(name, modifier, clip, remap, args.out)
+            print(name)
+    for name, modifier in stochastic_scenarios().items():
+        play_moments(name, modifier, stats)
+        print(f"stats/{name}")
 
 
 if __name__ == "__main__":

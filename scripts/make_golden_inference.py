@@ -11,6 +11,8 @@ classes and constructor arguments, which are the same in aihwkit and rpusim) and
 * ``tile__*``: an inference tile with every noise scale or spread at zero and a perfect forward
   IO (so nothing depends on aihwkit's random numbers): the weights after programming and after
   drifting to several times, alpha, and test-mode outputs for an input batch;
+* ``tilestats__*``: alpha and the mean |W| of a tile with the default noisy forward IO after
+  each of many independent programmings and drifts of one target (their mean and spread);
 * ``stats__*``: a noise model applied to conductance slices of a few fixed values, each
   repeated ``n`` times (programming, drift exponents, drift and read noise at several times):
   the mean and standard deviation per value, which rpusim's draws are compared with in
@@ -158,7 +160,7 @@ def make_tiles(out: pathlib.Path) -> None:
              alpha=np.array(alphas), outputs=np.stack(outputs))
 
 
-# -- statistics of the noisy paths -----------------------------------------------------------------
+# -- statistics of the noisy paths ----------------------------------------------------------------
 STATS = {
     "pcm_default": ({"class": "PCMLikeNoiseModel", "kwargs": {}},
                     [0.0, 1.0, 5.0, 12.5, 25.0], [0.0, 3600.0, 3.15e7]),
@@ -200,6 +202,39 @@ def make_stats(out: pathlib.Path) -> None:
              drift_mean=np.stack(drift_mean), drift_std=np.stack(drift_std), **arrays)
 
 
+# -- the compensated drift of a whole tile, default (noisy) forward IO ----------------------------
+TILE_STATS = {
+    "pcm_compensated": ({"class": "PCMLikeNoiseModel", "kwargs": {}}, [1.0, 86400.0, 3.15e7]),
+    "state_independent_compensated": ({"class": "StateIndependentNoiseModel", "kwargs": {}},
+                                      [3600.0]),
+}
+N_TILE_STATS = 300
+
+
+def make_tile_stats(out: pathlib.Path) -> None:
+    """alpha and the mean |W| of the drifted weights over independent programmings of one
+    target, per time; the default IO makes both readouts noisy."""
+    torch.manual_seed(4321)
+    for name, (model_spec, times) in TILE_STATS.items():
+        config = InferenceRPUConfig()
+        config.noise_model = build(model_spec)
+        w = weights((16, 24), 5)
+        alphas = np.zeros((len(times), N_TILE_STATS))
+        mean_abs = np.zeros((len(times), N_TILE_STATS))
+        tile = InferenceTile(16, 24, config)
+        tile.set_weights(torch.from_numpy(w))
+        for rep in range(N_TILE_STATS):
+            tile.program_weights()
+            for k, t in enumerate(times):
+                tile.drift_weights(t)
+                alphas[k, rep] = float(tile.alpha)
+                mean_abs[k, rep] = float(tile.get_weights()[0].abs().mean())
+        save(out, f"tilestats__{name}", {"noise_model": model_spec, "times": times,
+                                         "n": N_TILE_STATS},
+             weights=w, alpha_mean=alphas.mean(1), alpha_std=alphas.std(1, ddof=1),
+             mean_abs_mean=mean_abs.mean(1), mean_abs_std=mean_abs.std(1, ddof=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "tests" / "golden" / "inference"))
@@ -209,6 +244,7 @@ def main() -> None:
     make_converters(out)
     make_tiles(out)
     make_stats(out)
+    make_tile_stats(out)
 
 
 if __name__ == "__main__":

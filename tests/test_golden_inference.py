@@ -108,3 +108,29 @@ def test_noise_model_in_distribution(path):
         g_final = model.apply_drift_noise_to_conductance(g.copy(), nu, t, rng)
         _assert_moments(g_final, arrays["drift_mean"][k], arrays["drift_std"][k], n,
                         f"drift and read noise at t = {t}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", _files("tilestats"), ids=lambda p: p.stem)
+def test_compensated_drift_in_distribution(path):
+    """alpha and the mean |W| after program + drift with the default noisy forward IO: the mean
+    over independent programmings within 5 standard errors of aihwkit's."""
+    spec, arrays = _load(path)
+    n, times = spec["n"], spec["times"]
+    tile = AnalogTile(*arrays["weights"].shape,
+                      InferenceRPUConfig(noise_model=build(spec["noise_model"])), seed=11)
+    tile.set_weights(arrays["weights"])
+    alphas = np.zeros((len(times), n))
+    mean_abs = np.zeros((len(times), n))
+    for rep in range(n):
+        tile.program_weights()
+        for k, t in enumerate(times):
+            tile.drift_weights(t)
+            alphas[k, rep] = tile.get_drift_compensation_alpha()
+            mean_abs[k, rep] = np.abs(tile.get_weights()).mean()
+    for name, values in (("alpha", alphas), ("mean_abs", mean_abs)):
+        ref_mean, ref_std = arrays[f"{name}_mean"], arrays[f"{name}_std"]
+        se = np.sqrt((values.var(1, ddof=1) + ref_std ** 2) / n)
+        np.testing.assert_array_less(np.abs(values.mean(1) - ref_mean), 5 * se,
+                                     err_msg=f"{name} at t = {times}: {values.mean(1)} vs "
+                                             f"aihwkit {ref_mean}")
