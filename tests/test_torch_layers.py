@@ -230,7 +230,8 @@ def test_sgd_updates_each_tile_once_per_step_with_all_pairs_in_backward_order():
     calls = []
     tile = layer.analog_tile
     original = tile.update
-    tile.update = lambda x, d, lr=None: (calls.append((x.copy(), d.copy(), lr)),
+    tile.update = lambda x, d, lr=None: (calls.append((x.copy(), d.copy(),
+                                                       tile.learning_rate if lr is None else lr)),
                                          original(x, d, lr))
     opt = AnalogSGD(layer.parameters(), lr=0.5)
     x1, x2 = torch.rand(2, 3), torch.rand(1, 3)
@@ -309,3 +310,50 @@ def test_learned_out_scaling_is_trained_digitally():
     train(layer, opt, [torch.ones(1, 3)], [torch.zeros(1, 2)])
     alpha = layer.analog_module.out_scaling_alpha[0].detach()
     assert not torch.equal(alpha, torch.ones(2))
+
+
+def test_analog_optimizer_wraps_any_torch_optimizer():
+    from rpusim.torch import AnalogAdam, AnalogOptimizer
+
+    torch.manual_seed(0)
+    layer = AnalogLinear(3, 2, rpu_config=perfect(), seed=0)
+    opt = AnalogOptimizer(torch.optim.Adam, layer.parameters(), lr=0.01)
+    assert isinstance(opt, torch.optim.Adam) and isinstance(opt, AnalogOptimizer)
+    w0, b0 = layer.get_weights()
+    x = torch.rand(2, 3)
+    layer(x).sum().backward()
+    opt.step()
+    w1, b1 = layer.get_weights()
+    # analog weights: plain SGD at the group's rate; digital bias: one Adam step of size lr
+    torch.testing.assert_close(w1, w0 - 0.01 * torch.ones(2, 1) * x.sum(0), rtol=1e-5,
+                               atol=1e-6)
+    torch.testing.assert_close(b1, b0 - 0.01, rtol=1e-5, atol=1e-6)
+    assert layer.analog_tile.get_learning_rate() == pytest.approx(0.01)
+    assert isinstance(AnalogAdam(layer.parameters()), torch.optim.Adam)
+
+
+def test_weights_without_scaling():
+    layer = AnalogLinear(2, 2, bias=False, rpu_config=perfect(weight_scaling_omega=0.5), seed=0)
+    w = torch.tensor([[2.0, -1.0], [0.5, 0.0]])
+    layer.set_weights(w)
+    torch.testing.assert_close(layer.get_weights(apply_weight_scaling=False)[0], w / 4)
+    layer.set_weights(torch.full((2, 2), 0.1), apply_weight_scaling=False)
+    torch.testing.assert_close(layer.get_weights()[0], torch.full((2, 2), 0.4))
+    layer.remap_analog_weights(1.0)
+    torch.testing.assert_close(layer.get_weights()[0], torch.full((2, 2), 0.4))
+    torch.testing.assert_close(layer.get_weights(apply_weight_scaling=False)[0],
+                               torch.ones(2, 2))
+
+
+def test_analog_summary_counts_tiles_and_reuse():
+    from rpusim.torch import analog_summary
+
+    config = perfect(max_input_size=16, max_output_size=8)
+    model = AnalogSequential(AnalogConv2d(1, 4, 3, rpu_config=config), torch.nn.ReLU(),
+                             torch.nn.Flatten(), AnalogLinear(144, 10, rpu_config=config))
+    info = analog_summary(model, (2, 1, 8, 8))
+    assert info.total_tile_number == 1 + 9 * 2 and info.total_nb_analog == 2
+    conv, relu, _, linear = info.layers
+    assert conv["reuse_factor"] == 2 * 36 and conv["tiles"] == [((4, 9), 100 * 36 / 128)]
+    assert relu["kind"] == "digital" and linear["reuse_factor"] == 2
+    assert "Total number of tiles: 19" in repr(info)
