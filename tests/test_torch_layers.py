@@ -357,3 +357,21 @@ def test_analog_summary_counts_tiles_and_reuse():
     assert conv["reuse_factor"] == 2 * 36 and conv["tiles"] == [((4, 9), 100 * 36 / 128)]
     assert relu["kind"] == "digital" and linear["reuse_factor"] == 2
     assert "Total number of tiles: 19" in repr(info)
+
+
+def test_load_state_dict_can_keep_the_current_config():
+    """aihwkit's ``load_rpu_config=False``: the saved weights and device state go into tiles
+    that keep the configuration the model was built with."""
+    source = AnalogLinear(4, 3, rpu_config=SingleRPUConfig(device=ConstantStepDevice()), seed=0)
+    config = SingleRPUConfig(device=ConstantStepDevice())
+    config.update.desired_bl = 7
+    target = AnalogLinear(4, 3, rpu_config=config, seed=1)
+    target.load_state_dict(source.state_dict(), load_rpu_config=False)
+    assert target.analog_tile.rpu_config.update.desired_bl == 7
+    np.testing.assert_array_equal(target.analog_tile.get_weights(),
+                                  source.analog_tile.get_weights())
+    target.load_state_dict(source.state_dict())
+    assert target.analog_tile.rpu_config.update.desired_bl == 31
+    other = AnalogLinear(4, 3, rpu_config=FloatingPointRPUConfig(), seed=1)
+    with pytest.raises(ValueError, match="strict_rpu_config_check"):
+        other.load_state_dict(source.state_dict(), load_rpu_config=False)

@@ -144,6 +144,42 @@ class AnalogLayerBase:
             if isinstance(module, TileGrid):
                 module.remap(weight_scaling_omega)
 
+    # -- state ---------------------------------------------------------------------------------
+    def load_state_dict(self, state_dict, strict: bool = True,
+                        load_rpu_config: bool | None = None,
+                        strict_rpu_config_check: bool | None = None, *, assign: bool = False):
+        """torch's ``load_state_dict`` with aihwkit's two extra flags.
+
+        Parameters
+        ----------
+        state_dict, strict, assign
+            As ``torch.nn.Module.load_state_dict``.
+        load_rpu_config : bool, optional
+            Restore the tiles' saved configs (default, None or True), or keep the current
+            configs and load only the state (weights, hidden parameters, IO and RNG state)
+            into them (False).
+        strict_rpu_config_check : bool, optional
+            With ``load_rpu_config=False``: refuse a saved config of another class
+            (default True).
+
+        Raises
+        ------
+        ValueError
+            A tile state that does not fit (nothing of that layer is changed).
+        """
+        from rpusim.torch.mapping import TileGrid
+
+        keep = load_rpu_config is False
+        strict_check = strict_rpu_config_check is None or bool(strict_rpu_config_check)
+        grids = [m for m in self.modules() if isinstance(m, TileGrid)]
+        for grid in grids:
+            grid._keep_config = (strict_check if keep else None)
+        try:
+            return super().load_state_dict(state_dict, strict=strict, assign=assign)
+        finally:
+            for grid in grids:
+                grid._keep_config = None
+
     # -- inference -----------------------------------------------------------------------------
     def _require_eval(self, what: str) -> None:
         if self.training:

@@ -10,6 +10,7 @@ pieces summed digitally. Each tile has its own periphery: a weight-scaling facto
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
 import torch
@@ -383,6 +384,9 @@ class TileGrid(nn.Module):
             raise ValueError(f"the state holds {len(state['tiles'])} tiles, this layer has "
                              f"{len(self._flat)}")
         states = [_state_to_numpy(s) for s in state["tiles"]]
+        strict_check = getattr(self, "_keep_config", None)
+        if strict_check is not None:
+            states = [_with_config(s, tile, strict_check) for s, tile in zip(states, self._flat)]
         for tile, tile_state in zip(self._flat, states):
             restored = AnalogTile.from_state_dict(tile_state)  # validates before anything changes
             if (restored.out_size, restored.in_size) != (tile.out_size, tile.in_size):
@@ -448,6 +452,18 @@ def _saturation_mask(tile: AnalogTile, y: np.ndarray):
     if y.max() < bound and -y.min() < bound:
         return None
     return np.abs(y) >= bound
+
+
+def _with_config(state: dict, tile: AnalogTile, strict_check: bool) -> dict:
+    """``state`` with ``tile``'s current config in place of the saved one
+    (``load_rpu_config=False``)."""
+    current = tile.state_dict()["config"]
+    saved_class = json.loads(str(state.get("config", "{}"))).get("__class__")
+    current_class = json.loads(str(current))["__class__"]
+    if strict_check and saved_class != current_class:
+        raise ValueError(f"the saved tile config is a {saved_class}, this layer's a "
+                         f"{current_class} (pass strict_rpu_config_check=False to load anyway)")
+    return {**state, "config": current}
 
 
 def _state_to_torch(state: dict) -> dict:
