@@ -375,3 +375,23 @@ def test_load_state_dict_can_keep_the_current_config():
     other = AnalogLinear(4, 3, rpu_config=FloatingPointRPUConfig(), seed=1)
     with pytest.raises(ValueError, match="strict_rpu_config_check"):
         other.load_state_dict(source.state_dict(), load_rpu_config=False)
+
+
+@settings(deadline=None, max_examples=20)
+@given(kernel=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+       stride=st.tuples(st.integers(1, 3), st.integers(1, 2)),
+       padding=st.tuples(st.integers(0, 2), st.integers(0, 1)),
+       dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+       mode=st.sampled_from(["zeros", "reflect", "replicate", "circular"]),
+       unbatched=st.booleans())
+def test_conv2d_matches_torch_conv2d_for_any_geometry(kernel, stride, padding, dilation, mode,
+                                                      unbatched):
+    layer = AnalogConv2d(2, 3, kernel, stride, padding, dilation, padding_mode=mode,
+                         rpu_config=perfect(), seed=0)
+    reference = torch.nn.Conv2d(2, 3, kernel, stride, padding, dilation, padding_mode=mode)
+    w, b = layer.get_weights()
+    with torch.no_grad():
+        reference.weight.copy_(w.reshape(reference.weight.shape))
+        reference.bias.copy_(b)
+    x = torch.randn(*(() if unbatched else (2,)), 2, 6, 5)
+    torch.testing.assert_close(layer(x), reference(x), rtol=1e-5, atol=1e-5)
