@@ -277,27 +277,30 @@ def test_convert_to_analog_and_back():
     torch.testing.assert_close(wrapped(torch.ones(1, 4)), torch.full((1, 2), 4.0))
 
 
-def test_program_and_drift_need_eval_and_reach_inference_tiles(monkeypatch):
-    import rpusim.configs as configs
+def test_program_and_drift_need_eval_and_reach_inference_tiles():
+    from rpusim.configs import InferenceRPUConfig
 
-    class FakeInferenceConfig(SingleRPUConfig):
-        pass
-
-    monkeypatch.setattr(configs, "InferenceRPUConfig", FakeInferenceConfig, raising=False)
-    inference = FakeInferenceConfig(device=ConstantStepDevice())
-    model = AnalogSequential(AnalogLinear(3, 2, rpu_config=inference),
-                             AnalogLinear(2, 2, rpu_config=perfect()))
-    calls = []
+    torch.manual_seed(0)
+    model = AnalogSequential(AnalogLinear(6, 4, rpu_config=InferenceRPUConfig()),
+                             AnalogLinear(4, 2, rpu_config=perfect()))
+    opt = AnalogSGD(model.parameters(), lr=0.05)
+    train(model, opt, [torch.rand(3, 6)] * 2, [torch.rand(3, 2)] * 2)  # hardware-aware
     inference_tile, training_tile = model.analog_tiles()
-    inference_tile.program_weights = lambda: calls.append("program")
-    inference_tile.drift_weights = lambda t: calls.append(("drift", t))
-    training_tile.drift_weights = lambda t: calls.append("wrong tile")
+    trained = inference_tile.get_weights()
+    fixed = training_tile.get_weights()
     with pytest.raises(RuntimeError, match="eval"):
         model.program_analog_weights()
     model.eval()
     model.program_analog_weights()
+    programmed = inference_tile.get_weights()
+    assert not np.array_equal(programmed, trained)
+    np.testing.assert_array_equal(inference_tile.get_target_weights(), trained)
     model.drift_analog_weights(3600.0)
-    assert calls == ["program", ("drift", 3600.0)]
+    assert not np.array_equal(inference_tile.get_weights(), programmed)
+    np.testing.assert_array_equal(training_tile.get_weights(), fixed)
+    x = torch.rand(2, 6)
+    with torch.no_grad():
+        assert model(x).shape == (2, 2)
 
 
 def test_learned_out_scaling_is_trained_digitally():

@@ -186,9 +186,14 @@ class AnalogLayerBase:
             raise RuntimeError(f"{what} can only be applied in evaluation mode: call "
                                "model.eval() first (as in aihwkit)")
 
-    def program_analog_weights(self) -> None:
+    def program_analog_weights(self, noise_model=None) -> None:
         """Program the weights of every inference tile (programming noise of its
         ``InferenceRPUConfig``); training tiles are left alone, as in aihwkit.
+
+        Parameters
+        ----------
+        noise_model : optional
+            Replaces the tiles' noise model from now on (aihwkit's argument).
 
         Raises
         ------
@@ -197,11 +202,11 @@ class AnalogLayerBase:
         """
         self._require_eval("program_analog_weights")
         for tile in _inference_tiles(self):
-            tile.program_weights()
+            tile.program_weights(noise_model=noise_model)
 
     def drift_analog_weights(self, t_inference: float = 0.0) -> None:
         """Drift the programmed weights of every inference tile to ``t_inference`` seconds
-        after programming (the tile programs them first if that has not happened).
+        after programming (absolute time; a tile never programmed is programmed first).
 
         Raises
         ------
@@ -210,14 +215,12 @@ class AnalogLayerBase:
         """
         self._require_eval("drift_analog_weights")
         for tile in _inference_tiles(self):
-            tile.drift_weights(t_inference)
+            tile.drift_weights(t_inference=t_inference)
 
 
 def _inference_tiles(module) -> list:
-    """The tiles built from an ``InferenceRPUConfig`` (none where rpusim has no such config)."""
-    import rpusim.configs as configs
+    """The tiles built from an ``InferenceRPUConfig``."""
+    from rpusim.configs import InferenceRPUConfig
 
-    config_class = getattr(configs, "InferenceRPUConfig", None)
-    if config_class is None:
-        return []
-    return [tile for tile in module.analog_tiles() if isinstance(tile.rpu_config, config_class)]
+    return [tile for tile in module.analog_tiles()
+            if isinstance(tile.rpu_config, InferenceRPUConfig)]
