@@ -417,3 +417,9 @@ def test_container_weights_are_keyed_by_tile_as_in_aihwkit():
     assert model[1].analog_module.get_scales()[1] is not None
     with pytest.raises(ValueError, match="no entry"):
         model.set_weights({"0.analog_module": weights["0.analog_module"]})
+
+
+def test_tiles_answer_to_aihwkits_tile_attribute():
+    """aihwkit scripts print ``next(model.analog_tiles()).tile``."""
+    tile = next(AnalogSequential(AnalogLinear(2, 2)).analog_tiles())
+    assert isinstance(tile, AnalogTile) and tile.tile is tile
