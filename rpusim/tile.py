@@ -217,8 +217,9 @@ class AnalogTile:
 
     @property
     def tile(self) -> "AnalogTile":
-        """The simulator tile: the tile itself (aihwkit scripts reach its C++ tile by
-        ``analog_tile.tile``; rpusim has one tile class)."""
+        """The tile itself. aihwkit's layers hold tile modules whose simulator tile is
+        ``.tile``; scripts print ``next(model.analog_tiles()).tile``, and rpusim's layers
+        yield the simulator tiles directly."""
         return self
 
     def __repr__(self) -> str:

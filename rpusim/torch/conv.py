@@ -46,9 +46,10 @@ class _AnalogConvNd(AnalogLayerBase, _ConvNd):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
                  dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
-                 rpu_config=None, tile_module_class=None, *, digital_bias: bool | None = None,
-                 seed: int | None = None, dtype=np.float32):
+                 rpu_config=None, tile_module_class=None, use_indexed: bool | None = None, *,
+                 digital_bias: bool | None = None, seed: int | None = None, dtype=np.float32):
         nn.Module.__init__(self)
+        self.use_indexed = False  # aihwkit's CUDA-only indexed path: the CPU unfolds
         n = self._ndim
         self.in_channels = _check_positive("in_channels", in_channels)
         self.out_channels = _check_positive("out_channels", out_channels)
@@ -69,6 +70,7 @@ class _AnalogConvNd(AnalogLayerBase, _ConvNd):
         _check_tile_module_class(tile_module_class)
         config = layer_config(rpu_config, digital_bias)
         self.in_size = self.in_channels * math.prod(self.kernel_size)
+        self.in_features, self.out_features = self.in_size, self.out_channels
         self.analog_module = TileGrid(self.out_channels, self.in_size, config, bool(bias),
                                       seed=seed, dtype=dtype)
         self.register_parameter("weight", None)
@@ -164,24 +166,31 @@ class _AnalogConvNd(AnalogLayerBase, _ConvNd):
         return y[0] if unbatched else y
 
     # -- weights -------------------------------------------------------------------------------
-    def get_weights(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def get_weights(self, apply_weight_scaling: bool = True
+                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Return ``(weight, bias)`` with ``weight`` in the tile layout
         ``(out_channels, in_channels * prod(kernel_size))``, as aihwkit."""
-        weight, bias = self.analog_module.get_weights()
+        weight, bias = self.analog_module.get_weights(apply_weight_scaling)
         if self.bias is not None:
             bias = self.bias.detach().clone()
         return weight, bias
 
-    def set_weights(self, weight, bias=None) -> None:
+    def set_weights(self, weight, bias=None, apply_weight_scaling: bool = True,
+                    weight_scaling_omega: float | None = None) -> None:
         """Program ``weight``, in torch's layout ``(out, in, *kernel)`` or the tile layout,
-        and the bias."""
+        and the bias.
+
+        ``apply_weight_scaling`` and ``weight_scaling_omega`` act as in
+        :meth:`TileGrid.set_weights <rpusim.torch.mapping.TileGrid.set_weights>`.
+        """
         w = weight.detach().cpu() if isinstance(weight, torch.Tensor) else torch.as_tensor(
             np.asarray(weight))
         if w.numel() != self.out_channels * self.in_size:
             raise ValueError(f"weight must have shape ({self.out_channels}, "
                              f"{self.in_channels}, *{self.kernel_size}) or "
                              f"({self.out_channels}, {self.in_size}), got {tuple(w.shape)}")
-        self.analog_module.set_weights(w.reshape(self.out_channels, self.in_size), bias)
+        self.analog_module.set_weights(w.reshape(self.out_channels, self.in_size), bias,
+                                       apply_weight_scaling, weight_scaling_omega)
         if bias is not None and self.bias is not None:
             with torch.no_grad():
                 self.bias.copy_(torch.as_tensor(np.asarray(

@@ -10,6 +10,7 @@ pieces summed digitally. Each tile has its own periphery: a weight-scaling facto
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
 import torch
@@ -273,7 +274,9 @@ class TileGrid(nn.Module):
                 d = np.concatenate([p[1] for p in pending])
             if self._alpha[k] is not None:
                 d = d / (self._alpha[k] * self._lr_scale[k])
-            tile.update(x, d, lr=lr * self._lr_scale[k])
+            # the tile keeps the rate it was last updated with, as aihwkit's tiles do
+            tile.learning_rate = lr * self._lr_scale[k]
+            tile.update(x, d)
 
     def post_update_step(self) -> None:
         """Diffusion and decay of every tile (after each optimizer step)."""
@@ -281,15 +284,17 @@ class TileGrid(nn.Module):
             tile.post_update_step()
 
     # -- weights -------------------------------------------------------------------------------
-    def get_weights(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The logical weights ``tile * alpha * learned scale`` and the analog bias
-        (``None`` when the bias is digital or absent; the layer adds its digital bias)."""
+    def get_weights(self, apply_weight_scaling: bool = True
+                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The logical weights ``tile * alpha * learned scale`` (only the tiles' own values
+        with ``apply_weight_scaling=False``) and the analog bias (``None`` when the bias is
+        digital or absent; the layer adds its digital bias)."""
         w = np.empty((self.out_size, self.in_size + int(self.analog_bias)), self.dtype)
         k = 0
         for (a, b), row in zip(self._in_bounds, self.tiles):
             for (c, e), tile in zip(self._out_bounds, row):
                 wt = tile.get_weights()
-                scale = self._tile_scale(k)
+                scale = self._tile_scale(k) if apply_weight_scaling else None
                 if scale is not None:
                     wt = wt * scale.reshape(-1, 1)
                 w[c:e, a:a + wt.shape[1]] = wt
@@ -306,12 +311,14 @@ class TileGrid(nn.Module):
             scale = learned if scale is None else scale * learned
         return scale
 
-    def set_weights(self, weight, bias=None, weight_scaling_omega: float | None = None) -> None:
+    def set_weights(self, weight, bias=None, apply_weight_scaling: bool = True,
+                    weight_scaling_omega: float | None = None) -> None:
         """Write ``weight`` (out, in) and, with an analog bias, ``bias`` (out,) to the tiles.
 
         With ``weight_scaling_omega > 0`` (given here or in the mapping) every tile stores
         ``W / alpha`` with ``alpha = max|W| / omega`` over the tile (per row if columnwise),
-        and learned output scales restart at 1.
+        and learned output scales restart at 1. ``apply_weight_scaling=False`` writes the
+        values as they are and keeps the scales.
         """
         w = _to_numpy(weight)
         if w.shape != (self.out_size, self.in_size):
@@ -322,28 +329,61 @@ class TileGrid(nn.Module):
             if b.shape != (self.out_size,):
                 raise ValueError(f"bias must have shape ({self.out_size},), got {b.shape}")
             w = np.concatenate([w, b.reshape(-1, 1)], axis=1)
-        mapping = self.rpu_config.mapping
-        omega = mapping.weight_scaling_omega if weight_scaling_omega is None \
-            else float(weight_scaling_omega)
-        pieces = []
-        k = 0
-        for a, b in self._in_bounds:
-            for c, e in self._out_bounds:
-                wt = np.asarray(w[c:e, a:b + int(self.analog_bias)], dtype=np.float64)
-                alpha = _weight_scale(wt, omega, mapping.weight_scaling_columnwise)
-                pieces.append((wt if alpha is None else wt / alpha.reshape(-1, 1), alpha))
-                k += 1
-        if not all(np.isfinite(p).all() for p, _ in pieces):
+        omega = self._omega(weight_scaling_omega)
+        extra = int(self.analog_bias)
+        pieces = [np.asarray(w[c:e, a:b + extra], dtype=np.float64)
+                  for a, b in self._in_bounds for c, e in self._out_bounds]
+        if not all(np.isfinite(p).all() for p in pieces):
             raise ValueError("weight must be finite, got NaN or inf")
-        for k, (tile, (piece, alpha)) in enumerate(zip(self._flat, pieces)):
-            tile.set_weights(piece)
-            self._alpha[k] = None if alpha is None else alpha.astype(self.dtype)
-            self._lr_scale[k] = (1.0 / float(alpha.mean()) if alpha is not None
-                                 and mapping.weight_scaling_lr_compensation else 1.0)
+        for k, piece in enumerate(pieces):
+            self._write(k, piece, omega, apply_weight_scaling)
+
+    def _omega(self, weight_scaling_omega: float | None) -> float:
+        if weight_scaling_omega is None:
+            return self.rpu_config.mapping.weight_scaling_omega
+        return float(weight_scaling_omega)
+
+    def _write(self, k: int, piece: np.ndarray, omega: float, apply_weight_scaling: bool
+               ) -> None:
+        """Write one tile's piece with its own periphery (aihwkit's per-tile set_weights)."""
+        mapping = self.rpu_config.mapping
+        if not apply_weight_scaling:
+            self._flat[k].set_weights(piece)
+            return
+        alpha = _weight_scale(piece, omega, mapping.weight_scaling_columnwise)
+        self._flat[k].set_weights(piece if alpha is None else piece / alpha.reshape(-1, 1))
+        self._alpha[k] = None if alpha is None else alpha.astype(self.dtype)
+        self._lr_scale[k] = (1.0 / float(alpha.mean()) if alpha is not None
+                             and mapping.weight_scaling_lr_compensation else 1.0)
         if self.out_scaling_alpha is not None:
             with torch.no_grad():
-                for p in self.out_scaling_alpha:
-                    p.fill_(1.0)
+                self.out_scaling_alpha[k].fill_(1.0)
+
+    def get_tile_weights(self, i: int, j: int) -> torch.Tensor:
+        """The logical weights of tile ``tiles[i][j]`` (its values times its scales)."""
+        k = self._index(i, j)
+        w = self._flat[k].get_weights()
+        scale = self._tile_scale(k)
+        return torch.from_numpy(w if scale is None else w * scale.reshape(-1, 1))
+
+    def set_tile_weights(self, i: int, j: int, weight, apply_weight_scaling: bool = True,
+                         weight_scaling_omega: float | None = None) -> None:
+        """Write the logical weights of tile ``tiles[i][j]`` alone (its own weight scale)."""
+        k = self._index(i, j)
+        tile = self._flat[k]
+        w = np.asarray(_to_numpy(weight), dtype=np.float64)
+        if w.shape != (tile.out_size, tile.in_size):
+            raise ValueError(f"weight of tile ({i}, {j}) must have shape "
+                             f"({tile.out_size}, {tile.in_size}), got {w.shape}")
+        if not np.isfinite(w).all():
+            raise ValueError("weight must be finite, got NaN or inf")
+        self._write(k, w, self._omega(weight_scaling_omega), apply_weight_scaling)
+
+    def _index(self, i: int, j: int) -> int:
+        if not (0 <= i < len(self.in_sizes) and 0 <= j < len(self.out_sizes)):
+            raise IndexError(f"tile ({i}, {j}) outside the {len(self.in_sizes)} x "
+                             f"{len(self.out_sizes)} grid")
+        return i * len(self.out_sizes) + j
 
     def remap(self, weight_scaling_omega: float | None = 1.0) -> None:
         """Rewrite the current logical weights with fresh weight scales (see
@@ -374,6 +414,9 @@ class TileGrid(nn.Module):
             raise ValueError(f"the state holds {len(state['tiles'])} tiles, this layer has "
                              f"{len(self._flat)}")
         states = [_state_to_numpy(s) for s in state["tiles"]]
+        strict_check = getattr(self, "_keep_config", None)
+        if strict_check is not None:
+            states = [_with_config(s, tile, strict_check) for s, tile in zip(states, self._flat)]
         for tile, tile_state in zip(self._flat, states):
             restored = LayerTile.from_state_dict(tile_state)  # validates before anything changes
             if (restored.out_size, restored.in_size) != (tile.out_size, tile.in_size):
@@ -442,11 +485,26 @@ def _weight_scale(w: np.ndarray, omega: float, columnwise: bool) -> np.ndarray |
 def _saturation_mask(tile: AnalogTile, y: np.ndarray):
     """Outputs at the ADC bound get no backward gradient (aihwkit's periphery, io spec §9)."""
     io = tile.rpu_config.forward
-    if (io.out_bound <= 0 or io.is_perfect or io.mv_type == AnalogMVType.IDEAL
-            or tile._forward_mvm.exact):
+    if (io.is_perfect or io.out_bound <= 0 or io.mv_type == AnalogMVType.IDEAL
+            or tile._forward_mvm.exact or y.size == 0):
         return None
-    mask = np.abs(y) >= 0.999 * io.out_scale * io.out_bound
-    return mask if mask.any() else None
+    bound = 0.999 * io.out_scale * io.out_bound
+    # two reductions decide the common case (nothing saturates) without a temporary array
+    if y.max() < bound and -y.min() < bound:
+        return None
+    return np.abs(y) >= bound
+
+
+def _with_config(state: dict, tile: AnalogTile, strict_check: bool) -> dict:
+    """``state`` with ``tile``'s current config in place of the saved one
+    (``load_rpu_config=False``)."""
+    current = tile.state_dict()["config"]
+    saved_class = json.loads(str(state.get("config", "{}"))).get("__class__")
+    current_class = json.loads(str(current))["__class__"]
+    if strict_check and saved_class != current_class:
+        raise ValueError(f"the saved tile config is a {saved_class}, this layer's a "
+                         f"{current_class} (pass strict_rpu_config_check=False to load anyway)")
+    return {**state, "config": current}
 
 
 def _state_to_torch(state: dict) -> dict:
