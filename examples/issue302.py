@@ -5,8 +5,11 @@ a, b, c, d): the weight is ``gamma * (a - b) + (c - d)``. In aihwkit < 0.5 the s
 could not be set through the hidden parameters when ``gamma = 0``; rpusim never aliases the
 weight with a device, so the weight is always the gamma-weighted combination of its parts.
 
-The script sets a, b, c, d and their decay scales, then runs two optimizer steps at learning
-rate 0 (no update at all, but the post-update decay still acts, as aihwkit's ``AnalogSGD``) and
+The script follows the issue's flow: ``params = tile.get_hidden_parameters()``, edit the leaves
+a, b, c, d and their decay scales in that dict, ``tile.set_hidden_parameters(params)``. The
+dict still holds the intermediate ``hidden_weights_0`` / ``hidden_weights_1`` as read; a stale
+copy like this is accepted (the leaves define it), any other value raises. Then it runs two
+optimizer steps at learning rate 0 (no update at all, but the post-update decay still acts, as aihwkit's ``AnalogSGD``) and
 checks ``weight == gamma * (a' - b') + c' - d'`` with every device decayed toward its reset
 value: ``u' = (u - r) * delta_u**2 + r``.
 
@@ -37,9 +40,11 @@ def run(gamma, reset, dtype=np.float64):
     parts = {"a": "0_0", "b": "1_0", "c": "0_1", "d": "1_1"}
     values = {p: rng.uniform(-0.5, 0.5, (2, 3)) for p in parts}
     deltas = {"a": 0.95, "b": 0.28, "c": 0.33, "d": 0.12}
-    params = {f"hidden_weights_{s}": values[p] for p, s in parts.items()}
-    params.update({f"decay_scales_{s}": np.full((2, 3), deltas[p]) for p, s in parts.items()})
-    tile.set_hidden_parameters(params)
+    params = tile.get_hidden_parameters()          # get ...
+    for p, s in parts.items():                     # ... edit the leaves ...
+        params[f"hidden_weights_{s}"] = values[p]
+        params[f"decay_scales_{s}"] = np.full((2, 3), deltas[p])
+    tile.set_hidden_parameters(params)             # ... set (stale intermediates included)
 
     a, b, c, d = (values[p] for p in "abcd")
     set_error = np.abs(tile.get_weights() - (gamma * (a - b) + c - d)).max()

@@ -397,9 +397,19 @@ class AnalogTile:
 
     def reset_columns(self, start_column_idx: int = 0, num_columns: int = 1,
                       reset_prob: float = 1.0) -> None:
-        """Reset columns ``start ... start+num-1`` (mod in_size; ``num < 0``: all) to the
-        reset bias plus ``reset_std`` noise, each element with probability ``reset_prob``."""
-        start = _check_int("start_column_idx", start_column_idx) % self.in_size
+        """Reset columns ``start ... start+num-1`` (wrapping past the last column; ``num < 0``:
+        all) to the reset bias plus ``reset_std`` noise, each element with probability
+        ``reset_prob``.
+
+        Raises
+        ------
+        ValueError
+            ``start_column_idx`` outside ``[0, in_size)``.
+        """
+        start = _check_int("start_column_idx", start_column_idx)
+        if not 0 <= start < self.in_size:
+            raise ValueError(f"start_column_idx must be in [0, {self.in_size}) (the tile's "
+                             f"columns), got {start}")
         num = _check_int("num_columns", num_columns)
         num = min(num, self.in_size)
         reset_prob = _check_real("reset_prob", reset_prob, 0.0, 1.0)

@@ -997,6 +997,15 @@ def scenarios_compound():
         _compound_run(sc, tsched)
         yield sc
 
+    # slices of one transfer that wrap past the last column: two read-and-update passes
+    for k, (nr, prob) in enumerate([(2, 1.0), (2, 0.0), (3, 1.0), (3, 0.0)]):
+        name = f"transfer_wrap_{k}"
+        devs = [cs(0.01, reset=0.02), cs(0.005)]
+        cfg = unit(transfer(devs, gamma=0.3, n_reads_per_transfer=nr, with_reset_prob=prob))
+        sc = Scenario(G, name, 4, 5, cfg, seed=250 + k)
+        _compound_run(sc, tsched)
+        yield sc
+
     bu = dict(transfer_forward=IOParameters(is_perfect=True))
     for k, kw in enumerate([dict(gamma=0.0), dict(gamma=0.5, momentum=0.3, forget_buffer=False,
                                                   thres_scale=2.0),

@@ -93,6 +93,11 @@ def one_hot(indices, size, dtype) -> np.ndarray:
     return out
 
 
+def _same(given: np.ndarray, value: np.ndarray) -> bool:
+    """Equal up to the round-off of a dtype conversion (a float64 copy of float32 weights)."""
+    return np.allclose(given, value, rtol=1e-6, atol=1e-7)
+
+
 class CompoundModel:
     """Sub-device models plus the reduced weight ``w`` (the same array object for life).
 
@@ -174,25 +179,41 @@ class CompoundModel:
                 arrays.append(dev.preview_weight(sub))
         return self.reduce_arrays(arrays)
 
-    def check_hidden_parameters(self, params: dict) -> None:
-        """Raise if an intermediate ``hidden_weights_k`` disagrees with its leaves (aihwkit
-        silently ignores it: the lowest level wins)."""
+    def leaf_weight_names(self) -> list[str]:
+        """Names of the hidden weights of every single device, e.g. ``hidden_weights_1_0``."""
+        names = []
+        for k, dev in enumerate(self.devices):
+            if is_leaf(dev):
+                names.append(f"hidden_weights_{k}")
+            else:
+                names += [f"{n}_{k}" for n in dev.leaf_weight_names()]
+        return names
+
+    def check_hidden_parameters(self, params: dict, suffix: str = "") -> None:
+        """Raise if an intermediate ``hidden_weights_k`` is neither the current value (a stale
+        copy from ``get_hidden_parameters``) nor the value the given leaves define.
+
+        The leaves always win; aihwkit silently ignores any intermediate value. ``suffix`` is
+        what the enclosing compounds append to this one's names (for the message).
+        """
         for k, dev in enumerate(self.devices):
             if is_leaf(dev):
                 continue
             sub = self._split(params, k)
-            dev.check_hidden_parameters(sub)
+            dev.check_hidden_parameters(sub, f"_{k}{suffix}")
             name = f"hidden_weights_{k}"
-            if name in params:
-                expected = dev.preview_weight(sub)
-                given = params[name]
-                if not np.allclose(given, expected, rtol=1e-5, atol=1e-6):
-                    worst = float(np.max(np.abs(given - expected)))
-                    raise ValueError(
-                        f"hidden parameter {name!r} is derived from the weights of its inner "
-                        f"devices and disagrees with them (max difference {worst:.3g}); set the "
-                        f"inner hidden_weights_i_{k} instead, or pass {name!r} consistent "
-                        "with them")
+            if name not in params:
+                continue
+            given = params[name]
+            preview = dev.preview_weight(sub)
+            if _same(given, dev.w) or _same(given, preview):
+                continue
+            leaves = [f"{n}_{k}{suffix}" for n in dev.leaf_weight_names()]
+            worst = float(np.max(np.abs(given - preview)))
+            raise ValueError(
+                f"hidden parameter '{name}{suffix}' is derived from the weights of its inner "
+                f"devices {leaves}: it may only equal its current value or the value those "
+                f"give (max difference {worst:.3g}); set {leaves} instead")
 
     def set_hidden_parameters(self, params: dict) -> None:
         """Set validated (possibly partial) hidden parameters: for every slot the weight first,

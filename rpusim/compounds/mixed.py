@@ -114,9 +114,9 @@ class MixedPrecisionModel:
         out["hidden_weights_chi"] = self.chi.copy()
         return out
 
-    def check_hidden_parameters(self, params: dict) -> None:
+    def check_hidden_parameters(self, params: dict, suffix: str = "") -> None:
         if isinstance(self.device, CompoundModel):
-            self.device.check_hidden_parameters(params)
+            self.device.check_hidden_parameters(params, suffix)
 
     def set_hidden_parameters(self, params: dict) -> None:
         """Forward to the device; ``hidden_weights_chi`` sets ``chi`` (aihwkit ignores it)."""

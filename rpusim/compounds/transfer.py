@@ -148,19 +148,29 @@ class TransferModel(CompoundModel):
             return
         nr = min(cfg.n_reads_per_transfer, self.t_in)
         c0 = self.start_slice(f)
-        slices = (c0 + np.arange(nr)) % self.t_in
-        if cfg.with_reset_prob > 0:
-            V = np.empty((nr, self.t_out), self.dtype)
-            for k in range(nr):
+        # slices past the last one wrap to 0 in a second pass (aihwkit's transfer), which
+        # resets and writes only its own slices
+        first = min(nr, self.t_in - c0)
+        self.read_and_update(f, t, c0, first, lr_t)
+        if nr > first:
+            self.read_and_update(f, t, 0, nr - first, lr_t)
+        self.slice_idx[f] = (c0 + nr) % self.t_in
+
+    def read_and_update(self, f: int, t: int, start: int, count: int, lr_t) -> None:
+        """Read slices ``start ... start+count-1`` of device ``f`` and write them into ``t``."""
+        cfg = self.config
+        slices = start + np.arange(count)
+        if cfg.with_reset_prob > 0 and cfg.transfer_columns:
+            V = np.empty((count, self.t_out), self.dtype)
+            for k in range(count):
                 V[k] = self.read(f, slices[k:k + 1])[0]
                 if self.rng.generator.random() < cfg.with_reset_prob:
-                    # resets all slices of this event, also those not read yet (as aihwkit)
-                    self.devices[f].reset_columns(c0, nr, 1.0)
+                    # resets all slices of this pass, also those not read yet (as aihwkit)
+                    self.devices[f].reset_columns(start, count, 1.0)
         else:
             V = self.read(f, slices)
         # read with output scale -1, written with +lr_t: W_t += lr_t * W_f (in expectation)
-        self.write(t, slices, -V, lr_t, cfg.transfer_update, nr)
-        self.slice_idx[f] = (c0 + nr) % self.t_in
+        self.write(t, slices, -V, lr_t, cfg.transfer_update, count)
 
     # -- whole-matrix operations and weights --------------------------------------------------
     def reset_columns(self, start: int, num: int, prob: float) -> None:

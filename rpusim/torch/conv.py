@@ -46,9 +46,10 @@ class _AnalogConvNd(AnalogLayerBase, _ConvNd):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
                  dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
-                 rpu_config=None, tile_module_class=None, *, digital_bias: bool | None = None,
-                 seed: int | None = None, dtype=np.float32):
+                 rpu_config=None, tile_module_class=None, use_indexed: bool | None = None, *,
+                 digital_bias: bool | None = None, seed: int | None = None, dtype=np.float32):
         nn.Module.__init__(self)
+        self.use_indexed = False  # aihwkit's CUDA-only indexed path: the CPU unfolds
         n = self._ndim
         self.in_channels = _check_positive("in_channels", in_channels)
         self.out_channels = _check_positive("out_channels", out_channels)
@@ -69,6 +70,7 @@ class _AnalogConvNd(AnalogLayerBase, _ConvNd):
         _check_tile_module_class(tile_module_class)
         config = layer_config(rpu_config, digital_bias)
         self.in_size = self.in_channels * math.prod(self.kernel_size)
+        self.in_features, self.out_features = self.in_size, self.out_channels
         self.analog_module = TileGrid(self.out_channels, self.in_size, config, bool(bias),
                                       seed=seed, dtype=dtype)
         self.register_parameter("weight", None)

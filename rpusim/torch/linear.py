@@ -1,4 +1,4 @@
-"""``AnalogLinear``: a fully connected layer on a grid of analog tiles (aihwkit's ``AnalogLinear``)."""
+"""``AnalogLinear``: a fully connected layer on a grid of analog tiles (aihwkit's layer)."""
 
 from __future__ import annotations
 

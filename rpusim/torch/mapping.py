@@ -430,11 +430,14 @@ def _weight_scale(w: np.ndarray, omega: float, columnwise: bool) -> np.ndarray |
 def _saturation_mask(tile: AnalogTile, y: np.ndarray):
     """Outputs at the ADC bound get no backward gradient (aihwkit's periphery, io spec §9)."""
     io = tile.rpu_config.forward
-    if (io.out_bound <= 0 or io.is_perfect or io.mv_type == AnalogMVType.IDEAL
-            or tile._forward_mvm.exact):
+    if (io.is_perfect or io.out_bound <= 0 or io.mv_type == AnalogMVType.IDEAL
+            or tile._forward_mvm.exact or y.size == 0):
         return None
-    mask = np.abs(y) >= 0.999 * io.out_scale * io.out_bound
-    return mask if mask.any() else None
+    bound = 0.999 * io.out_scale * io.out_bound
+    # two reductions decide the common case (nothing saturates) without a temporary array
+    if y.max() < bound and -y.min() < bound:
+        return None
+    return np.abs(y) >= bound
 
 
 def _state_to_torch(state: dict) -> dict:
