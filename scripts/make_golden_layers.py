@@ -36,7 +36,8 @@ from aihwkit.nn import (AnalogConv1d, AnalogConv2d, AnalogConv3d, AnalogLinear,
 from aihwkit.nn.conversion import convert_to_analog
 from aihwkit.optim import AnalogSGD
 from aihwkit.simulator import configs as C
-from aihwkit.simulator.configs import IOParameters, MappingParameter, PulseType, UpdateParameters
+from aihwkit.simulator.configs import (BoundManagementType, IOParameters, MappingParameter,
+                                       NoiseManagementType, PulseType, UpdateParameters)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -70,6 +71,16 @@ def constant_step(**mapping):
 def soft_bounds(**mapping):
     return C.SingleRPUConfig(device=C.SoftBoundsDevice(**_quiet(dw_min=0.01)),
                              forward=_io(), backward=_io(), update=_update(),
+                             mapping=MappingParameter(**mapping))
+
+
+def bounded(**mapping):
+    """Noise-free but bounded forward IO: outputs at the bound get no gradient."""
+    forward = IOParameters(out_noise=0.0, w_noise=0.0, inp_noise=0.0, inp_res=-1, out_res=-1,
+                           out_bound=1.0, bound_management=BoundManagementType.NONE,
+                           noise_management=NoiseManagementType.NONE)
+    return C.SingleRPUConfig(device=C.ConstantStepDevice(**_quiet(dw_min=0.01)),
+                             forward=forward, backward=_io(), update=_update(),
                              mapping=MappingParameter(**mapping))
 
 
@@ -116,7 +127,7 @@ def _list(t):
 
 
 def record(name, config, model_spec, x_shape, y_shape, *, steps=3, lr=0.1, convert=False,
-           seed=0, batch=2):
+           seed=0, batch=2, x_scale=1.0):
     rng = np.random.default_rng(seed)
     model = _build(model_spec, config, convert)
     init = {}
@@ -147,7 +158,7 @@ def record(name, config, model_spec, x_shape, y_shape, *, steps=3, lr=0.1, conve
     opt.regroup_param_groups(model)
     data, ys, grads = [], [], []
     for _ in range(steps):
-        x = rng.uniform(-1, 1, (batch, *x_shape)).astype(np.float32)
+        x = (x_scale * rng.uniform(-1, 1, (batch, *x_shape))).astype(np.float32)
         t = rng.uniform(-1, 1, (batch, *y_shape)).astype(np.float32)
         xt = torch.from_numpy(x).requires_grad_(True)
         opt.zero_grad()
@@ -202,6 +213,9 @@ def scenarios():
                  constant_step(learn_out_scaling=True, max_input_size=4),
                  [["linear", {"in_features": 7, "out_features": 3}]], (7,), (3,))
     yield record("linear_floating_point", floating_point(), [lin], (6,), (4,))
+    yield record("linear_output_bound", bounded(),
+                 [["linear", {"in_features": 6, "out_features": 4, "bias": False}]], (6,), (4,),
+                 x_scale=3.0)
     yield record("linear_tiki_taka", tiki_taka(), [lin], (6,), (4,), steps=5)
     yield record("conv1d_analog_bias", constant_step(digital_bias=False),
                  [["conv1d", {"in_channels": 2, "out_channels": 3, "kernel_size": 3,

@@ -230,7 +230,8 @@ def test_sgd_updates_each_tile_once_per_step_with_all_pairs_in_backward_order():
     calls = []
     tile = layer.analog_tile
     original = tile.update
-    tile.update = lambda x, d, lr=None: (calls.append((x.copy(), d.copy(), lr)),
+    tile.update = lambda x, d, lr=None: (calls.append((x.copy(), d.copy(),
+                                                       tile.learning_rate if lr is None else lr)),
                                          original(x, d, lr))
     opt = AnalogSGD(layer.parameters(), lr=0.5)
     x1, x2 = torch.rand(2, 3), torch.rand(1, 3)
@@ -276,27 +277,30 @@ def test_convert_to_analog_and_back():
     torch.testing.assert_close(wrapped(torch.ones(1, 4)), torch.full((1, 2), 4.0))
 
 
-def test_program_and_drift_need_eval_and_reach_inference_tiles(monkeypatch):
-    import rpusim.configs as configs
+def test_program_and_drift_need_eval_and_reach_inference_tiles():
+    from rpusim.configs import InferenceRPUConfig
 
-    class FakeInferenceConfig(SingleRPUConfig):
-        pass
-
-    monkeypatch.setattr(configs, "InferenceRPUConfig", FakeInferenceConfig, raising=False)
-    inference = FakeInferenceConfig(device=ConstantStepDevice())
-    model = AnalogSequential(AnalogLinear(3, 2, rpu_config=inference),
-                             AnalogLinear(2, 2, rpu_config=perfect()))
-    calls = []
+    torch.manual_seed(0)
+    model = AnalogSequential(AnalogLinear(6, 4, rpu_config=InferenceRPUConfig()),
+                             AnalogLinear(4, 2, rpu_config=perfect()))
+    opt = AnalogSGD(model.parameters(), lr=0.05)
+    train(model, opt, [torch.rand(3, 6)] * 2, [torch.rand(3, 2)] * 2)  # hardware-aware
     inference_tile, training_tile = model.analog_tiles()
-    inference_tile.program_weights = lambda: calls.append("program")
-    inference_tile.drift_weights = lambda t: calls.append(("drift", t))
-    training_tile.drift_weights = lambda t: calls.append("wrong tile")
+    trained = inference_tile.get_weights()
+    fixed = training_tile.get_weights()
     with pytest.raises(RuntimeError, match="eval"):
         model.program_analog_weights()
     model.eval()
     model.program_analog_weights()
+    programmed = inference_tile.get_weights()
+    assert not np.array_equal(programmed, trained)
+    np.testing.assert_array_equal(inference_tile.get_target_weights(), trained)
     model.drift_analog_weights(3600.0)
-    assert calls == ["program", ("drift", 3600.0)]
+    assert not np.array_equal(inference_tile.get_weights(), programmed)
+    np.testing.assert_array_equal(training_tile.get_weights(), fixed)
+    x = torch.rand(2, 6)
+    with torch.no_grad():
+        assert model(x).shape == (2, 2)
 
 
 def test_learned_out_scaling_is_trained_digitally():
@@ -309,3 +313,88 @@ def test_learned_out_scaling_is_trained_digitally():
     train(layer, opt, [torch.ones(1, 3)], [torch.zeros(1, 2)])
     alpha = layer.analog_module.out_scaling_alpha[0].detach()
     assert not torch.equal(alpha, torch.ones(2))
+
+
+def test_analog_optimizer_wraps_any_torch_optimizer():
+    from rpusim.torch import AnalogAdam, AnalogOptimizer
+
+    torch.manual_seed(0)
+    layer = AnalogLinear(3, 2, rpu_config=perfect(), seed=0)
+    opt = AnalogOptimizer(torch.optim.Adam, layer.parameters(), lr=0.01)
+    assert isinstance(opt, torch.optim.Adam) and isinstance(opt, AnalogOptimizer)
+    w0, b0 = layer.get_weights()
+    x = torch.rand(2, 3)
+    layer(x).sum().backward()
+    opt.step()
+    w1, b1 = layer.get_weights()
+    # analog weights: plain SGD at the group's rate; digital bias: one Adam step of size lr
+    torch.testing.assert_close(w1, w0 - 0.01 * torch.ones(2, 1) * x.sum(0), rtol=1e-5,
+                               atol=1e-6)
+    torch.testing.assert_close(b1, b0 - 0.01, rtol=1e-5, atol=1e-6)
+    assert layer.analog_tile.get_learning_rate() == pytest.approx(0.01)
+    assert isinstance(AnalogAdam(layer.parameters()), torch.optim.Adam)
+
+
+def test_weights_without_scaling():
+    layer = AnalogLinear(2, 2, bias=False, rpu_config=perfect(weight_scaling_omega=0.5), seed=0)
+    w = torch.tensor([[2.0, -1.0], [0.5, 0.0]])
+    layer.set_weights(w)
+    torch.testing.assert_close(layer.get_weights(apply_weight_scaling=False)[0], w / 4)
+    layer.set_weights(torch.full((2, 2), 0.1), apply_weight_scaling=False)
+    torch.testing.assert_close(layer.get_weights()[0], torch.full((2, 2), 0.4))
+    layer.remap_analog_weights(1.0)
+    torch.testing.assert_close(layer.get_weights()[0], torch.full((2, 2), 0.4))
+    torch.testing.assert_close(layer.get_weights(apply_weight_scaling=False)[0],
+                               torch.ones(2, 2))
+
+
+def test_analog_summary_counts_tiles_and_reuse():
+    from rpusim.torch import analog_summary
+
+    config = perfect(max_input_size=16, max_output_size=8)
+    model = AnalogSequential(AnalogConv2d(1, 4, 3, rpu_config=config), torch.nn.ReLU(),
+                             torch.nn.Flatten(), AnalogLinear(144, 10, rpu_config=config))
+    info = analog_summary(model, (2, 1, 8, 8))
+    assert info.total_tile_number == 1 + 9 * 2 and info.total_nb_analog == 2
+    conv, relu, _, linear = info.layers
+    assert conv["reuse_factor"] == 2 * 36 and conv["tiles"] == [((4, 9), 100 * 36 / 128)]
+    assert relu["kind"] == "digital" and linear["reuse_factor"] == 2
+    assert "Total number of tiles: 19" in repr(info)
+
+
+def test_load_state_dict_can_keep_the_current_config():
+    """aihwkit's ``load_rpu_config=False``: the saved weights and device state go into tiles
+    that keep the configuration the model was built with."""
+    source = AnalogLinear(4, 3, rpu_config=SingleRPUConfig(device=ConstantStepDevice()), seed=0)
+    config = SingleRPUConfig(device=ConstantStepDevice())
+    config.update.desired_bl = 7
+    target = AnalogLinear(4, 3, rpu_config=config, seed=1)
+    target.load_state_dict(source.state_dict(), load_rpu_config=False)
+    assert target.analog_tile.rpu_config.update.desired_bl == 7
+    np.testing.assert_array_equal(target.analog_tile.get_weights(),
+                                  source.analog_tile.get_weights())
+    target.load_state_dict(source.state_dict())
+    assert target.analog_tile.rpu_config.update.desired_bl == 31
+    other = AnalogLinear(4, 3, rpu_config=FloatingPointRPUConfig(), seed=1)
+    with pytest.raises(ValueError, match="strict_rpu_config_check"):
+        other.load_state_dict(source.state_dict(), load_rpu_config=False)
+
+
+@settings(deadline=None, max_examples=20)
+@given(kernel=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+       stride=st.tuples(st.integers(1, 3), st.integers(1, 2)),
+       padding=st.tuples(st.integers(0, 2), st.integers(0, 1)),
+       dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+       mode=st.sampled_from(["zeros", "reflect", "replicate", "circular"]),
+       unbatched=st.booleans())
+def test_conv2d_matches_torch_conv2d_for_any_geometry(kernel, stride, padding, dilation, mode,
+                                                      unbatched):
+    layer = AnalogConv2d(2, 3, kernel, stride, padding, dilation, padding_mode=mode,
+                         rpu_config=perfect(), seed=0)
+    reference = torch.nn.Conv2d(2, 3, kernel, stride, padding, dilation, padding_mode=mode)
+    w, b = layer.get_weights()
+    with torch.no_grad():
+        reference.weight.copy_(w.reshape(reference.weight.shape))
+        reference.bias.copy_(b)
+    x = torch.randn(*(() if unbatched else (2,)), 2, 6, 5)
+    torch.testing.assert_close(layer(x), reference(x), rtol=1e-5, atol=1e-5)

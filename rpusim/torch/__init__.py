@@ -19,15 +19,17 @@ from rpusim.torch.containers import (AnalogContainerBase, AnalogSequential, Anal
                                      convert_to_analog, convert_to_digital)
 from rpusim.torch.conv import (AnalogConv1d, AnalogConv1dMapped, AnalogConv2d,
                                AnalogConv2dMapped, AnalogConv3d, AnalogConv3dMapped)
+from rpusim.torch.info import AnalogInfo, analog_summary
 from rpusim.torch.linear import AnalogLinear, AnalogLinearMapped
 from rpusim.torch.mapping import TileGrid, split_sizes
-from rpusim.torch.optim import AnalogSGD
+from rpusim.torch.optim import AnalogAdam, AnalogOptimizer, AnalogOptimizerMixin, AnalogSGD
 
 __all__ = ["AnalogContext", "AnalogLayerBase", "AnalogContainerBase", "AnalogSequential",
            "AnalogWrapper", "convert_to_analog", "convert_to_digital", "AnalogLinear",
            "AnalogLinearMapped", "AnalogConv1d", "AnalogConv2d", "AnalogConv3d",
            "AnalogConv1dMapped", "AnalogConv2dMapped", "AnalogConv3dMapped", "TileGrid",
-           "split_sizes", "AnalogSGD"]
+           "split_sizes", "AnalogSGD", "AnalogAdam", "AnalogOptimizer", "AnalogOptimizerMixin",
+           "AnalogInfo", "analog_summary"]
 
 # recurrent layers (aihwkit.nn.modules.rnn)
 from rpusim.torch.recurrent import *  # noqa: E402,F401,F403

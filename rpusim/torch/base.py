@@ -144,15 +144,56 @@ class AnalogLayerBase:
             if isinstance(module, TileGrid):
                 module.remap(weight_scaling_omega)
 
+    # -- state ---------------------------------------------------------------------------------
+    def load_state_dict(self, state_dict, strict: bool = True,
+                        load_rpu_config: bool | None = None,
+                        strict_rpu_config_check: bool | None = None, *, assign: bool = False):
+        """torch's ``load_state_dict`` with aihwkit's two extra flags.
+
+        Parameters
+        ----------
+        state_dict, strict, assign
+            As ``torch.nn.Module.load_state_dict``.
+        load_rpu_config : bool, optional
+            Restore the tiles' saved configs (default, None or True), or keep the current
+            configs and load only the state (weights, hidden parameters, IO and RNG state)
+            into them (False).
+        strict_rpu_config_check : bool, optional
+            With ``load_rpu_config=False``: refuse a saved config of another class
+            (default True).
+
+        Raises
+        ------
+        ValueError
+            A tile state that does not fit (nothing of that layer is changed).
+        """
+        from rpusim.torch.mapping import TileGrid
+
+        keep = load_rpu_config is False
+        strict_check = strict_rpu_config_check is None or bool(strict_rpu_config_check)
+        grids = [m for m in self.modules() if isinstance(m, TileGrid)]
+        for grid in grids:
+            grid._keep_config = (strict_check if keep else None)
+        try:
+            return super().load_state_dict(state_dict, strict=strict, assign=assign)
+        finally:
+            for grid in grids:
+                grid._keep_config = None
+
     # -- inference -----------------------------------------------------------------------------
     def _require_eval(self, what: str) -> None:
         if self.training:
             raise RuntimeError(f"{what} can only be applied in evaluation mode: call "
                                "model.eval() first (as in aihwkit)")
 
-    def program_analog_weights(self) -> None:
+    def program_analog_weights(self, noise_model=None) -> None:
         """Program the weights of every inference tile (programming noise of its
         ``InferenceRPUConfig``); training tiles are left alone, as in aihwkit.
+
+        Parameters
+        ----------
+        noise_model : optional
+            Replaces the tiles' noise model from now on (aihwkit's argument).
 
         Raises
         ------
@@ -161,11 +202,11 @@ class AnalogLayerBase:
         """
         self._require_eval("program_analog_weights")
         for tile in _inference_tiles(self):
-            tile.program_weights()
+            tile.program_weights(noise_model=noise_model)
 
     def drift_analog_weights(self, t_inference: float = 0.0) -> None:
         """Drift the programmed weights of every inference tile to ``t_inference`` seconds
-        after programming (the tile programs them first if that has not happened).
+        after programming (absolute time; a tile never programmed is programmed first).
 
         Raises
         ------
@@ -174,14 +215,12 @@ class AnalogLayerBase:
         """
         self._require_eval("drift_analog_weights")
         for tile in _inference_tiles(self):
-            tile.drift_weights(t_inference)
+            tile.drift_weights(t_inference=t_inference)
 
 
 def _inference_tiles(module) -> list:
-    """The tiles built from an ``InferenceRPUConfig`` (none where rpusim has no such config)."""
-    import rpusim.configs as configs
+    """The tiles built from an ``InferenceRPUConfig``."""
+    from rpusim.configs import InferenceRPUConfig
 
-    config_class = getattr(configs, "InferenceRPUConfig", None)
-    if config_class is None:
-        return []
-    return [tile for tile in module.analog_tiles() if isinstance(tile.rpu_config, config_class)]
+    return [tile for tile in module.analog_tiles()
+            if isinstance(tile.rpu_config, InferenceRPUConfig)]

@@ -166,24 +166,31 @@ class _AnalogConvNd(AnalogLayerBase, _ConvNd):
         return y[0] if unbatched else y
 
     # -- weights -------------------------------------------------------------------------------
-    def get_weights(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def get_weights(self, apply_weight_scaling: bool = True
+                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Return ``(weight, bias)`` with ``weight`` in the tile layout
         ``(out_channels, in_channels * prod(kernel_size))``, as aihwkit."""
-        weight, bias = self.analog_module.get_weights()
+        weight, bias = self.analog_module.get_weights(apply_weight_scaling)
         if self.bias is not None:
             bias = self.bias.detach().clone()
         return weight, bias
 
-    def set_weights(self, weight, bias=None) -> None:
+    def set_weights(self, weight, bias=None, apply_weight_scaling: bool = True,
+                    weight_scaling_omega: float | None = None) -> None:
         """Program ``weight``, in torch's layout ``(out, in, *kernel)`` or the tile layout,
-        and the bias."""
+        and the bias.
+
+        ``apply_weight_scaling`` and ``weight_scaling_omega`` act as in
+        :meth:`TileGrid.set_weights <rpusim.torch.mapping.TileGrid.set_weights>`.
+        """
         w = weight.detach().cpu() if isinstance(weight, torch.Tensor) else torch.as_tensor(
             np.asarray(weight))
         if w.numel() != self.out_channels * self.in_size:
             raise ValueError(f"weight must have shape ({self.out_channels}, "
                              f"{self.in_channels}, *{self.kernel_size}) or "
                              f"({self.out_channels}, {self.in_size}), got {tuple(w.shape)}")
-        self.analog_module.set_weights(w.reshape(self.out_channels, self.in_size), bias)
+        self.analog_module.set_weights(w.reshape(self.out_channels, self.in_size), bias,
+                                       apply_weight_scaling, weight_scaling_omega)
         if bias is not None and self.bias is not None:
             with torch.no_grad():
                 self.bias.copy_(torch.as_tensor(np.asarray(

@@ -145,17 +145,23 @@ class AnalogLinear(AnalogLayerBase, nn.Linear):
             y = y + self.bias
         return y.reshape(*x.shape[:-1], self.out_features)
 
-    def get_weights(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def get_weights(self, apply_weight_scaling: bool = True
+                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Return ``(weight, bias)``: the logical weights (out, in) and the bias (analog or
         digital; ``None`` without bias), as copies."""
-        weight, bias = self.analog_module.get_weights()
+        weight, bias = self.analog_module.get_weights(apply_weight_scaling)
         if self.bias is not None:
             bias = self.bias.detach().clone()
         return weight, bias
 
-    def set_weights(self, weight, bias=None) -> None:
-        """Program ``weight`` (out, in) into the tiles, and the bias (analog or digital)."""
-        self.analog_module.set_weights(weight, bias)
+    def set_weights(self, weight, bias=None, apply_weight_scaling: bool = True,
+                    weight_scaling_omega: float | None = None) -> None:
+        """Program ``weight`` (out, in) into the tiles, and the bias (analog or digital).
+
+        ``apply_weight_scaling`` and ``weight_scaling_omega`` act as in
+        :meth:`TileGrid.set_weights <rpusim.torch.mapping.TileGrid.set_weights>`.
+        """
+        self.analog_module.set_weights(weight, bias, apply_weight_scaling, weight_scaling_omega)
         if bias is not None and self.bias is not None:
             with torch.no_grad():
                 self.bias.copy_(torch.as_tensor(np.asarray(

@@ -10,6 +10,7 @@ pieces summed digitally. Each tile has its own periphery: a weight-scaling facto
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
 import torch
@@ -272,7 +273,9 @@ class TileGrid(nn.Module):
                 d = np.concatenate([p[1] for p in pending])
             if self._alpha[k] is not None:
                 d = d / (self._alpha[k] * self._lr_scale[k])
-            tile.update(x, d, lr=lr * self._lr_scale[k])
+            # the tile keeps the rate it was last updated with, as aihwkit's tiles do
+            tile.learning_rate = lr * self._lr_scale[k]
+            tile.update(x, d)
 
     def post_update_step(self) -> None:
         """Diffusion and decay of every tile (after each optimizer step)."""
@@ -280,15 +283,17 @@ class TileGrid(nn.Module):
             tile.post_update_step()
 
     # -- weights -------------------------------------------------------------------------------
-    def get_weights(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The logical weights ``tile * alpha * learned scale`` and the analog bias
-        (``None`` when the bias is digital or absent; the layer adds its digital bias)."""
+    def get_weights(self, apply_weight_scaling: bool = True
+                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The logical weights ``tile * alpha * learned scale`` (only the tiles' own values
+        with ``apply_weight_scaling=False``) and the analog bias (``None`` when the bias is
+        digital or absent; the layer adds its digital bias)."""
         w = np.empty((self.out_size, self.in_size + int(self.analog_bias)), self.dtype)
         k = 0
         for (a, b), row in zip(self._in_bounds, self.tiles):
             for (c, e), tile in zip(self._out_bounds, row):
                 wt = tile.get_weights()
-                scale = self._tile_scale(k)
+                scale = self._tile_scale(k) if apply_weight_scaling else None
                 if scale is not None:
                     wt = wt * scale.reshape(-1, 1)
                 w[c:e, a:a + wt.shape[1]] = wt
@@ -305,12 +310,14 @@ class TileGrid(nn.Module):
             scale = learned if scale is None else scale * learned
         return scale
 
-    def set_weights(self, weight, bias=None, weight_scaling_omega: float | None = None) -> None:
+    def set_weights(self, weight, bias=None, apply_weight_scaling: bool = True,
+                    weight_scaling_omega: float | None = None) -> None:
         """Write ``weight`` (out, in) and, with an analog bias, ``bias`` (out,) to the tiles.
 
         With ``weight_scaling_omega > 0`` (given here or in the mapping) every tile stores
         ``W / alpha`` with ``alpha = max|W| / omega`` over the tile (per row if columnwise),
-        and learned output scales restart at 1.
+        and learned output scales restart at 1. ``apply_weight_scaling=False`` writes the
+        values as they are and keeps the scales.
         """
         w = _to_numpy(weight)
         if w.shape != (self.out_size, self.in_size):
@@ -324,6 +331,8 @@ class TileGrid(nn.Module):
         mapping = self.rpu_config.mapping
         omega = mapping.weight_scaling_omega if weight_scaling_omega is None \
             else float(weight_scaling_omega)
+        if not apply_weight_scaling:
+            omega = 0.0
         pieces = []
         k = 0
         for a, b in self._in_bounds:
@@ -336,10 +345,12 @@ class TileGrid(nn.Module):
             raise ValueError("weight must be finite, got NaN or inf")
         for k, (tile, (piece, alpha)) in enumerate(zip(self._flat, pieces)):
             tile.set_weights(piece)
+            if not apply_weight_scaling:
+                continue
             self._alpha[k] = None if alpha is None else alpha.astype(self.dtype)
             self._lr_scale[k] = (1.0 / float(alpha.mean()) if alpha is not None
                                  and mapping.weight_scaling_lr_compensation else 1.0)
-        if self.out_scaling_alpha is not None:
+        if self.out_scaling_alpha is not None and apply_weight_scaling:
             with torch.no_grad():
                 for p in self.out_scaling_alpha:
                     p.fill_(1.0)
@@ -373,6 +384,9 @@ class TileGrid(nn.Module):
             raise ValueError(f"the state holds {len(state['tiles'])} tiles, this layer has "
                              f"{len(self._flat)}")
         states = [_state_to_numpy(s) for s in state["tiles"]]
+        strict_check = getattr(self, "_keep_config", None)
+        if strict_check is not None:
+            states = [_with_config(s, tile, strict_check) for s, tile in zip(states, self._flat)]
         for tile, tile_state in zip(self._flat, states):
             restored = AnalogTile.from_state_dict(tile_state)  # validates before anything changes
             if (restored.out_size, restored.in_size) != (tile.out_size, tile.in_size):
@@ -438,6 +452,18 @@ def _saturation_mask(tile: AnalogTile, y: np.ndarray):
     if y.max() < bound and -y.min() < bound:
         return None
     return np.abs(y) >= bound
+
+
+def _with_config(state: dict, tile: AnalogTile, strict_check: bool) -> dict:
+    """``state`` with ``tile``'s current config in place of the saved one
+    (``load_rpu_config=False``)."""
+    current = tile.state_dict()["config"]
+    saved_class = json.loads(str(state.get("config", "{}"))).get("__class__")
+    current_class = json.loads(str(current))["__class__"]
+    if strict_check and saved_class != current_class:
+        raise ValueError(f"the saved tile config is a {saved_class}, this layer's a "
+                         f"{current_class} (pass strict_rpu_config_check=False to load anyway)")
+    return {**state, "config": current}
 
 
 def _state_to_torch(state: dict) -> dict:
