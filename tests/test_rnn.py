@@ -114,7 +114,7 @@ def test_golden_initial_weights(path):
 
 
 def test_golden_fixtures_present():
-    assert len(GOLDEN) >= 10
+    assert len(GOLDEN) >= 13
 
 
 # -- floating point equals torch's nn.LSTM / nn.GRU / nn.RNN --------------------------------------
