@@ -68,12 +68,12 @@ def noise_free_io(**kw) -> IOParameters:
     return IOParameters(out_noise=0.0, w_noise=0.0, inp_noise=0.0, **kw)
 
 
-def config(device, io=None, digital_bias=True):
+def config(device, io=None, digital_bias=True, **mapping):
     io = io or {}
     cfg = C.SingleRPUConfig(device=device, update=det_update(),
                             forward=io.get("forward", noise_free_io()),
                             backward=io.get("backward", noise_free_io()))
-    cfg.mapping = MappingParameter(digital_bias=digital_bias)
+    cfg.mapping = MappingParameter(digital_bias=digital_bias, **mapping)
     return cfg
 
 
@@ -178,6 +178,10 @@ def scenarios():
               num_layers=2, steps=2)
     yield run("vanilla_no_bias_bidir", "vanilla", config(soft), bias=False, bidir=True,
               hidden_size=5, input_size=2)
+    # every linear split over a grid of tiles (per-tile IO scaling changes the results)
+    yield run("lstm_mapped_tiles", "lstm", config(constant, max_input_size=3, max_output_size=5))
+    yield run("gru_weight_scaling", "gru", config(soft, weight_scaling_omega=0.6,
+                                                  weight_scaling_columnwise=True), steps=2)
     floating = C.FloatingPointRPUConfig()
     yield run_init("init_lstm_default", "lstm", floating, xavier=False)
     yield run_init("init_gru_xavier", "gru", floating, xavier=True, num_layers=1, bidir=False)

@@ -5,6 +5,8 @@ import pathlib
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 
@@ -114,7 +116,7 @@ def test_golden_initial_weights(path):
 
 
 def test_golden_fixtures_present():
-    assert len(GOLDEN) >= 10
+    assert len(GOLDEN) >= 13
 
 
 # -- floating point equals torch's nn.LSTM / nn.GRU / nn.RNN --------------------------------------
@@ -184,6 +186,33 @@ def test_floating_point_equals_torch_rnn(cell, num_layers, bidir):
         for name, value in ref.named_parameters():
             torch.testing.assert_close(getattr(trained, name), value, rtol=1e-4, atol=1e-5,
                                        msg=lambda m, name=name: f"{name}: {m}")
+
+
+@settings(deadline=None, max_examples=12)
+@given(cell=st.sampled_from(sorted(CELLS)), n_in=st.integers(1, 4), hidden=st.integers(1, 5),
+       seq_len=st.integers(1, 4), batch=st.integers(1, 3), num_layers=st.integers(1, 2),
+       bidir=st.booleans(), seed=st.integers(0, 2 ** 16))
+def test_floating_point_forward_and_gradients_any_shape(cell, n_in, hidden, seq_len, batch,
+                                                        num_layers, bidir, seed):
+    """Any sizes: the analog RNN's outputs, final states and input gradients are torch's."""
+    torch.manual_seed(seed)
+    model = AnalogRNN(CELLS[cell], n_in, hidden, rpu_config=FloatingPointRPUConfig(),
+                      num_layers=num_layers, bidir=bidir, seed=seed)
+    ref = TORCH_RNN[cell.split("_")[0]](n_in, hidden, num_layers=num_layers,
+                                         bidirectional=bidir)
+    copy_into_torch(model, ref, cell, num_layers, bidir)
+    x = torch.randn(seq_len, batch, n_in)
+    outs = []
+    for net in (model, ref):
+        x_in = x.clone().requires_grad_(True)
+        out, states = net(x_in)
+        out.square().sum().backward()
+        outs.append((out.detach(), states, x_in.grad))
+    torch.testing.assert_close(outs[0][0], outs[1][0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(outs[0][2], outs[1][2], rtol=1e-4, atol=1e-5)
+    ours = torch_final_states(outs[0][1], cell, num_layers, bidir)
+    torch.testing.assert_close(flatten(ours), [t.detach() for t in flatten(outs[1][1])],
+                               rtol=1e-5, atol=1e-5)
 
 
 # -- update order -------------------------------------------------------------------------------
