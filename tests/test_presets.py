@@ -1,0 +1,210 @@
+"""rpusim.presets equal aihwkit 1.2.0's presets field by field, and each one runs in a tile.
+
+The expected values come from ``tests/golden/aihwkit_presets.json``, written by
+``scripts/dump_presets.py`` from the aihwkit oracle with the serializer of
+``scripts/dump_defaults.py`` (also used here for rpusim's side). One test per preset, so a
+preset that rpusim lacks or gets wrong fails on its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import rpusim.configs
+import rpusim.presets
+from rpusim import AnalogTile
+from rpusim.configs import (IOParameters, RPUConfig, SingleRPUConfig, UnitCellRPUConfig,
+                            UpdateParameters)
+from rpusim.configs._base import ConfigBase
+from rpusim.devices import PulsedDevice
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+_FIXTURE = json.loads((ROOT / "tests" / "golden" / "aihwkit_presets.json").read_text())
+_spec = importlib.util.spec_from_file_location("dump_defaults",
+                                               ROOT / "scripts" / "dump_defaults.py")
+_dump = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_dump)
+_plain = _dump.plain
+
+PRESETS = _FIXTURE["presets"]
+CLASSES = _FIXTURE["classes"]
+BASES = _FIXTURE["bases"]
+
+# Fields of aihwkit's RPU configs that belong to its torch layer (as in test_defaults.py):
+# rpusim has one AnalogTile class and takes the dtype as a tile argument.
+IGNORED_FIELDS = {
+    "tile_class": "torch tile module class; rpusim has a single AnalogTile",
+    "tile_array_class": "torch module used to split large layers into tiles",
+    "simulator_tile_class": "torch simulator class of aihwkit's torch inference tile",
+    "runtime": "torch runtime options (data type, offloading); rpusim takes dtype",
+    "pre_post": "torch-layer input-range learning around the tile",
+}
+
+
+def _equal(expected, got) -> bool:
+    if isinstance(expected, bool) or isinstance(got, bool):
+        return type(expected) is type(got) and expected == got
+    if isinstance(expected, (int, float)) and isinstance(got, (int, float)):
+        return expected == got or abs(expected - got) <= 1e-12 * max(abs(expected), abs(got))
+    return expected == got
+
+
+def _compare(expected, got, path: str, problems: list[str]) -> None:
+    """Collect every difference between aihwkit's serialized value and rpusim's, with its path."""
+    if isinstance(expected, dict) and "__class__" in expected:
+        name = got.get("__class__") if isinstance(got, dict) else got
+        if name != expected["__class__"]:
+            problems.append(f"{path}: expected a {expected['__class__']}, got {name!r}")
+            return
+        for key, value in expected.items():
+            if key == "__class__" or key in IGNORED_FIELDS:
+                continue
+            if key not in got:
+                problems.append(f"{path}.{key}: missing in rpusim's {name} (aihwkit: {value!r})")
+            else:
+                _compare(value, got[key], f"{path}.{key}", problems)
+        return
+    if isinstance(expected, list):
+        if not isinstance(got, list) or len(got) != len(expected):
+            problems.append(f"{path}: expected {expected!r}, got {got!r}")
+            return
+        for k, (e, g) in enumerate(zip(expected, got)):
+            _compare(e, g, f"{path}[{k}]", problems)
+        return
+    if not _equal(expected, got):
+        problems.append(f"{path}: aihwkit {expected!r}, rpusim {got!r}")
+
+
+def _base_name(cls: type) -> str:
+    """The nearest ancestor that is not itself a preset (aihwkit's base class)."""
+    return next(base.__name__ for base in cls.__mro__[1:]
+                if not base.__module__.startswith("rpusim.presets"))
+
+
+def test_fixture_is_from_aihwkit_1_2_0():
+    assert _FIXTURE["aihwkit_version"] == "1.2.0"
+    assert len(PRESETS) == 68
+
+
+def test_package_exports_exactly_aihwkits_presets():
+    assert sorted(rpusim.presets.__all__) == sorted(PRESETS)
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_preset_equals_aihwkit(name):
+    cls = getattr(rpusim.presets, name, None)
+    assert cls is not None, f"rpusim.presets has no {name}"
+    expected_base = BASES[name]
+    assert dataclasses.is_dataclass(cls) and _base_name(cls) == expected_base, (
+        f"{name} must subclass rpusim's {expected_base}")
+    assert issubclass(cls, getattr(rpusim.configs, expected_base))
+    problems: list[str] = []
+    _compare(CLASSES[name], _plain(cls()), name, problems)
+    assert not problems, f"{name} differs from aihwkit 1.2.0:\n" + "\n".join(problems)
+
+
+def test_ignored_fields_exist_in_aihwkit():
+    for field in IGNORED_FIELDS:
+        assert any(field in CLASSES[name] for name in PRESETS), field
+
+
+def _as_rpu_config(preset) -> RPUConfig:
+    """A tile config that exercises ``preset`` (an RPU config, device, IO or update preset)."""
+    if isinstance(preset, RPUConfig):
+        return preset
+    if isinstance(preset, PulsedDevice):
+        return SingleRPUConfig(device=preset)
+    if isinstance(preset, IOParameters):
+        return SingleRPUConfig(forward=preset, backward=preset)
+    if isinstance(preset, UpdateParameters):
+        return SingleRPUConfig(update=preset)
+    return UnitCellRPUConfig(device=preset)
+
+
+@pytest.mark.parametrize("name", [n for n in PRESETS if hasattr(rpusim.presets, n)])
+def test_preset_trains_in_a_tile(name):
+    tile = AnalogTile(3, 4, _as_rpu_config(getattr(rpusim.presets, name)()), seed=1)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (8, 4))
+    y = tile.forward(x)
+    assert y.shape == (8, 3) and np.all(np.isfinite(y))
+    before = {"weights": tile.get_weights(), **tile.get_hidden_parameters()}
+    for _ in range(3):
+        tile.update(x, rng.uniform(-1, 1, (8, 3)), lr=0.5)
+        tile.post_update_step()
+    after = {"weights": tile.get_weights(), **tile.get_hidden_parameters()}
+    assert all(np.all(np.isfinite(v)) for v in after.values())
+    changed = [key for key in before if not np.array_equal(before[key], after[key])]
+    assert changed, f"{name}: three updates changed neither the weights nor a hidden parameter"
+    # the whole state (write noise of every sub-device included) survives a round trip
+    twin = AnalogTile.from_state_dict(tile.state_dict())
+    np.testing.assert_array_equal(twin.forward(x, is_test=True), tile.forward(x, is_test=True))
+
+
+DEVICE_PRESETS = [n for n in PRESETS if n.endswith("PresetDevice")]
+
+
+@pytest.mark.parametrize("name", DEVICE_PRESETS)
+def test_preset_device_runs_as_its_base_model(name):
+    """A preset device is its base model with other values: same seed => same bits."""
+    preset = getattr(rpusim.presets, name)()
+    base_cls = getattr(rpusim.configs, BASES[name])
+    twin = base_cls(**{f.name: getattr(preset, f.name) for f in dataclasses.fields(preset)})
+    rng = np.random.default_rng(3)
+    x, d = rng.uniform(-1, 1, (5, 4)), rng.uniform(-1, 1, (5, 3))
+    results = []
+    for device in (preset, twin):
+        tile = AnalogTile(3, 4, SingleRPUConfig(device=device), seed=7)
+        tile.update(x, d, lr=0.3)
+        results.append((tile.get_hidden_parameters(), tile.forward(x)))
+    (hidden_p, y_p), (hidden_t, y_t) = results
+    assert list(hidden_p) == list(hidden_t)
+    for key in hidden_p:
+        np.testing.assert_array_equal(hidden_p[key], hidden_t[key], err_msg=key)
+    np.testing.assert_array_equal(y_p, y_t)
+    # and the preset's values are the ones in effect, not the base class defaults
+    assert _plain(preset) != _plain(base_cls())
+
+
+def test_subclass_adding_a_field_is_not_silently_its_parent():
+    @dataclasses.dataclass
+    class ExtendedReRam(rpusim.presets.ReRamESPresetDevice):
+        extra_knob: float = 1.0
+
+    with pytest.raises(TypeError, match="not a registered device model"):
+        AnalogTile(2, 2, SingleRPUConfig(device=ExtendedReRam()))
+
+
+def test_presets_are_independent_instances():
+    a, b = rpusim.presets.TikiTakaReRamSBPreset(), rpusim.presets.TikiTakaReRamSBPreset()
+    a.device.unit_cell_devices[0].dw_min = 0.5
+    assert b.device.unit_cell_devices[0].dw_min == 0.002
+    assert a.device.unit_cell_devices[1].dw_min == 0.002
+
+
+def test_saved_preset_tile_loads_in_a_fresh_process(tmp_path):
+    tile = AnalogTile(3, 2, rpusim.presets.AGADReRamSBPreset(), seed=4)
+    tile.update(np.ones((2, 2)), np.full((2, 3), 0.5), lr=0.2)
+    path = tmp_path / "agad.npz"
+    tile.save(path)
+    np.save(tmp_path / "w.npy", tile.get_weights())
+    code = ("import sys, numpy as np; from rpusim import AnalogTile; "
+            "t = AnalogTile.load(sys.argv[1]); "
+            "assert type(t.rpu_config).__name__ == 'AGADReRamSBPreset'; "
+            "assert np.array_equal(t.get_weights(), np.load(sys.argv[2]))")
+    result = subprocess.run([sys.executable, "-c", code, str(path), str(tmp_path / "w.npy")],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_every_preset_is_a_config():
+    for name in rpusim.presets.__all__:
+        assert issubclass(getattr(rpusim.presets, name), ConfigBase), name
