@@ -26,6 +26,7 @@ from typing import Callable, NamedTuple, TextIO
 import numpy as np
 
 from rpusim import configs
+from rpusim import presets  # noqa: F401  (registers the preset devices: response NAME)
 from rpusim.configs._base import ConfigBase, registered_config_classes
 from rpusim.devices.base import PulsedDevice
 from rpusim.plotting import MatplotlibMissing, plot_loss_curves

@@ -24,6 +24,7 @@ from rpusim import AnalogTile
 from rpusim.configs import (IOParameters, RPUConfig, SingleRPUConfig, UnitCellRPUConfig,
                             UpdateParameters)
 from rpusim.configs._base import ConfigBase
+from rpusim.demo import pulse_response
 from rpusim.devices import PulsedDevice
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -34,6 +35,8 @@ _dump = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_dump)
 _plain = _dump.plain
 
+_RESPONSES = json.loads(
+    (ROOT / "tests" / "golden" / "aihwkit_preset_responses.json").read_text())
 PRESETS = _FIXTURE["presets"]
 CLASSES = _FIXTURE["classes"]
 BASES = _FIXTURE["bases"]
@@ -172,6 +175,28 @@ def test_preset_device_runs_as_its_base_model(name):
     np.testing.assert_array_equal(y_p, y_t)
     # and the preset's values are the ones in effect, not the base class defaults
     assert _plain(preset) != _plain(base_cls())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(_RESPONSES["devices"]))
+def test_preset_device_pulse_response_matches_aihwkit(name):
+    """Mean and spread over 300 elements of n up then n down single pulses, against aihwkit's.
+
+    The means may differ by 4 standard errors of the difference (at each of six pulse
+    counts); the standard deviations by a factor 1.35 (the standard error of a ratio of two
+    300-sample standard deviations is about 0.06).
+    """
+    ref = _RESPONSES["devices"][name]
+    n_elements = _RESPONSES["elements"]
+    trace = pulse_response(getattr(rpusim.presets, name)(), ref["pulses"], n_elements, seed=11)
+    at = trace[ref["checkpoints"]].astype(np.float64)
+    mean, var = np.array(ref["mean"]), np.array(ref["var"])
+    se = np.sqrt((var + at.var(axis=1)) / n_elements)
+    z = (at.mean(axis=1) - mean) / np.where(se > 0, se, 1.0)
+    assert np.all(np.abs(z) < 4.0), f"{name}: mean differs by {np.round(z, 1)} SE"
+    spread = var > 1e-12
+    ratio = at.std(axis=1)[spread] / np.sqrt(var[spread])
+    assert np.all((ratio > 1 / 1.35) & (ratio < 1.35)), f"{name}: std ratio {np.round(ratio, 2)}"
 
 
 def test_subclass_adding_a_field_is_not_silently_its_parent():
