@@ -1,4 +1,4 @@
-"""Command line: ``python -m rpusim demo`` and ``python -m rpusim response DEVICE``.
+"""Command line: ``python -m rpusim demo``, ``response DEVICE`` and ``drift``.
 
 Run ``python -m rpusim --help`` (or ``demo --help``, ``response --help``) for the options.
 """
@@ -48,12 +48,34 @@ against the weight before it. Needs matplotlib: pip install "rpusim[plot]".
 """
 
 
+EPILOG_DRIFT = """\
+what it shows:
+  A 64-H-10 network (tanh hidden layer, digital biases, two analog tiles with an
+  InferenceRPUConfig: PCM-like noise model, global drift compensation, noisy forward IO)
+  is trained hardware-aware on scikit-learn's bundled digits: additive weight noise drawn
+  after every mini-batch, Gaussian weight clipping, channelwise remapping. The trained
+  tiles are then programmed N times (programming noise) and read from 1 s to 10 years
+  after programming (PCM drift and read noise), with and without drift compensation.
+
+output:
+  progress, a table (mean +- std over the programmings), OUT/drift_accuracy.png (needs
+  matplotlib: pip install "rpusim[plot]") and OUT/drift_accuracy.csv. Needs scikit-learn
+  for the data: pip install "rpusim[digits]".
+
+examples:
+  python -m rpusim drift
+  python -m rpusim drift --programs 10 --epochs 30 --out /tmp/drift
+  python -m rpusim drift --weight-noise 0 --out /tmp/no_hwa
+"""
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m rpusim",
         description="rpusim: reference simulator of analog in-memory training hardware "
                     "(resistive crossbar tiles, the physics of IBM aihwkit 1.2.0).")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{demo,response}")
+    sub = parser.add_subparsers(dest="command", required=True,
+                                metavar="{demo,response,drift}")
     demo = sub.add_parser(
         "demo", help="train with analog SGD and Tiki-taka, print a table, plot the losses",
         description="Train a small analog network on built-in generated data with plain "
@@ -95,7 +117,27 @@ def _parser() -> argparse.ArgumentParser:
                           metavar="MODULE_OR_FILE",
                           help="import a module (or run a .py file) first, e.g. one that "
                                "defines a custom device model; may be repeated")
-    parser.subparsers = {"demo": demo, "response": response}
+    drift = sub.add_parser(
+        "drift", help="hardware-aware training on digits, then accuracy under PCM drift",
+        description="Train a small network hardware-aware on the digits data, program it onto "
+                    "PCM-like devices and plot the test accuracy from 1 s to 10 years after "
+                    "programming, with and without drift compensation.",
+        epilog=EPILOG_DRIFT, formatter_class=argparse.RawDescriptionHelpFormatter)
+    drift.add_argument("--epochs", type=int, default=15, help="training epochs (default: 15)")
+    drift.add_argument("--programs", type=int, default=5, metavar="N",
+                       help="independent programmings (default: 5)")
+    drift.add_argument("--hidden", type=int, default=32, help="hidden units (default: 32)")
+    drift.add_argument("--lr", type=float, default=0.2, help="learning rate (default: 0.2)")
+    drift.add_argument("--batch-size", type=int, default=16,
+                       help="mini-batch size (default: 16)")
+    drift.add_argument("--weight-noise", type=float, default=0.08, metavar="STD",
+                       help="std of the additive weight noise of the training, relative to "
+                            "max|W| (default: 0.08; 0: no weight noise)")
+    drift.add_argument("--seed", type=int, default=0, help="seed of everything (default: 0)")
+    drift.add_argument("--out", default="rpusim_drift", metavar="FOLDER",
+                       help="output folder for drift_accuracy.png/.csv (default: "
+                            "./rpusim_drift)")
+    parser.subparsers = {"demo": demo, "response": response, "drift": drift}
     return parser
 
 
@@ -127,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
         if extra:
             sub.error(f"unrecognized arguments: {' '.join(extra)}")
         return _demo(sub, args)
+    if args.command == "drift":
+        if extra:
+            sub.error(f"unrecognized arguments: {' '.join(extra)}")
+        return _drift(sub, args)
     return _response(sub, args, _field_pairs(sub, extra))
 
 
@@ -142,6 +188,20 @@ def _demo(parser, args) -> int:
         run_demo(args.device, algorithm=args.algorithm, epochs=args.epochs, seed=args.seed,
                  out=args.out, lr=args.lr, batch_size=args.batch_size, hidden=args.hidden,
                  device_fields=fields)
+    except (ValueError, TypeError) as err:
+        parser.error(str(err))
+    return 0
+
+
+def _drift(parser, args) -> int:
+    from rpusim.drift_demo import run_drift
+    try:
+        run_drift(epochs=args.epochs, n_programs=args.programs, hidden=args.hidden,
+                  lr=args.lr, batch_size=args.batch_size, std_dev=args.weight_noise,
+                  seed=args.seed, out=args.out)
+    except ImportError as err:
+        print(f"python -m rpusim drift: {err}", file=sys.stderr)
+        return 2
     except (ValueError, TypeError) as err:
         parser.error(str(err))
     return 0

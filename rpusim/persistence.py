@@ -21,6 +21,12 @@ key                    content
 ``forward_io/<key>``   the forward IO model's state (draws made at construction, running
                        values)
 ``backward_io/<key>``  the same for the backward direction
+``hwa/<key>``          hardware-aware training state (held modifier draw, output scales),
+                       only for configs with ``clip``/``remap``/``modifier``
+``inference/<key>``    an ``InferenceRPUConfig`` tile's programmed state: target
+                       (``reference``), ``programmed`` weights, ``n_slices`` and
+                       ``drift_coefficients/<j>``, compensation ``baseline`` and ``alpha``
+                       (:class:`rpusim.inference_state.InferenceState`)
 ``rng``                the tile generator's state as JSON
 =====================  ===================================================================
 
@@ -55,7 +61,7 @@ FORMAT_VERSION = 1
 _FORMAT = "rpusim-tile"
 _META = ("format", "format_version", "rpusim_version", "config", "out_size", "in_size", "dtype",
          "learning_rate", "weights", "rng")
-_GROUPS = ("hidden", "model", "forward_io", "backward_io")
+_GROUPS = ("hidden", "model", "forward_io", "backward_io", "hwa", "inference")
 
 
 # -- flat groups of state ---------------------------------------------------------------------
@@ -106,7 +112,8 @@ def tile_state_dict(tile) -> dict[str, np.ndarray]:
         "in_size": np.array(tile.in_size),
         "dtype": np.array(tile.dtype.name),
         "learning_rate": np.array(float(tile.learning_rate)),
-        "weights": tile.get_weights(),
+        # the analog weights: get_weights() folds the remapping scales in
+        "weights": tile._model.w.copy(),
         "rng": np.array(json.dumps(tile._rng.get_state())),
     }
     for name, value in tile.get_hidden_parameters().items():
@@ -116,6 +123,10 @@ def tile_state_dict(tile) -> dict[str, np.ndarray]:
     _flatten(tile._model.extra_state(), "model", state)
     _flatten(tile._forward_mvm.get_state(), "forward_io", state)
     _flatten(tile._backward_mvm.get_state(), "backward_io", state)
+    if tile._hwa is not None:
+        _flatten(tile._hwa.get_state(), "hwa", state)
+    if tile._inference is not None:
+        _flatten(tile._inference.as_dict(), "inference", state)
     return state
 
 
@@ -219,6 +230,9 @@ def _restore(tile, state: dict) -> None:
         raise ValueError("tile state entry 'weights' must be finite, got NaN or inf")
     for group in ("model", "forward_io", "backward_io"):
         _check_like(group, _group(state, group), _group(fresh, group), exact_keys=False)
+    hwa = _group(state, "hwa")
+    _check_like("hwa", hwa, {k: v for k, v in _group(fresh, "hwa").items()
+                             if k != "sample_weights"}, exact_keys=False)
     try:
         rng_state = json.loads(_text(state, "rng"))
     except json.JSONDecodeError as err:
@@ -233,6 +247,13 @@ def _restore(tile, state: dict) -> None:
         tile._model.load_extra_state(_unflatten(_group(state, "model")))
         tile._forward_mvm.set_state(_unflatten(_group(state, "forward_io")))
         tile._backward_mvm.set_state(_unflatten(_group(state, "backward_io")))
+        if tile._hwa is not None:
+            tile._hwa.set_state(_unflatten(hwa))
+        inference = _group(state, "inference")
+        if inference and tile._inference is None:
+            raise ValueError(f"inference entries for a {type(tile.rpu_config).__name__} tile")
+        if tile._inference is not None:
+            tile._inference.load(inference)
         tile._rng.set_state(rng_state)
     except (KeyError, IndexError, TypeError, ValueError, AttributeError) as err:
         raise ValueError(f"tile state could not be restored: {type(err).__name__}: {err}"

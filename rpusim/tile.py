@@ -8,9 +8,12 @@ import math
 import numpy as np
 
 from rpusim.configs.enums import PulseType
+from rpusim.configs.inference import InferenceRPUConfig
 from rpusim.configs.rpu import FloatingPointRPUConfig, RPUConfig
 from rpusim.devices.ideal import FloatingPointDevice
 from rpusim.devices.model import make_device_model
+from rpusim.hwa import HardwareAwareState, is_hardware_aware
+from rpusim.inference_state import InferenceState
 from rpusim.io import AnalogMVM
 from rpusim.kernels.checks import all_finite, update_magnitudes
 from rpusim.rng import TileRNG
@@ -168,6 +171,10 @@ class AnalogTile:
         self._backward_mvm = AnalogMVM(config.backward, self.in_size, self.out_size,
                                        self.dtype, self._rng, exact=exact, backward=True,
                                        nm_state=self._forward_mvm.nm_state)
+        self._hwa = (HardwareAwareState(config, self.out_size, self.in_size, self.dtype,
+                                        self._rng) if is_hardware_aware(config) else None)
+        self._inference = (InferenceState(config, (self.out_size, self.in_size), self.dtype)
+                           if isinstance(config, InferenceRPUConfig) else None)
 
     def __repr__(self) -> str:
         return (f"AnalogTile({self.out_size}, {self.in_size}, "
@@ -204,7 +211,8 @@ class AnalogTile:
         is_test : bool
             Inference mode. As in aihwkit's CPU tile it changes nothing in the IO model (the
             AverageAbsMax running value is still updated); the torch adapter passes
-            ``not module.training``.
+            ``not module.training``. With an ``InferenceRPUConfig`` and drift compensation,
+            test-mode outputs are multiplied by the compensation's alpha.
 
         Returns
         -------
@@ -213,7 +221,25 @@ class AnalogTile:
         if not isinstance(is_test, (bool, np.bool_)):
             raise TypeError(f"is_test must be a bool, got {is_test!r:.80}")
         X, single = self._batch(x, "x", self.in_size)
-        Y = self._checked_mvm(self._forward_mvm, self._model.w, X, bool(is_test), "forward")
+        hwa = self._hwa
+        if hwa is None:
+            Y = self._checked_mvm(self._forward_mvm, self._model.w, X, bool(is_test), "forward")
+        elif hwa.uses_samples(bool(is_test)) and X.shape[0] > 0:
+            held = hwa.sample_weights
+            try:
+                Y = self._per_sample_mvm(self._forward_mvm,
+                                         lambda n: hwa.draw_samples(self._model.w, n), X,
+                                         bool(is_test), "forward", transpose=False)
+            except ValueError:
+                hwa.sample_weights = held
+                raise
+            hwa.scale_outputs(Y)
+        else:
+            M = hwa.weights(self._model.w, bool(is_test))
+            Y = self._checked_mvm(self._forward_mvm, M, X, bool(is_test), "forward")
+            hwa.scale_outputs(Y)
+        if is_test and self._inference is not None:
+            Y = self._inference.scale_outputs(Y)
         return Y[0] if single else Y
 
     def backward(self, d) -> np.ndarray:
@@ -228,8 +254,45 @@ class AnalogTile:
         ndarray, shape (in,) or (batch, in)
         """
         D, single = self._batch(d, "d", self.out_size)
-        Z = self._checked_mvm(self._backward_mvm, self._model.w.T, D, False, "backward")
+        hwa = self._hwa
+        if hwa is None:
+            Z = self._checked_mvm(self._backward_mvm, self._model.w.T, D, False, "backward")
+        elif hwa.uses_samples(False):
+            Z = self._per_sample_mvm(self._backward_mvm, self._sample_weights,
+                                     hwa.scale_errors(D, backward=True), False, "backward",
+                                     transpose=True)
+        else:
+            Z = self._checked_mvm(self._backward_mvm, hwa.weights(self._model.w, False).T,
+                                  hwa.scale_errors(D, backward=True), False, "backward")
         return Z[0] if single else Z
+
+    def _sample_weights(self, batch: int) -> np.ndarray:
+        """The per-sample draws of the last training forward, for a backward of its batch."""
+        held = self._hwa.sample_weights
+        if held is None or held.shape[0] != batch:
+            got = "no training forward" if held is None else f"a forward of batch {held.shape[0]}"
+            raise ValueError(f"with modifier.per_batch_sample the backward reads the draws of "
+                             f"the last training forward: expected d of batch {batch} to follow "
+                             f"a forward of the same batch, got {got}")
+        return held
+
+    def _per_sample_mvm(self, mvm, weights_for, U: np.ndarray, is_test: bool,
+                        name: str, transpose: bool) -> np.ndarray:
+        """One MVM per sample ``b`` with its own weights ``weights_for(batch)[b]``; a failure
+        puts back the generator and the AverageAbsMax value (as :meth:`_checked_mvm`)."""
+        keys = self._rng.keys_drawn
+        nm_before = self._forward_mvm.nm_state[0]
+        try:
+            weights = weights_for(U.shape[0])
+            out = np.empty((U.shape[0], weights.shape[2 if transpose else 1]), self.dtype)
+            for b in range(U.shape[0]):
+                M = weights[b].T if transpose else weights[b]
+                out[b] = self._checked_mvm(mvm, M, U[b:b + 1], is_test, name)[0]
+        except ValueError:
+            self._rng.unkey(self._rng.keys_drawn - keys)
+            self._forward_mvm.nm_state[0] = nm_before
+            raise
+        return out
 
     def _checked_mvm(self, mvm, M: np.ndarray, U: np.ndarray, is_test: bool, name: str):
         """Run ``mvm``; an overflowing result raises and leaves the tile as it was."""
@@ -278,6 +341,8 @@ class AnalogTile:
         if lr == 0:
             return
         self._check_update_range(magnitudes[:4], lr)
+        if self._hwa is not None:
+            D = self._hwa.scale_errors(D, backward=False)
         self._model.update(X, D, lr, self.rpu_config.update)
 
     def _check_update_range(self, magnitudes, lr: float) -> None:
@@ -322,12 +387,26 @@ class AnalogTile:
 
     # -- weights and hidden parameters --------------------------------------------------------
     def get_weights(self) -> np.ndarray:
-        """Return a copy of the effective (apparent) weights, shape (out, in)."""
+        """Return a copy of the effective (apparent) weights, shape (out, in).
+
+        With an ``InferenceRPUConfig`` these are the programmed / drifted weights once
+        programmed, as aihwkit returns them; :meth:`get_target_weights` gives the target.
+        With weight remapping they are the logical weights ``W * s`` (per output row), as
+        aihwkit returns them.
+        """
+        if self._hwa is not None and self._hwa.scales is not None:
+            return self._model.w * self._hwa.scales[:, None]
         return self._model.w.copy()
 
     def set_weights(self, weights) -> None:
-        """Program the weights (clipped to each element's bounds; write noise redrawn)."""
+        """Program the weights (clipped to each element's bounds; write noise redrawn).
+
+        With an ``InferenceRPUConfig`` the weights are the new target: the earlier
+        programming, drift and alpha are forgotten (:mod:`rpusim.inference_state`).
+        """
         self._model.set_weights(self._matrix(weights, "weights"))
+        if self._inference is not None:
+            self._inference.new_target()
 
     def get_hidden_parameter_names(self) -> list[str]:
         """Names of the hidden parameters, in aihwkit's order."""
@@ -390,10 +469,112 @@ class AnalogTile:
         """One diffusion step ``w += diffusion_rate * xi``, clipped."""
         self._atomic("diffuse_weights", self._model.diffuse)
 
-    def drift_weights(self, delta_t: float = 1.0) -> None:
-        """Power-law drift by ``delta_t`` (devices with a drift config)."""
-        delta_t = _check_real("delta_t", delta_t, lo=0.0)
-        self._atomic("drift_weights", self._model.drift, delta_t)
+    def drift_weights(self, delta_t: float | None = None, *,
+                      t_inference: float | None = None) -> None:
+        """Drift the weights; the meaning of the time depends on the config.
+
+        Pulsed devices with a drift config: one power-law drift step by ``delta_t`` seconds
+        (default 1.0; aihwkit's analog tile). ``InferenceRPUConfig``: the weights as read
+        ``t_inference`` seconds after programming ended (default 0.0; absolute, not an
+        increment: every call drifts the programmed weights afresh with the drift
+        coefficients of the programming and new read noise); a tile never programmed is
+        programmed first; with drift compensation, alpha is updated. The positional argument
+        is ``delta_t`` or ``t_inference`` as the config says.
+
+        Raises
+        ------
+        ValueError
+            A negative or non-finite time, both keywords, or a keyword that does not fit the
+            config.
+        """
+        if delta_t is not None and t_inference is not None:
+            raise ValueError("give one time: delta_t (pulsed devices) or t_inference "
+                             "(InferenceRPUConfig), not both")
+        if self._inference is None:
+            if t_inference is not None:
+                raise ValueError("t_inference needs an InferenceRPUConfig tile; this tile "
+                                 f"has {type(self.rpu_config).__name__}: use delta_t")
+            delta_t = _check_real("delta_t", 1.0 if delta_t is None else delta_t, lo=0.0)
+            self._atomic("drift_weights", self._model.drift, delta_t)
+            return
+        t = t_inference if t_inference is not None else delta_t
+        t = _check_real("t_inference", 0.0 if t is None else t, lo=0.0)
+        self._inference_step(lambda readout: self._inference.drift(
+            self._model.w, t, self._rng, readout))
+
+    def program_weights(self, from_reference: bool = True, noise_model=None) -> None:
+        """Program the target weights with the noise model's programming noise
+        (``InferenceRPUConfig`` only; aihwkit's ``program_weights``).
+
+        The target is the current weights, or, if the tile was programmed before and
+        ``set_weights`` was not called since, the same target as then (so repeated calls are
+        independent programmings of one target). The weights become the programmed ones
+        (what :meth:`get_weights` and every forward then read); the drift coefficients are
+        drawn; with drift compensation the baseline is read out through the forward IO
+        model and alpha is reset to 1. Fresh draws every call.
+
+        Parameters
+        ----------
+        from_reference : bool
+            ``False`` takes the current weights as the new target (aihwkit's argument).
+        noise_model : BaseNoiseModel, optional
+            Replaces the config's noise model from now on (aihwkit's argument).
+        """
+        if self._inference is None:
+            raise ValueError(f"program_weights needs an InferenceRPUConfig tile, this one has "
+                             f"{type(self.rpu_config).__name__}")
+        if noise_model is not None:
+            config = copy.copy(self.rpu_config)
+            config.noise_model = copy.deepcopy(noise_model)
+            config.validate()
+            self.rpu_config.noise_model = config.noise_model
+        if not from_reference:
+            self._inference.reference = None
+        self._inference_step(lambda readout: self._inference.program(
+            self._model.w, self._rng, readout))
+
+    def _inference_step(self, step) -> None:
+        """``W <- step(readout)``, ``readout(W)`` the test-mode forward of the compensation's
+        inputs; on error the tile is left unchanged."""
+        state = self._inference
+        rng_before = self._rng.get_state()
+        nm_before = self._forward_mvm.nm_state.copy()
+        saved = state.as_dict()
+        compensation = self.rpu_config.drift_compensation
+        inputs = (None if compensation is None else
+                  np.ascontiguousarray(compensation.get_readout_tensor(self.in_size, self.dtype),
+                                       dtype=self.dtype))
+
+        def readout(w):
+            return self._forward_mvm.mvm(np.ascontiguousarray(w, dtype=self.dtype), inputs,
+                                         is_test=True)
+
+        try:
+            w = step(readout)
+        except Exception:
+            self._rng.set_state(rng_before)
+            self._forward_mvm.nm_state[...] = nm_before
+            state.load(saved)
+            raise
+        self._model.w[...] = w
+
+    def get_target_weights(self) -> np.ndarray:
+        """The target weights (``InferenceRPUConfig``): what the next
+        :meth:`program_weights` programs. The target kept from the last programming, or the
+        current weights if the tile was not programmed since its last ``set_weights``."""
+        if self._inference is None:
+            raise ValueError(f"target weights exist on InferenceRPUConfig tiles only, this "
+                             f"one has {type(self.rpu_config).__name__}")
+        return np.array(self._inference.target(self._model.w), copy=True)
+
+    def get_drift_compensation_alpha(self):
+        """The drift-compensation factor of test-mode outputs: a float (per-output array for
+        a per-column compensation); 1.0 until a compensated drift."""
+        if self._inference is None:
+            raise ValueError(f"drift compensation exists on InferenceRPUConfig tiles only, "
+                             f"this one has {type(self.rpu_config).__name__}")
+        alpha = self._inference.alpha
+        return float(alpha) if alpha.ndim == 0 else alpha.copy()
 
     def reset_columns(self, start_column_idx: int = 0, num_columns: int = 1,
                       reset_prob: float = 1.0) -> None:
@@ -423,11 +604,17 @@ class AnalogTile:
                              "non-finite; the tile is unchanged")
 
     def post_update_step(self) -> None:
-        """What aihwkit's optimizer does after each step: diffusion, then decay (never drift)."""
+        """What aihwkit's optimizer does after each step: diffusion, then decay (never drift).
+
+        With an ``InferenceRPUConfig``: clip the weights, remap them, then draw and hold the
+        modified weights that training forward and backward read (see :mod:`rpusim.hwa`).
+        """
         if self._model.requires_diffusion():
             self._model.diffuse()
         if self._model.requires_decay():
             self._model.decay(1.0)
+        if self._hwa is not None:
+            self._hwa.post_update(self._model.w)
 
     # -- persistence ----------------------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -39,12 +39,15 @@ try:
     import torch
     from aihwkit.simulator import configs as ac
     from aihwkit.simulator.tiles import AnalogTile as AihwkitTile
+    from aihwkit.simulator.tiles.inference import InferenceTile as AihwkitInferenceTile
     torch.set_num_threads(1)
     HAVE_AIHWKIT = True
 except Exception:  # aihwkit is optional: any import failure means "not available"
     HAVE_AIHWKIT = False
 
 LR = 0.01
+# seconds after programming of the inference workload's drift
+T_INFERENCE = 3600.0
 
 
 def inputs(batch, n_in, n_out, seed=0):
@@ -55,7 +58,24 @@ def inputs(batch, n_in, n_out, seed=0):
 
 
 def call_for(tile, x, d, what):
-    """The timed call: one forward, backward or update, or a whole training step."""
+    """The timed call: one forward, backward or update, a whole training step, or (inference)
+    programming, a drift with compensation and one test-mode forward."""
+    if what == "inference":
+        if isinstance(tile, rpusim.AnalogTile):
+            def test_forward():
+                return tile.forward(x, is_test=True)
+        else:
+            tile.eval()
+
+            def test_forward():
+                with torch.no_grad():
+                    return tile.forward(x)
+
+        def inference():
+            tile.program_weights()
+            tile.drift_weights(T_INFERENCE)
+            return test_forward()
+        return inference
     if what == "forward":
         return lambda: tile.forward(x)
     if what == "backward":
@@ -78,7 +98,7 @@ def rpusim_case(config, n_out, n_in, batch, what):
 
 
 def aihwkit_case(config, n_out, n_in, batch, what):
-    tile = AihwkitTile(n_out, n_in, config)
+    tile = (AihwkitInferenceTile if what == "inference" else AihwkitTile)(n_out, n_in, config)
     tile.set_learning_rate(LR)
     x, d = (torch.from_numpy(a) for a in inputs(batch, n_in, n_out))
     return call_for(tile, x, d, what)
@@ -95,6 +115,10 @@ def workloads():
          lambda: rc.SingleRPUConfig(device=rc.ConstantStepDevice()),
          lambda: ac.SingleRPUConfig(device=ac.ConstantStepDevice()), 512, 512, 100, "update"),
     ]
+    if hasattr(rc, "InferenceRPUConfig"):
+        w.append(("program + drift + test forward 512x512 b100",
+                  lambda: rc.InferenceRPUConfig(), lambda: ac.InferenceRPUConfig(),
+                  512, 512, 100, "inference"))
     if hasattr(rc, "SoftBoundsDevice"):
         w.append(("update SoftBounds 512x512 b100",
                   lambda: rc.SingleRPUConfig(device=rc.SoftBoundsDevice()),

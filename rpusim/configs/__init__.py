@@ -12,6 +12,10 @@ from rpusim.configs.mapping import MappingParameter
 from rpusim.configs.rpu import (DigitalRankUpdateRPUConfig, FloatingPointRPUConfig, RPUConfig,
                                 SingleRPUConfig, UnitCellRPUConfig)
 from rpusim.configs.update import UpdateParameters
+from rpusim.configs.inference import InferenceRPUConfig
+from rpusim.configs.weight_modifiers import (WeightClipParameter, WeightClipType,
+                                             WeightModifierParameter, WeightModifierType,
+                                             WeightRemapParameter, WeightRemapType)
 from rpusim.devices import *  # noqa: F401,F403
 from rpusim.devices import __all__ as _device_names
 from rpusim.compounds import *  # noqa: F401,F403
@@ -22,5 +26,8 @@ __all__ = [
     "BoundManagementType", "NoiseManagementType", "PulseType", "VectorUnitCellUpdatePolicy",
     "WeightNoiseType", "IOParameters", "MappingParameter", "RPUConfig", "SingleRPUConfig", "UnitCellRPUConfig",
     "FloatingPointRPUConfig", "DigitalRankUpdateRPUConfig", "UpdateParameters",
+    "InferenceRPUConfig",
+    "WeightModifierParameter", "WeightModifierType", "WeightClipParameter", "WeightClipType",
+    "WeightRemapParameter", "WeightRemapType",
     *_device_names, *_compound_names,
 ]

@@ -134,6 +134,9 @@ def _to_plain(value: Any) -> Any:
         return value.name
     if isinstance(value, tuple):
         return {"__tuple__": [_to_plain(v) for v in value]}
+    if isinstance(value, dict):
+        # (key, value) pairs: JSON object keys would turn numeric keys (times in s) into strings
+        return {"__dict__": [[_to_plain(k), _to_plain(v)] for k, v in value.items()]}
     if isinstance(value, (list, np.ndarray)):
         return [_to_plain(v) for v in value]
     if isinstance(value, np.generic):
@@ -198,6 +201,12 @@ def _from_plain(value: Any) -> Any:
     if isinstance(value, dict) and set(value) == {"__tuple__"} and isinstance(
             value["__tuple__"], list):
         return tuple(_from_plain(v) for v in value["__tuple__"])
+    if isinstance(value, dict) and set(value) == {"__dict__"} and isinstance(
+            value["__dict__"], list):
+        pairs = value["__dict__"]
+        if not all(isinstance(p, list) and len(p) == 2 for p in pairs):
+            raise ValueError(f"config dict entries must be [key, value] pairs, got {pairs!r:.200}")
+        return {_from_plain(k): _from_plain(v) for k, v in pairs}
     if isinstance(value, dict):
         raise ValueError(f"config values must be numbers, strings, lists or configs, got "
                          f"{value!r:.200}")

@@ -8,7 +8,10 @@ __all__ = [
     "NoiseManagementType",
     "PulseType",
     "VectorUnitCellUpdatePolicy",
+    "WeightClipType",
+    "WeightModifierType",
     "WeightNoiseType",
+    "WeightRemapType",
 ]
 
 
@@ -69,3 +72,36 @@ class AnalogMVType(Enum):
     POS_NEG_SEPARATE_DIGITAL_SUM = "PosNegSeparateDigitalSum"
     SPLIT_MODE = "SplitMode"
     BIT_WISE = "BitWise"
+
+
+class WeightModifierType(Enum):
+    """Perturbation of the weights seen by training forward and backward (hardware-aware training)."""
+
+    NONE = "None"
+    DISCRETIZE = "Discretize"
+    MULT_NORMAL = "MultNormal"
+    ADD_NORMAL = "AddNormal"
+    DISCRETIZE_ADD_NORMAL = "DiscretizeAddNormal"
+    DOREFA = "DoReFa"
+    POLY = "Poly"
+    PCM_NOISE = "PCMNoise"
+    PROG_NOISE = "ProgNoise"
+    DROP_CONNECT = "DropConnect"
+    COPY = "Copy"
+
+
+class WeightClipType(Enum):
+    """How the clipping value of the weights is chosen after each optimizer step."""
+
+    NONE = "None"
+    FIXED_VALUE = "FixedValue"
+    LAYER_GAUSSIAN = "LayerGaussian"
+    AVERAGE_CHANNEL_MAX = "AverageChannelMax"
+
+
+class WeightRemapType(Enum):
+    """How the weights are rescaled into the conductance range, the scale moving to the outputs."""
+
+    NONE = "None"
+    LAYERWISE_SYMMETRIC = "LayerwiseSymmetric"
+    CHANNELWISE_SYMMETRIC = "ChannelwiseSymmetric"

@@ -1,0 +1,169 @@
+"""Hardware-aware training state of a tile: held modifier draw, clipping, remapping scales.
+
+A tile built from a config with ``clip``, ``remap`` and ``modifier`` fields (an
+``InferenceRPUConfig``) owns one :class:`HardwareAwareState`. Semantics: spec inference.md,
+sections 2 and 10-12:
+
+* ``post_update_step()``: clip ``W``, remap ``W`` and the output scales ``s``, then draw
+  ``W_fb = modify(W)`` and hold it.
+* training forward and backward read ``W_fb`` (``W`` until the first draw); test forward reads
+  ``W`` unless ``modifier.enable_during_test``.
+* outputs are multiplied by ``s``, backward inputs by ``s``, update errors divided by ``s``: the
+  logical weights are ``W * s`` (per output row).
+* ``per_batch_sample``: every sample of a training forward gets its own draw from the current
+  ``W``; the backward of the same batch reads the same draws.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rpusim.configs.enums import WeightClipType, WeightModifierType, WeightRemapType
+from rpusim.kernels import modifiers as kmod
+
+__all__ = ["HardwareAwareState", "is_hardware_aware"]
+
+_MOD_KIND = {t: getattr(kmod, f"MOD_{t.name}") for t in WeightModifierType}
+_CLIP_KIND = {t: getattr(kmod, f"CLIP_{t.name}") for t in WeightClipType}
+# aihwkit's PCM read time of the PCM_NOISE modifier (s)
+_PCM_T_READ = 250e-9
+
+
+def is_hardware_aware(config) -> bool:
+    """Whether ``config`` carries the hardware-aware training fields (clip, remap, modifier)."""
+    return all(hasattr(config, name) for name in ("clip", "remap", "modifier"))
+
+
+class HardwareAwareState:
+    """Held modifier draw ``W_fb`` and output scales ``s`` of one tile.
+
+    Parameters
+    ----------
+    config : InferenceRPUConfig-like
+        Reads ``clip``, ``remap`` and ``modifier`` (validated configs).
+    out_size, in_size : int
+    dtype : numpy.dtype
+    rng : rpusim.rng.TileRNG
+        The tile's generator: one kernel key per draw.
+    """
+
+    def __init__(self, config, out_size: int, in_size: int, dtype, rng):
+        self.config = config
+        self.dtype = np.dtype(dtype)
+        self.rng = rng
+        self.shape = (out_size, in_size)
+        self.fb_weights: np.ndarray | None = None
+        # the per-sample draws of the last training forward (per_batch_sample only)
+        self.sample_weights: np.ndarray | None = None
+        self.scales = (np.ones(out_size, self.dtype)
+                       if config.remap.type != WeightRemapType.NONE else None)
+
+    # -- what forward and backward read --------------------------------------------------------
+    @property
+    def per_sample(self) -> bool:
+        mod = self.config.modifier
+        return mod.per_batch_sample and self._draws(mod)
+
+    def weights(self, w: np.ndarray, is_test: bool) -> np.ndarray:
+        """The weights an MVM reads: the held draw in training (or with enable_during_test)."""
+        if self.fb_weights is not None and (
+                not is_test or self.config.modifier.enable_during_test):
+            return self.fb_weights
+        return w
+
+    def uses_samples(self, is_test: bool) -> bool:
+        """Whether a forward in this mode draws per sample (``per_batch_sample``)."""
+        return self.per_sample and (not is_test or self.config.modifier.enable_during_test)
+
+    def draw_samples(self, w: np.ndarray, batch: int) -> np.ndarray:
+        """``batch`` independent draws ``modify(w)``, kept for the backward of this batch."""
+        key = self.rng.key()
+        out = np.empty((batch, *self.shape), self.dtype)
+        for b in range(batch):
+            self._modify(w, out[b], key, b)
+        self.sample_weights = out
+        return out
+
+    def scale_outputs(self, Y: np.ndarray) -> np.ndarray:
+        if self.scales is not None:
+            Y *= self.scales
+        return Y
+
+    def scale_errors(self, D: np.ndarray, backward: bool) -> np.ndarray:
+        """``d * s`` for the backward MVM, ``d / s`` for the update (new arrays)."""
+        if self.scales is None:
+            return D
+        return D * self.scales if backward else D / self.scales
+
+    # -- post_update_step ----------------------------------------------------------------------
+    def post_update(self, w: np.ndarray) -> None:
+        """Clip and remap ``w`` in place, then draw and hold ``W_fb`` (spec sections 10-12)."""
+        clip = self.config.clip
+        if clip.type != WeightClipType.NONE:
+            c = kmod.clip_value(w, _CLIP_KIND[clip.type], float(clip.fixed_value),
+                                float(clip.sigma))
+            if c > 0:
+                kmod.clip_weights(w, c)
+        remap = self.config.remap
+        if remap.type == WeightRemapType.LAYERWISE_SYMMETRIC:
+            kmod.remap_layerwise(w, self.scales, float(remap.remapped_wmax))
+        elif remap.type == WeightRemapType.CHANNELWISE_SYMMETRIC:
+            kmod.remap_channelwise(w, self.scales, float(remap.remapped_wmax),
+                                   float(remap.max_scale_range), float(remap.max_scale_ref))
+        mod = self.config.modifier
+        if self._draws(mod) and not mod.per_batch_sample:
+            out = np.empty(self.shape, self.dtype)
+            self._modify(w, out, self.rng.key(), 0)
+            self.fb_weights = out
+
+    @staticmethod
+    def _draws(mod) -> bool:
+        """aihwkit skips the modifier for NONE, and for COPY without drop connect."""
+        return not (mod.type == WeightModifierType.NONE
+                    or (mod.type == WeightModifierType.COPY and mod.pdrop <= 0))
+
+    def _modify(self, w: np.ndarray, out: np.ndarray, key, sample: int) -> None:
+        mod = self.config.modifier
+        t = self.dtype.type
+        if mod.rel_to_actual_wmax and mod.type != WeightModifierType.COPY:
+            amax = kmod.modifier_amax(w, mod.copy_last_column)
+        else:
+            amax = t(mod.assumed_wmax)
+        t_read = mod.pcm_t_inference + mod.pcm_t0
+        params = dict(vars(mod), pcm_log_sqrt_factor=np.sqrt(
+            np.log((t_read + _PCM_T_READ) / (2.0 * _PCM_T_READ))))
+        f = np.array([params[name] for name in kmod.MF_FIELDS], np.float64)
+        coeffs = np.asarray(mod.coeffs, np.float64)
+        kmod.modify_weights(w, out, _MOD_KIND[mod.type], f, bool(mod.sto_round),
+                            bool(mod.copy_last_column), coeffs, amax, key, sample)
+
+    # -- persistence ---------------------------------------------------------------------------
+    def get_state(self) -> dict:
+        state = {"has_fb_weights": np.array(self.fb_weights is not None)}
+        state["fb_weights"] = (self.fb_weights.copy() if self.fb_weights is not None
+                               else np.zeros(self.shape, self.dtype))
+        state["has_sample_weights"] = np.array(self.sample_weights is not None)
+        state["sample_weights"] = (self.sample_weights.copy() if self.sample_weights is not None
+                                   else np.zeros((0, *self.shape), self.dtype))
+        if self.scales is not None:
+            state["scales"] = self.scales.copy()
+        return state
+
+    def set_state(self, state: dict) -> None:
+        fb = np.asarray(state["fb_weights"])
+        samples = np.asarray(state["sample_weights"])
+        if fb.shape != self.shape or fb.dtype != self.dtype:
+            raise ValueError(f"fb_weights must have shape {self.shape} and dtype "
+                             f"{self.dtype}, got {fb.shape} {fb.dtype}")
+        if samples.ndim != 3 or samples.shape[1:] != self.shape or samples.dtype != self.dtype:
+            raise ValueError(f"sample_weights must have shape (batch, {self.shape[0]}, "
+                             f"{self.shape[1]}) and dtype {self.dtype}, got {samples.shape} "
+                             f"{samples.dtype}")
+        self.fb_weights = fb.copy() if bool(state["has_fb_weights"]) else None
+        self.sample_weights = samples.copy() if bool(state["has_sample_weights"]) else None
+        if self.scales is not None:
+            scales = np.asarray(state["scales"])
+            if scales.shape != self.scales.shape or scales.dtype != self.dtype:
+                raise ValueError(f"scales must have shape {self.scales.shape}, got "
+                                 f"{scales.shape} {scales.dtype}")
+            self.scales[...] = scales
