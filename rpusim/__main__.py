@@ -32,9 +32,9 @@ examples:
 EPILOG_RESPONSE = """\
 DEVICE is a device config class name of rpusim.configs (e.g. SoftBoundsDevice,
 ExpStepDevice, PiecewiseStepDevice) or a preset device of rpusim.presets (e.g.
-ReRamSBPresetDevice, EcRamPresetDevice, PCMPresetDevice); its fields start at aihwkit's
-defaults (a preset's own values) and can be set with --FIELD VALUE pairs after the device
-name, e.g.
+ReRamSBPresetDevice, EcRamPresetDevice, PCMPresetDevice, the PCM pair PCMPresetUnitCell);
+its fields start at aihwkit's defaults (a preset's own values) and can be set with
+--FIELD VALUE pairs after the device name, e.g.
 
   python -m rpusim response SoftBoundsDevice --dw_min 0.01 --w_max_dtod 0.1 --pulses 200
   python -m rpusim response LinearStepDevice --gamma_up 0.6 --dw_min_std 0 --out ls.png

@@ -208,17 +208,19 @@ def test_preset_device_pulse_response_matches_aihwkit(name):
     assert np.all((ratio > 1 / 1.35) & (ratio < 1.35)), f"{name}: std ratio {np.round(ratio, 2)}"
 
 
-@pytest.mark.parametrize("name", DEVICE_PRESETS)
+@pytest.mark.parametrize("name", DEVICE_PRESETS + ["PCMPresetUnitCell"])
 def test_response_command_draws_each_preset_device(name, tmp_path, capsys):
     pytest.importorskip("matplotlib")
     from rpusim.__main__ import main
+    field, value, shown = (("refresh_every", "2", "2") if name == "PCMPresetUnitCell"
+                           else ("dw_min_std", "0", "0.0"))
     out = tmp_path / f"{name}.png"
-    assert main(["response", name, "--dw_min_std", "0", "--pulses", "4", "--devices", "2",
+    assert main(["response", name, f"--{field}", value, "--pulses", "4", "--devices", "2",
                  "--out", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = capsys.readouterr().out
     # the preset's own values, with the one field set on the command line
-    assert f"{name}(dw_min_std=0.0)" in text
+    assert f"{name}({field}={shown})" in text
 
 
 def test_subclass_adding_a_field_is_not_silently_its_parent():
