@@ -4,9 +4,10 @@ read noise (spec inference.md sections 4-8).
 Every kernel takes conductances ``g`` (a 2-D array in uS), writes ``out`` (same shape and dtype)
 and draws its normals from the counter streams ``(key, row, tag)``: one stream per row, rows in
 parallel, so the results depend only on the key, never on the thread count. The arithmetic runs
-in float64 and is rounded once into ``out``; powers are written as ``exp(y log x)`` with the
-logarithms of constants taken once per call (a generic ``pow`` per element was half the time
-of a drift).
+in float64 and is rounded once into ``out``, except the logarithms and exponentials of the
+drift, which run in the conductances' dtype (float32 as aihwkit; half the cost of float64);
+powers are written as ``exp(y log x)`` with the logarithms of constants taken once per call (a
+generic ``pow`` per element was half the time of a drift).
 """
 
 import math
@@ -14,6 +15,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from rpusim.kernels.numeric import cast_like
 from rpusim.kernels.rng import init_stream, normal, stream_key
 
 __all__ = ["program_poly", "pcm_drift_nu", "interp_drift_nu", "drift_read", "cmo_drift",
@@ -22,6 +24,19 @@ __all__ = ["program_poly", "pcm_drift_nu", "interp_drift_nu", "drift_read", "cmo
 # read-noise laws of ``drift_read``
 READ_PCM = 0       # PCM: std q(g) |g_d| sqrt(ln((t + t_read) / (2 t_read)))
 READ_RELATIVE = 1  # state independent: std |g_d| / g_max sqrt(ln((t + t_read) / (2 t_read)))
+
+@njit(cache=True, inline="always")
+def _exp(x, like):
+    """``exp(x)`` in the precision of ``like`` (the conductances' dtype, float32 as aihwkit
+    computes: twice as fast as float64 there)."""
+    return math.exp(cast_like(x, like))
+
+
+@njit(cache=True, inline="always")
+def _log(x, like):
+    """``log(x)`` in the precision of ``like``."""
+    return math.log(cast_like(x, like))
+
 
 _TAG_PROG = 1
 _TAG_NU = 2
@@ -74,7 +89,7 @@ def pcm_drift_nu(g, g_max, drift_scale, key, out):
             elif r <= _NU_HIGH_BELOW:
                 mu, sd = 0.1, 0.045
             else:
-                log_r = math.log(r)
+                log_r = _log(r, g[i, j])
                 mu = min(max(-0.0155 * log_r + 0.0244, 0.049), 0.1)
                 sd = min(max(-0.0125 * log_r - 0.0059, 0.008), 0.045)
             out[i, j] = abs(mu + sd * normal(states, i)) * drift_scale
@@ -110,12 +125,12 @@ def drift_read(g, nu, t_inference, t_0, t_read, g_max, read_scale, law, key, out
             if gp == 0.0:  # nothing to drift, no read noise: spare the powers and the draw
                 out[i, j] = 0.0
                 continue
-            gd = gp * math.exp(-float(nu[i, j]) * log_ratio) if log_ratio > 0 else gp
+            gd = gp * _exp(-float(nu[i, j]) * log_ratio, g[i, j]) if log_ratio > 0 else gp
             if law == READ_PCM:
                 a = abs(gp) / g_max
                 q = 0.2
                 if a >= _Q_SATURATED_BELOW:
-                    q = min(0.2, 0.0088 / max(math.exp(0.65 * math.log(a)), 1e-3))
+                    q = min(0.2, 0.0088 / max(_exp(0.65 * _log(a, g[i, j]), g[i, j]), 1e-3))
                 sigma = abs(gd) * q * time_factor
             else:
                 sigma = abs(gd) / g_max * time_factor
