@@ -92,8 +92,9 @@ class BaseNoiseModel(ConfigBase, abc.ABC):
     * ``apply_drift_noise_to_conductance(g_prog, drift_coefficients, t_inference, rng)
       -> g_final``
 
-    with the argument order of aihwkit's methods plus the ``rng`` each call gets.
-    Subclasses are dataclasses with a ``g_converter`` field.
+    with the argument order of aihwkit's methods plus the ``rng`` each call gets. None of
+    them may write into its input arrays (the tile keeps them). Subclasses are dataclasses
+    with a ``g_converter`` field.
     """
 
     g_converter: BaseConductanceConverter
