@@ -49,7 +49,8 @@ _TAG_RELAX = 4
 # a below this (where 0.0088 / a^0.65 >= 0.2), which spares the power for small conductances
 _Q_SATURATED_BELOW = (0.0088 / 0.2) ** (1 / 0.65)
 # PCM drift exponents: mu and sd are both at their lower clips for r at or above the first
-# bound, both at their upper clips at or below the second, so most elements need no logarithm
+# bound, both at their upper clips at or below the second (both bounds lie within
+# [1e-7, 1], so clipping r to them also applies aihwkit's r >= 1e-7)
 _NU_LOW_ABOVE = math.exp(max((0.0244 - 0.049) / 0.0155, (-0.0059 - 0.008) / 0.0125))
 _NU_HIGH_BELOW = math.exp(min((0.0244 - 0.1) / 0.0155, (-0.0059 - 0.045) / 0.0125))
 
@@ -85,15 +86,12 @@ def pcm_drift_nu(g, g_max, drift_scale, key, out):
     for i in range(g.shape[0]):
         init_stream(states, i, stream_key(key, i, _TAG_NU))
         for j in range(g.shape[1]):
-            r = max(abs(float(g[i, j]) / g_max), 1e-7)
-            if r >= _NU_LOW_ABOVE:
-                mu, sd = 0.049, 0.008
-            elif r <= _NU_HIGH_BELOW:
-                mu, sd = 0.1, 0.045
-            else:
-                log_r = _log(r, g[i, j])
-                mu = min(max(-0.0155 * log_r + 0.0244, 0.049), 0.1)
-                sd = min(max(-0.0125 * log_r - 0.0059, 0.008), 0.045)
+            # r clipped to where mu or sd still vary: the same clipped values, no branches
+            # (zero and nonzero targets alternate at random, which defeats branch prediction)
+            r = min(max(abs(float(g[i, j]) / g_max), _NU_HIGH_BELOW), _NU_LOW_ABOVE)
+            log_r = _log(r, g[i, j])
+            mu = min(max(-0.0155 * log_r + 0.0244, 0.049), 0.1)
+            sd = min(max(-0.0125 * log_r - 0.0059, 0.008), 0.045)
             out[i, j] = abs(mu + sd * normal(states, i)) * drift_scale
 
 
