@@ -14,9 +14,8 @@ from rpusim.configs.rpu import (DigitalRankUpdateRPUConfig, FloatingPointRPUConf
                                 SingleRPUConfig, UnitCellRPUConfig)
 from rpusim.configs.runtime import RPUConfigBase, RuntimeParameter
 from rpusim.configs.update import UpdateParameters
-from rpusim.configs.inference import InferenceRPUConfig
-from rpusim.configs.irdrop import (IOParametersIRDropT, TorchInferenceRPUConfig,
-                                   TorchInferenceRPUConfigIRDropT)
+from rpusim.configs.inference import InferenceRPUConfig, TorchInferenceRPUConfig
+from rpusim.configs.irdrop import IOParametersIRDropT, TorchInferenceRPUConfigIRDropT
 from rpusim.configs.weight_modifiers import (WeightClipParameter, WeightClipType,
                                              WeightModifierParameter, WeightModifierType,
                                              WeightRemapParameter, WeightRemapType)
@@ -31,10 +30,10 @@ __all__ = [
     "BoundManagementType", "NoiseManagementType", "PulseType", "VectorUnitCellUpdatePolicy",
     "WeightNoiseType", "IOParameters", "MappingParameter", "RPUConfig", "SingleRPUConfig", "UnitCellRPUConfig",
     "FloatingPointRPUConfig", "DigitalRankUpdateRPUConfig", "UpdateParameters",
-    "InferenceRPUConfig",
+    "InferenceRPUConfig", "TorchInferenceRPUConfig",
     "WeightModifierParameter", "WeightModifierType", "WeightClipParameter", "WeightClipType",
     "WeightRemapParameter", "WeightRemapType",
     "RPUDataType", "RuntimeParameter", "RPUConfigBase", "build_config",
-    "IOParametersIRDropT", "TorchInferenceRPUConfig", "TorchInferenceRPUConfigIRDropT",
+    "IOParametersIRDropT", "TorchInferenceRPUConfigIRDropT",
     *_device_names, *_compound_names,
 ]

@@ -1,5 +1,5 @@
-"""Time-dependent IR drop: ``IOParametersIRDropT`` and the torch-named inference configurations
-of aihwkit (``TorchInferenceRPUConfig``, ``TorchInferenceRPUConfigIRDropT``).
+"""Time-dependent IR drop: ``IOParametersIRDropT`` and aihwkit's
+``TorchInferenceRPUConfigIRDropT``.
 
 The model itself (pulse-width inputs, Thevenin equivalents of each column over time, current
 integration in the ADC) is in :mod:`rpusim.irdrop`.
@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from rpusim.configs.enums import AnalogMVType, BoundManagementType, NoiseManagementType
-from rpusim.configs.inference import InferenceRPUConfig
+from rpusim.configs.inference import TorchInferenceRPUConfig
 from rpusim.configs.io import IOParameters
 
-__all__ = ["IOParametersIRDropT", "TorchInferenceRPUConfig", "TorchInferenceRPUConfigIRDropT"]
+__all__ = ["IOParametersIRDropT", "TorchInferenceRPUConfigIRDropT"]
 
 
 @dataclass
@@ -116,16 +116,6 @@ class IOParametersIRDropT(IOParameters):
                              f"output nonlinearity, slope calibration, voltage offsets, "
                              f"series resistance or read asymmetry; set to 0 (and "
                              f"w_noise_type NONE): {unsupported or ['w_noise_type']}")
-
-
-@dataclass
-class TorchInferenceRPUConfig(InferenceRPUConfig):
-    """aihwkit's inference configuration for its torch-implemented tile.
-
-    rpusim has one tile class, which runs every feature of :class:`InferenceRPUConfig`; this
-    configuration is the same, under aihwkit's name, so that scripts choosing the torch tile
-    carry over.
-    """
 
 
 @dataclass

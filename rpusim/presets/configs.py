@@ -3,7 +3,7 @@
 Every preset uses :class:`~rpusim.presets.PresetIOParameters` for the forward and backward
 MVMs and :class:`~rpusim.presets.PresetUpdateParameters` (or a variant with another maximal
 pulse-train length) for the update. The transfer compounds read the fast device through the
-same periphery without noise or bound management; TTv2, c-TTv2 and AGAD write the transfer
+same periphery with noise and bound management off; TTv2, c-TTv2 and AGAD write the transfer
 one pulse per buffered step (no update or bit-length management).
 """
 
@@ -372,7 +372,7 @@ class TikiTakaReRamESPreset(UnitCellRPUConfig):
     """Tiki-taka on two ``ReRamESPresetDevice``.
 
     A :class:`~rpusim.configs.TransferCompound`: gradient pulses on device A, transfers of A's
-    columns into C once per mini-batch, read without noise or bound management.
+    columns into C once per mini-batch (reads with noise and bound management off).
     """
 
     device: Any = field(default_factory=_tiki_taka(ReRamESPresetDevice))
@@ -386,7 +386,7 @@ class TikiTakaReRamSBPreset(UnitCellRPUConfig):
     """Tiki-taka on two ``ReRamSBPresetDevice`` (symmetry point subtracted).
 
     A :class:`~rpusim.configs.TransferCompound`: gradient pulses on device A, transfers of A's
-    columns into C once per mini-batch, read without noise or bound management.
+    columns into C once per mini-batch (reads with noise and bound management off).
     """
 
     device: Any = field(default_factory=_tiki_taka(_reram_sb_symmetric, transfer_every=1.0))
@@ -400,7 +400,7 @@ class TikiTakaCapacitorPreset(UnitCellRPUConfig):
     """Tiki-taka on two ``CapacitorPresetDevice``.
 
     A :class:`~rpusim.configs.TransferCompound`: gradient pulses on device A, transfers of A's
-    columns into C once per mini-batch, read without noise or bound management.
+    columns into C once per mini-batch (reads with noise and bound management off).
     """
 
     device: Any = field(default_factory=_tiki_taka(CapacitorPresetDevice))
@@ -414,7 +414,7 @@ class TikiTakaEcRamPreset(UnitCellRPUConfig):
     """Tiki-taka on two ``EcRamPresetDevice``.
 
     A :class:`~rpusim.configs.TransferCompound`: gradient pulses on device A, transfers of A's
-    columns into C once per mini-batch, read without noise or bound management.
+    columns into C once per mini-batch (reads with noise and bound management off).
     """
 
     device: Any = field(default_factory=_tiki_taka(EcRamPresetDevice))
@@ -428,7 +428,7 @@ class TikiTakaEcRamMOPreset(UnitCellRPUConfig):
     """Tiki-taka on two ``EcRamMOPresetDevice``.
 
     A :class:`~rpusim.configs.TransferCompound`: gradient pulses on device A, transfers of A's
-    columns into C once per mini-batch, read without noise or bound management.
+    columns into C once per mini-batch (reads with noise and bound management off).
     """
 
     device: Any = field(default_factory=_tiki_taka(EcRamMOPresetDevice))
@@ -442,7 +442,7 @@ class TikiTakaIdealizedPreset(UnitCellRPUConfig):
     """Tiki-taka on two ``IdealizedPresetDevice``.
 
     A :class:`~rpusim.configs.TransferCompound`: gradient pulses on device A, transfers of A's
-    columns into C once per mini-batch, read without noise or bound management.
+    columns into C once per mini-batch (reads with noise and bound management off).
     """
 
     device: Any = field(default_factory=_tiki_taka(IdealizedPresetDevice))
