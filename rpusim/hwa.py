@@ -105,6 +105,8 @@ class HardwareAwareState:
             if c > 0:
                 kmod.clip_weights(w, c)
         remap = self.config.remap
+        if remap.type != WeightRemapType.NONE and self.scales is None:
+            self.scales = np.ones(self.shape[0], self.dtype)  # remapping switched on later
         if remap.type == WeightRemapType.LAYERWISE_SYMMETRIC:
             kmod.remap_layerwise(w, self.scales, float(remap.remapped_wmax))
         elif remap.type == WeightRemapType.CHANNELWISE_SYMMETRIC:
@@ -126,7 +128,9 @@ class HardwareAwareState:
         mod = self.config.modifier
         t = self.dtype.type
         if mod.rel_to_actual_wmax and mod.type != WeightModifierType.COPY:
-            amax = kmod.modifier_amax(w, mod.copy_last_column)
+            # numba returns a Python float: back to the tile dtype, so that the kernel is
+            # compiled once and computes in the dtype as aihwkit does
+            amax = t(kmod.modifier_amax(w, mod.copy_last_column))
         else:
             amax = t(mod.assumed_wmax)
         t_read = mod.pcm_t_inference + mod.pcm_t0

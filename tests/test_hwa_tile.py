@@ -10,7 +10,7 @@ import naive
 from hwa_config import hwa_config
 from rpusim import AnalogTile
 from rpusim.configs import (IOParameters, WeightClipParameter, WeightModifierParameter,
-                            WeightRemapParameter)
+                            WeightRemapParameter, WeightRemapType)
 
 PERFECT = IOParameters(is_perfect=True)
 
@@ -199,3 +199,14 @@ def test_failed_per_sample_forward_and_backward_leave_no_trace():
     with pytest.raises(ValueError, match="overflows"):
         tile.backward(np.full((2, 4), np.finfo(np.float32).max))
     assert state_differences(before, tile.state_dict()) == []
+
+
+def test_remap_switched_on_after_construction_starts_from_unit_scales():
+    tile = make_tile()
+    w = tile.get_weights()
+    tile.rpu_config.remap.type = WeightRemapType.LAYERWISE_SYMMETRIC
+    tile.post_update_step()
+    np.testing.assert_allclose(tile._hwa.scales, np.abs(w).max(), rtol=1e-6)
+    np.testing.assert_allclose(tile.get_weights(), w, rtol=1e-6, atol=1e-7)
+    restored = AnalogTile.from_state_dict(tile.state_dict())
+    np.testing.assert_array_equal(restored.get_weights(), tile.get_weights())
