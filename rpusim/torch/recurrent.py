@@ -84,7 +84,12 @@ class _AnalogCell(nn.Module):
 
 
 class _TwoWeightCell(_AnalogCell):
-    """A cell with an input and a recurrent linear of ``gates * hidden_size`` outputs."""
+    """A cell with an input and a recurrent linear of ``gates * hidden_size`` outputs.
+
+    ``forward(x, state)`` is ``step(weight_ih(x), state)``, where each cell's ``step`` is its
+    recurrence. A layer that unrolls the cell calls :meth:`input_gates` once for the whole
+    sequence instead (see there).
+    """
 
     analog_only = False
 
@@ -97,6 +102,23 @@ class _TwoWeightCell(_AnalogCell):
                                  seed_ih, self.analog_only)
         self.weight_hh = _linear(self.hidden_size, out, bias, rpu_config, tile_module_class,
                                  seed_hh, self.analog_only)
+
+    def forward(self, input_: torch.Tensor, state):
+        """One step: ``(output, new state)``."""
+        return self.step(self.weight_ih(input_), state)
+
+    def input_gates(self, inputs: list) -> list:
+        """``weight_ih(x_t)`` of every step in one tile call.
+
+        ``inputs`` are the step inputs in the order the cell will process them. They go
+        through ``weight_ih`` as one batch, last step first: the rows that backward stores
+        for the pulsed update then come in the order per-step calls leave them (backward
+        reaches the last step first), so the update is the same as aihwkit's ``seq_len``
+        calls, with one call's overhead instead of ``seq_len``.
+        """
+        batch = inputs[0].shape[0]
+        gates = self.weight_ih(torch.cat(inputs[::-1]))
+        return list(gates.split(batch)[::-1])
 
 
 class AnalogVanillaRNNCell(_TwoWeightCell):
@@ -117,9 +139,9 @@ class AnalogVanillaRNNCell(_TwoWeightCell):
         Seeds both tiles (rpusim's addition); ``None`` seeds them from torch's generator.
     """
 
-    def forward(self, input_: torch.Tensor, state: torch.Tensor):
+    def step(self, input_gates: torch.Tensor, state: torch.Tensor):
         """One step: returns ``(h', h')`` (the output is the new state)."""
-        out = torch.tanh(self.weight_ih(input_) + self.weight_hh(state))
+        out = torch.tanh(input_gates + self.weight_hh(state))
         return out, out
 
 
@@ -136,10 +158,10 @@ class AnalogLSTMCell(_TwoWeightCell):
         """Zero ``LSTMState(hx, cx)``, each ``(batch_size, hidden_size)``."""
         return LSTMState(_zeros(self, batch_size), _zeros(self, batch_size))
 
-    def forward(self, input_: torch.Tensor, state):
+    def step(self, input_gates: torch.Tensor, state):
         """One step: returns ``(h', (h', c'))``."""
         h_x, c_x = state
-        return _lstm_update(self.weight_ih(input_) + self.weight_hh(h_x), c_x)
+        return _lstm_update(input_gates + self.weight_hh(h_x), c_x)
 
 
 class AnalogLSTMCellCombinedWeight(_AnalogCell):
@@ -186,9 +208,9 @@ class AnalogGRUCell(_TwoWeightCell):
             rpu_config = InferenceRPUConfig()
         super().__init__(input_size, hidden_size, bias, rpu_config, tile_module_class, seed=seed)
 
-    def forward(self, input_: torch.Tensor, state: torch.Tensor):
+    def step(self, input_gates: torch.Tensor, state: torch.Tensor):
         """One step: returns ``(h', h')``."""
-        i_r, i_z, i_n = self.weight_ih(input_).chunk(3, 1)
+        i_r, i_z, i_n = input_gates.chunk(3, 1)
         h_r, h_z, h_n = self.weight_hh(state).chunk(3, 1)
         reset_gate = torch.sigmoid(i_r + h_r)
         update_gate = torch.sigmoid(i_z + h_z)
@@ -230,9 +252,13 @@ class AnalogRNNLayer(nn.Module):
         inputs = input_.unbind(0)
         if self.reverse:
             inputs = inputs[::-1]
+        if isinstance(self.cell, _TwoWeightCell):
+            inputs, step = self.cell.input_gates(inputs), self.cell.step
+        else:
+            step = self.cell
         outputs = []
         for item in inputs:
-            out, state = self.cell(item, state)
+            out, state = step(item, state)
             outputs.append(out)
         if self.reverse:
             outputs = outputs[::-1]
