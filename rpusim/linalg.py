@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from rpusim.tile import AnalogTile
+from rpusim.tiles import program_by_pulses
 
 __all__ = ["AnalogMatrix"]
 
@@ -126,37 +127,15 @@ class AnalogMatrix:
 
     def program(self, target, learning_rate: float = 0.1, max_iter: int = 10000,
                 tolerance: float = 0.01, w_init: float = 0.01) -> int:
-        """Program ``target`` by read-and-correct: start from weights uniform in
-        ``[-w_init, w_init]``, then repeatedly read with the forward pass (unit vectors) and
-        update by the error, until the mean error relative to the largest target output is
-        below ``tolerance`` or ``max_iter`` rounds have run (aihwkit's realistic programming).
+        """Program ``target`` by read-and-correct (:func:`rpusim.tiles.program_by_pulses`).
 
         Returns
         -------
         int
             The number of update rounds made.
         """
-        target = _as_numpy(target).astype(self.tile.dtype)
-        if target.shape != self.shape:
-            raise ValueError(f"target must have shape {self.shape}, got {target.shape}")
-        eye = np.eye(self.shape[1], dtype=self.tile.dtype)
-        expected = eye @ target.T
-        scale = max(float(np.abs(expected).max()), np.finfo(self.tile.dtype).tiny)
-        self.tile.set_weights(self.tile._rng.generator.uniform(-w_init, w_init, self.shape))
-        saved = self.tile.get_learning_rate()
-        self.tile.set_learning_rate(learning_rate)
-        rounds = 0
-        try:
-            for rounds in range(max_iter):
-                error = self.tile.forward(eye) - expected
-                if np.abs(error).mean() / scale < tolerance:
-                    break
-                self.tile.update(eye, error)
-            else:
-                rounds = max_iter
-        finally:
-            self.tile.set_learning_rate(saved)
-        return rounds
+        return program_by_pulses(self.tile, _as_numpy(target), learning_rate, max_iter,
+                                 tolerance, w_init)
 
     # -- placement ----------------------------------------------------------------------------
     def to(self, *args, **kwargs) -> "AnalogMatrix":

@@ -23,7 +23,7 @@ from rpusim.compounds import TransferCompound
 from rpusim.tile import AnalogTile
 
 __all__ = ["TileModule", "FloatingPointTile", "InferenceTile", "InferenceTileWithPeriphery",
-           "TorchInferenceTile", "TorchTransferTile"]
+           "TorchInferenceTile", "TorchTransferTile", "program_by_pulses"]
 
 _STATE_KEY = "analog_tile_state"
 
@@ -43,6 +43,45 @@ def _tensor(value):
     if isinstance(value, (np.ndarray, np.generic)):
         return _torch().from_numpy(np.array(value, copy=True))
     return value
+
+
+def program_by_pulses(tile: AnalogTile, target, learning_rate: float = 0.1,
+                      max_iter: int = 10000, tolerance: float = 0.01,
+                      w_init: float = 0.01) -> int:
+    """Write ``target`` into ``tile`` as hardware would: read and correct by pulses.
+
+    The weights start uniform in ``[-w_init, w_init]`` (the tile's random stream); then, until
+    the mean read error relative to the largest target output is below ``tolerance`` or
+    ``max_iter`` rounds have run, the tile is read by forward passes of the unit vectors and
+    updated with the error at ``learning_rate`` (aihwkit's realistic programming). The tile's
+    learning rate is restored afterwards.
+
+    Returns
+    -------
+    int
+        The number of update rounds made.
+    """
+    target = np.asarray(target, dtype=tile.dtype)
+    if target.shape != (tile.out_size, tile.in_size):
+        raise ValueError(f"target must have shape {(tile.out_size, tile.in_size)}, got "
+                         f"{target.shape}")
+    eye = np.eye(tile.in_size, dtype=tile.dtype)
+    expected = eye @ target.T
+    scale = max(float(np.abs(expected).max()), float(np.finfo(tile.dtype).tiny))
+    tile.set_weights(tile._rng.generator.uniform(-w_init, w_init, target.shape))
+    saved = tile.get_learning_rate()
+    tile.set_learning_rate(learning_rate)
+    rounds = 0
+    try:
+        while rounds < max_iter:
+            error = tile.forward(eye) - expected
+            if np.abs(error).mean() / scale < tolerance:
+                break
+            tile.update(eye, error)
+            rounds += 1
+    finally:
+        tile.set_learning_rate(saved)
+    return rounds
 
 
 def _check_device(device) -> None:
@@ -116,16 +155,19 @@ class TileModule:
                 f"bias={self.analog_bias}, tile={self.tile!r})")
 
     # -- tensors in and out -------------------------------------------------------------------
-    def _inputs(self, x, size: int, trans: bool) -> np.ndarray:
-        if isinstance(x, np.ndarray) or not hasattr(x, "detach"):
-            arr = np.asarray(x)
-        else:
-            arr = x.detach().cpu().numpy()
-        if trans:
-            arr = arr.T
-        if self.analog_bias and size == self.in_size:
-            ones = np.ones(arr.shape[:-1] + (1,), dtype=arr.dtype)
-            arr = np.concatenate([arr, ones], axis=-1)
+    @staticmethod
+    def _array(value, trans: bool = False) -> np.ndarray:
+        """A tensor or array-like as a NumPy array (transposed if ``trans``)."""
+        if hasattr(value, "detach") and not isinstance(value, np.ndarray):
+            value = value.detach().cpu().numpy()
+        arr = np.asarray(value)
+        return arr.T if trans else arr
+
+    def _x(self, x_input) -> np.ndarray:
+        """Inputs ``(batch, in)``, with the constant 1 of an analog bias appended."""
+        arr = self._array(x_input, self.in_trans)
+        if self.analog_bias:
+            arr = np.concatenate([arr, np.ones(arr.shape[:-1] + (1,), arr.dtype)], axis=-1)
         return arr
 
     def _outputs(self, y: np.ndarray, like, trans: bool):
@@ -139,7 +181,7 @@ class TileModule:
     def forward(self, x_input, tensor_view=None, is_test: bool = False):
         """Analog MVM of a batch ``(batch, in)`` (or ``(in,)``), returns a tensor."""
         del tensor_view
-        y = self.tile.forward(self._inputs(x_input, self.in_size, self.in_trans), is_test)
+        y = self.tile.forward(self._x(x_input), is_test)
         return self._outputs(y, x_input, self.out_trans)
 
     __call__ = forward
@@ -147,15 +189,14 @@ class TileModule:
     def backward(self, d_input, tensor_view=None):
         """Transposed analog MVM of a batch ``(batch, out)``; returns ``(batch, in)``."""
         del tensor_view
-        z = self.tile.backward(self._inputs(d_input, self.out_size, self.out_trans))
+        z = self.tile.backward(self._array(d_input, self.out_trans))
         if self.analog_bias:
             z = z[..., :-1]
         return self._outputs(z, d_input, self.in_trans)
 
     def update(self, x_input, d_input) -> None:
         """Pulsed update ``W -= lr * d.T @ x`` with the tile's learning rate."""
-        self.tile.update(self._inputs(x_input, self.in_size, self.in_trans),
-                         self._inputs(d_input, self.out_size, self.out_trans))
+        self.tile.update(self._x(x_input), self._array(d_input, self.out_trans))
 
     # -- learning rate, weights, hidden parameters --------------------------------------------
     def set_learning_rate(self, learning_rate: float) -> None:
@@ -173,20 +214,26 @@ class TileModule:
             return w[:, :-1].clone(), w[:, -1].clone()
         return w, None
 
-    def set_weights(self, weight, bias=None, *_args, **_kwargs) -> None:
+    def set_weights(self, weight, bias=None, apply_weight_scaling: bool = False,
+                    realistic: bool = False) -> None:
         """Program ``weight`` (``(out, in)``) and, with an analog bias, ``bias`` (``(out,)``).
 
-        Further arguments of aihwkit's signature (``apply_weight_scaling``, ``realistic``)
-        are accepted; the weights are always written through the device model.
+        ``realistic`` writes them by read-and-correct pulses (:func:`program_by_pulses`)
+        instead of directly. A tile module has no weight scaling of its own (the layers'
+        mapping does that), so ``apply_weight_scaling`` changes nothing.
         """
-        w = self._inputs(weight, -1, False).astype(float)
+        del apply_weight_scaling
+        w = self._array(weight).astype(float)
         if self.analog_bias:
             b = np.zeros(self.out_size) if bias is None else np.ravel(
-                self._inputs(bias, -1, False))
+                self._array(bias))
             w = np.concatenate([w, b.reshape(-1, 1)], axis=1)
         elif bias is not None:
             raise ValueError("this tile has no analog bias (build it with bias=True)")
-        self.tile.set_weights(w)
+        if realistic:
+            program_by_pulses(self.tile, w)
+        else:
+            self.tile.set_weights(w)
 
     def get_hidden_parameters(self) -> "OrderedDict":
         """The hidden parameters as an ordered dict of tensors (aihwkit's names and order)."""
@@ -194,7 +241,7 @@ class TileModule:
 
     def set_hidden_parameters(self, ordered_parameters) -> None:
         """Set some or all hidden parameters (tensors or arrays)."""
-        self.tile.set_hidden_parameters({k: self._inputs(v, -1, False)
+        self.tile.set_hidden_parameters({k: self._array(v)
                                          for k, v in dict(ordered_parameters).items()})
 
     def get_hidden_parameter_names(self) -> list[str]:

@@ -292,6 +292,10 @@ def test_analog_matrix_is_a_scipy_linear_operator_and_programs_realistically():
     programmed = AnalogMatrix(m, config, realistic=True, seed=0)
     error = np.abs(programmed.tile.get_weights() - m).mean()
     assert error / np.abs(m).max() < 0.01
+    module = TileModule(2, 3, config, seed=1)
+    module.set_weights(torch.tensor(m), realistic=True)
+    assert np.abs(module.tile.get_weights() - m).mean() / np.abs(m).max() < 0.01
+    assert module.get_learning_rate() == pytest.approx(0.1)
 
 
 # -- device plots ------------------------------------------------------------------------------
