@@ -44,13 +44,24 @@ pulses (device-to-device spread, cycle-to-cycle noise) and each pulse's weight c
 against the weight before it. Needs matplotlib: pip install "rpusim[plot]".
 """
 
+EPILOG_SWEEP = """\
+examples:
+  python -m rpusim sweep --example > example.toml
+  python -m rpusim sweep example.toml --out example_sweep
+  dask scheduler --host HOST &            # on one machine; dask worker tcp://HOST:8786 on others
+  python -m rpusim sweep example.toml --scheduler tcp://HOST:8786 --out example_sweep
+
+Rerunning with the same SPEC and DIR skips finished runs; a different SPEC is refused.
+Needs dask[distributed]: pip install "rpusim[sweep]".
+"""
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m rpusim",
         description="rpusim: reference simulator of analog in-memory training hardware "
                     "(resistive crossbar tiles, the physics of IBM aihwkit 1.2.0).")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{demo,response}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{demo,response,sweep}")
     demo = sub.add_parser(
         "demo", help="train with analog SGD and Tiki-taka, print a table, plot the losses",
         description="Train a small analog network on built-in generated data with plain "
@@ -92,7 +103,28 @@ def _parser() -> argparse.ArgumentParser:
                           metavar="MODULE_OR_FILE",
                           help="import a module (or run a .py file) first, e.g. one that "
                                "defines a custom device model; may be repeated")
-    parser.subparsers = {"demo": demo, "response": response}
+    sweep = sub.add_parser(
+        "sweep", help="run an experiment over a grid of config fields and seeds on Dask",
+        usage="python -m rpusim sweep SPEC [--scheduler ADDRESS] [--out DIR] [--workers N] "
+              "[--retry-failed] | --example",
+        description="Run a TOML SPEC's experiment at every grid point and seed on a Dask "
+                    "cluster (a local one by default), one record per finished run in DIR "
+                    "(a rerun skips them), then DIR/results.csv and DIR/sweep.png.",
+        epilog=EPILOG_SWEEP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sweep.add_argument("spec", nargs="?", metavar="SPEC", help="the sweep's TOML file")
+    sweep.add_argument("--example", action="store_true",
+                       help="print a runnable example SPEC and exit")
+    sweep.add_argument("--scheduler", metavar="ADDRESS",
+                       help="a running Dask scheduler, e.g. tcp://HOST:8786 (default: a new "
+                            "local cluster)")
+    sweep.add_argument("--out", metavar="DIR",
+                       help="results folder (default: ./sweep_<SPEC name>)")
+    sweep.add_argument("--workers", type=int, metavar="N",
+                       help="worker processes of the local cluster (default: one per core; "
+                            "0: run in this process without Dask)")
+    sweep.add_argument("--retry-failed", action="store_true",
+                       help="recompute runs recorded with an error")
+    parser.subparsers = {"demo": demo, "response": response, "sweep": sweep}
     return parser
 
 
@@ -124,6 +156,11 @@ def main(argv: list[str] | None = None) -> int:
         if extra:
             sub.error(f"unrecognized arguments: {' '.join(extra)}")
         return _demo(sub, args)
+    if args.command == "sweep":
+        if extra:
+            sub.error(f"unrecognized arguments: {' '.join(extra)}")
+        from rpusim.sweep.cli import run_cli
+        return run_cli(sub, args)
     return _response(sub, args, _field_pairs(sub, extra))
 
 
