@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from rpusim.sweep.driver import SweepResult, run_point, run_sweep
 from rpusim.sweep.experiments import (ALGORITHMS, BUILTIN, Experiment, build_rpu_config,
-                                      set_config_field)
+                                      declare_experiment, set_config_field)
 from rpusim.sweep.records import SweepMismatch
 from rpusim.sweep.spec import (EXAMPLE_SPEC, Point, SpecError, SpecTypeError, SweepSpec,
                                load_spec, make_spec, parse_spec)
@@ -25,7 +25,7 @@ from rpusim.sweep.spec import (EXAMPLE_SPEC, Point, SpecError, SpecTypeError, Sw
 __all__ = ["sweep", "run_spec", "load_spec", "parse_spec", "make_spec", "run_sweep",
            "run_point", "SweepSpec", "SweepResult", "Point", "Experiment", "SpecError",
            "SpecTypeError", "SweepMismatch", "EXAMPLE_SPEC", "BUILTIN", "ALGORITHMS",
-           "build_rpu_config", "set_config_field"]
+           "build_rpu_config", "set_config_field", "declare_experiment"]
 
 
 def sweep(experiment, grid: dict, *, base: dict | None = None, seeds=(0,), out=None,
@@ -45,8 +45,8 @@ def sweep(experiment, grid: dict, *, base: dict | None = None, seeds=(0,), out=N
         Field path -> list of values, e.g. ``{"device.dw_min": [0.001, 0.01],
         "algorithm": ["sgd", "tiki-taka"]}``.
     base : dict, optional
-        Parameters of every point (the grid's values override them). For a user's function a
-        non-empty base lists its parameters: grid paths outside it are refused.
+        Parameters of every point (the grid's values override them). A user's function
+        decorated with :func:`declare_experiment` has its field paths and kinds checked.
     seeds : sequence of int or int
         Every point runs once per seed (an int ``n`` means ``0 .. n-1``).
     out : str or path-like, optional

@@ -41,7 +41,7 @@ from rpusim.demo import (ALGORITHMS as DEMO_ALGORITHMS, algorithm_config, make_d
                          make_teacher_data, train_network)
 from rpusim.tile import AnalogTile
 
-__all__ = ["Experiment", "BUILTIN", "ALGORITHMS", "DEMO_SETTINGS", "DIGITS_SETTINGS",
+__all__ = ["Experiment", "BUILTIN", "declare_experiment", "ALGORITHMS", "DEMO_SETTINGS", "DIGITS_SETTINGS",
            "resolve_experiment", "set_config_field", "build_rpu_config", "demo_point",
            "digits_point"]
 
@@ -71,8 +71,8 @@ class Experiment:
     function : callable
         ``function(params, seed) -> dict of metrics``.
     check : callable or None
-        ``check(params)`` raises ``ValueError``/``TypeError`` naming a bad field; ``None`` for
-        a user's function (its base lists its parameters instead).
+        ``check(params)`` raises ``ValueError``/``TypeError`` naming a bad field; ``None``
+        checks nothing (a user's function without declared parameters).
     metric : str or None
         The metric plotted by default.
     """
@@ -96,7 +96,7 @@ def resolve_experiment(ref) -> Experiment:
     if isinstance(ref, Experiment):
         return ref
     if callable(ref):
-        return Experiment(f"{ref.__module__}:{ref.__qualname__}", ref)
+        return _user_experiment(f"{ref.__module__}:{ref.__qualname__}", ref)
     if not isinstance(ref, str):
         raise TypeError(f"experiment must be a built-in name {sorted(BUILTIN)}, "
                         f"'module:function' or a callable, got {ref!r:.80}")
@@ -116,7 +116,54 @@ def resolve_experiment(ref) -> Experiment:
         target = getattr(target, name)
     if not callable(target):
         raise TypeError(f"experiment {ref!r} is not callable: {target!r:.80}")
-    return Experiment(ref, target)
+    return _user_experiment(ref, target)
+
+
+def declare_experiment(*, parameters: dict | None = None, metric: str | None = None):
+    """Declare a user's experiment function's parameters (and the metric to plot).
+
+    With ``parameters`` (flat field path -> default value) a sweep refuses, before any work,
+    a field path the function does not have or a value of another kind than the default
+    (number, boolean, string, list). The function itself is returned unchanged.
+
+    Examples
+    --------
+    >>> @declare_experiment(parameters={"lr": 0.1, "epochs": 5}, metric="loss")
+    ... def my_run(params, seed):
+    ...     return {"loss": params.get("lr", 0.1) * seed}
+    """
+    def mark(function):
+        function.sweep_parameters = None if parameters is None else dict(parameters)
+        function.sweep_metric = metric
+        return function
+    return mark
+
+
+def _kind(value) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    return type(value).__name__
+
+
+def _user_experiment(name: str, function) -> Experiment:
+    declared = getattr(function, "sweep_parameters", None)
+
+    def check(params: dict) -> None:
+        for path, value in params.items():
+            if path not in declared:
+                raise ValueError(f"unknown field path {path!r}; {name} declares "
+                                 f"{', '.join(declared)}")
+            if _kind(value) != _kind(declared[path]):
+                raise TypeError(f"field {path!r} must be {_kind(declared[path])} (like its "
+                                f"default {declared[path]!r:.40}), got {value!r:.60}")
+    return Experiment(name, function, None if declared is None else check,
+                      getattr(function, "sweep_metric", None))
 
 
 # -- configs from flat parameters ---------------------------------------------------------------
