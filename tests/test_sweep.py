@@ -14,6 +14,7 @@ from rpusim import configs
 from rpusim.__main__ import main
 from rpusim.sweep import (EXAMPLE_SPEC, SpecError, SpecTypeError, SweepMismatch, build_rpu_config,
                           parse_spec, set_config_field, sweep)
+from rpusim.sweep.experiments import digits_arrays
 from rpusim.sweep.records import RECORDS, write_atomic
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))  # sweep_tasks, as the workers see it
@@ -286,3 +287,10 @@ def test_digits_experiment_learns(tmp_path):
     assert row["status"] == "ok"
     assert 0.5 < row["test_accuracy"] <= 1.0  # chance is 0.1
     assert 0 < row["test_loss"] < np.log(10)  # below the loss of a uniform guess
+
+
+def test_digits_are_scikit_learns():
+    datasets = pytest.importorskip("sklearn.datasets")
+    images, labels = digits_arrays()
+    reference = datasets.load_digits()
+    assert np.array_equal(images, reference.data) and np.array_equal(labels, reference.target)

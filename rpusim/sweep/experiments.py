@@ -31,6 +31,8 @@ import dataclasses
 import enum
 import functools
 import importlib
+import importlib.util
+import pathlib
 from typing import Any, Callable
 
 import numpy as np
@@ -43,7 +45,7 @@ from rpusim.tile import AnalogTile
 
 __all__ = ["Experiment", "BUILTIN", "declare_experiment", "ALGORITHMS", "DEMO_SETTINGS", "DIGITS_SETTINGS",
            "resolve_experiment", "set_config_field", "build_rpu_config", "demo_point",
-           "digits_point"]
+           "digits_point", "digits_arrays"]
 
 #: Every ``algorithm`` value of the built-in experiments.
 ALGORITHMS = (*DEMO_ALGORITHMS, "ttv2", "c-ttv2", "agad", "mixed-precision")
@@ -343,20 +345,36 @@ def demo_point(params: dict, seed: int) -> dict:
 
 
 # -- digits classifier --------------------------------------------------------------------------
+def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled 8x8 digits (1797 images, no download): pixels 0..16, labels.
+
+    Reads the file scikit-learn ships (``sklearn/datasets/data/digits.csv.gz``) without
+    importing scikit-learn, whose import costs each worker process seconds; falls back to
+    ``sklearn.datasets.load_digits`` where the file is elsewhere.
+    """
+    found = importlib.util.find_spec("sklearn")
+    if found is None:
+        raise ImportError('the digits experiment needs scikit-learn (for its bundled data): '
+                          'pip install "rpusim[digits]"')
+    for folder in found.submodule_search_locations or []:
+        path = pathlib.Path(folder) / "datasets" / "data" / "digits.csv.gz"
+        if path.is_file():
+            table = np.loadtxt(path, delimiter=",")
+            return table[:, :-1], table[:, -1].astype(int)
+    from sklearn.datasets import load_digits
+    digits = load_digits()
+    return digits.data, digits.target
+
+
 @functools.lru_cache(maxsize=4)
 def _digits(test_fraction: float, data_seed: int):
-    """scikit-learn's bundled 8x8 digits (no download), pixels scaled to [0, 1], split."""
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError as err:
-        raise ImportError('the digits experiment needs scikit-learn: pip install '
-                          '"rpusim[digits]"') from err
-    digits = load_digits()
-    x, y = digits.data / 16.0, digits.target
+    """The digits with pixels scaled to [0, 1], split into training and test sets."""
+    images, labels = digits_arrays()
+    x = images / 16.0
     order = np.random.default_rng(data_seed).permutation(len(x))
     n_test = int(round(test_fraction * len(x)))
     test, train = order[:n_test], order[n_test:]
-    return x[train], y[train], x[test], y[test]
+    return x[train], labels[train], x[test], labels[test]
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
