@@ -13,7 +13,7 @@ import pytest
 from rpusim import configs
 from rpusim.__main__ import main
 from rpusim.sweep import (EXAMPLE_SPEC, SpecError, SpecTypeError, SweepMismatch, build_rpu_config,
-                          parse_spec, set_config_field, sweep)
+                          make_spec, parse_spec, set_config_field, sweep)
 from rpusim.sweep.experiments import digits_arrays
 from rpusim.sweep.records import RECORDS, write_atomic
 
@@ -87,6 +87,14 @@ def test_example_spec_is_valid_and_worth_distributing(capsys):
     assert 8 <= len(points) <= 20
     assert spec.experiment.name == "digits" and list(spec.grid) == ["device.dw_min", "algorithm"]
     assert len({p.key for p in points}) == len(points)
+
+
+def test_numpy_grid_values_become_plain_numbers():
+    spec = make_spec(TASK, {"x": np.linspace(0.0, 1.0, 3), "scale": [np.float32(0.5)]})
+    assert spec.grid == {"x": [0.0, 0.5, 1.0], "scale": [0.5]}
+    assert all(type(v) is float for values in spec.grid.values() for v in values)
+    with pytest.raises(SpecTypeError, match="'x'"):
+        parse_spec(f'experiment = "{TASK}"\n[grid]\nx = [1979-05-27]')
 
 
 def test_dotted_quoted_and_table_keys_are_the_same_path():

@@ -174,7 +174,7 @@ def make_spec(experiment, grid, *, base=None, seeds=(0,), metric=None, source="s
         raise SpecError(f"{source}: {err}") from None
     if metric is not None and not isinstance(metric, str):
         raise SpecTypeError(f"{source}: 'metric' must be a string, got {metric!r:.80}")
-    base = dict(base or {})
+    base = {path: _plain(value, path, source) for path, value in (base or {}).items()}
     if not isinstance(grid, dict) or not grid:
         raise SpecError(f"{source}: the grid is empty: give at least one field path with a "
                         f"list of values ([grid] device.dw_min = [0.001, 0.01])")
@@ -182,16 +182,30 @@ def make_spec(experiment, grid, *, base=None, seeds=(0,), metric=None, source="s
     for path, values in grid.items():
         if not isinstance(path, str) or not path:
             raise SpecTypeError(f"{source}: grid field paths must be strings, got {path!r}")
+        if hasattr(values, "tolist") and not isinstance(values, (list, tuple)):
+            values = values.tolist()  # a NumPy array of values (np.logspace(...))
         if not isinstance(values, (list, tuple)):
             raise SpecTypeError(f"{source}: grid field {path!r} must be a list of values, got "
                                 f"{values!r:.80} (fixed values belong in the base)")
         if not values:
             raise SpecError(f"{source}: grid field {path!r} is empty: give at least one value")
-        grid[path] = list(values)
+        grid[path] = [_plain(value, path, source) for value in values]
     spec = SweepSpec(exp, base, grid, _check_seeds(seeds, source), metric)
     if exp.check is not None:
         _check_points(spec, source)
     return spec
+
+
+def _plain(value, path: str, source: str):
+    """A parameter value as plain JSON data (NumPy scalars become Python numbers)."""
+    if hasattr(value, "item") and not isinstance(value, (list, tuple, dict)):
+        value = value.item()
+    try:
+        json.dumps(value, allow_nan=True)
+    except (TypeError, ValueError):
+        raise SpecTypeError(f"{source}: field {path!r} must be a number, boolean, string or "
+                            f"list of them, got {type(value).__name__} {value!r:.60}") from None
+    return value
 
 
 def flatten(table: dict, prefix: str = "") -> dict:
