@@ -25,6 +25,9 @@ def run_cli(parser, args) -> int:
         parser.error("a SPEC file is needed (python -m rpusim sweep --example prints one)")
     if args.workers is not None and args.workers < 0:
         parser.error(f"--workers must be >= 0, got {args.workers}")
+    if args.workers is not None and args.scheduler is not None:
+        parser.error("--workers sizes the local cluster; with --scheduler the cluster's own "
+                     "workers run the sweep")
     if args.workers != 0 and importlib.util.find_spec("distributed") is None:
         print(f"python -m rpusim sweep: Dask is not installed: {INSTALL_HINT}",
               file=sys.stderr)
