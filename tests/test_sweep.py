@@ -78,6 +78,28 @@ def test_refused_spec_sends_no_work_and_writes_nothing(tmp_path, capsys):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("args, message", [
+    (["sweep"], "a SPEC file is needed"),
+    (["sweep", "x.toml", "--example"], "--example takes no SPEC"),
+    (["sweep", "x.toml", "--workers", "-1"], "--workers must be >= 0"),
+    (["sweep", "x.toml", "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], "--workers"),
+    (["sweep", "x.toml", "--bogus"], "unrecognized arguments"),
+])
+def test_cli_usage_errors(args, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_cli_refuses_a_folder_of_another_sweep(tmp_path, capsys):
+    first, second = tmp_path / "a.toml", tmp_path / "b.toml"
+    first.write_text(f'experiment = "{TASK}"\n[grid]\nx = [0.0]\n')
+    second.write_text(f'experiment = "{TASK}"\n[grid]\nx = [5.0]\n')
+    assert main(["sweep", str(first), "--out", str(tmp_path / "o"), "--workers", "0"]) == 0
+    assert main(["sweep", str(second), "--out", str(tmp_path / "o"), "--workers", "0"]) == 2
+    assert "different sweep" in capsys.readouterr().err
+
+
 def test_example_spec_is_valid_and_worth_distributing(capsys):
     assert main(["sweep", "--example"]) == 0
     printed = capsys.readouterr().out

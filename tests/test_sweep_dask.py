@@ -122,7 +122,7 @@ def cli_cluster(tmp_path):
             start(f"worker{k}", "worker", address, "--nthreads", "1", "--no-nanny",
                   "--host", "127.0.0.1", "--no-dashboard", "--name", f"w{k}")
         with distributed.Client(address, timeout="60s") as client:
-            client.wait_for_workers(2, timeout=60)
+            client.wait_for_workers(2, timeout=120)
             yield address, client, processes
     finally:
         for process in reversed(processes):
