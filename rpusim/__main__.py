@@ -52,7 +52,8 @@ examples:
   python -m rpusim sweep example.toml --scheduler tcp://HOST:8786 --out example_sweep
 
 Rerunning with the same SPEC and DIR skips finished runs; a different SPEC is refused.
-Needs dask[distributed]: pip install "rpusim[sweep]".
+Exit status: 0 all runs ok, 1 some runs failed (recorded with their errors) or were lost,
+2 a refused SPEC or folder. Needs dask[distributed]: pip install "rpusim[sweep]".
 """
 
 

@@ -197,8 +197,12 @@ class _Progress:
         elif outcome["status"] == "error":
             result = f"FAILED: {outcome['error'][:120]}"
         else:
-            value = outcome["metrics"].get(self.metric) if self.metric else None
-            shown = f"{self.metric} {value:.4g}" if isinstance(value, float) else "ok"
+            metrics = outcome["metrics"]
+            name = self.metric or next((k for k, v in metrics.items()
+                                        if isinstance(v, (int, float))), None)
+            value = metrics.get(name)
+            shown = (f"{name} {value:.4g}" if isinstance(value, (int, float))
+                     and not isinstance(value, bool) else "ok")
             result = f"{shown} ({outcome['wall_s']:.1f} s on {outcome['worker']})"
         self.failed += outcome is None or outcome["status"] == "error"
         print(f"[{self.done}/{self.total}] {self.failed} failed, ~{left:.0f} s left | "
