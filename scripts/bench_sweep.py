@@ -81,7 +81,8 @@ def main() -> None:
         spec.write_text(EXAMPLE_SPEC)
     warm = work / "warm_up.toml"
     warm.write_text(WARM_UP)
-    print(f"warm-up (fills numba's cache if cold): {_sweep(warm, work / 'warm', '--workers', '0'):.1f} s")
+    seconds = _sweep(warm, work / "warm", "--workers", "0")
+    print(f"warm-up (fills numba's cache if cold): {seconds:.1f} s")
 
     from rpusim.sweep import load_spec
     from rpusim.sweep.driver import available_cores, local_cluster_size

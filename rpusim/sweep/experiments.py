@@ -43,9 +43,9 @@ from rpusim.demo import (ALGORITHMS as DEMO_ALGORITHMS, algorithm_config, make_d
                          make_teacher_data, train_network)
 from rpusim.tile import AnalogTile
 
-__all__ = ["Experiment", "BUILTIN", "declare_experiment", "ALGORITHMS", "DEMO_SETTINGS", "DIGITS_SETTINGS",
-           "resolve_experiment", "set_config_field", "build_rpu_config", "demo_point",
-           "digits_point", "digits_arrays"]
+__all__ = ["Experiment", "BUILTIN", "declare_experiment", "ALGORITHMS", "DEMO_SETTINGS",
+           "DIGITS_SETTINGS", "resolve_experiment", "set_config_field", "build_rpu_config",
+           "demo_point", "digits_point", "digits_arrays"]
 
 #: Every ``algorithm`` value of the built-in experiments.
 ALGORITHMS = (*DEMO_ALGORITHMS, "ttv2", "c-ttv2", "agad", "mixed-precision")
@@ -294,8 +294,9 @@ def _settings(params: dict, defaults: dict) -> dict:
     allowed = ("algorithm", *defaults)
     for path in params:
         if not path.startswith(_CONFIG_PREFIXES) and path not in allowed:
+            prefixes = ", ".join(prefix + "*" for prefix in _CONFIG_PREFIXES)
             raise ValueError(f"unknown field path {path!r}; the experiment's fields: "
-                             f"{', '.join(allowed)} and {', '.join(p + '*' for p in _CONFIG_PREFIXES)}")
+                             f"{', '.join(allowed)} and {prefixes}")
     settings = {name: params.get(name, default) for name, default in defaults.items()}
     for name, value in settings.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -14,7 +14,7 @@ import itertools
 import json
 import pathlib
 import sys
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from rpusim.sweep.experiments import Experiment, resolve_experiment
 
