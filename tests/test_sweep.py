@@ -324,3 +324,15 @@ def test_digits_are_scikit_learns():
     images, labels = digits_arrays()
     reference = datasets.load_digits()
     assert np.array_equal(images, reference.data) and np.array_equal(labels, reference.target)
+
+
+def test_plot_points_are_mean_and_spread_over_seeds():
+    from rpusim.sweep.report import _series
+    rows = [{"status": "ok", "x": 1, "line": "a", "m": 1.0},
+            {"status": "ok", "x": 1, "line": "a", "m": 3.0},
+            {"status": "ok", "x": 1, "line": "b", "m": 10.0},
+            {"status": "error", "x": 2, "line": "a", "m": None},
+            {"status": "ok", "x": 2, "line": "a", "m": 4.0}]
+    mean, spread = _series(rows, "m", "x", [1, 2], lambda row: row["line"] == "a")
+    assert mean.tolist() == [2.0, 4.0]
+    assert spread.tolist() == [np.sqrt(2.0), 0.0]  # sample std of (1, 3); one value: none

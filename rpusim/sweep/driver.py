@@ -47,6 +47,8 @@ class SweepResult:
         and lost to dying workers (unrecorded; a rerun retries them).
     csv, plot : pathlib.Path or None
         ``results.csv`` and the plot, where written.
+
+    Iterating over the result (and ``len``) goes over ``rows``.
     """
 
     rows: list
@@ -57,6 +59,12 @@ class SweepResult:
     lost: int = 0
     csv: pathlib.Path | None = None
     plot: pathlib.Path | None = None
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
 
 
 # -- the task -----------------------------------------------------------------------------------

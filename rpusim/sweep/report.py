@@ -2,7 +2,7 @@
 
 The plot shows one metric against the grid's first field, one line per value of the second
 field, mean and spread (standard deviation) over the seeds; one panel per combination of the
-further fields.
+further fields (at most 16).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from rpusim.sweep.records import write_atomic
 __all__ = ["table", "write_csv", "plot_sweep"]
 
 _TAIL = ("wall_s", "worker", "error")
+_MAX_PANELS = 16
 
 
 def table(spec, points, finished: dict) -> tuple[list[dict], list[str]]:
@@ -109,8 +110,18 @@ def plot_sweep(spec, rows: list[dict], path, metric: str | None,
     numeric = _numeric(xs)
     positions = np.asarray(xs, dtype=float) if numeric else np.arange(len(xs))
     panels = list(itertools.product(*(spec.grid[p] for p in panel_paths)))
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
-    for ax, panel in zip(axes[0], panels):
+    if len(panels) > _MAX_PANELS:
+        say(f"the plot shows the first {_MAX_PANELS} of {len(panels)} panels "
+            f"({', '.join(panel_paths)}); results.csv has every run")
+        panels = panels[:_MAX_PANELS]
+    columns = min(4, len(panels))
+    rows_of_panels = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows_of_panels, columns, figsize=(5.5 * columns,
+                                                               4.2 * rows_of_panels),
+                             squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, panel in zip(axes.flat, panels):
         fixed = dict(zip(panel_paths, panel))
         for line in (spec.grid[line_path] if line_path else [None]):
             def match(row, line=line):
