@@ -43,6 +43,7 @@ def _without_timing(rows):
     ('experiment = "demo"\n[grid]\ndevice.dw_min = 0.1', SpecTypeError, "device.dw_min"),
     ('experiment = "demo"\n[grid]\ndevice.dw_min = []', SpecError, "device.dw_min"),
     ('experiment = "demo"\n[grid]\n', SpecError, "grid is empty"),
+    ('experiment = "demo"\n[grid]\nlr = [0.1, 0.2, 0.1]', SpecError, "lr"),
     ('experiment = "demo"\n', SpecError, "grid is empty"),
     ('experiment = "demo"\n[grid]\nalgorithm = ["sgd", "adam"]', SpecError, "algorithm"),
     ('experiment = "demo"\n[grid]\ndevice.dw_min = [-0.1]', SpecError, "dw_min"),

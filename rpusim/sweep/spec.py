@@ -190,6 +190,9 @@ def make_spec(experiment, grid, *, base=None, seeds=(0,), metric=None, source="s
         if not values:
             raise SpecError(f"{source}: grid field {path!r} is empty: give at least one value")
         grid[path] = [_plain(value, path, source) for value in values]
+        texts = [json.dumps(value, sort_keys=True) for value in grid[path]]
+        if len(set(texts)) != len(texts):
+            raise SpecError(f"{source}: grid field {path!r} repeats a value: {grid[path]!r:.80}")
     spec = SweepSpec(exp, base, grid, _check_seeds(seeds, source), metric)
     if exp.check is not None:
         _check_points(spec, source)
