@@ -17,7 +17,7 @@ import pytest
 distributed = pytest.importorskip("distributed")
 
 from rpusim.sweep import sweep  # noqa: E402
-from rpusim.sweep.driver import start_local_cluster  # noqa: E402
+from rpusim.sweep.driver import available_cores, start_local_cluster  # noqa: E402
 from rpusim.sweep.records import RECORDS  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -50,7 +50,7 @@ def test_local_cluster_is_sized_to_the_cores(local_client):
         import numba
         return os.environ["NUMBA_NUM_THREADS"], os.environ["OPENBLAS_NUM_THREADS"], \
             numba.config.NUMBA_NUM_THREADS
-    cores = len(os.sched_getaffinity(0))
+    cores = available_cores()
     seen = local_client.run(threads)
     assert len(seen) == 2
     for numba_env, blas, numba_threads in seen.values():

@@ -15,7 +15,7 @@ INSTALL_HINT = 'pip install "rpusim[sweep]"   (or: pip install "dask[distributed
 
 def run_cli(parser, args) -> int:
     """Run the ``sweep`` subcommand; return the exit status (0 ok, 1 some runs failed or were
-    lost, 2 bad usage, a refused SPEC or folder, or dask missing)."""
+    lost, 2 bad usage, a refused SPEC or folder, an unreachable scheduler, or dask missing)."""
     if args.example:
         if args.spec is not None:
             parser.error("--example takes no SPEC")
@@ -36,7 +36,7 @@ def run_cli(parser, args) -> int:
     try:
         result = run_spec(args.spec, out=args.out, scheduler=args.scheduler,
                           workers=args.workers, retry_failed=args.retry_failed)
-    except (SpecError, SweepMismatch) as err:
+    except (SpecError, SweepMismatch, ConnectionError) as err:
         print(f"python -m rpusim sweep: {err}", file=sys.stderr)
         return 2
     return 1 if result.failed or result.lost else 0

@@ -167,7 +167,12 @@ def _client(scheduler, workers, client):
         return
     from distributed import Client
     if scheduler is not None:
-        with Client(scheduler, timeout="30s") as connected:
+        try:
+            connected = Client(scheduler, timeout="30s")
+        except OSError as err:  # also TimeoutError: nothing listens there
+            raise ConnectionError(f"cannot connect to the Dask scheduler at {scheduler!r}: "
+                                  f"{err}") from None
+        with connected:
             n = len(connected.scheduler_info(n_workers=-1)["workers"])
             yield connected, f"the cluster at {scheduler} ({n} workers now)"
         return
@@ -201,7 +206,7 @@ class _Progress:
         left = elapsed / self.count * (self.todo - self.count)
         chosen = ", ".join(f"{p}={point.params[p]}" for p in spec.grid)
         if outcome is None:
-            result = "LOST (its worker died too often; a rerun retries it)"
+            result = "NOT RUN (see the message above; a rerun retries it)"
         elif outcome["status"] == "error":
             result = f"FAILED: {outcome['error'][:120]}"
         else:
