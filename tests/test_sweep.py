@@ -7,8 +7,12 @@ import json
 import pathlib
 import sys
 
+import itertools
+
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rpusim import configs
 from rpusim.__main__ import main
@@ -137,6 +141,24 @@ def test_points_order_and_seeds():
         (2.0, 0.0, 0), (2.0, 0.0, 1), (2.0, 0.01, 0), (2.0, 0.01, 1)]
     assert all(p.params["scale"] == 0.5 for p in points)
     assert [p.index for p in points] == [0, 0, 1, 1, 2, 2, 3, 3]
+
+
+_values = st.one_of(st.integers(-5, 5), st.floats(-2, 2, allow_nan=False), st.booleans(),
+                   st.text("abc", max_size=3))
+
+
+@given(grid=st.dictionaries(st.sampled_from(["a", "b.c", "d.e.f"]),
+                            st.lists(_values, min_size=1, max_size=3, unique_by=json.dumps),
+                            min_size=1),
+       seeds=st.lists(st.integers(0, 9), min_size=1, max_size=3, unique=True))
+def test_points_are_every_combination_once_per_seed(grid, seeds):
+    points = make_spec("sweep_tasks:undeclared", grid, seeds=seeds).points()
+    combos = list(itertools.product(*grid.values()))
+    assert len(points) == len(combos) * len(seeds)
+    assert len({p.key for p in points}) == len(points)
+    for k, point in enumerate(points):
+        assert point.seed == seeds[k % len(seeds)] and point.index == k // len(seeds)
+        assert tuple(point.params[path] for path in grid) == combos[point.index]
 
 
 # -- configs from field paths -------------------------------------------------------------------
