@@ -3,6 +3,7 @@
 Their results depend only on the parameters and the seed, as a sweep's experiment must.
 """
 
+import os
 import time
 
 import numpy as np
@@ -17,9 +18,12 @@ def noisy_quadratic(params: dict, seed: int) -> dict:
     parameters: the sweep checks their names and kinds).
 
     ``sleep`` seconds of waiting stand for a run's work; ``fail_at`` makes the point whose ``x``
-    equals it raise.
+    equals it raise. A process with ``RPUSIM_TEST_STALL`` in its environment never finishes a
+    run (a worker that is certainly busy when the fault test kills it).
     """
     time.sleep(params.get("sleep", 0.0))
+    if os.environ.get("RPUSIM_TEST_STALL"):
+        time.sleep(600)
     if params.get("fail_at") is not None and params["x"] == params["fail_at"]:
         raise RuntimeError(f"diverged at x={params['x']}")
     noise = np.random.default_rng(seed).standard_normal()

@@ -29,10 +29,10 @@ def _without_timing(rows):
     return [{k: v for k, v in row.items() if k not in ("wall_s", "worker")} for row in rows]
 
 
-def _env():
+def _env(**extra):
     """The test environment (NUMBA_CACHE_DIR included) with this checkout and tests/ first
     on the path, so the processes import this rpusim and the test experiments."""
-    env = dict(os.environ)
+    env = {**os.environ, **extra}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests"),
                                          env.get("PYTHONPATH", "")])
     return env
@@ -102,17 +102,19 @@ def _stop(process: subprocess.Popen) -> None:
 @pytest.fixture
 def cli_cluster(tmp_path):
     """``dask scheduler`` and two ``dask worker`` processes (no nanny: a killed worker stays
-    dead, so its runs must finish elsewhere)."""
+    dead, so its runs must finish elsewhere). Worker ``w0`` stalls on every run, so it is
+    busy whenever it is killed and every record comes from ``w1``."""
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     logs = tmp_path / "logs"
     logs.mkdir()
     processes = []
 
-    def start(name, *args):
+    def start(name, *args, env=None):
         log = open(logs / f"{name}.log", "w")
         processes.append(subprocess.Popen([sys.executable, "-m", "dask", *args], stdout=log,
-                                          stderr=subprocess.STDOUT, env=_env(), cwd=ROOT))
+                                          stderr=subprocess.STDOUT, env=env or _env(),
+                                          cwd=ROOT))
         log.close()
 
     try:
@@ -120,7 +122,8 @@ def cli_cluster(tmp_path):
               "--no-dashboard")
         for k in range(2):
             start(f"worker{k}", "worker", address, "--nthreads", "1", "--no-nanny",
-                  "--host", "127.0.0.1", "--no-dashboard", "--name", f"w{k}")
+                  "--host", "127.0.0.1", "--no-dashboard", "--name", f"w{k}",
+                  env=_env(RPUSIM_TEST_STALL="1") if k == 0 else None)
         with distributed.Client(address, timeout="60s") as client:
             client.wait_for_workers(2, timeout=120)
             yield address, client, processes
@@ -137,32 +140,35 @@ def _sweep_cli(spec, out, address):
 
 def test_worker_killed_mid_sweep_its_runs_finish_elsewhere(cli_cluster, tmp_path):
     address, client, processes = cli_cluster
+    workers = client.scheduler_info(n_workers=-1)["workers"]
+    by_name = {info["name"]: worker for worker, info in workers.items()}
+    victim, survivor = by_name["w0"], by_name["w1"]
     spec = tmp_path / "spec.toml"
-    spec.write_text(f'experiment = "{TASK}"\nseeds = 2\n[base]\nsleep = 0.25\n'
+    spec.write_text(f'experiment = "{TASK}"\nseeds = 2\n[base]\nsleep = 0.1\n'
                     f'[grid]\nx = [0.0, 1.0, 2.0]\nscale = [0.1, 1.0]\n')
     out = tmp_path / "out"
     run = _sweep_cli(spec, out, address)
     try:
         deadline = time.monotonic() + 60
-        victim = None
-        while victim is None and time.monotonic() < deadline and run.poll() is None:
+        interrupted = []
+        while not interrupted and time.monotonic() < deadline and run.poll() is None:
             time.sleep(0.05)
-            if len(list((out / RECORDS).glob("*.json"))) < 2:
-                continue
-            busy = {w: keys for w, keys in client.processing().items() if keys}
-            if busy:
-                victim, interrupted = next(iter(busy.items()))
-        assert victim is not None, "no worker was busy mid-sweep"
-        pids = client.run(os.getpid)
-        os.kill(pids[victim], signal.SIGKILL)
+            if list((out / RECORDS).glob("*.json")):  # mid-run: some runs are finished
+                interrupted = client.processing([victim])[victim]
+        assert interrupted, "the stalling worker never got a run"
+        os.kill(client.run(os.getpid, workers=[victim])[victim], signal.SIGKILL)
         output, _ = run.communicate(timeout=90)
     finally:
         _stop(run)
     assert run.returncode == 0, output
     assert "done: 12 computed, 0 skipped" in output and "0 lost" in output
-    with contextlib.suppress(Exception):
-        client.wait_for_workers(1, timeout=10)
-    assert len(client.scheduler_info(n_workers=-1)["workers"]) == 1  # the victim stayed dead
+    assert list(client.scheduler_info(n_workers=-1)["workers"]) == [survivor]
+
+    records = [json.loads(p.read_text()) for p in (out / RECORDS).glob("*.json")]
+    assert len(records) == 12 and all(r["status"] == "ok" for r in records)
+    assert {r["worker"] for r in records} == {survivor}
+    for key in interrupted:  # what the killed worker was running was computed elsewhere
+        assert (out / RECORDS / f"{key.removeprefix('rpusim-sweep-')}.json").exists()
     alone = sweep(TASK, {"x": [0.0, 1.0, 2.0], "scale": [0.1, 1.0]}, base={"sleep": 0.0},
                   seeds=2, workers=0, plot=False)
     table = (out / "results.csv").read_text().splitlines()
@@ -170,10 +176,6 @@ def test_worker_killed_mid_sweep_its_runs_finish_elsewhere(cli_cluster, tmp_path
     header = table[0].split(",")
     losses = [float(line.split(",")[header.index("loss")]) for line in table[1:]]
     assert losses == [row["loss"] for row in alone.rows]
-    for key in interrupted:  # the runs the victim was computing were computed elsewhere
-        record = json.loads((out / RECORDS / f"{key.removeprefix('rpusim-sweep-')}.json")
-                            .read_text())
-        assert record["status"] == "ok" and record["worker"] != victim
 
     again = _sweep_cli(spec, out, address)  # a rerun skips every run
     try:
