@@ -15,7 +15,8 @@ INSTALL_HINT = 'pip install "rpusim[sweep]"   (or: pip install "dask[distributed
 
 def run_cli(parser, args) -> int:
     """Run the ``sweep`` subcommand; return the exit status (0 ok, 1 some runs failed or were
-    lost, 2 bad usage, a refused SPEC or folder, an unreachable scheduler, or dask missing)."""
+    lost, 2 bad usage, a refused SPEC or folder, an unreachable scheduler, or dask missing,
+    130 interrupted)."""
     if args.example:
         if args.spec is not None:
             parser.error("--example takes no SPEC")
@@ -39,4 +40,8 @@ def run_cli(parser, args) -> int:
     except (SpecError, SweepMismatch, ConnectionError) as err:
         print(f"python -m rpusim sweep: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("python -m rpusim sweep: interrupted; every finished run is recorded, and the "
+              "same command resumes the sweep", file=sys.stderr)
+        return 130
     return 1 if result.failed or result.lost else 0

@@ -17,7 +17,9 @@ import datetime
 import logging
 import os
 import pathlib
+import signal
 import sys
+import threading
 import time
 import traceback
 from typing import TextIO
@@ -155,8 +157,25 @@ def start_local_cluster(workers: int | None = None):
     n, threads = local_cluster_size(workers)
     env = {"NUMBA_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads),
            "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    return LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                        dashboard_address=None, env=env, silence_logs=logging.ERROR)
+    with _workers_ignore_ctrl_c():
+        return LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                            host="127.0.0.1", dashboard_address=None, env=env,
+                            silence_logs=logging.ERROR)
+
+
+@contextlib.contextmanager
+def _workers_ignore_ctrl_c():
+    """Start processes with SIGINT ignored (an ignored signal stays ignored in a child, and
+    Python keeps it so): Ctrl-C in a terminal reaches every process of the group, and only the
+    driver should react, by closing the cluster; the workers would each print a traceback."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextlib.contextmanager
