@@ -70,13 +70,22 @@ class SweepResult:
 
 
 # -- the task -----------------------------------------------------------------------------------
-def _worker_name() -> str:
-    """The Dask worker running this task (its address), or ``"local"`` outside Dask."""
+def _current_worker():
+    """The Dask worker running this task, or ``None`` outside Dask (without importing Dask:
+    a process that has not imported it is no worker)."""
+    if "distributed" not in sys.modules:
+        return None
+    from distributed import get_worker
     try:
-        from distributed import get_worker
-        return str(get_worker().address)
-    except (ImportError, ValueError):
-        return "local"
+        return get_worker()
+    except ValueError:
+        return None
+
+
+def _worker_name() -> str:
+    """The running worker's address, or ``"local"`` outside Dask."""
+    worker = _current_worker()
+    return "local" if worker is None else str(worker.address)
 
 
 def _limit_numba_threads() -> None:
@@ -85,11 +94,10 @@ def _limit_numba_threads() -> None:
     A worker started elsewhere (``dask worker``) runs ``nthreads`` tasks at once, each of which
     would otherwise use every core for numba's parallel kernels.
     """
-    try:
-        from distributed import get_worker
-        tasks_at_once = get_worker().state.nthreads
-    except (ImportError, ValueError):
+    worker = _current_worker()
+    if worker is None:
         return
+    tasks_at_once = worker.state.nthreads
     import numba
     numba.set_num_threads(max(1, min(numba.config.NUMBA_NUM_THREADS,
                                      available_cores() // max(1, tasks_at_once))))
