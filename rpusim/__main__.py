@@ -53,7 +53,8 @@ examples:
 
 Rerunning with the same SPEC and DIR skips finished runs; a different SPEC is refused.
 Exit status: 0 all runs ok, 1 some runs failed (recorded with their errors) or were lost,
-2 a refused SPEC or folder. Needs dask[distributed]: pip install "rpusim[sweep]".
+2 a refused SPEC or folder or an unreachable scheduler, 130 interrupted (rerun to resume).
+Needs dask[distributed]: pip install "rpusim[sweep]".
 """
 
 
