@@ -18,10 +18,6 @@ from typing import NamedTuple
 
 from rpusim.sweep.experiments import Experiment, resolve_experiment
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # the backport, a dependency of the ``sweep`` extra on Python 3.10
-    import tomli as tomllib
 
 __all__ = ["SpecError", "SpecTypeError", "Point", "SweepSpec", "load_spec", "parse_spec",
            "make_spec", "point_key", "flatten", "EXAMPLE_SPEC"]
@@ -141,6 +137,7 @@ def parse_spec(text: str, source: str = "SPEC") -> SweepSpec:
         field, bad seeds, an unknown experiment, or a point the experiment refuses (unknown
         field path, wrong type, invalid value); the message names the field.
     """
+    tomllib = _toml()
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
@@ -157,6 +154,19 @@ def parse_spec(text: str, source: str = "SPEC") -> SweepSpec:
     return make_spec(data["experiment"], data.get("grid"), base=flatten(data.get("base", {})),
                      seeds=data.get("seeds", [0]), metric=data.get("metric"), source=source,
                      grid_is_nested=True)
+
+
+def _toml():
+    """The TOML reader: the standard library's (3.11+) or its backport ``tomli``."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+        return tomllib
+    try:
+        import tomli
+    except ImportError as err:
+        raise ImportError('reading a SPEC on Python 3.10 needs tomli: pip install '
+                          '"rpusim[sweep]"') from err
+    return tomli
 
 
 def make_spec(experiment, grid, *, base=None, seeds=(0,), metric=None, source="sweep",
