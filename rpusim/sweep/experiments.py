@@ -384,6 +384,9 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 
 def _check_digits(params: dict) -> None:
+    if importlib.util.find_spec("sklearn") is None:  # refused before any run is sent
+        raise ValueError('experiment "digits" needs scikit-learn (for its bundled data set): '
+                         'pip install "rpusim[digits]"')
     _settings(params, DIGITS_SETTINGS)
     build_rpu_config(params)
 
