@@ -546,7 +546,7 @@ class AnalogTile:
         state = self._inference
         rng_before = self._rng.get_state()
         nm_before = self._forward_mvm.nm_state.copy()
-        saved = state.as_dict()
+        saved = state.snapshot()
         compensation = self.rpu_config.drift_compensation
         inputs = (None if compensation is None else
                   np.ascontiguousarray(compensation.get_readout_tensor(self.in_size, self.dtype),
@@ -561,7 +561,7 @@ class AnalogTile:
         except Exception:
             self._rng.set_state(rng_before)
             self._forward_mvm.nm_state[...] = nm_before
-            state.load(saved)
+            state.restore(saved)
             raise
         self._model.w[...] = w
 
