@@ -31,12 +31,15 @@ examples:
 
 EPILOG_RESPONSE = """\
 DEVICE is a device config class name of rpusim.configs (e.g. SoftBoundsDevice,
-ExpStepDevice, PiecewiseStepDevice); its fields start at aihwkit's defaults and can be set
-with --FIELD VALUE pairs after the device name, e.g.
+ExpStepDevice, PiecewiseStepDevice) or a preset device of rpusim.presets (e.g.
+ReRamSBPresetDevice, EcRamPresetDevice, PCMPresetDevice, the PCM pair PCMPresetUnitCell);
+its fields start at aihwkit's defaults (a preset's own values) and can be set with
+--FIELD VALUE pairs after the device name, e.g.
 
   python -m rpusim response SoftBoundsDevice --dw_min 0.01 --w_max_dtod 0.1 --pulses 200
   python -m rpusim response LinearStepDevice --gamma_up 0.6 --dw_min_std 0 --out ls.png
   python -m rpusim response PiecewiseStepDevice --piecewise_up 1.6,1.2,0.8,0.5,0.2
+  python -m rpusim response ReRamESPresetDevice --pulses 2000
 
 Values are parsed to the field's type: numbers, true/false, comma-separated lists, enum
 names. The PNG shows the weight of several devices of one tile over N up then N down

@@ -26,6 +26,7 @@ from typing import Callable, NamedTuple, TextIO
 import numpy as np
 
 from rpusim import configs
+from rpusim import presets
 from rpusim.configs._base import ConfigBase, registered_config_classes
 from rpusim.devices.base import PulsedDevice
 from rpusim.plotting import MatplotlibMissing, plot_loss_curves
@@ -81,12 +82,16 @@ def make_teacher_data(n_samples: int = 512, in_size: int = 8, hidden: int = 16,
 
 # -- devices and configs ------------------------------------------------------------------------
 def _device_classes() -> dict[str, type]:
-    """Every single-device config class (built in or registered by a custom device)."""
+    """Every single-device config class (built in, registered by a custom device, or a
+    preset), and the preset unit cells."""
     found = {name: cls for name, cls in vars(configs).items()
              if isinstance(cls, type) and issubclass(cls, ConfigBase) and name.endswith("Device")}
     found.update({name: cls for name, cls in registered_config_classes().items()
                   if issubclass(cls, PulsedDevice)})
     found.pop(PulsedDevice.__name__, None)  # the common base, not a device model
+    # a preset unit cell (the PCM pair with refresh) answers pulses like one device
+    found.update({name: getattr(presets, name) for name in presets.__all__
+                  if name.endswith("PresetUnitCell")})
     return dict(sorted(found.items()))
 
 

@@ -72,9 +72,10 @@ class InferenceState:
 
         ``readout(W)`` is the test-mode forward of the compensation's readout inputs.
         """
+        # the noise models never write into their inputs: one copy keeps the target apart from W
         reference = np.array(self.target(w), copy=True)
         programmed, coefficients = self.config.noise_model.apply_programming_noise(
-            reference.copy(), _call_generator(tile_rng))
+            reference, _call_generator(tile_rng))
         programmed = self._checked(programmed, "apply_programming_noise")
         if not isinstance(coefficients, (list, tuple)):
             raise TypeError(f"{type(self.config.noise_model).__name__}.apply_programming_noise "
@@ -85,7 +86,7 @@ class InferenceState:
         self.reference, self.programmed = reference, programmed
         self.drift_coefficients, self.baseline = coefficients, baseline
         self.alpha = np.ones((), np.float64)
-        return programmed.copy()
+        return programmed
 
     def drift(self, w: np.ndarray, t_inference: float, tile_rng, readout) -> np.ndarray:
         """Drift the programmed weights to ``t_inference`` seconds after programming (from
@@ -94,7 +95,7 @@ class InferenceState:
         if self.programmed is None:
             self.program(w, tile_rng, readout)
         drifted = self.config.noise_model.apply_drift_noise(
-            self.programmed.copy(), list(self.drift_coefficients), t_inference,
+            self.programmed, list(self.drift_coefficients), t_inference,
             _call_generator(tile_rng))
         drifted = self._checked(drifted, "apply_drift_noise")
         if self.compensates:
@@ -130,6 +131,16 @@ class InferenceState:
         if not self.compensates:
             return Y
         return Y * self.alpha.astype(Y.dtype)
+
+    def snapshot(self) -> tuple:
+        """The state as it is now, to :meth:`restore` after a failed call (the arrays are
+        replaced, never written into, so references suffice)."""
+        return (self.reference, self.programmed, self.drift_coefficients, self.baseline,
+                self.alpha)
+
+    def restore(self, snapshot: tuple) -> None:
+        (self.reference, self.programmed, self.drift_coefficients, self.baseline,
+         self.alpha) = snapshot
 
     # -- persistence ------------------------------------------------------------------------------
     def as_dict(self) -> dict[str, np.ndarray]:

@@ -48,6 +48,9 @@ from typing import Any
 
 import numpy as np
 
+from rpusim import presets as _presets  # noqa: F401  (a saved config may name a preset class)
+from rpusim.compounds.base import CompoundModel, is_leaf
+from rpusim.compounds.mixed import MixedPrecisionModel
 from rpusim.configs._base import config_from_dict
 from rpusim.configs.rpu import RPUConfig
 
@@ -237,6 +240,7 @@ def _restore(tile, state: dict) -> None:
     try:
         if hidden:
             tile.set_hidden_parameters(hidden)
+            _restore_stored_weights(tile._model, hidden)
         # the apparent weights carry write noise and compound reductions as they were; the
         # model's own set_weights would re-program (and re-draw) them
         tile._model.w[...] = weights
@@ -262,6 +266,25 @@ def _restore(tile, state: dict) -> None:
     if diff:
         raise ValueError(f"tile state could not be restored exactly; entries that differ after "
                          f"restoring: {diff[:20]}")
+
+
+def _restore_stored_weights(model, hidden: dict, suffix: str = "") -> None:
+    """Write every single device's weights exactly as saved, below compounds too.
+
+    Setting hidden parameters re-clips persistent weights to the bounds and redraws the
+    apparent ones from them (as a user's set should); a saved state must come back as it was,
+    and a reference device's stored weight may legitimately lie outside its bounds.
+    """
+    if isinstance(model, CompoundModel):
+        for k, dev in enumerate(model.devices):
+            inner = f"_{k}{suffix}"
+            _restore_stored_weights(dev, hidden, inner)
+            if is_leaf(dev) and f"hidden_weights{inner}" in hidden:
+                dev.w[...] = hidden[f"hidden_weights{inner}"]
+    elif isinstance(model, MixedPrecisionModel):
+        _restore_stored_weights(model.device, hidden, suffix)
+    elif getattr(model, "write_noise", False) and f"persistent_weights{suffix}" in hidden:
+        model.wp[...] = hidden[f"persistent_weights{suffix}"]
 
 
 def state_differences(a: dict, b: dict) -> list[str]:

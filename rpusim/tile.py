@@ -176,6 +176,13 @@ class AnalogTile:
         self._inference = (InferenceState(config, (self.out_size, self.in_size), self.dtype)
                            if isinstance(config, InferenceRPUConfig) else None)
 
+    @property
+    def tile(self) -> "AnalogTile":
+        """The tile itself. aihwkit's layers hold tile modules whose simulator tile is
+        ``.tile``; scripts print ``next(model.analog_tiles()).tile``, and rpusim's layers
+        yield the simulator tiles directly."""
+        return self
+
     def __repr__(self) -> str:
         return (f"AnalogTile({self.out_size}, {self.in_size}, "
                 f"device={type(self.rpu_config.device).__name__}, dtype={self.dtype.name})")
@@ -539,7 +546,7 @@ class AnalogTile:
         state = self._inference
         rng_before = self._rng.get_state()
         nm_before = self._forward_mvm.nm_state.copy()
-        saved = state.as_dict()
+        saved = state.snapshot()
         compensation = self.rpu_config.drift_compensation
         inputs = (None if compensation is None else
                   np.ascontiguousarray(compensation.get_readout_tensor(self.in_size, self.dtype),
@@ -554,7 +561,7 @@ class AnalogTile:
         except Exception:
             self._rng.set_state(rng_before)
             self._forward_mvm.nm_state[...] = nm_before
-            state.load(saved)
+            state.restore(saved)
             raise
         self._model.w[...] = w
 

@@ -7,8 +7,9 @@ Run with the aihwkit oracle environment (not with rpusim)::
 The output (default ``tests/golden/aihwkit_defaults.json``) maps every config class that
 rpusim's API contract names to the default value of each of its fields. Values are JSON-safe:
 enums as their member name, nested dataclasses as dicts with a ``"__class__"`` key, tuples as
-lists, non-finite floats as the strings ``"inf"``, ``"-inf"`` and ``"nan"``. A value that has no
-JSON form (a class object such as ``tile_class``) is written as ``{"__repr__": repr(value)}``.
+lists, non-finite floats as the strings ``"inf"``, ``"-inf"`` and ``"nan"``, other objects (an
+inference noise model) as their public attributes with a ``"__class__"`` key. A value that has
+no JSON form (a class object such as ``tile_class``) is written as ``{"__repr__": repr(value)}``.
 ``tests/test_defaults.py`` compares rpusim's defaults with this file.
 """
 
@@ -53,6 +54,13 @@ def plain(value):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else repr(value)
+    if not isinstance(value, type) and hasattr(value, "__dict__"):
+        # a plain object (an inference noise model, a drift compensation): its public state
+        out = {"__class__": type(value).__name__}
+        for name, item in vars(value).items():
+            if not name.startswith("_"):
+                out[name] = plain(item)
+        return out
     return {"__repr__": repr(value)}
 
 

@@ -235,12 +235,51 @@ def make_tile_stats(out: pathlib.Path) -> None:
              mean_abs_mean=mean_abs.mean(1), mean_abs_std=mean_abs.std(1, ddof=1))
 
 
+# -- constructor defaults --------------------------------------------------------------------------
+def _plain(value):
+    if isinstance(value, type):
+        return value.__name__
+    if isinstance(value, dict):
+        return {"__dict__": [[_plain(k), _plain(v)] for k, v in value.items()]}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "__dict__") and not isinstance(value, type):
+        return {"class": type(value).__name__,
+                **{k: _plain(v) for k, v in vars(value).items() if k != "scale_ratio"}}
+    if hasattr(value, "name") and hasattr(value, "value"):  # an enum member
+        return value.name
+    return value
+
+
+def make_defaults(out: pathlib.Path) -> None:
+    """The attributes of default-constructed noise models and compensation, and the fields of
+    ``InferenceRPUConfig()`` that the inference tile reads."""
+    config = InferenceRPUConfig()
+    models = {name: _plain(CLASSES[name]()) for name in (
+        "PCMLikeNoiseModel", "StateIndependentNoiseModel", "ReRamWan2022NoiseModel",
+        "ReRamCMONoiseModel")}
+    models["SinglePairConductanceConverter"] = _plain(SinglePairConductanceConverter())
+    models["SingleDeviceConductanceConverter"] = _plain(SingleDeviceConductanceConverter())
+    summary = {
+        "noise_model": _plain(config.noise_model),
+        "drift_compensation": type(config.drift_compensation).__name__,
+        "backward.is_perfect": config.backward.is_perfect,
+        "update.pulse_type": config.update.pulse_type.name,
+        "device": type(config.device).__name__,
+        "forward.out_noise": config.forward.out_noise,
+    }
+    (out / "defaults.json").write_text(json.dumps({"models": models, "config": summary},
+                                                  indent=1, sort_keys=True))
+    print("wrote defaults.json")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "tests" / "golden" / "inference"))
     args = parser.parse_args()
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    make_defaults(out)
     make_converters(out)
     make_tiles(out)
     make_stats(out)

@@ -17,6 +17,7 @@ QUICK_ARGS = {
     "device_response.py": ["--quick"],
     "save_and_resume.py": [],
     "digits_cnn.py": ["--quick"],
+    "presets.py": ["--quick"],
     "hwa_training_drift.py": ["--quick"],
 }
 

@@ -427,3 +427,31 @@ def test_program_weights_aihwkit_arguments():
     assert not np.allclose(tile.get_weights(), trained, atol=1e-3)
     with pytest.raises(TypeError, match="noise_model"):
         tile.program_weights(noise_model="PCM")
+
+
+@dataclass
+class AihwkitStyleModel(inf.BaseNoiseModel):
+    """Per-slice methods with aihwkit's signatures (no rng): drawn from NumPy's global state."""
+
+    g_converter: inf.BaseConductanceConverter = None
+
+    def __post_init__(self):
+        if self.g_converter is None:
+            self.g_converter = inf.SinglePairConductanceConverter()
+
+    def apply_programming_noise_to_conductance(self, g_target):
+        return np.maximum(g_target + 0.1 * np.random.standard_normal(g_target.shape), 0)
+
+    def apply_drift_noise_to_conductance(self, g_prog, drift_noise_param, t_inference):
+        return g_prog * 0.5
+
+
+def test_aihwkit_style_calls_work():
+    w = np.random.default_rng(0).uniform(-1, 1, (3, 4))
+    programmed, coefficients = inf.PCMLikeNoiseModel().apply_programming_noise(w)  # no rng
+    assert programmed.shape == w.shape and len(coefficients) == 2
+    tile = AnalogTile(3, 4, InferenceRPUConfig(noise_model=AihwkitStyleModel()), seed=0)
+    tile.program_weights()
+    programmed = tile.get_weights()
+    tile.drift_weights(10.0)
+    np.testing.assert_allclose(tile.get_weights(), 0.5 * programmed, rtol=1e-6, atol=1e-7)

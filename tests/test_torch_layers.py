@@ -272,8 +272,8 @@ def test_convert_to_analog_and_back():
     assert isinstance(wrapped, AnalogWrapper) and isinstance(wrapped, Net)
     assert len(list(wrapped.analog_tiles())) == 1
     weights = wrapped.get_weights()
-    assert list(weights) == ["fc"]
-    wrapped.set_weights({"fc": (torch.ones(2, 4), torch.zeros(2))})
+    assert list(weights) == ["fc.analog_module"]
+    wrapped.set_weights({"fc.analog_module": (torch.ones(2, 4), torch.zeros(2))})
     torch.testing.assert_close(wrapped(torch.ones(1, 4)), torch.full((1, 2), 4.0))
 
 
@@ -398,3 +398,28 @@ def test_conv2d_matches_torch_conv2d_for_any_geometry(kernel, stride, padding, d
         reference.bias.copy_(b)
     x = torch.randn(*(() if unbatched else (2,)), 2, 6, 5)
     torch.testing.assert_close(layer(x), reference(x), rtol=1e-5, atol=1e-5)
+
+
+def test_container_weights_are_keyed_by_tile_as_in_aihwkit():
+    split = perfect(max_input_size=3, weight_scaling_omega=0.5)
+    model = AnalogSequential(AnalogLinear(3, 2, rpu_config=perfect(), seed=0),
+                             AnalogLinear(5, 2, rpu_config=split, seed=1))
+    weights = model.get_weights()
+    assert {k: (tuple(w.shape), b is None) for k, (w, b) in weights.items()} == {
+        "0.analog_module": ((2, 3), False), "1.analog_module.array.0.0": ((2, 3), True),
+        "1.analog_module.array.1.0": ((2, 2), True)}
+    full = model[1].get_weights()[0]
+    torch.testing.assert_close(torch.cat([weights["1.analog_module.array.0.0"][0],
+                                          weights["1.analog_module.array.1.0"][0]], 1), full)
+    new = {k: (2 * w, b) for k, (w, b) in weights.items()}
+    model.set_weights(new)
+    torch.testing.assert_close(model[1].get_weights()[0], 2 * full)
+    assert model[1].analog_module.get_scales()[1] is not None
+    with pytest.raises(ValueError, match="no entry"):
+        model.set_weights({"0.analog_module": weights["0.analog_module"]})
+
+
+def test_tiles_answer_to_aihwkits_tile_attribute():
+    """aihwkit scripts print ``next(model.analog_tiles()).tile``."""
+    tile = next(AnalogSequential(AnalogLinear(2, 2)).analog_tiles())
+    assert isinstance(tile, AnalogTile) and tile.tile is tile

@@ -12,7 +12,7 @@ from rpusim.configs.mapping import MappingParameter
 from rpusim.configs.rpu import (DigitalRankUpdateRPUConfig, FloatingPointRPUConfig, RPUConfig,
                                 SingleRPUConfig, UnitCellRPUConfig)
 from rpusim.configs.update import UpdateParameters
-from rpusim.configs.inference import InferenceRPUConfig
+from rpusim.configs.inference import InferenceRPUConfig, TorchInferenceRPUConfig
 from rpusim.configs.weight_modifiers import (WeightClipParameter, WeightClipType,
                                              WeightModifierParameter, WeightModifierType,
                                              WeightRemapParameter, WeightRemapType)
@@ -26,7 +26,7 @@ __all__ = [
     "BoundManagementType", "NoiseManagementType", "PulseType", "VectorUnitCellUpdatePolicy",
     "WeightNoiseType", "IOParameters", "MappingParameter", "RPUConfig", "SingleRPUConfig", "UnitCellRPUConfig",
     "FloatingPointRPUConfig", "DigitalRankUpdateRPUConfig", "UpdateParameters",
-    "InferenceRPUConfig",
+    "InferenceRPUConfig", "TorchInferenceRPUConfig",
     "WeightModifierParameter", "WeightModifierType", "WeightClipParameter", "WeightClipType",
     "WeightRemapParameter", "WeightRemapType",
     *_device_names, *_compound_names,

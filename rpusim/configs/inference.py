@@ -19,7 +19,7 @@ from rpusim.configs.weight_modifiers import (WeightClipParameter, WeightModifier
                                              WeightRemapParameter)
 from rpusim.devices import IdealDevice
 
-__all__ = ["InferenceRPUConfig"]
+__all__ = ["InferenceRPUConfig", "TorchInferenceRPUConfig"]
 
 
 def _default_noise_model():
@@ -95,3 +95,14 @@ class InferenceRPUConfig(RPUConfig):
                 raise TypeError(f"{name}.{key} must be {cls.__name__}, got "
                                 f"{getattr(self, key)!r:.100}")
         super().validate()
+
+
+@dataclass
+class TorchInferenceRPUConfig(InferenceRPUConfig):
+    """aihwkit's name for an ``InferenceRPUConfig`` simulated by its torch tile.
+
+    aihwkit 1.2.0 pairs this config with a tile written in plain torch (autograd throughout,
+    a subset of the non-idealities); rpusim has one tile for every config, so this is
+    :class:`InferenceRPUConfig` under the name scripts and presets (``FloatingPointPreset``)
+    use.
+    """

@@ -57,8 +57,28 @@ def register_device(config_class: type, params_class: type, step_function) -> No
     register_step(params_class, step_function)
 
 
+def _registration(config_class: type) -> tuple[type, object] | None:
+    """The ``(params class, step)`` of a device model, or ``None``.
+
+    A subclass of a registered device that adds no field (it only changes defaults, as the
+    presets do) is the same model as its registered ancestor; one that adds fields needs its
+    own registration, else its new fields would be silently ignored.
+    """
+    entry = _DEVICES.get(config_class)
+    if entry is not None:
+        return entry
+    base = next((cls for cls in config_class.__mro__[1:] if cls in _DEVICES), None)
+    if base is None or _field_names(config_class) != _field_names(base):
+        return None
+    return _DEVICES[base]
+
+
+def _field_names(config_class: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(config_class)}
+
+
 def is_registered(config_class: type) -> bool:
-    return config_class in _DEVICES
+    return _registration(config_class) is not None
 
 
 @njit(cache=True, inline="always")
@@ -242,7 +262,7 @@ class PulsedDevice(ConfigBase):
 
     def params_class(self) -> type:
         """The parameter ``NamedTuple`` class registered for this device model."""
-        return _DEVICES[type(self)][0]
+        return _registration(type(self))[0]
 
 
 def gauss(gen: np.random.Generator, shape, dtype) -> np.ndarray:

@@ -397,7 +397,9 @@ def make_device_model(device, out_size: int, in_size: int, dtype, rng: TileRNG,
     """Build the runtime model of a device config (``PulseType.NONE``: floating point)."""
     if isinstance(device, PulsedDevice) and pulse_type != PulseType.NONE:
         return PulsedDeviceModel(device, out_size, in_size, dtype, rng)
-    builder = _BUILDERS.get(type(device))
+    # a subclass that only changes defaults (a preset) is built as its registered base
+    builder = next((_BUILDERS[cls] for cls in type(device).__mro__ if cls in _BUILDERS),
+                   None)
     if builder is not None and pulse_type != PulseType.NONE:
         return builder(device, out_size, in_size, dtype, rng, pulse_type)
     if hasattr(device, "make_model"):

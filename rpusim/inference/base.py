@@ -9,12 +9,16 @@ tile that uses it loads again once the defining module is imported.
 Random draws: every method that draws takes ``rng``, a :class:`numpy.random.Generator` that the
 tile seeds from its own stream for each call. Drawing only from it keeps a user model
 reproducible (same tile seed, same calls => same bits). The built-in models pass
-:func:`kernel_key` of it to their numba kernels.
+:func:`kernel_key` of it to their numba kernels. Called directly, ``rng`` may be left out
+(fresh entropy), and a per-slice method written with aihwkit's signature (no ``rng``) is
+called without it: such a model works, but its draws do not follow the tile's seed.
 """
 
 from __future__ import annotations
 
 import abc
+import functools
+import inspect
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,9 +28,27 @@ from rpusim.configs._base import ConfigBase
 __all__ = ["BaseConductanceConverter", "BaseNoiseModel", "BaseDriftCompensation", "kernel_key"]
 
 
-def kernel_key(rng: np.random.Generator) -> np.uint64:
-    """A 64-bit kernel key (one raw output of ``rng``) for the counter streams of a kernel."""
+def kernel_key(rng: np.random.Generator | None) -> np.uint64:
+    """A 64-bit kernel key (one raw output of ``rng``; fresh entropy for ``None``) for the
+    counter streams of a kernel."""
+    if rng is None:
+        rng = np.random.default_rng()
     return np.uint64(rng.bit_generator.random_raw())
+
+
+@functools.lru_cache(maxsize=None)
+def _takes_rng(function) -> bool:
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return True
+    return "rng" in parameters or any(p.kind == p.VAR_KEYWORD for p in parameters.values())
+
+
+def _call(method, *args, rng):
+    """``method(*args, rng=rng)``, or without ``rng`` for a method written without it."""
+    function = getattr(method, "__func__", method)
+    return method(*args, rng=rng) if _takes_rng(function) else method(*args)
 
 
 class BaseConductanceConverter(ConfigBase, abc.ABC):
@@ -70,26 +92,30 @@ class BaseNoiseModel(ConfigBase, abc.ABC):
     * ``apply_drift_noise_to_conductance(g_prog, drift_coefficients, t_inference, rng)
       -> g_final``
 
-    with the argument order of aihwkit's methods plus the ``rng`` each call gets.
-    Subclasses are dataclasses with a ``g_converter`` field.
+    with the argument order of aihwkit's methods plus the ``rng`` each call gets. None of
+    them may write into its input arrays (the tile keeps them). Subclasses are dataclasses
+    with a ``g_converter`` field.
     """
 
     g_converter: BaseConductanceConverter
 
     # -- whole matrices: what the tile calls --------------------------------------------------
-    def apply_programming_noise(self, weights: np.ndarray, rng: np.random.Generator
+    def apply_programming_noise(self, weights: np.ndarray,
+                                rng: np.random.Generator | None = None
                                 ) -> tuple[np.ndarray, list]:
         """Program ``weights``: return the programmed weights and the drift coefficients of
         each conductance slice (drawn from the target conductances)."""
         targets, params = self.g_converter.convert_to_conductances(weights)
         programmed, coefficients = [], []
         for g_target in targets:
-            programmed.append(self.apply_programming_noise_to_conductance(g_target, rng))
-            coefficients.append(self.generate_drift_coefficients(g_target, rng))
+            programmed.append(_call(self.apply_programming_noise_to_conductance, g_target,
+                                    rng=rng))
+            coefficients.append(_call(self.generate_drift_coefficients, g_target, rng=rng))
         return self.g_converter.convert_back_to_weights(programmed, params), coefficients
 
     def apply_drift_noise(self, weights: np.ndarray, drift_coefficients: list,
-                          t_inference: float, rng: np.random.Generator) -> np.ndarray:
+                          t_inference: float, rng: np.random.Generator | None = None
+                          ) -> np.ndarray:
         """Drift and read noise at ``t_inference`` seconds after programming: the programmed
         ``weights`` are converted again (their own scale), slice ``j`` drifts with
         ``drift_coefficients[j]``, and the result is converted back."""
@@ -97,24 +123,27 @@ class BaseNoiseModel(ConfigBase, abc.ABC):
         if len(slices) != len(drift_coefficients):
             raise ValueError(f"{type(self).__name__}: {len(drift_coefficients)} sets of drift "
                              f"coefficients for {len(slices)} conductance slices")
-        final = [self.apply_drift_noise_to_conductance(g, nu, t_inference, rng)
+        final = [_call(self.apply_drift_noise_to_conductance, g, nu, t_inference, rng=rng)
                  for g, nu in zip(slices, drift_coefficients)]
         return self.g_converter.convert_back_to_weights(final, params)
 
     # -- per slice: what a subclass defines ---------------------------------------------------
     @abc.abstractmethod
     def apply_programming_noise_to_conductance(self, g_target: np.ndarray,
-                                               rng: np.random.Generator) -> np.ndarray:
+                                               rng: np.random.Generator | None = None
+                                               ) -> np.ndarray:
         """Return programmed conductances for the target conductances ``g_target`` (uS)."""
 
-    def generate_drift_coefficients(self, g_target: np.ndarray, rng: np.random.Generator):
+    def generate_drift_coefficients(self, g_target: np.ndarray,
+                                    rng: np.random.Generator | None = None):
         """Drift coefficients of one slice, drawn at programming from the target (default:
         none)."""
         return None
 
     @abc.abstractmethod
     def apply_drift_noise_to_conductance(self, g_prog: np.ndarray, drift_coefficients,
-                                         t_inference: float, rng: np.random.Generator
+                                         t_inference: float,
+                                         rng: np.random.Generator | None = None
                                          ) -> np.ndarray:
         """Return the conductances read ``t_inference`` seconds after programming."""
 

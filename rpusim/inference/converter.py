@@ -83,8 +83,10 @@ class SinglePairConductanceConverter(_RangeMixin, BaseConductanceConverter):
         t = weights.dtype.type
         k = t(self.g_max - self.g_min) / _abs_max(weights)
         v = weights * k
-        g_plus = np.clip(v, 0, t(self.g_max)) + t(self.g_min)
-        g_minus = np.clip(-v, 0, t(self.g_max)) + t(self.g_min)
+        g_plus = np.clip(v, 0, t(self.g_max))
+        g_plus += t(self.g_min)
+        g_minus = np.clip(np.negative(v, out=v), 0, t(self.g_max), out=v)
+        g_minus += t(self.g_min)
         return [g_plus, g_minus], {"scale_ratio": k}
 
     def convert_back_to_weights(self, conductances, params):
@@ -93,7 +95,10 @@ class SinglePairConductanceConverter(_RangeMixin, BaseConductanceConverter):
                              f"{len(conductances)}")
         g_plus, g_minus = conductances
         t = g_plus.dtype.type
-        return ((g_plus - t(self.g_min)) - (g_minus - t(self.g_min))) / params["scale_ratio"]
+        weights = g_plus - t(self.g_min)
+        weights -= g_minus - t(self.g_min)
+        weights /= params["scale_ratio"]
+        return weights
 
 
 @dataclass

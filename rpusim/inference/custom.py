@@ -76,15 +76,16 @@ class StateIndependentNoiseModel(BaseNoiseModel):
         for name in ("prog_noise_scale", "read_noise_scale", "drift_scale", "drift_nu_std"):
             self._check_number(name, lo=0.0)
 
-    def apply_programming_noise_to_conductance(self, g_target, rng):
+    def apply_programming_noise_to_conductance(self, g_target, rng=None):
         return program_with_polynomial(g_target, self.prog_coeff, self.g_max, 1.0,
                                        self.prog_noise_scale, True, rng)
 
-    def generate_drift_coefficients(self, g_target, rng):
+    def generate_drift_coefficients(self, g_target, rng=None):
         # a constant table: the interpolated mean and spread are the constants themselves
         return interp_nu(g_target, [0.0, 1.0], [self.drift_nu_mean] * 2,
                          [self.drift_nu_std] * 2, self.drift_scale, rng)
 
-    def apply_drift_noise_to_conductance(self, g_prog, drift_coefficients, t_inference, rng):
+    def apply_drift_noise_to_conductance(self, g_prog, drift_coefficients, t_inference,
+                                         rng=None):
         return drift_and_read(g_prog, drift_coefficients, t_inference, self.t_0, self.t_read,
                               self.g_max, self.read_noise_scale, kinf.READ_RELATIVE, rng)

@@ -99,17 +99,18 @@ class _PCMBehaviour(BaseNoiseModel):
         for name in ("prog_noise_scale", "read_noise_scale", "drift_scale"):
             self._check_number(name, lo=0.0)
 
-    def apply_programming_noise_to_conductance(self, g_target, rng):
+    def apply_programming_noise_to_conductance(self, g_target, rng=None):
         return program_with_polynomial(g_target, self.prog_coeff, self.g_max,
                                        self.g_max / self.prog_coeff_g_max_reference,
                                        self.prog_noise_scale, True, rng)
 
-    def generate_drift_coefficients(self, g_target, rng):
+    def generate_drift_coefficients(self, g_target, rng=None):
         g, out = out_like(g_target)
         kinf.pcm_drift_nu(g, float(self.g_max), float(self.drift_scale), kernel_key(rng), out)
         return out.reshape(np.shape(g_target))
 
-    def apply_drift_noise_to_conductance(self, g_prog, drift_coefficients, t_inference, rng):
+    def apply_drift_noise_to_conductance(self, g_prog, drift_coefficients, t_inference,
+                                         rng=None):
         return drift_and_read(g_prog, drift_coefficients, t_inference, self.t_0, self.t_read,
                               self.g_max, self.read_noise_scale, kinf.READ_PCM, rng)
 
@@ -235,7 +236,7 @@ drift_scale, prog_coeff_g_max_reference
                              f"range [{g_min}, {self.g_max}] uS, got [{g[0]}, {g[-1]}]")
         self.custom_drift_model = {k: a.tolist() for k, a in arrays.items()}
 
-    def generate_drift_coefficients(self, g_target, rng):
+    def generate_drift_coefficients(self, g_target, rng=None):
         table = self.custom_drift_model
         return interp_nu(g_target, table["g_lst"], table["nu_mean_lst"], table["nu_std_lst"],
                          self.drift_scale, rng)

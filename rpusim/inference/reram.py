@@ -110,13 +110,14 @@ class ReRamWan2022NoiseModel(BaseNoiseModel):
                                        self.g_max / self.coeff_g_max_reference,
                                        self.noise_scale, True, rng)
 
-    def apply_programming_noise_to_conductance(self, g_target, rng):
+    def apply_programming_noise_to_conductance(self, g_target, rng=None):
         return self._spread(g_target, min(self.coeff_dic), rng)
 
-    def generate_drift_coefficients(self, g_target, rng):
+    def generate_drift_coefficients(self, g_target, rng=None):
         return np.array(g_target, copy=True)
 
-    def apply_drift_noise_to_conductance(self, g_prog, drift_coefficients, t_inference, rng):
+    def apply_drift_noise_to_conductance(self, g_prog, drift_coefficients, t_inference,
+                                         rng=None):
         if t_inference not in self.coeff_dic:
             raise ValueError(f"{type(self).__name__}: t_inference must be one of the fitted "
                              f"times {sorted(self.coeff_dic)} s, got {t_inference!r}")
@@ -201,14 +202,15 @@ class ReRamCMONoiseModel(BaseNoiseModel):
             raise TypeError(f"{name}.g_converter must be a SingleDeviceConductanceConverter, "
                             f"got {self.g_converter!r:.100}")
 
-    def apply_programming_noise_to_conductance(self, g_target, rng):
+    def apply_programming_noise_to_conductance(self, g_target, rng=None):
         return program_with_polynomial(g_target, self.coeff_dict[self.acceptance_range], 1.0,
                                        1.0, self.prog_noise_scale, False, rng)
 
-    def generate_drift_coefficients(self, g_target, rng):
+    def generate_drift_coefficients(self, g_target, rng=None):
         return np.array(g_target, copy=True)
 
-    def apply_drift_noise_to_conductance(self, g_prog, drift_coefficients, t_inference, rng):
+    def apply_drift_noise_to_conductance(self, g_prog, drift_coefficients, t_inference,
+                                         rng=None):
         if t_inference == 0:
             return np.array(g_prog, copy=True)
         g, out = out_like(g_prog)

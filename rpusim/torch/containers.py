@@ -17,29 +17,52 @@ __all__ = ["AnalogContainerBase", "AnalogSequential", "AnalogWrapper", "convert_
 
 
 class AnalogContainerBase(AnalogLayerBase):
-    """An analog module holding analog layers: weights come as one dict per layer."""
+    """An analog module holding analog layers: weights come as one dict entry per tile, keyed
+    by the tile's name as aihwkit keys them (``"0.analog_module"`` for a layer on one tile,
+    ``"1.analog_module.array.0.1"`` for each tile of a split layer)."""
 
     IS_CONTAINER = True
 
+    def _named_tile_slots(self):
+        """``(tile name, layer, grid position or None for a one-tile layer)``."""
+        for name, layer in self.named_analog_layers():
+            grid = layer.analog_module
+            prefix = f"{name}.analog_module" if name else "analog_module"
+            if len(grid.in_sizes) * len(grid.out_sizes) == 1:
+                yield prefix, layer, None
+                continue
+            for i in range(len(grid.in_sizes)):
+                for j in range(len(grid.out_sizes)):
+                    yield f"{prefix}.array.{i}.{j}", layer, (i, j)
+
     def get_weights(self) -> "OrderedDict[str, tuple]":
-        """Return ``{layer name: (weight, bias)}`` for every analog layer below."""
-        return OrderedDict((name, layer.get_weights())
-                           for name, layer in self.named_analog_layers())
+        """Return ``{tile name: (weight, bias)}`` as aihwkit: a one-tile layer's weights and
+        bias, and for each tile of a split layer its piece and ``None`` (the split layer's
+        digital bias is a parameter of the layer)."""
+        out = OrderedDict()
+        for name, layer, position in self._named_tile_slots():
+            out[name] = (layer.get_weights() if position is None
+                         else (layer.analog_module.get_tile_weights(*position), None))
+        return out
 
     def set_weights(self, weights: dict) -> None:
-        """Set every analog layer's weights from ``{layer name: (weight, bias)}``.
+        """Set every tile from ``{tile name: (weight, bias)}`` (the keys of
+        :meth:`get_weights`).
 
         Raises
         ------
         ValueError
-            A layer's name is missing from ``weights`` (nothing is changed).
+            A tile's name is missing from ``weights`` (nothing is changed).
         """
-        layers = list(self.named_analog_layers())
-        missing = [name for name, _ in layers if name not in weights]
+        slots = list(self._named_tile_slots())
+        missing = [name for name, _, _ in slots if name not in weights]
         if missing:
-            raise ValueError(f"weights has no entry for the analog layers {missing}")
-        for name, layer in layers:
-            layer.set_weights(*weights[name])
+            raise ValueError(f"weights has no entry for the analog tiles {missing}")
+        for name, layer, position in slots:
+            if position is None:
+                layer.set_weights(*weights[name])
+            else:
+                layer.analog_module.set_tile_weights(*position, weights[name][0])
 
 
 class AnalogSequential(AnalogContainerBase, nn.Sequential):

@@ -328,32 +328,61 @@ class TileGrid(nn.Module):
             if b.shape != (self.out_size,):
                 raise ValueError(f"bias must have shape ({self.out_size},), got {b.shape}")
             w = np.concatenate([w, b.reshape(-1, 1)], axis=1)
-        mapping = self.rpu_config.mapping
-        omega = mapping.weight_scaling_omega if weight_scaling_omega is None \
-            else float(weight_scaling_omega)
-        if not apply_weight_scaling:
-            omega = 0.0
-        pieces = []
-        k = 0
-        for a, b in self._in_bounds:
-            for c, e in self._out_bounds:
-                wt = np.asarray(w[c:e, a:b + int(self.analog_bias)], dtype=np.float64)
-                alpha = _weight_scale(wt, omega, mapping.weight_scaling_columnwise)
-                pieces.append((wt if alpha is None else wt / alpha.reshape(-1, 1), alpha))
-                k += 1
-        if not all(np.isfinite(p).all() for p, _ in pieces):
+        omega = self._omega(weight_scaling_omega)
+        extra = int(self.analog_bias)
+        pieces = [np.asarray(w[c:e, a:b + extra], dtype=np.float64)
+                  for a, b in self._in_bounds for c, e in self._out_bounds]
+        if not all(np.isfinite(p).all() for p in pieces):
             raise ValueError("weight must be finite, got NaN or inf")
-        for k, (tile, (piece, alpha)) in enumerate(zip(self._flat, pieces)):
-            tile.set_weights(piece)
-            if not apply_weight_scaling:
-                continue
-            self._alpha[k] = None if alpha is None else alpha.astype(self.dtype)
-            self._lr_scale[k] = (1.0 / float(alpha.mean()) if alpha is not None
-                                 and mapping.weight_scaling_lr_compensation else 1.0)
-        if self.out_scaling_alpha is not None and apply_weight_scaling:
+        for k, piece in enumerate(pieces):
+            self._write(k, piece, omega, apply_weight_scaling)
+
+    def _omega(self, weight_scaling_omega: float | None) -> float:
+        if weight_scaling_omega is None:
+            return self.rpu_config.mapping.weight_scaling_omega
+        return float(weight_scaling_omega)
+
+    def _write(self, k: int, piece: np.ndarray, omega: float, apply_weight_scaling: bool
+               ) -> None:
+        """Write one tile's piece with its own periphery (aihwkit's per-tile set_weights)."""
+        mapping = self.rpu_config.mapping
+        if not apply_weight_scaling:
+            self._flat[k].set_weights(piece)
+            return
+        alpha = _weight_scale(piece, omega, mapping.weight_scaling_columnwise)
+        self._flat[k].set_weights(piece if alpha is None else piece / alpha.reshape(-1, 1))
+        self._alpha[k] = None if alpha is None else alpha.astype(self.dtype)
+        self._lr_scale[k] = (1.0 / float(alpha.mean()) if alpha is not None
+                             and mapping.weight_scaling_lr_compensation else 1.0)
+        if self.out_scaling_alpha is not None:
             with torch.no_grad():
-                for p in self.out_scaling_alpha:
-                    p.fill_(1.0)
+                self.out_scaling_alpha[k].fill_(1.0)
+
+    def get_tile_weights(self, i: int, j: int) -> torch.Tensor:
+        """The logical weights of tile ``tiles[i][j]`` (its values times its scales)."""
+        k = self._index(i, j)
+        w = self._flat[k].get_weights()
+        scale = self._tile_scale(k)
+        return torch.from_numpy(w if scale is None else w * scale.reshape(-1, 1))
+
+    def set_tile_weights(self, i: int, j: int, weight, apply_weight_scaling: bool = True,
+                         weight_scaling_omega: float | None = None) -> None:
+        """Write the logical weights of tile ``tiles[i][j]`` alone (its own weight scale)."""
+        k = self._index(i, j)
+        tile = self._flat[k]
+        w = np.asarray(_to_numpy(weight), dtype=np.float64)
+        if w.shape != (tile.out_size, tile.in_size):
+            raise ValueError(f"weight of tile ({i}, {j}) must have shape "
+                             f"({tile.out_size}, {tile.in_size}), got {w.shape}")
+        if not np.isfinite(w).all():
+            raise ValueError("weight must be finite, got NaN or inf")
+        self._write(k, w, self._omega(weight_scaling_omega), apply_weight_scaling)
+
+    def _index(self, i: int, j: int) -> int:
+        if not (0 <= i < len(self.in_sizes) and 0 <= j < len(self.out_sizes)):
+            raise IndexError(f"tile ({i}, {j}) outside the {len(self.in_sizes)} x "
+                             f"{len(self.out_sizes)} grid")
+        return i * len(self.out_sizes) + j
 
     def remap(self, weight_scaling_omega: float | None = 1.0) -> None:
         """Rewrite the current logical weights with fresh weight scales (see
