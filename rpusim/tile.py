@@ -176,6 +176,13 @@ class AnalogTile:
         self._inference = (InferenceState(config, (self.out_size, self.in_size), self.dtype)
                            if isinstance(config, InferenceRPUConfig) else None)
 
+    @property
+    def tile(self) -> "AnalogTile":
+        """The tile itself. aihwkit's layers hold tile modules whose simulator tile is
+        ``.tile``; scripts print ``next(model.analog_tiles()).tile``, and rpusim's layers
+        yield the simulator tiles directly."""
+        return self
+
     def __repr__(self) -> str:
         return (f"AnalogTile({self.out_size}, {self.in_size}, "
                 f"device={type(self.rpu_config.device).__name__}, dtype={self.dtype.name})")

@@ -210,6 +210,8 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="write the results to this file")
     parser.add_argument("--only", default=None, help="run workloads whose name contains this")
     parser.add_argument("--no-startup", action="store_true", help="skip workload 5")
+    parser.add_argument("--epochs", action="store_true",
+                        help="also time one training epoch on digits (scripts/bench_epoch.py)")
     args = parser.parse_args()
 
     from numba import get_num_threads
@@ -255,6 +257,9 @@ def main() -> None:
         rows.append({"workload": "start to first result (cold cache)", "rpusim_s": cold})
         print(f"{'start to first result, warm numba cache':42s} {warm:.2f} s")
         print(f"{'start to first result, cold numba cache':42s} {cold:.2f} s")
+    if args.epochs:
+        import bench_epoch
+        rows += bench_epoch.run(args.rounds, args.only)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"aihwkit": HAVE_AIHWKIT, "settings": settings, "rows": rows}, fh,

@@ -16,6 +16,7 @@ QUICK_ARGS = {
     "custom_device.py": ["--quick"],
     "device_response.py": ["--quick"],
     "save_and_resume.py": [],
+    "digits_cnn.py": ["--quick"],
     "presets.py": ["--quick"],
     "hwa_training_drift.py": ["--quick"],
 }

@@ -87,7 +87,7 @@ def test_output_bound_gradient_mask():
     y.sum().backward()
     # row 0 saturates (y = 1): only row 1's gradient reaches the backward MVM
     torch.testing.assert_close(x.grad, torch.tensor([[0.1, 0.0]]), rtol=1e-5, atol=1e-6)
-    (xs, ds), = layer._pending
+    (xs, ds), = layer.analog_module._pending[0]
     np.testing.assert_array_equal(ds, np.ones((1, 2)))
 
 

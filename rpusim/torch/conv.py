@@ -1,0 +1,270 @@
+"""Convolutions on analog tiles: ``AnalogConv1d``, ``AnalogConv2d``, ``AnalogConv3d``.
+
+As aihwkit 1.2.0 (spec/layers.md §3): the input is unfolded into patches (columns in
+``weight.reshape(out, -1)`` order: input channel, then kernel positions row-major), and the
+patches of all images are the tiles' batch, image-major and then output positions row-major,
+for forward, backward and the pulsed update alike. Unlike aihwkit, every dimension may be split
+over tiles and may use dilation, and the non-zero padding modes work.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.modules.conv import _ConvNd
+
+from rpusim.torch.base import AnalogLayerBase
+from rpusim.torch.linear import (_check_positive, _check_tile_module_class, _torch_dtype,
+                                 check_cpu_float, init_generator, layer_config,
+                                 torch_initial_weights)
+from rpusim.torch.mapping import TileGrid
+
+__all__ = ["AnalogConv1d", "AnalogConv2d", "AnalogConv3d", "AnalogConv1dMapped",
+           "AnalogConv2dMapped", "AnalogConv3dMapped"]
+
+_PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+def _tuple(name: str, value, n: int, lo: int) -> tuple[int, ...]:
+    values = tuple(value) if isinstance(value, (tuple, list)) else (value,) * n
+    if len(values) != n:
+        raise ValueError(f"{name} must be an int or a tuple of {n} ints, got {value!r}")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+            raise ValueError(f"{name} must hold ints >= {lo}, got {value!r}")
+    return tuple(int(v) for v in values)
+
+
+class _AnalogConvNd(AnalogLayerBase, _ConvNd):
+    """Shared body of the analog convolutions (see the module docstring)."""
+
+    _ndim = 0
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
+                 rpu_config=None, tile_module_class=None, use_indexed: bool | None = None, *,
+                 digital_bias: bool | None = None, seed: int | None = None, dtype=np.float32):
+        nn.Module.__init__(self)
+        self.use_indexed = False  # aihwkit's CUDA-only indexed path: the CPU unfolds
+        n = self._ndim
+        self.in_channels = _check_positive("in_channels", in_channels)
+        self.out_channels = _check_positive("out_channels", out_channels)
+        self.kernel_size = _tuple("kernel_size", kernel_size, n, 1)
+        self.stride = _tuple("stride", stride, n, 1)
+        self.dilation = _tuple("dilation", dilation, n, 1)
+        if groups != 1:
+            raise ValueError(f"analog convolutions support groups=1 only (as aihwkit), got "
+                             f"{groups!r}")
+        if padding_mode not in _PADDING_MODES:
+            raise ValueError(f"padding_mode must be one of {_PADDING_MODES}, got "
+                             f"{padding_mode!r}")
+        self.groups = 1
+        self.padding_mode = padding_mode
+        self.transposed = False
+        self.output_padding = (0,) * n
+        self.padding = self._check_padding(padding)
+        _check_tile_module_class(tile_module_class)
+        config = layer_config(rpu_config, digital_bias)
+        self.in_size = self.in_channels * math.prod(self.kernel_size)
+        self.in_features, self.out_features = self.in_size, self.out_channels
+        self.analog_module = TileGrid(self.out_channels, self.in_size, config, bool(bias),
+                                      seed=seed, dtype=dtype)
+        self.register_parameter("weight", None)
+        if bias and not self.analog_module.analog_bias:
+            self.bias = nn.Parameter(torch.zeros(self.out_channels,
+                                                 dtype=_torch_dtype(self.analog_module.dtype)))
+        else:
+            self.register_parameter("bias", None)
+        self._has_bias = bool(bias)
+        self._seed = seed
+        self.reset_parameters()
+
+    def _check_padding(self, padding):
+        n = self._ndim
+        if isinstance(padding, str):
+            if padding not in ("same", "valid"):
+                raise ValueError(f"padding must be 'same', 'valid', an int or a tuple, got "
+                                 f"{padding!r}")
+            if padding == "same" and any(s != 1 for s in self.stride):
+                raise ValueError("padding='same' needs stride 1 (as torch)")
+            totals = [d * (k - 1) if padding == "same" else 0
+                      for k, d in zip(self.kernel_size, self.dilation)]
+            self._pad = [(t // 2, t - t // 2) for t in totals]
+            return padding
+        values = _tuple("padding", padding, n, 0)
+        self._pad = [(p, p) for p in values]
+        return values
+
+    def reset_parameters(self) -> None:
+        """Draw fresh initial weights as torch's ``Conv`` does and write them to the tiles."""
+        if not hasattr(self, "analog_module"):
+            return
+        weight, bias = torch_initial_weights(
+            (self.out_channels, self.in_channels, *self.kernel_size), self._has_bias,
+            init_generator(self._seed))
+        self.set_weights(weight, bias)
+
+    @property
+    def analog_tile(self):
+        """The layer's tile (see :attr:`AnalogLinear.analog_tile`)."""
+        tiles = self.analog_module._flat
+        if len(tiles) != 1:
+            raise AttributeError(f"this layer is split over {len(tiles)} tiles: use "
+                                 "analog_tiles()")
+        return tiles[0]
+
+    # -- forward -------------------------------------------------------------------------------
+    def unfold(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
+        """Patches of a padded (N, C, *spatial) input: ``(N * L, C * prod(kernel))`` in tile
+        order, and the output's spatial shape."""
+        n = self._ndim
+        u = x
+        for i, (k, s, d) in enumerate(zip(self.kernel_size, self.stride, self.dilation)):
+            u = u.unfold(2 + i, d * (k - 1) + 1, s)
+            if d > 1:
+                u = u[..., ::d]
+        out_spatial = tuple(u.shape[2:2 + n])
+        u = u.permute(0, *range(2, 2 + n), 1, *range(2 + n, 2 + 2 * n))
+        return u.reshape(-1, self.in_size), out_spatial
+
+    def _padded(self, x: torch.Tensor) -> torch.Tensor:
+        if not any(a or b for a, b in self._pad):
+            return x
+        pads = [p for pair in reversed(self._pad) for p in pair]
+        if self.padding_mode == "zeros":
+            return F.pad(x, pads)
+        return F.pad(x, pads, mode=self.padding_mode)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The convolution of a (N, C, *spatial) or unbatched (C, *spatial) input."""
+        name = type(self).__name__
+        check_cpu_float(x, name)
+        n = self._ndim
+        if x.dim() not in (n + 1, n + 2) or x.shape[-n - 1] != self.in_channels:
+            raise ValueError(f"{name} expects (N, {self.in_channels}, *{n} spatial dims) or "
+                             f"({self.in_channels}, *{n} spatial dims), got {tuple(x.shape)}")
+        unbatched = x.dim() == n + 1
+        if unbatched:
+            x = x.unsqueeze(0)
+        x = self._padded(x)
+        too_small = [i for i in range(n) if x.shape[2 + i] <
+                     self.dilation[i] * (self.kernel_size[i] - 1) + 1]
+        if too_small:
+            raise ValueError(f"{name}: the padded input {tuple(x.shape)} is smaller than the "
+                             f"dilated kernel {self.kernel_size} (dilation {self.dilation})")
+        patches, out_spatial = self.unfold(x)
+        y = self.analog_module(patches)
+        batch = x.shape[0]
+        y = y.view(batch, -1, self.out_channels).transpose(1, 2).reshape(
+            batch, self.out_channels, *out_spatial)
+        if self.bias is not None:
+            y = y + self.bias.view(1, -1, *([1] * n))
+        return y[0] if unbatched else y
+
+    # -- weights -------------------------------------------------------------------------------
+    def get_weights(self, apply_weight_scaling: bool = True
+                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Return ``(weight, bias)`` with ``weight`` in the tile layout
+        ``(out_channels, in_channels * prod(kernel_size))``, as aihwkit."""
+        weight, bias = self.analog_module.get_weights(apply_weight_scaling)
+        if self.bias is not None:
+            bias = self.bias.detach().clone()
+        return weight, bias
+
+    def set_weights(self, weight, bias=None, apply_weight_scaling: bool = True,
+                    weight_scaling_omega: float | None = None) -> None:
+        """Program ``weight``, in torch's layout ``(out, in, *kernel)`` or the tile layout,
+        and the bias.
+
+        ``apply_weight_scaling`` and ``weight_scaling_omega`` act as in
+        :meth:`TileGrid.set_weights <rpusim.torch.mapping.TileGrid.set_weights>`.
+        """
+        w = weight.detach().cpu() if isinstance(weight, torch.Tensor) else torch.as_tensor(
+            np.asarray(weight))
+        if w.numel() != self.out_channels * self.in_size:
+            raise ValueError(f"weight must have shape ({self.out_channels}, "
+                             f"{self.in_channels}, *{self.kernel_size}) or "
+                             f"({self.out_channels}, {self.in_size}), got {tuple(w.shape)}")
+        self.analog_module.set_weights(w.reshape(self.out_channels, self.in_size), bias,
+                                       apply_weight_scaling, weight_scaling_omega)
+        if bias is not None and self.bias is not None:
+            with torch.no_grad():
+                self.bias.copy_(torch.as_tensor(np.asarray(
+                    bias.detach().cpu() if isinstance(bias, torch.Tensor) else bias)))
+
+    @classmethod
+    def from_digital(cls, module: _ConvNd, rpu_config=None, tile_module_class=None):
+        """An analog convolution with the settings and weights of a torch convolution."""
+        layer = cls(module.in_channels, module.out_channels, module.kernel_size, module.stride,
+                    module.padding, module.dilation, module.groups, module.bias is not None,
+                    module.padding_mode, rpu_config, tile_module_class)
+        layer.set_weights(module.weight, module.bias)
+        return layer
+
+    @classmethod
+    def to_digital(cls, module: "_AnalogConvNd", realistic: bool = False) -> _ConvNd:
+        """The torch convolution with the weights of ``module`` (exact copies)."""
+        weight, bias = module.get_weights()
+        digital = cls._digital(module.in_channels, module.out_channels, module.kernel_size,
+                               module.stride, module.padding, module.dilation, 1,
+                               bias is not None, module.padding_mode, dtype=weight.dtype)
+        with torch.no_grad():
+            digital.weight.copy_(weight.reshape(digital.weight.shape))
+            if bias is not None:
+                digital.bias.copy_(bias)
+        return digital
+
+    def extra_repr(self) -> str:
+        bias = "analog" if self.analog_module.analog_bias else self.bias is not None
+        text = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}")
+        if self.padding not in ((0,) * self._ndim, "valid"):
+            text += f", padding={self.padding}"
+        if self.dilation != (1,) * self._ndim:
+            text += f", dilation={self.dilation}"
+        if self.padding_mode != "zeros":
+            text += f", padding_mode={self.padding_mode}"
+        return text + f", bias={bias}"
+
+
+class AnalogConv1d(_AnalogConvNd):
+    """A 1-d convolution on analog tiles (aihwkit's ``AnalogConv1d``; arguments as
+    ``torch.nn.Conv1d`` plus ``rpu_config``, and rpusim's ``digital_bias``, ``seed``,
+    ``dtype`` as :class:`~rpusim.torch.AnalogLinear`)."""
+
+    _ndim = 1
+    _digital = nn.Conv1d
+
+
+class AnalogConv2d(_AnalogConvNd):
+    """A 2-d convolution on analog tiles (aihwkit's ``AnalogConv2d``; arguments as
+    ``torch.nn.Conv2d`` plus ``rpu_config``, and rpusim's ``digital_bias``, ``seed``,
+    ``dtype`` as :class:`~rpusim.torch.AnalogLinear`)."""
+
+    _ndim = 2
+    _digital = nn.Conv2d
+
+
+class AnalogConv3d(_AnalogConvNd):
+    """A 3-d convolution on analog tiles (aihwkit's ``AnalogConv3d``; arguments as
+    ``torch.nn.Conv3d`` plus ``rpu_config``, and rpusim's ``digital_bias``, ``seed``,
+    ``dtype`` as :class:`~rpusim.torch.AnalogLinear`)."""
+
+    _ndim = 3
+    _digital = nn.Conv3d
+
+
+class AnalogConv1dMapped(AnalogConv1d):
+    """aihwkit's name for a mapped ``AnalogConv1d``; every rpusim layer maps."""
+
+
+class AnalogConv2dMapped(AnalogConv2d):
+    """aihwkit's name for a mapped ``AnalogConv2d``; every rpusim layer maps."""
+
+
+class AnalogConv3dMapped(AnalogConv3d):
+    """aihwkit's name for a mapped ``AnalogConv3d``; every rpusim layer maps."""

@@ -1,0 +1,520 @@
+"""A layer's weight matrix on a grid of tiles: splits, weight scaling, learned output scales.
+
+aihwkit 1.2.0 semantics (spec/layers.md §1-2): a matrix with more inputs than
+``mapping.max_input_size`` or more outputs than ``mapping.max_output_size`` is cut into balanced
+pieces, one tile per (input piece, output piece); output pieces are concatenated and input
+pieces summed digitally. Each tile has its own periphery: a weight-scaling factor ``alpha``
+(``weight_scaling_omega``), an optional learned output scale, and the learning-rate compensation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import torch
+from torch import nn
+
+from rpusim.configs.enums import AnalogMVType
+from rpusim.configs.rpu import RPUConfig
+from rpusim.tile import AnalogTile
+from rpusim.torch.base import AnalogContext
+
+__all__ = ["split_sizes", "TileGrid"]
+
+
+def split_sizes(size: int, max_size: int) -> list[int]:
+    """Balanced pieces of ``size`` no larger than ``max_size`` (0: no limit), as aihwkit.
+
+    ``n = ceil(size / max_size)`` pieces; the first ``size % n`` get one element more.
+
+    Examples
+    --------
+    >>> split_sizes(13, 8), split_sizes(20, 6), split_sizes(7, 4)
+    ([7, 6], [5, 5, 5, 5], [4, 3])
+    """
+    if max_size <= 0 or size <= max_size:
+        return [size]
+    n = -(-size // max_size)
+    base, extra = divmod(size, n)
+    return [base + (i < extra) for i in range(n)]
+
+
+def tile_seeds(seed: int | None, count: int) -> list[int]:
+    """Independent tile seeds of a layer.
+
+    From the layer's ``seed`` if given, else from the current state of torch's global generator
+    without advancing it, so that ``torch.manual_seed`` makes a script reproducible and the
+    layers' initial weights equal those torch's own layers would draw.
+    """
+    if seed is None:
+        digest = hashlib.blake2b(torch.random.get_rng_state().numpy().tobytes(),
+                                 digest_size=8).digest()
+        seed = int.from_bytes(digest, "little")
+    states = np.random.SeedSequence(seed).spawn(count)
+    return [int(s.generate_state(1, np.uint64)[0] >> np.uint64(1)) for s in states]
+
+
+def _to_numpy(value) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+class _GridFunction(torch.autograd.Function):
+    """Forward/backward through the grid; backward records (x, d) per tile for the update."""
+
+    @staticmethod
+    def forward(ctx, analog_ctx, x, grid, *out_scales):
+        x_np = x.detach().numpy()
+        y, saved = grid.forward_numpy(x_np, [s.detach().numpy() for s in out_scales])
+        ctx.grid = grid
+        ctx.saved = saved
+        ctx.out_scales = out_scales
+        ctx.in_dtype = x.dtype
+        out = torch.from_numpy(y)
+        return out if out.dtype == x.dtype else out.to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        grid = ctx.grid
+        scales = [s.detach().numpy() for s in ctx.out_scales]
+        grad_x, grad_scales = grid.backward_numpy(grad_y.detach().numpy(), ctx.saved, scales)
+        ctx.saved = None
+        gx = torch.from_numpy(grad_x)
+        if gx.dtype != ctx.in_dtype:
+            gx = gx.to(ctx.in_dtype)
+        return (None, gx, None,
+                *(torch.from_numpy(g).to(s.dtype) for g, s in zip(grad_scales, ctx.out_scales)))
+
+
+class TileGrid(nn.Module):
+    """The tiles of one layer's ``out_size x in_size`` weight matrix (aihwkit's tile module
+    or ``TileModuleArray``; the layer's ``analog_module``).
+
+    Parameters
+    ----------
+    out_size, in_size : int
+        The layer's weight matrix (without an analog-bias column).
+    rpu_config : RPUConfig
+        Configuration of every tile; ``rpu_config.mapping`` sets the split and the scaling.
+    bias : bool
+        The layer has a bias. It is an extra tile column (input 1) if
+        ``mapping.digital_bias`` is False and the layer fits one tile; otherwise the layer
+        keeps it as a digital parameter.
+    seed : int, optional
+        Seed of the tiles (see :func:`tile_seeds`).
+    dtype : {numpy.float32, numpy.float64}
+        Tile precision.
+
+    Attributes
+    ----------
+    tiles : list of list of AnalogTile
+        ``tiles[i][j]`` holds input piece ``i`` and output piece ``j``.
+    in_sizes, out_sizes : list of int
+        The pieces.
+    analog_bias : bool
+        The bias is the last column of the (single) tile.
+    analog_ctx : AnalogContext
+        The optimizer's handle.
+    out_scaling_alpha : torch.nn.ParameterList or None
+        Learned output scales, one parameter per tile (``learn_out_scaling``).
+    """
+
+    def __init__(self, out_size: int, in_size: int, rpu_config: RPUConfig | None = None,
+                 bias: bool = False, *, seed: int | None = None, dtype=np.float32):
+        super().__init__()
+        if rpu_config is None:
+            rpu_config = RPUConfig()
+        if not isinstance(rpu_config, RPUConfig):
+            raise TypeError(f"rpu_config must be an RPUConfig, got {type(rpu_config).__name__}")
+        rpu_config.validate()
+        mapping = rpu_config.mapping
+        self.out_size = int(out_size)
+        self.in_size = int(in_size)
+        self.in_sizes = split_sizes(self.in_size, mapping.max_input_size)
+        self.out_sizes = split_sizes(self.out_size, mapping.max_output_size)
+        count = len(self.in_sizes) * len(self.out_sizes)
+        self.analog_bias = bool(bias) and not mapping.digital_bias and count == 1
+        extra = int(self.analog_bias)
+        seeds = iter(tile_seeds(seed, count))
+        self.tiles = [[AnalogTile(o, i + extra, rpu_config, seed=next(seeds), dtype=dtype)
+                       for o in self.out_sizes] for i in self.in_sizes]
+        self._flat = [t for row in self.tiles for t in row]
+        self._in_bounds = _bounds(self.in_sizes)
+        self._out_bounds = _bounds(self.out_sizes)
+        self.dtype = self._flat[0].dtype
+        self._alpha: list[np.ndarray | None] = [None] * count
+        self._lr_scale = [1.0] * count
+        self._pending: list[list] = [[] for _ in range(count)]
+        self.analog_ctx = AnalogContext(self)
+        if mapping.learn_out_scaling:
+            self.out_scaling_alpha = nn.ParameterList(
+                nn.Parameter(torch.ones(o if mapping.out_scaling_columnwise else 1,
+                                        dtype=_torch_dtype(self.dtype)))
+                for _ in self.in_sizes for o in self.out_sizes)
+        else:
+            self.out_scaling_alpha = None
+
+    @property
+    def rpu_config(self) -> RPUConfig:
+        """The configuration of the first tile (all tiles share it at construction)."""
+        return self._flat[0].rpu_config
+
+    def named_tiles(self, prefix: str = ""):
+        """Yield ``(name, tile)`` input-major."""
+        if len(self._flat) == 1:
+            yield prefix, self._flat[0]
+            return
+        dot = f"{prefix}." if prefix else ""
+        for i, row in enumerate(self.tiles):
+            for j, tile in enumerate(row):
+                yield f"{dot}array.{i}.{j}", tile
+
+    # -- the torch entry point -----------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``y = W x`` for a 2-d ``x`` of shape (batch, in_size) on the CPU."""
+        scales = () if self.out_scaling_alpha is None else tuple(self.out_scaling_alpha)
+        return _GridFunction.apply(self.analog_ctx, x, self, *scales)
+
+    # -- NumPy passes --------------------------------------------------------------------------
+    def _input(self, x: np.ndarray) -> np.ndarray:
+        if not self.analog_bias:
+            return x
+        ext = np.empty((x.shape[0], x.shape[1] + 1), self.dtype)
+        ext[:, :-1] = x
+        ext[:, -1] = 1.0
+        return ext
+
+    def forward_numpy(self, x: np.ndarray, scales: list) -> tuple[np.ndarray, tuple]:
+        """The tiles' forward pass; returns ``y`` and what backward needs."""
+        x = self._input(x)
+        is_test = not self.training
+        if len(self._flat) == 1 and self._alpha[0] is None and not scales:
+            tile = self._flat[0]
+            y = tile.forward(x, is_test)
+            return y, (x, [_saturation_mask(tile, y)], None)
+        y = np.empty((x.shape[0], self.out_size), self.dtype)
+        masks, scaled = [], []
+        k = 0
+        for (a, b), row in zip(self._in_bounds, self.tiles):
+            xi = x if len(self.tiles) == 1 else x[:, a:b]
+            for (c, e), tile in zip(self._out_bounds, row):
+                yt = tile.forward(xi, is_test)
+                masks.append(_saturation_mask(tile, yt))
+                if self._alpha[k] is not None:
+                    yt = yt * self._alpha[k]
+                if scales:
+                    scaled.append(yt)
+                    yt = yt * scales[k]
+                if a == 0:
+                    y[:, c:e] = yt
+                else:
+                    y[:, c:e] += yt
+                k += 1
+        return y, (x, masks, scaled)
+
+    def backward_numpy(self, d: np.ndarray, saved: tuple, scales: list
+                       ) -> tuple[np.ndarray, list]:
+        """The tiles' backward pass: records each tile's (x, d) for the update and returns
+        the input gradient (and the learned scales' gradients)."""
+        x, masks, scaled = saved
+        n_in = x.shape[1] - int(self.analog_bias)
+        grad_x = None
+        grad_scales = []
+        k = 0
+        for (a, b), row in zip(self._in_bounds, self.tiles):
+            xi = x if len(self.tiles) == 1 else x[:, a:b]
+            for (c, e), tile in zip(self._out_bounds, row):
+                dt = d if len(row) == 1 else d[:, c:e]
+                if scales:
+                    grad = (dt * scaled[k]).sum(axis=0)
+                    grad_scales.append(grad if scales[k].size > 1 else grad.sum(keepdims=True))
+                    dt = dt * scales[k]
+                self._pending[k].append((xi, dt))
+                db = dt if self._alpha[k] is None else dt * self._alpha[k]
+                if masks[k] is not None:
+                    db = np.where(masks[k], 0.0, db).astype(self.dtype, copy=False)
+                z = tile.backward(db)
+                if len(self._flat) == 1:
+                    grad_x = z
+                else:
+                    if grad_x is None:
+                        grad_x = np.zeros((x.shape[0], n_in), self.dtype)
+                    grad_x[:, a:b] += z
+                k += 1
+        if self.analog_bias:
+            grad_x = grad_x[:, :n_in]
+        return grad_x, grad_scales
+
+    # -- optimizer side ------------------------------------------------------------------------
+    def has_pending(self) -> bool:
+        """Whether a backward pass stored (x, d) pairs since the last update."""
+        return any(self._pending)
+
+    def drop_pending(self) -> None:
+        """Forget the stored (x, d) pairs (learning rate 0)."""
+        for pending in self._pending:
+            pending.clear()
+
+    def update(self, lr: float) -> None:
+        """One pulsed update per tile with all (x, d) pairs stored since the last one, in the
+        order backward stored them; ``d`` is divided by the tile's weight scale."""
+        for k, tile in enumerate(self._flat):
+            pending = self._pending[k]
+            if not pending:
+                continue
+            self._pending[k] = []
+            if len(pending) == 1:
+                x, d = pending[0]
+            else:
+                x = np.concatenate([p[0] for p in pending])
+                d = np.concatenate([p[1] for p in pending])
+            if self._alpha[k] is not None:
+                d = d / (self._alpha[k] * self._lr_scale[k])
+            # the tile keeps the rate it was last updated with, as aihwkit's tiles do
+            tile.learning_rate = lr * self._lr_scale[k]
+            tile.update(x, d)
+
+    def post_update_step(self) -> None:
+        """Diffusion and decay of every tile (after each optimizer step)."""
+        for tile in self._flat:
+            tile.post_update_step()
+
+    # -- weights -------------------------------------------------------------------------------
+    def get_weights(self, apply_weight_scaling: bool = True
+                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The logical weights ``tile * alpha * learned scale`` (only the tiles' own values
+        with ``apply_weight_scaling=False``) and the analog bias (``None`` when the bias is
+        digital or absent; the layer adds its digital bias)."""
+        w = np.empty((self.out_size, self.in_size + int(self.analog_bias)), self.dtype)
+        k = 0
+        for (a, b), row in zip(self._in_bounds, self.tiles):
+            for (c, e), tile in zip(self._out_bounds, row):
+                wt = tile.get_weights()
+                scale = self._tile_scale(k) if apply_weight_scaling else None
+                if scale is not None:
+                    wt = wt * scale.reshape(-1, 1)
+                w[c:e, a:a + wt.shape[1]] = wt
+                k += 1
+        weight = torch.from_numpy(w)
+        if self.analog_bias:
+            return weight[:, :-1].clone(), weight[:, -1].clone()
+        return weight, None
+
+    def _tile_scale(self, k: int) -> np.ndarray | None:
+        scale = self._alpha[k]
+        if self.out_scaling_alpha is not None:
+            learned = self.out_scaling_alpha[k].detach().cpu().numpy().astype(self.dtype)
+            scale = learned if scale is None else scale * learned
+        return scale
+
+    def set_weights(self, weight, bias=None, apply_weight_scaling: bool = True,
+                    weight_scaling_omega: float | None = None) -> None:
+        """Write ``weight`` (out, in) and, with an analog bias, ``bias`` (out,) to the tiles.
+
+        With ``weight_scaling_omega > 0`` (given here or in the mapping) every tile stores
+        ``W / alpha`` with ``alpha = max|W| / omega`` over the tile (per row if columnwise),
+        and learned output scales restart at 1. ``apply_weight_scaling=False`` writes the
+        values as they are and keeps the scales.
+        """
+        w = _to_numpy(weight)
+        if w.shape != (self.out_size, self.in_size):
+            raise ValueError(f"weight must have shape ({self.out_size}, {self.in_size}), "
+                             f"got {tuple(w.shape)}")
+        if self.analog_bias:
+            b = np.zeros(self.out_size) if bias is None else _to_numpy(bias)
+            if b.shape != (self.out_size,):
+                raise ValueError(f"bias must have shape ({self.out_size},), got {b.shape}")
+            w = np.concatenate([w, b.reshape(-1, 1)], axis=1)
+        omega = self._omega(weight_scaling_omega)
+        extra = int(self.analog_bias)
+        pieces = [np.asarray(w[c:e, a:b + extra], dtype=np.float64)
+                  for a, b in self._in_bounds for c, e in self._out_bounds]
+        if not all(np.isfinite(p).all() for p in pieces):
+            raise ValueError("weight must be finite, got NaN or inf")
+        for k, piece in enumerate(pieces):
+            self._write(k, piece, omega, apply_weight_scaling)
+
+    def _omega(self, weight_scaling_omega: float | None) -> float:
+        if weight_scaling_omega is None:
+            return self.rpu_config.mapping.weight_scaling_omega
+        return float(weight_scaling_omega)
+
+    def _write(self, k: int, piece: np.ndarray, omega: float, apply_weight_scaling: bool
+               ) -> None:
+        """Write one tile's piece with its own periphery (aihwkit's per-tile set_weights)."""
+        mapping = self.rpu_config.mapping
+        if not apply_weight_scaling:
+            self._flat[k].set_weights(piece)
+            return
+        alpha = _weight_scale(piece, omega, mapping.weight_scaling_columnwise)
+        self._flat[k].set_weights(piece if alpha is None else piece / alpha.reshape(-1, 1))
+        self._alpha[k] = None if alpha is None else alpha.astype(self.dtype)
+        self._lr_scale[k] = (1.0 / float(alpha.mean()) if alpha is not None
+                             and mapping.weight_scaling_lr_compensation else 1.0)
+        if self.out_scaling_alpha is not None:
+            with torch.no_grad():
+                self.out_scaling_alpha[k].fill_(1.0)
+
+    def get_tile_weights(self, i: int, j: int) -> torch.Tensor:
+        """The logical weights of tile ``tiles[i][j]`` (its values times its scales)."""
+        k = self._index(i, j)
+        w = self._flat[k].get_weights()
+        scale = self._tile_scale(k)
+        return torch.from_numpy(w if scale is None else w * scale.reshape(-1, 1))
+
+    def set_tile_weights(self, i: int, j: int, weight, apply_weight_scaling: bool = True,
+                         weight_scaling_omega: float | None = None) -> None:
+        """Write the logical weights of tile ``tiles[i][j]`` alone (its own weight scale)."""
+        k = self._index(i, j)
+        tile = self._flat[k]
+        w = np.asarray(_to_numpy(weight), dtype=np.float64)
+        if w.shape != (tile.out_size, tile.in_size):
+            raise ValueError(f"weight of tile ({i}, {j}) must have shape "
+                             f"({tile.out_size}, {tile.in_size}), got {w.shape}")
+        if not np.isfinite(w).all():
+            raise ValueError("weight must be finite, got NaN or inf")
+        self._write(k, w, self._omega(weight_scaling_omega), apply_weight_scaling)
+
+    def _index(self, i: int, j: int) -> int:
+        if not (0 <= i < len(self.in_sizes) and 0 <= j < len(self.out_sizes)):
+            raise IndexError(f"tile ({i}, {j}) outside the {len(self.in_sizes)} x "
+                             f"{len(self.out_sizes)} grid")
+        return i * len(self.out_sizes) + j
+
+    def remap(self, weight_scaling_omega: float | None = 1.0) -> None:
+        """Rewrite the current logical weights with fresh weight scales (see
+        :meth:`set_weights`)."""
+        weight, bias = self.get_weights()
+        omega = self.rpu_config.mapping.weight_scaling_omega if weight_scaling_omega is None \
+            else weight_scaling_omega
+        self.set_weights(weight, bias, weight_scaling_omega=omega)
+
+    def get_scales(self) -> list[np.ndarray | None]:
+        """The weight-scaling factors ``alpha`` of the tiles (``None``: unscaled)."""
+        return [None if a is None else a.copy() for a in self._alpha]
+
+    # -- state ---------------------------------------------------------------------------------
+    def get_extra_state(self) -> dict:
+        """Every tile's full state and the periphery, as tensors and strings (loadable with
+        ``torch.load(..., weights_only=True)``)."""
+        return {"tiles": [_state_to_torch(t.state_dict()) for t in self._flat],
+                "alpha": [None if a is None else torch.from_numpy(a.copy()) for a in self._alpha],
+                "lr_scale": list(self._lr_scale)}
+
+    def set_extra_state(self, state) -> None:
+        """Restore :meth:`get_extra_state` output (tile configs included); atomic."""
+        if not isinstance(state, dict) or set(state) != {"tiles", "alpha", "lr_scale"}:
+            raise ValueError("not the extra state of an rpusim tile grid")
+        if not (len(state["tiles"]) == len(state["alpha"]) == len(state["lr_scale"])
+                == len(self._flat)):
+            raise ValueError(f"the state holds {len(state['tiles'])} tiles, this layer has "
+                             f"{len(self._flat)}")
+        states = [_state_to_numpy(s) for s in state["tiles"]]
+        strict_check = getattr(self, "_keep_config", None)
+        if strict_check is not None:
+            states = [_with_config(s, tile, strict_check) for s, tile in zip(states, self._flat)]
+        for tile, tile_state in zip(self._flat, states):
+            restored = AnalogTile.from_state_dict(tile_state)  # validates before anything changes
+            if (restored.out_size, restored.in_size) != (tile.out_size, tile.in_size):
+                raise ValueError(f"a {restored.out_size} x {restored.in_size} tile state does "
+                                 f"not fit a {tile.out_size} x {tile.in_size} tile")
+        for tile, tile_state in zip(self._flat, states):
+            tile.load_state_dict(tile_state)
+        self._alpha = [None if a is None else a.numpy().astype(self.dtype).copy()
+                       for a in state["alpha"]]
+        self._lr_scale = [float(v) for v in state["lr_scale"]]
+        self.drop_pending()
+
+    def __getstate__(self):
+        # tiles travel as their state dicts (plain arrays) through pickle and deepcopy
+        state = self.__dict__.copy()
+        state["tiles"] = [[t.state_dict() for t in row] for row in self.tiles]
+        del state["_flat"]
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        state["tiles"] = [[AnalogTile.from_state_dict(s) for s in row] for row in state["tiles"]]
+        state["_flat"] = [t for row in state["tiles"] for t in row]
+        super().__setstate__(state)
+
+    def extra_repr(self) -> str:
+        grid = f"{len(self.in_sizes)}x{len(self.out_sizes)} tiles, " if len(self._flat) > 1 \
+            else ""
+        return (f"out_size={self.out_size}, in_size={self.in_size}, {grid}"
+                f"analog_bias={self.analog_bias}, "
+                f"device={type(self.rpu_config.device).__name__}")
+
+
+def _bounds(sizes: list[int]) -> list[tuple[int, int]]:
+    edges = np.cumsum([0, *sizes]).tolist()
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _torch_dtype(dtype) -> torch.dtype:
+    return torch.float64 if np.dtype(dtype) == np.float64 else torch.float32
+
+
+def _weight_scale(w: np.ndarray, omega: float, columnwise: bool) -> np.ndarray | None:
+    """aihwkit's ``alpha = max|W| / omega`` (per row if columnwise); 0 becomes 1."""
+    if not omega or omega <= 0:
+        return None
+    if columnwise:
+        alpha = np.abs(w).max(axis=1) / omega
+    else:
+        alpha = np.array([np.abs(w).max() / omega])
+    alpha[alpha == 0.0] = 1.0
+    return alpha
+
+
+def _saturation_mask(tile: AnalogTile, y: np.ndarray):
+    """Outputs at the ADC bound get no backward gradient (aihwkit's periphery, io spec §9)."""
+    io = tile.rpu_config.forward
+    if (io.is_perfect or io.out_bound <= 0 or io.mv_type == AnalogMVType.IDEAL
+            or tile._forward_mvm.exact or y.size == 0):
+        return None
+    bound = 0.999 * io.out_scale * io.out_bound
+    # two reductions decide the common case (nothing saturates) without a temporary array
+    if y.max() < bound and -y.min() < bound:
+        return None
+    return np.abs(y) >= bound
+
+
+def _with_config(state: dict, tile: AnalogTile, strict_check: bool) -> dict:
+    """``state`` with ``tile``'s current config in place of the saved one
+    (``load_rpu_config=False``)."""
+    current = tile.state_dict()["config"]
+    saved_class = json.loads(str(state.get("config", "{}"))).get("__class__")
+    current_class = json.loads(str(current))["__class__"]
+    if strict_check and saved_class != current_class:
+        raise ValueError(f"the saved tile config is a {saved_class}, this layer's a "
+                         f"{current_class} (pass strict_rpu_config_check=False to load anyway)")
+    return {**state, "config": current}
+
+
+def _state_to_torch(state: dict) -> dict:
+    """A tile state (str -> ndarray) as str -> tensor, strings as str."""
+    out = {}
+    for key, value in state.items():
+        if value.dtype.kind == "U":
+            out[key] = str(value)
+        else:
+            out[key] = torch.from_numpy(np.array(value, copy=True))
+    return out
+
+
+def _state_to_numpy(state: dict) -> dict:
+    out = {}
+    for key, value in state.items():
+        if isinstance(value, str):
+            out[key] = np.array(value)
+        elif isinstance(value, torch.Tensor):
+            out[key] = value.detach().cpu().numpy()
+        else:
+            raise ValueError(f"tile state entry {key!r} must be a tensor or str, got "
+                             f"{type(value).__name__}")
+    return out
+
