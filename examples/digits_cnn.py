@@ -12,21 +12,24 @@ output position) pair is one sample of the pulsed update.
 
     python examples/digits_cnn.py [--epochs N] [--quick] [--out digits_cnn.png]
 
-Threads: the script calls ``torch.set_num_threads(1)``; on a small machine torch's and numba's
-thread pools otherwise compete for the same cores (see the README's section on layers).
+Threads: the script imports rpusim before torch and calls ``torch.set_num_threads(1)``; on a
+small machine torch's and numba's thread pools otherwise compete for the same cores (see
+"Threads" in the README's section on layers).
 """
 
 import argparse
 import time
 
 import numpy as np
-import torch
-from sklearn.datasets import load_digits
-from torch import nn
 
+# rpusim before torch, so that torch's OpenMP workers start with the passive wait policy
 from rpusim.configs import (SingleRPUConfig, SoftBoundsDevice, TransferCompound,
                             UnitCellRPUConfig)
 from rpusim.torch import AnalogConv2d, AnalogLinear, AnalogSequential, AnalogSGD
+
+import torch
+from sklearn.datasets import load_digits
+from torch import nn
 
 CONFIGS = {
     "analog SGD": lambda: SingleRPUConfig(device=SoftBoundsDevice()),

@@ -47,6 +47,19 @@ pulses (device-to-device spread, cycle-to-cycle noise) and each pulse's weight c
 against the weight before it. Needs matplotlib: pip install "rpusim[plot]".
 """
 
+EPILOG_SWEEP = """\
+examples:
+  python -m rpusim sweep --example > example.toml
+  python -m rpusim sweep example.toml --out example_sweep
+  dask scheduler --host HOST &            # on one machine; dask worker tcp://HOST:8786 on others
+  python -m rpusim sweep example.toml --scheduler tcp://HOST:8786 --out example_sweep
+
+Rerunning with the same SPEC and DIR skips finished runs; a different SPEC is refused.
+Exit status: 0 all runs ok, 1 some runs failed (recorded with their errors) or were lost,
+2 a refused SPEC or folder or an unreachable scheduler, 130 interrupted (rerun to resume).
+Needs dask[distributed]: pip install "rpusim[sweep]".
+"""
+
 
 EPILOG_DRIFT = """\
 what it shows:
@@ -75,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
         description="rpusim: reference simulator of analog in-memory training hardware "
                     "(resistive crossbar tiles, the physics of IBM aihwkit 1.2.0).")
     sub = parser.add_subparsers(dest="command", required=True,
-                                metavar="{demo,response,drift}")
+                                metavar="{demo,response,drift,sweep}")
     demo = sub.add_parser(
         "demo", help="train with analog SGD and Tiki-taka, print a table, plot the losses",
         description="Train a small analog network on built-in generated data with plain "
@@ -137,7 +150,29 @@ def _parser() -> argparse.ArgumentParser:
     drift.add_argument("--out", default="rpusim_drift", metavar="FOLDER",
                        help="output folder for drift_accuracy.png/.csv (default: "
                             "./rpusim_drift)")
-    parser.subparsers = {"demo": demo, "response": response, "drift": drift}
+    sweep = sub.add_parser(
+        "sweep", help="run an experiment over a grid of config fields and seeds on Dask",
+        usage="python -m rpusim sweep SPEC [--scheduler ADDRESS] [--out DIR] [--workers N] "
+              "[--retry-failed] | --example",
+        description="Run a TOML SPEC's experiment at every grid point and seed on a Dask "
+                    "cluster (a local one by default), one record per finished run in DIR "
+                    "(a rerun skips them), then DIR/results.csv and DIR/sweep.png.",
+        epilog=EPILOG_SWEEP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sweep.add_argument("spec", nargs="?", metavar="SPEC", help="the sweep's TOML file")
+    sweep.add_argument("--example", action="store_true",
+                       help="print a runnable example SPEC and exit")
+    sweep.add_argument("--scheduler", metavar="ADDRESS",
+                       help="a running Dask scheduler, e.g. tcp://HOST:8786 (default: a new "
+                            "local cluster)")
+    sweep.add_argument("--out", metavar="DIR",
+                       help="results folder (default: ./sweep_<SPEC name>)")
+    sweep.add_argument("--workers", type=int, metavar="N",
+                       help="worker processes of the local cluster (default: one per core; "
+                            "0: run in this process without Dask)")
+    sweep.add_argument("--retry-failed", action="store_true",
+                       help="recompute runs recorded with an error")
+    parser.subparsers = {"demo": demo, "response": response, "drift": drift,
+                         "sweep": sweep}
     return parser
 
 
@@ -173,6 +208,11 @@ def main(argv: list[str] | None = None) -> int:
         if extra:
             sub.error(f"unrecognized arguments: {' '.join(extra)}")
         return _drift(sub, args)
+    if args.command == "sweep":
+        if extra:
+            sub.error(f"unrecognized arguments: {' '.join(extra)}")
+        from rpusim.sweep.cli import run_cli
+        return run_cli(sub, args)
     return _response(sub, args, _field_pairs(sub, extra))
 
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 torch = pytest.importorskip("torch")
 
 from rpusim.configs import (ConstantStepDevice, FloatingPointRPUConfig,  # noqa: E402
-                            SingleRPUConfig, UpdateParameters, config_from_dict)
+                            IOParameters, SingleRPUConfig, UpdateParameters, config_from_dict)
 from rpusim.configs.enums import PulseType  # noqa: E402
 from rpusim.torch import (AnalogGRUCell, AnalogLinear, AnalogLSTMCell,  # noqa: E402
                           AnalogLSTMCellCombinedWeight, AnalogRNN, AnalogSGD,
@@ -260,6 +260,25 @@ def test_one_update_per_step_in_reverse_time_order(bidir):
                         outputs[t + 1 if direction else t - 1]) for t in range(seq_len)}
         np.testing.assert_allclose(x_hh, np.concatenate([previous[t].numpy()
                                                          for t in time_order]), rtol=1e-6)
+
+
+@pytest.mark.parametrize("nm,calls", [("ABS_MAX", 1), ("AVERAGE_ABS_MAX", 4)])
+def test_input_projection_in_one_call_unless_rows_carry_state(nm, calls):
+    """One weight_ih forward per sequence; per step where the IO keeps a running abs-max."""
+    from rpusim.configs.enums import NoiseManagementType
+    config = SingleRPUConfig(forward=IOParameters(
+        noise_management=getattr(NoiseManagementType, nm)))
+    model = AnalogRNN(AnalogGRUCell, 2, 3, rpu_config=config, seed=0)
+    counts = {}
+    for path, layer in analog_linears(model):
+        tile = layer.analog_tile
+
+        def forward(x, *args, _orig=tile.forward, _path=path, **kwargs):
+            counts[_path] = counts.get(_path, 0) + 1
+            return _orig(x, *args, **kwargs)
+        tile.forward = forward
+    model(torch.rand(4, 5, 2))
+    assert counts == {"rnn.layers.0.cell.weight_ih": calls, "rnn.layers.0.cell.weight_hh": 4}
 
 
 # -- structure, defaults, seeds, validation -----------------------------------------------------

@@ -425,3 +425,11 @@ def test_tiles_answer_to_aihwkits_tile_attribute():
     """aihwkit scripts print ``next(model.analog_tiles()).tile``."""
     tile = next(AnalogSequential(AnalogLinear(2, 2)).analog_tiles())
     assert isinstance(tile, AnalogTile) and tile.tile is tile
+
+
+def test_single_tile_accessors_and_split_layers():
+    layer = AnalogLinear(3, 2, rpu_config=perfect())
+    assert layer.analog_tile is layer.analog_module.tile is next(layer.analog_tiles())
+    split = AnalogLinear(9, 2, rpu_config=perfect(max_input_size=4))
+    with pytest.raises(ValueError, match="split over 3 tiles"):
+        split.analog_tile

@@ -111,11 +111,7 @@ class _AnalogConvNd(AnalogLayerBase, _ConvNd):
     @property
     def analog_tile(self):
         """The layer's tile (see :attr:`AnalogLinear.analog_tile`)."""
-        tiles = self.analog_module._flat
-        if len(tiles) != 1:
-            raise AttributeError(f"this layer is split over {len(tiles)} tiles: use "
-                                 "analog_tiles()")
-        return tiles[0]
+        return self.analog_module.tile
 
     # -- forward -------------------------------------------------------------------------------
     def unfold(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:

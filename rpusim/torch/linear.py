@@ -128,11 +128,7 @@ class AnalogLinear(AnalogLayerBase, nn.Linear):
     def analog_tile(self):
         """The layer's tile (a layer split over several tiles has no single one: use
         :meth:`analog_tiles`)."""
-        tiles = self.analog_module._flat
-        if len(tiles) != 1:
-            raise AttributeError(f"this layer is split over {len(tiles)} tiles: use "
-                                 "analog_tiles()")
-        return tiles[0]
+        return self.analog_module.tile
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``y = W x + b`` on the last dimension of ``x``."""

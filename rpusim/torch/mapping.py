@@ -163,6 +163,16 @@ class TileGrid(nn.Module):
         """The configuration of the first tile (all tiles share it at construction)."""
         return self._flat[0].rpu_config
 
+    @property
+    def tile(self) -> AnalogTile:
+        """The grid's only tile (aihwkit scripts reach it as ``layer.analog_module.tile``);
+        a split layer has several: use ``tiles``."""
+        if len(self._flat) != 1:
+            # not AttributeError: nn.Module.__getattr__ would replace the message
+            raise ValueError(f"this layer is split over {len(self._flat)} tiles: use "
+                             "tiles or the layer's analog_tiles()")
+        return self._flat[0]
+
     def named_tiles(self, prefix: str = ""):
         """Yield ``(name, tile)`` input-major."""
         if len(self._flat) == 1:

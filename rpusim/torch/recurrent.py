@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from rpusim.configs.enums import NoiseManagementType
 from rpusim.torch.containers import AnalogContainerBase
 from rpusim.torch.linear import AnalogLinear
 
@@ -219,6 +220,18 @@ class AnalogGRUCell(_TwoWeightCell):
         return hidden, hidden
 
 
+def _order_free(linear: nn.Module) -> bool:
+    """Whether the forward rows of ``linear`` may be reordered without changing any result.
+
+    ``AVERAGE_ABS_MAX`` noise management carries a running value from row to row, so its
+    rows must come in aihwkit's per-step order; every other forward is row by row.
+    """
+    if not isinstance(linear, AnalogLinear):
+        return True
+    return all(tile.rpu_config.forward.noise_management
+               != NoiseManagementType.AVERAGE_ABS_MAX for tile in linear.analog_tiles())
+
+
 def _build_cell(cell, cell_args, seed):
     """``cell(*cell_args)``, passing ``seed`` only when one is given (user cells may lack it)."""
     return cell(*cell_args) if seed is None else cell(*cell_args, seed=seed)
@@ -252,7 +265,7 @@ class AnalogRNNLayer(nn.Module):
         inputs = input_.unbind(0)
         if self.reverse:
             inputs = inputs[::-1]
-        if isinstance(self.cell, _TwoWeightCell):
+        if isinstance(self.cell, _TwoWeightCell) and _order_free(self.cell.weight_ih):
             inputs, step = self.cell.input_gates(inputs), self.cell.step
         else:
             step = self.cell
