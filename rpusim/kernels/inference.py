@@ -3,13 +3,12 @@ read noise (spec inference.md sections 4-8).
 
 Every kernel takes conductances ``g`` (a 2-D array in uS), writes ``out`` (same shape and dtype)
 and draws its normals from the counter streams ``(key, row, tag)``: one stream per row, so the
-results depend only on the key, never on the thread count. The kernels are serial: a parallel
-version compiled several times slower (tens of seconds on a cold cache) for a gain that shared
-cores did not show. The arithmetic runs
-in float64 and is rounded once into ``out``, except the logarithms and exponentials of the
-drift, which run in the conductances' dtype (float32 as aihwkit; half the cost of float64);
-powers are written as ``exp(y log x)`` with the logarithms of constants taken once per call (a
-generic ``pow`` per element was half the time of a drift).
+results depend only on the key, never on the thread count. The kernels are serial: parallel
+versions compiled three times slower (about 45 s more on a cold cache) for a gain that shared
+cores hardly showed. The arithmetic runs in float64 and is rounded once into ``out``, except the
+logarithms and exponentials of the drift, which run in the conductances' dtype (float32 as
+aihwkit; half the cost of float64); powers are written as ``exp(y log x)`` with the logarithms of
+constants taken once per call (a generic ``pow`` per element was half the time of a drift).
 """
 
 import math
@@ -26,6 +25,7 @@ __all__ = ["program_poly", "pcm_drift_nu", "interp_drift_nu", "drift_read", "cmo
 # read-noise laws of ``drift_read``
 READ_PCM = 0       # PCM: std q(g) |g_d| sqrt(ln((t + t_read) / (2 t_read)))
 READ_RELATIVE = 1  # state independent: std |g_d| / g_max sqrt(ln((t + t_read) / (2 t_read)))
+
 
 @njit(cache=True, inline="always")
 def _exp(x, like):
