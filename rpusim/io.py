@@ -392,7 +392,7 @@ class AnalogMVM:
                               xi, self._inp_asym, p.inp_asymmetry != 0, p.inp_sto_round, uni,
                               self._c)
         if p.mv_type == AnalogMVType.ONE_PASS:
-            Y = V @ M.T
+            Y = _product(V, M)
             self._nonidealities(M, V, Y, draws, kio.TAG_W_NOISE)
             return Y, self._finalize(Y, draws, kio.TAG_OUT_NOISE, kio.TAG_OUT_UNIFORM)
         digital = p.mv_type == AnalogMVType.POS_NEG_SEPARATE_DIGITAL_SUM
@@ -467,6 +467,18 @@ class AnalogMVM:
                                    self._out_res, self._out_bound, p.out_sto_round, uni,
                                    self._bm != BoundManagementType.NONE,
                                    p.bm_test_negative_bound, self._c)
+
+
+def _product(V: np.ndarray, M: np.ndarray) -> np.ndarray:
+    """``V @ M.T``; a batch of one-hot rows (a drift compensation's identity readout) is read
+    as a gather of columns of ``M``, exactly the product's values (one nonzero term per
+    output) at a fraction of a GEMM's cost."""
+    if V.shape[0] > 1:
+        nonzero = V != 0
+        if (nonzero.sum(axis=1) <= 1).all():
+            cols = nonzero.argmax(axis=1)
+            return M.T[cols] * V[np.arange(V.shape[0]), cols][:, None]
+    return V @ M.T
 
 
 class _Draws:

@@ -455,3 +455,21 @@ def test_aihwkit_style_calls_work():
     programmed = tile.get_weights()
     tile.drift_weights(10.0)
     np.testing.assert_allclose(tile.get_weights(), 0.5 * programmed, rtol=1e-6, atol=1e-7)
+
+
+def test_identity_readout_equals_the_product():
+    """The compensation's identity readout goes through the one-hot gather of the IO product
+    (rpusim.io._product): the same outputs as a general product, row by row."""
+    from rpusim.io import _product
+    rng = np.random.default_rng(15)
+    M = rng.uniform(-1, 1, (70, 90)).astype(np.float32)
+    V = (np.eye(90, dtype=np.float32) * rng.uniform(-1, 1, 90).astype(np.float32))[:60]
+    V[5] = 0.0
+    np.testing.assert_array_equal(_product(V, M), np.stack([V[k] @ M.T for k in range(60)]))
+    V[7, 3] = 0.5  # two nonzeros in a row: the general product
+    np.testing.assert_array_equal(_product(V, M), V @ M.T)
+    quiet = InferenceRPUConfig(forward=IOParameters(out_noise=0.0))
+    tile = AnalogTile(200, 300, quiet, seed=2)
+    batch = tile.forward(np.eye(300), is_test=True)
+    rows = np.stack([tile.forward(np.eye(300)[k], is_test=True) for k in range(0, 300, 37)])
+    np.testing.assert_array_equal(batch[::37], rows)

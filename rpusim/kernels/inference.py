@@ -3,19 +3,19 @@ read noise (spec inference.md sections 4-8).
 
 Every kernel takes conductances ``g`` (a 2-D array in uS), writes ``out`` (same shape and dtype)
 and draws its normals from the counter streams ``(key, row, tag)``: one stream per row, so the
-results depend only on the key, never on the thread count. The kernels are serial: a parallel
-version compiled several times slower (tens of seconds on a cold cache) for a gain that shared
-cores did not show. The arithmetic runs
-in float64 and is rounded once into ``out``, except the logarithms and exponentials of the
-drift, which run in the conductances' dtype (float32 as aihwkit; half the cost of float64);
-powers are written as ``exp(y log x)`` with the logarithms of constants taken once per call (a
-generic ``pow`` per element was half the time of a drift).
+results depend only on the key, never on the thread count. The kernels of the PCM models
+(programming, drift exponents, drift and read noise) run their rows in parallel; the others are
+serial (they compile faster, and ``numpy.interp`` is written out for the same reason). The
+arithmetic runs in float64 and is rounded once into ``out``, except the
+logarithms and exponentials of the drift, which run in the conductances' dtype (float32 as
+aihwkit; half the cost of float64); powers are written as ``exp(y log x)`` with the logarithms of
+constants taken once per call (a generic ``pow`` per element was half the time of a drift).
 """
 
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from rpusim.kernels.numeric import cast_like
 from rpusim.kernels.rng import init_stream, normal, stream_key
@@ -26,6 +26,7 @@ __all__ = ["program_poly", "pcm_drift_nu", "interp_drift_nu", "drift_read", "cmo
 # read-noise laws of ``drift_read``
 READ_PCM = 0       # PCM: std q(g) |g_d| sqrt(ln((t + t_read) / (2 t_read)))
 READ_RELATIVE = 1  # state independent: std |g_d| / g_max sqrt(ln((t + t_read) / (2 t_read)))
+
 
 @njit(cache=True, inline="always")
 def _exp(x, like):
@@ -55,7 +56,7 @@ _NU_LOW_ABOVE = math.exp(max((0.0244 - 0.049) / 0.0155, (-0.0059 - 0.008) / 0.01
 _NU_HIGH_BELOW = math.exp(min((0.0244 - 0.1) / 0.0155, (-0.0059 - 0.045) / 0.0125))
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def program_poly(g, coeffs, g_norm, factor, scale, clamp, key, out):
     """``out = g + scale * factor * sum_i coeffs[i] (g / g_norm)^i * xi``, then ``max(0, .)``
     if ``clamp``.
@@ -64,7 +65,7 @@ def program_poly(g, coeffs, g_norm, factor, scale, clamp, key, out):
     polynomials and the CMO line (``g_norm = 1``, no clamp) are all this one formula.
     """
     states = np.empty((g.shape[0], 2), np.uint64)
-    for i in range(g.shape[0]):
+    for i in prange(g.shape[0]):
         init_stream(states, i, stream_key(key, i, _TAG_PROG))
         for j in range(g.shape[1]):
             gij = float(g[i, j])
@@ -78,12 +79,12 @@ def program_poly(g, coeffs, g_norm, factor, scale, clamp, key, out):
             out[i, j] = max(value, 0.0) if clamp else value
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def pcm_drift_nu(g, g_max, drift_scale, key, out):
     """PCM drift exponents from the target: ``|mu(r) + sd(r) xi| * drift_scale``,
     ``r = max(|g / g_max|, 1e-7)`` with aihwkit's clipped log-linear mu and sd."""
     states = np.empty((g.shape[0], 2), np.uint64)
-    for i in range(g.shape[0]):
+    for i in prange(g.shape[0]):
         init_stream(states, i, stream_key(key, i, _TAG_NU))
         for j in range(g.shape[1]):
             # r clipped to where mu or sd still vary: the same clipped values, no branches
@@ -120,7 +121,7 @@ def interp_drift_nu(g, g_lst, mean_lst, std_lst, drift_scale, key, out):
             out[i, j] = abs(mu + sd * normal(states, i)) * drift_scale
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def drift_read(g, nu, t_inference, t_0, t_read, g_max, read_scale, law, key, out):
     """Power-law drift from the programmed ``g`` and read noise at ``t = t_inference + t_0``:
     ``g_d = g (t / t_0)^-nu`` (if ``t > t_0``), ``out = max(0, g_d + sigma * read_scale * xi)``
@@ -129,7 +130,7 @@ def drift_read(g, nu, t_inference, t_0, t_read, g_max, read_scale, law, key, out
     log_ratio = math.log(t / t_0) if t > t_0 else 0.0
     time_factor = math.sqrt(math.log((t + t_read) / (2.0 * t_read)))
     states = np.empty((g.shape[0], 2), np.uint64)
-    for i in range(g.shape[0]):
+    for i in prange(g.shape[0]):
         init_stream(states, i, stream_key(key, i, _TAG_READ))
         for j in range(g.shape[1]):
             gp = float(g[i, j])
