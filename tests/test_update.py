@@ -335,3 +335,15 @@ def test_small_update_entry_point_only_serves_matching_inputs():
         results.append(tile.get_weights())
     np.testing.assert_array_equal(results[1], results[0])
     np.testing.assert_array_equal(results[2], results[0])
+
+
+@pytest.mark.parametrize("dtype,tiny", [(np.float32, 1.1e-43), (np.float64, 1e-320)])
+def test_update_of_denormal_inputs_is_no_pulse(dtype, tiny):
+    """lr * x * d underflows to 0: bit-length management gives BL 0, i.e. no pulse (was a
+    ZeroDivisionError found by fuzzing)."""
+    cfg = SingleRPUConfig(device=ConstantStepDevice(dw_min_std=0.3, count_pulses=True))
+    tile = AnalogTile(3, 4, cfg, seed=5, dtype=dtype)
+    before = tile.get_weights()
+    tile.update(np.full((2, 4), tiny), np.full((2, 3), tiny * 1e7))
+    np.testing.assert_array_equal(tile.get_weights(), before)
+    assert tile.get_pulse_counters().sum() == 0

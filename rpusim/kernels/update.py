@@ -120,6 +120,9 @@ def _bl_a_b(x, d, c, flags):
         if ubm:
             # compared before the int conversion, which a huge k would overflow
             bl = desired_bl if k >= dbl else int(np.ceil(k))
+            if bl == 0:
+                # lr * x * d underflowed to 0 (denormal inputs): no pulse, as a zero update
+                return 0, one, one
             a = np.sqrt(lr / (g * cast_like(bl, lr)))
             b = a
         if k > dbl:
