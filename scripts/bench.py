@@ -5,8 +5,16 @@ Run from the aihwkit side venv (with rpusim and numba installed there) to get ra
     /tmp/aihwkit-venv/bin/python -m pip install -e . numba
     /tmp/aihwkit-venv/bin/python scripts/bench.py --json bench.json
 
+or, leaving that venv as it is, with numba taken from another environment of the same Python
+and NumPy (its site-packages is appended to the path, after the venv's own):
+
+    RPUSIM_BENCH_SITE=$(python -c "import numba, os; print(os.path.dirname(os.path.dirname(
+        numba.__file__)))") /tmp/aihwkit-venv/bin/python scripts/bench.py
+
 Without aihwkit only rpusim's times are reported. Timings alternate A B A B ... after warm-up;
-the table gives the median time of each and the median of the pairwise ratios rpusim/aihwkit.
+the table gives the median time of each, the median of the pairwise ratios rpusim/aihwkit and
+their range over the rounds (min-max), and for updates the time per pulse and per thread
+(time x threads / pulses; pulses counted by rpusim, whose count has aihwkit's mean).
 Inputs: seeded, x uniform in [-0.5, 0.5), d uniform in [-0.05, 0.05), float32, lr 0.01, default
 configs except where named. aihwkit runs with torch.set_num_threads(1) (its fastest setting on
 2 cores); rpusim with numba's default thread count. OpenBLAS (NumPy's BLAS, for rpusim's large
@@ -31,6 +39,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+if os.environ.get("RPUSIM_BENCH_SITE"):  # numba from another environment (see the docstring)
+    sys.path.append(os.environ["RPUSIM_BENCH_SITE"])
 
 import rpusim  # noqa: E402
 from rpusim import configs as rc  # noqa: E402
@@ -100,6 +110,11 @@ def workloads():
                   lambda: rc.SingleRPUConfig(device=rc.SoftBoundsDevice()),
                   lambda: ac.SingleRPUConfig(device=ac.SoftBoundsDevice()), 512, 512, 100,
                   "update"))
+        # the batch of a conv layer (images x positions): many samples, a smaller tile
+        w.append(("update SoftBounds 256x256 b1000",
+                  lambda: rc.SingleRPUConfig(device=rc.SoftBoundsDevice()),
+                  lambda: ac.SingleRPUConfig(device=ac.SoftBoundsDevice()), 256, 256, 1000,
+                  "update"))
     if hasattr(rc, "TransferCompound") and hasattr(rc, "SoftBoundsDevice"):
         w.append(("step Transfer(2xSoftBounds) 256x256 b100",
                   lambda: rc.UnitCellRPUConfig(device=rc.TransferCompound(
@@ -152,6 +167,15 @@ def custom_device_ratio(rounds: int, min_time: float) -> dict:
             "ratio": statistics.median(ratios)}
 
 
+def pulses_per_update(config, n_out, n_in, batch) -> int:
+    """Pulses of one update of the workload (rpusim's count; aihwkit's has the same mean)."""
+    config.device.count_pulses = True
+    tile = rpusim.AnalogTile(n_out, n_in, config, seed=0)
+    tile.set_learning_rate(LR)
+    tile.update(*inputs(batch, n_in, n_out))
+    return int(tile.get_pulse_counters().sum())
+
+
 def timed(fn, reps):
     t = time.perf_counter()
     for _ in range(reps):
@@ -185,7 +209,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from numba import get_num_threads
-    settings = (f"rpusim {rpusim.__version__}, numba threads {get_num_threads()}, "
+    threads = get_num_threads()
+    settings = (f"rpusim {rpusim.__version__}, numba threads {threads}, "
                 f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}, "
                 f"aihwkit {'1.2.0 (torch threads 1)' if HAVE_AIHWKIT else 'not available'}")
     print(settings)
@@ -210,11 +235,24 @@ def main() -> None:
                 ratios.append(a / b)
         row = {"workload": name, "rpusim_ms": 1e3 * statistics.median(ta),
                "aihwkit_ms": 1e3 * statistics.median(tb) if tb else None,
-               "ratio": statistics.median(ratios) if ratios else None}
+               "ratio": statistics.median(ratios) if ratios else None,
+               "ratio_min": min(ratios) if ratios else None,
+               "ratio_max": max(ratios) if ratios else None}
+        line = f"{name:34s} rpusim {row['rpusim_ms']:8.3f} ms"
+        if tb:
+            line += (f"  aihwkit {row['aihwkit_ms']:8.3f} ms  ratio {row['ratio']:.3f} "
+                     f"({row['ratio_min']:.2f}-{row['ratio_max']:.2f})")
+        if what == "update":
+            # per pulse and per thread: each library's time times the threads it ran on
+            pulses = pulses_per_update(rcfg(), n_out, n_in, batch)
+            row["pulses"] = pulses
+            row["rpusim_ns_per_pulse_thread"] = 1e6 * row["rpusim_ms"] * threads / pulses
+            line += f"  ns/pulse/thread {row['rpusim_ns_per_pulse_thread']:.1f}"
+            if tb:
+                row["aihwkit_ns_per_pulse_thread"] = 1e6 * row["aihwkit_ms"] / pulses
+                line += f" vs {row['aihwkit_ns_per_pulse_thread']:.1f}"
         rows.append(row)
-        print(f"{name:42s} rpusim {row['rpusim_ms']:9.3f} ms" +
-              (f"   aihwkit {row['aihwkit_ms']:9.3f} ms   ratio {row['ratio']:.3f}"
-               if tb else ""), flush=True)
+        print(line, flush=True)
     if not args.only or args.only in "custom device":
         row = custom_device_ratio(args.rounds, args.min_time)
         rows.append(row)
