@@ -435,11 +435,13 @@ def _serial_update(W, P, Wp, X, D, c, flags, key, noise_key, params, counters):
     xwords = np.zeros((m, nx) if kind == KIND_STOCHASTIC else (1, 1), np.uint64)
     dbits = np.zeros((m, nd) if kind == KIND_STOCHASTIC else (1, 1), np.uint64)
     if kind == KIND_STOCHASTIC:
-        if bl.max() > 64:
-            return False
+        for r in range(m):  # a loop, not bl.max(): that would be one more compilation
+            if bl[r] > 64:
+                return False
         xbits = np.empty((m, nx, 1), np.uint64)
-        _bit_trains_s(xq, bl, key, 2, xbits, states)
-        _bit_trains_s(dq, bl, key, 3, dbits.reshape(m, nd, 1), states)
+        # np.int64: a bare constant would compile one specialisation per stream tag
+        _bit_trains_s(xq, bl, key, np.int64(2), xbits, states)
+        _bit_trains_s(dq, bl, key, np.int64(3), dbits.reshape(m, nd, 1), states)
     else:
         xbits = np.zeros((1, 1, 1), np.uint64)
     cols = np.empty((m, nx), np.uint32)
