@@ -547,7 +547,8 @@ def _run_small(kernel, params, args) -> bool:
             and D.dtype is W.dtype):
         return hit[2](*args)
     done = kernel(*args)
-    entry = kernel.overloads.get(tuple(typeof(a) for a in args))
+    overloads = getattr(kernel, "overloads", None)  # None: a plain function (NUMBA_DISABLE_JIT)
+    entry = overloads.get(tuple(typeof(a) for a in args)) if overloads is not None else None
     if (entry is not None and all(a.flags.carray for a in (W, P, Wp, X, D, counters))
             and X.dtype is W.dtype and D.dtype is W.dtype):
         if len(_ENTRIES) > 1024:  # tiles come and go; keep the table small
