@@ -5,8 +5,16 @@ Run from the aihwkit side venv (with rpusim and numba installed there) to get ra
     /tmp/aihwkit-venv/bin/python -m pip install -e . numba
     /tmp/aihwkit-venv/bin/python scripts/bench.py --json bench.json
 
+or, leaving that venv as it is, with numba taken from another environment of the same Python
+and NumPy (its site-packages is appended to the path, after the venv's own):
+
+    RPUSIM_BENCH_SITE=$(python -c "import numba, os; print(os.path.dirname(os.path.dirname(
+        numba.__file__)))") /tmp/aihwkit-venv/bin/python scripts/bench.py
+
 Without aihwkit only rpusim's times are reported. Timings alternate A B A B ... after warm-up;
-the table gives the median time of each and the median of the pairwise ratios rpusim/aihwkit.
+the table gives the median time of each, the median of the pairwise ratios rpusim/aihwkit and
+their range over the rounds (min-max), and for updates the time per pulse and per thread
+(time x threads / pulses; pulses counted by rpusim, whose count has aihwkit's mean).
 Inputs: seeded, x uniform in [-0.5, 0.5), d uniform in [-0.05, 0.05), float32, lr 0.01, default
 configs except where named. aihwkit runs with torch.set_num_threads(1) (its fastest setting on
 2 cores); rpusim with numba's default thread count. OpenBLAS (NumPy's BLAS, for rpusim's large
@@ -31,6 +39,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+if os.environ.get("RPUSIM_BENCH_SITE"):  # numba from another environment (see the docstring)
+    sys.path.append(os.environ["RPUSIM_BENCH_SITE"])
 
 import rpusim  # noqa: E402
 from rpusim import configs as rc  # noqa: E402
@@ -128,6 +138,11 @@ def workloads():
                   lambda: rc.SingleRPUConfig(device=rc.SoftBoundsDevice()),
                   lambda: ac.SingleRPUConfig(device=ac.SoftBoundsDevice()), 512, 512, 100,
                   "update"))
+        # the batch of a conv layer (images x positions): many samples, a smaller tile
+        w.append(("update SoftBounds 256x256 b1000",
+                  lambda: rc.SingleRPUConfig(device=rc.SoftBoundsDevice()),
+                  lambda: ac.SingleRPUConfig(device=ac.SoftBoundsDevice()), 256, 256, 1000,
+                  "update"))
     if hasattr(rc, "TransferCompound") and hasattr(rc, "SoftBoundsDevice"):
         w.append(("step Transfer(2xSoftBounds) 256x256 b100",
                   lambda: rc.UnitCellRPUConfig(device=rc.TransferCompound(
@@ -180,6 +195,15 @@ def custom_device_ratio(rounds: int, min_time: float) -> dict:
             "ratio": statistics.median(ratios)}
 
 
+def pulses_per_update(config, n_out, n_in, batch) -> int:
+    """Pulses of one update of the workload (rpusim's count; aihwkit's has the same mean)."""
+    config.device.count_pulses = True
+    tile = rpusim.AnalogTile(n_out, n_in, config, seed=0)
+    tile.set_learning_rate(LR)
+    tile.update(*inputs(batch, n_in, n_out))
+    return int(tile.get_pulse_counters().sum())
+
+
 def timed(fn, reps):
     t = time.perf_counter()
     for _ in range(reps):
@@ -187,18 +211,48 @@ def timed(fn, reps):
     return (time.perf_counter() - t) / reps
 
 
-def startup_time(cold: bool) -> float:
-    """Seconds from process start to the first update result of a 64x64 tile."""
+def _fresh_env(cold: bool) -> dict:
+    """The environment of a new process: the same numba (see RPUSIM_BENCH_SITE), and with
+    ``cold`` an empty numba cache."""
     env = dict(os.environ)
+    if env.get("RPUSIM_BENCH_SITE"):
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (env.get("PYTHONPATH"), env["RPUSIM_BENCH_SITE"]) if p)
     if cold:
         import tempfile
         env["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="rpusim-cold-")
+    return env
+
+
+_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+
+
+def startup_time(cold: bool) -> float:
+    """Seconds from process start to the first update result of a 64x64 tile."""
     code = ("import numpy as np, rpusim; t = rpusim.AnalogTile(64, 64, seed=0); "
             "t.update(np.ones((2, 64)) * 0.1, np.ones((2, 64)) * 0.01); t.forward(np.ones(64))")
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], check=True, env=env,
-                   cwd=os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    subprocess.run([sys.executable, "-c", code], check=True, env=_fresh_env(cold), cwd=_ROOT)
     return time.perf_counter() - start
+
+
+def demo_first_result_time(cold: bool) -> float:
+    """Seconds from ``python -m rpusim demo`` starting to its first result (the first epoch
+    line: every kernel of the demo compiled or loaded, one epoch trained); then it is
+    stopped."""
+    import tempfile
+    start = time.perf_counter()
+    with subprocess.Popen([sys.executable, "-m", "rpusim", "demo", "--out",
+                           tempfile.mkdtemp(prefix="rpusim-demo-")], stdout=subprocess.PIPE,
+                          text=True, env=_fresh_env(cold), cwd=_ROOT) as proc:
+        for line in proc.stdout:
+            if "] epoch " in line:  # a progress line, not the header
+                elapsed = time.perf_counter() - start
+                break
+        else:
+            raise RuntimeError("the demo printed no epoch line")
+        proc.terminate()
+    return elapsed
 
 
 def main() -> None:
@@ -209,13 +263,15 @@ def main() -> None:
                         help="seconds per timing sample (repetitions are chosen to fill it)")
     parser.add_argument("--json", default=None, help="write the results to this file")
     parser.add_argument("--only", default=None, help="run workloads whose name contains this")
-    parser.add_argument("--no-startup", action="store_true", help="skip workload 5")
+    parser.add_argument("--no-startup", action="store_true",
+                        help="skip the start-up times")
     parser.add_argument("--epochs", action="store_true",
                         help="also time one training epoch on digits (scripts/bench_epoch.py)")
     args = parser.parse_args()
 
     from numba import get_num_threads
-    settings = (f"rpusim {rpusim.__version__}, numba threads {get_num_threads()}, "
+    threads = get_num_threads()
+    settings = (f"rpusim {rpusim.__version__}, numba threads {threads}, "
                 f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}, "
                 f"aihwkit {'1.2.0 (torch threads 1)' if HAVE_AIHWKIT else 'not available'}")
     print(settings)
@@ -240,23 +296,38 @@ def main() -> None:
                 ratios.append(a / b)
         row = {"workload": name, "rpusim_ms": 1e3 * statistics.median(ta),
                "aihwkit_ms": 1e3 * statistics.median(tb) if tb else None,
-               "ratio": statistics.median(ratios) if ratios else None}
+               "ratio": statistics.median(ratios) if ratios else None,
+               "ratio_min": min(ratios) if ratios else None,
+               "ratio_max": max(ratios) if ratios else None}
+        line = f"{name:34s} rpusim {row['rpusim_ms']:8.3f} ms"
+        if tb:
+            line += (f"  aihwkit {row['aihwkit_ms']:8.3f} ms  ratio {row['ratio']:.3f} "
+                     f"({row['ratio_min']:.2f}-{row['ratio_max']:.2f})")
+        if what == "update":
+            # per pulse and per thread: each library's time times the threads it ran on
+            pulses = pulses_per_update(rcfg(), n_out, n_in, batch)
+            row["pulses"] = pulses
+            row["rpusim_ns_per_pulse_thread"] = 1e6 * row["rpusim_ms"] * threads / pulses
+            line += f"  ns/pulse/thread {row['rpusim_ns_per_pulse_thread']:.1f}"
+            if tb:
+                row["aihwkit_ns_per_pulse_thread"] = 1e6 * row["aihwkit_ms"] / pulses
+                line += f" vs {row['aihwkit_ns_per_pulse_thread']:.1f}"
         rows.append(row)
-        print(f"{name:42s} rpusim {row['rpusim_ms']:9.3f} ms" +
-              (f"   aihwkit {row['aihwkit_ms']:9.3f} ms   ratio {row['ratio']:.3f}"
-               if tb else ""), flush=True)
+        print(line, flush=True)
     if not args.only or args.only in "custom device":
         row = custom_device_ratio(args.rounds, args.min_time)
         rows.append(row)
         print(f"{'custom device twin vs built-in (update)':42s} custom {row['custom_ms']:9.3f} ms"
               f"   built-in {row['builtin_ms']:9.3f} ms   ratio {row['ratio']:.3f}", flush=True)
     if not args.no_startup and not args.only:
-        warm = statistics.median(startup_time(False) for _ in range(3))
-        cold = startup_time(True)
-        rows.append({"workload": "start to first result (warm cache)", "rpusim_s": warm})
-        rows.append({"workload": "start to first result (cold cache)", "rpusim_s": cold})
-        print(f"{'start to first result, warm numba cache':42s} {warm:.2f} s")
-        print(f"{'start to first result, cold numba cache':42s} {cold:.2f} s")
+        for what, fn in (("first update", startup_time),
+                         ("demo's first result", demo_first_result_time)):
+            warm = statistics.median(fn(False) for _ in range(3))
+            cold = fn(True)
+            rows.append({"workload": f"start to {what} (warm cache)", "rpusim_s": warm})
+            rows.append({"workload": f"start to {what} (cold cache)", "rpusim_s": cold})
+            print(f"{'start to ' + what + ', warm / cold numba cache':42s} {warm:.2f} s / "
+                  f"{cold:.2f} s", flush=True)
     if args.epochs:
         import bench_epoch
         rows += bench_epoch.run(args.rounds, args.only)

@@ -75,6 +75,101 @@ def _disc(v, res, sto, states, s):
     return np.rint(v / res) * res
 
 
+# Bit trains of up to 64 bits (the usual case: aihwkit's default BL is 31) are passed to the
+# pulse kernels as 2-d arrays (m, lines) of one word, longer ones as 3-d (m, lines, words).
+# The helpers below are specialised on that: the one-word pulse loop has no word loops,
+# whose code alone made it 1.5x longer in instructions (register pressure), and the kernels
+# for longer trains are only compiled when such trains occur.
+def _first_word(bits, r, j):
+    """Word 0 of the train of line ``j`` of sample ``r``."""
+    return bits[r, j] if bits.ndim == 2 else bits[r, j, 0]
+
+
+def _fired(bits, r, j):
+    """Whether the train of line ``j`` of sample ``r`` has any bit set."""
+    return bool(np.any(bits[r, j]))
+
+
+def _fired_after_first(bits, r, j):
+    """Whether a word after the first of that train has a bit set."""
+    return bits.ndim == 3 and bool(np.any(bits[r, j, 1:]))
+
+
+def _coincidences_after_first(dbits, xwords, r, i, jj):
+    """Coincidences of the words after the first of d train ``(r, i)`` and x train
+    ``(r, jj)``."""
+    if dbits.ndim == 2:
+        return 0
+    return sum(_popcount(dbits[r, i, k] & xwords[r, jj, k]) for k in range(1, dbits.shape[2]))
+
+
+def _copy_train(src, r, j, dst, n):
+    """``dst[r, n] = src[r, j]`` for a 3-d ``src`` and a 2-d or 3-d ``dst``."""
+    if dst.ndim == 2:
+        dst[r, n] = src[r, j, 0]
+    else:
+        dst[r, n] = src[r, j]
+
+
+@overload(_first_word, jit_options={"cache": True})
+def _first_word_overload(bits, r, j):
+    if bits.ndim == 2:
+        return lambda bits, r, j: bits[r, j]
+    return lambda bits, r, j: bits[r, j, 0]
+
+
+@overload(_fired, jit_options={"cache": True})
+def _fired_overload(bits, r, j):
+    if bits.ndim == 2:
+        return lambda bits, r, j: bits[r, j] != 0
+
+    def impl(bits, r, j):
+        for k in range(bits.shape[2]):
+            if bits[r, j, k] != 0:
+                return True
+        return False
+    return impl
+
+
+@overload(_fired_after_first, jit_options={"cache": True})
+def _fired_after_first_overload(bits, r, j):
+    if bits.ndim == 2:
+        return lambda bits, r, j: False
+
+    def impl(bits, r, j):
+        for k in range(1, bits.shape[2]):
+            if bits[r, j, k] != 0:
+                return True
+        return False
+    return impl
+
+
+@overload(_coincidences_after_first, jit_options={"cache": True})
+def _coincidences_after_first_overload(dbits, xwords, r, i, jj):
+    if dbits.ndim == 2:
+        return lambda dbits, xwords, r, i, jj: 0
+
+    def impl(dbits, xwords, r, i, jj):
+        n = 0
+        for k in range(1, dbits.shape[2]):
+            n += _popcount(dbits[r, i, k] & xwords[r, jj, k])
+        return n
+    return impl
+
+
+@overload(_copy_train, jit_options={"cache": True})
+def _copy_train_overload(src, r, j, dst, n):
+    if dst.ndim == 2:
+        def impl(src, r, j, dst, n):
+            dst[r, n] = src[r, j, 0]
+        return impl
+
+    def impl(src, r, j, dst, n):
+        for k in range(src.shape[2]):
+            dst[r, n, k] = src[r, j, k]
+    return impl
+
+
 # Layout of the engine's packed arguments: ``c`` in the tile dtype, ``flags`` int64.
 (_C_LR, _C_G, _C_UM_SCALE, _C_ZERO, _C_ONE, _C_BL, _C_RES, _C_X_RES, _C_D_RES,
  _C_WN_SIGMA) = range(10)
@@ -134,6 +229,9 @@ def _bl_a_b(x, d, c, flags):
 
 # The kernels below allocate nothing (their outputs and stream states come in), so that their
 # serial twins can be compiled without reference counting (see ``_twins``).
+_ANY_KIND = True  # False in the stochastic-only twin of _prepare (see _prepare_stochastic_s)
+
+
 def _prepare(X, D, c, flags, key, bl, xq, dq, states):
     """Per-sample BL and the per-sample x/d quantities of the chosen pulse kind, into
     ``bl[m]`` and ``xq[m, nx]``, ``dq[m, nd]`` (signed, zeroed here): probabilities
@@ -145,7 +243,7 @@ def _prepare(X, D, c, flags, key, bl, xq, dq, states):
     nd = D.shape[1]
     zero = c[_C_ZERO]
     one = c[_C_ONE]
-    kind = flags[_F_KIND]
+    kind = flags[_F_KIND] if _ANY_KIND else KIND_STOCHASTIC
     sto = flags[_F_STO] != 0
     for r in prange(m):
         for j in range(nx):
@@ -209,121 +307,103 @@ def _bit_trains(q, bl, key, which, out, states):
                     out[r, j, k >> 6] |= np.uint64(1) << np.uint64(k & 63)
 
 
-def _active_columns(xq, xbits, kind, cols, ncols):
-    """Per sample, the columns that can receive pulses, into ``cols[r, :ncols[r]]`` (compact
-    lists, so that the cost of an update grows with the lines that actually fire, as
-    aihwkit's sparse scheme)."""
+def _active_columns(xq, xbits, kind, cols, ncols, xwords, xneg):
+    """Per sample, the columns that can receive pulses, as compact lists (so that the cost of
+    an update grows with the lines that actually fire, as aihwkit's sparse scheme): their
+    indices ``cols[r, :ncols[r]]`` (unsigned, so that indexing with them needs no wraparound),
+    signs ``xneg`` and, for stochastic pulses, bit trains ``xwords`` (copied next to each
+    other, so that the pulse loop reads one sample's trains in order)."""
     m, nx = xq.shape
-    nw = xbits.shape[2]
     for r in prange(m):
         n = 0
         for j in range(nx):
             if xq[r, j] == 0:
                 continue
             if kind == KIND_STOCHASTIC:
-                fired = False
-                for k in range(nw):
-                    if xbits[r, j, k] != 0:
-                        fired = True
-                if not fired:
+                if not _fired(xbits, r, j):
                     continue
+                _copy_train(xbits, r, j, xwords, n)
             cols[r, n] = j
+            xneg[r, n] = xq[r, j] < 0
             n += 1
         ncols[r] = n
 
 
-def _apply_stochastic(target, P, bl, xq, dq, xbits, dbits, cols, ncols, negative_lr, key,
+def _apply_stochastic(target, P, xq, dq, dbits, cols, ncols, xwords, xneg, negative_lr, key,
                       params, states):
     """Apply the coincidences of shared bit trains; row ``i`` owns a stream and sees the samples
-    in order, so the result does not depend on how rows are grouped or threaded.
+    in order, columns in order within a sample, so the result does not depend on how rows are
+    grouped or threaded.
 
-    ``states`` (out, 2) uint64 is scratch for the row streams: the kernel allocates nothing,
-    so that its serial twin can run without reference counting (see ``_twins``)."""
-    m = xq.shape[0]
+    One parallel region per update, over blocks of rows: with one row per block each row
+    streams the whole batch's column lists from memory, and a 256x256 batch-1000 update took
+    1.2-1.5x as long as with blocks of 32 (same instructions). ``states``
+    (out, 2) uint64 is scratch for the row streams: the kernel allocates nothing, so that its
+    serial twin can run without reference counting (see ``_twins``)."""
+    m = dq.shape[0]
     nd = dq.shape[1]
-    nw = xbits.shape[2]
     for b in prange((nd + _ROW_BLOCK - 1) // _ROW_BLOCK):
         i0 = b * _ROW_BLOCK
         i1 = min(nd, i0 + _ROW_BLOCK)
         for i in range(i0, i1):
             init_stream(states, i, stream_key(key, i, 7))
-        # samples outside, rows of a block inside: a sample's trains are read once per block
+        # samples outside, rows of a block inside: a sample's column lists are read from
+        # memory once per block
         for r in range(m):
-            if bl[r] == 0:
-                continue
             for i in range(i0, i1):
-                if dq[r, i] == 0:
+                dm = _first_word(dbits, r, i)
+                if dm == 0 and not _fired_after_first(dbits, r, i):
                     continue
-                dm = dbits[r, i, 0]
-                fired = dm != 0
-                # guarded: the empty k loops alone cost ~20% when the trains fit one word
-                if nw > 1:
-                    for k in range(1, nw):
-                        fired = fired or dbits[r, i, k] != 0
-                if not fired:
-                    continue
-                d_neg = dq[r, i] < 0
+                d_up = (dq[r, i] < 0) != negative_lr
                 for jj in range(ncols[r]):
-                    j = cols[r, jj]
-                    n = _popcount(dm & xbits[r, j, 0])
-                    if nw > 1:
-                        for k in range(1, nw):
-                            n += _popcount(dbits[r, i, k] & xbits[r, j, k])
-                    up = (d_neg != (xq[r, j] < 0)) != negative_lr
-                    while n > 0:
+                    n = _popcount(dm & _first_word(xwords, r, jj))
+                    n += _coincidences_after_first(dbits, xwords, r, i, jj)
+                    if n == 0:
+                        continue
+                    # zero-extended: the compiler knows j >= 0 and drops the wraparound code
+                    j = np.int64(cols[r, jj])
+                    up = d_up != xneg[r, jj]
+                    for _ in range(n):
                         # stored after every pulse so that each pulse rounds to the tile dtype
                         target[i, j] = device_step(params, P, i, j, target[i, j], up, states)
-                        n -= 1
 
 
-def _apply_counts(target, P, bl, xq, dq, xbits, dbits, cols, ncols, negative_lr, key, params,
+def _apply_counts(target, P, xq, dq, dbits, cols, ncols, xwords, xneg, negative_lr, key, params,
                   states):
-    """Apply deterministic counts ``rint(dq * xq)`` (DETERMINISTIC_IMPLICIT, MEAN_COUNT);
-    the arguments are those of :func:`_apply_stochastic` (the bit trains are unused)."""
+    """Apply deterministic counts ``rint(dq * xq)`` (DETERMINISTIC_IMPLICIT, MEAN_COUNT),
+    row by row; the arguments are those of :func:`_apply_stochastic` (the trains and signs
+    are unused)."""
     m = xq.shape[0]
     nd = dq.shape[1]
-    for b in prange((nd + _ROW_BLOCK - 1) // _ROW_BLOCK):
-        i0 = b * _ROW_BLOCK
-        i1 = min(nd, i0 + _ROW_BLOCK)
-        for i in range(i0, i1):
-            init_stream(states, i, stream_key(key, i, 7))
+    for i in prange(nd):
+        init_stream(states, i, stream_key(key, i, 7))
         for r in range(m):
-            if bl[r] == 0:
+            if dq[r, i] == 0:
                 continue
-            for i in range(i0, i1):
-                if dq[r, i] == 0:
-                    continue
-                for jj in range(ncols[r]):
-                    j = cols[r, jj]
-                    c = np.rint(dq[r, i] * xq[r, j])
-                    up = (c < 0) != negative_lr
-                    for _ in range(int(abs(c))):
-                        target[i, j] = device_step(params, P, i, j, target[i, j], up, states)
+            for jj in range(ncols[r]):
+                j = np.int64(cols[r, jj])
+                c = np.rint(dq[r, i] * xq[r, j])
+                up = (c < 0) != negative_lr
+                for _ in range(int(abs(c))):
+                    target[i, j] = device_step(params, P, i, j, target[i, j], up, states)
 
 
-def _pulse_totals(bl, xq, dq, xbits, dbits, cols, ncols, kind, totals):
+def _pulse_totals(xq, dq, dbits, cols, ncols, xwords, kind, totals):
     """Add every element's pulses of this batch to ``totals`` (counters, write noise)."""
     m = xq.shape[0]
     nd = dq.shape[1]
-    nw = xbits.shape[2]
-    for b in prange((nd + _ROW_BLOCK - 1) // _ROW_BLOCK):
-        i0 = b * _ROW_BLOCK
-        i1 = min(nd, i0 + _ROW_BLOCK)
+    for i in prange(nd):
         for r in range(m):
-            if bl[r] == 0:
+            if dq[r, i] == 0:
                 continue
-            for i in range(i0, i1):
-                if dq[r, i] == 0:
-                    continue
-                for jj in range(ncols[r]):
-                    j = cols[r, jj]
-                    if kind == KIND_STOCHASTIC:
-                        n = 0
-                        for k in range(nw):
-                            n += _popcount(dbits[r, i, k] & xbits[r, j, k])
-                    else:
-                        n = int(abs(np.rint(dq[r, i] * xq[r, j])))
-                    totals[i, j] += n
+            for jj in range(ncols[r]):
+                j = np.int64(cols[r, jj])
+                if kind == KIND_STOCHASTIC:
+                    n = _popcount(_first_word(dbits, r, i) & _first_word(xwords, r, jj))
+                    n += _coincidences_after_first(dbits, xwords, r, i, jj)
+                else:
+                    n = int(abs(np.rint(dq[r, i] * xq[r, j])))
+                totals[i, j] += n
 
 
 def _redraw_touched(W, Wp, totals, sigma, key, states):
@@ -338,7 +418,8 @@ def _redraw_touched(W, Wp, totals, sigma, key, states):
                 W[i, j] = Wp[i, j] + sigma * normal(states, i)
 
 
-_APPLY = None  # the pulse kernel a composite calls; each composite binds its own (_composite)
+# the pulse kernel and the prepare kernel a composite calls; each binds its own (_composite)
+_APPLY = _PREPARE = None
 
 
 def _serial_update(W, P, Wp, X, D, c, flags, key, noise_key, params, counters):
@@ -347,6 +428,8 @@ def _serial_update(W, P, Wp, X, D, c, flags, key, noise_key, params, counters):
     For small tiles the cost of an update is its Python dispatches (one per kernel, each
     boxing its results); this composite makes it one. ``_APPLY`` is bound per device origin
     and pulse kind by :func:`_composite`; ``counters`` is an empty array when not counting.
+    Returns False, having changed nothing, for bit trains longer than one word (the staged
+    path runs those: compiling this composite for them too would double its cold start).
     """
     m = X.shape[0]
     nx = X.shape[1]
@@ -356,30 +439,34 @@ def _serial_update(W, P, Wp, X, D, c, flags, key, noise_key, params, counters):
     xq = np.empty((m, nx), X.dtype)
     dq = np.empty((m, nd), X.dtype)
     states = np.empty((max(m, nd), 2), np.uint64)
-    _prepare_s(X, D, c, flags, key, bl, xq, dq, states)
+    _PREPARE(X, D, c, flags, key, bl, xq, dq, states)
+    xwords = np.zeros((m, nx) if kind == KIND_STOCHASTIC else (1, 1), np.uint64)
+    dbits = np.zeros((m, nd) if kind == KIND_STOCHASTIC else (1, 1), np.uint64)
     if kind == KIND_STOCHASTIC:
-        nw = max(1, (bl.max() + 63) // 64)
-        xbits = np.empty((m, nx, nw), np.uint64)
-        dbits = np.empty((m, nd, nw), np.uint64)
-        _bit_trains_s(xq, bl, key, 2, xbits, states)
-        _bit_trains_s(dq, bl, key, 3, dbits, states)
+        for r in range(m):  # a loop, not bl.max(): that would be one more compilation
+            if bl[r] > 64:
+                return False
+        xbits = np.empty((m, nx, 1), np.uint64)
+        # np.int64: a bare constant would compile one specialisation per stream tag
+        _bit_trains_s(xq, bl, key, np.int64(2), xbits, states)
+        _bit_trains_s(dq, bl, key, np.int64(3), dbits.reshape(m, nd, 1), states)
     else:
         xbits = np.zeros((1, 1, 1), np.uint64)
-        dbits = xbits
-    cols = np.empty((m, nx), np.int64)
+    cols = np.empty((m, nx), np.uint32)
     ncols = np.empty(m, np.int64)
-    _active_columns_s(xq, xbits, kind, cols, ncols)
+    xneg = np.empty((m, nx), np.bool_)
+    _active_columns_s(xq, xbits, kind, cols, ncols, xwords, xneg)
     wn_sigma = c[_C_WN_SIGMA]
-    target = Wp if wn_sigma > 0 else W
-    _APPLY(target, P, bl, xq, dq, xbits, dbits, cols, ncols, flags[_F_NEGATIVE_LR] != 0,
-           noise_key, params, states)
+    _APPLY(Wp if wn_sigma > 0 else W, P, xq, dq, dbits, cols, ncols, xwords, xneg,
+           flags[_F_NEGATIVE_LR] != 0, noise_key, params, states)
     if counters.size > 0 or wn_sigma > 0:
         totals = np.zeros(W.shape, np.int64)
-        _pulse_totals_s(bl, xq, dq, xbits, dbits, cols, ncols, kind, totals)
+        _pulse_totals_s(xq, dq, dbits, cols, ncols, xwords, kind, totals)
         if counters.size > 0:
             counters += totals
         if wn_sigma > 0:
             _redraw_touched_s(W, Wp, totals, wn_sigma, noise_key, states)
+    return True
 
 
 def _renamed(fn, name, scope=None):
@@ -392,9 +479,11 @@ def _renamed(fn, name, scope=None):
     return twin
 
 
-def _composite(apply, name, cache):
-    """``_serial_update`` calling ``apply``, under a name (and cache files) of its own."""
-    return njit(cache=cache)(_renamed(_serial_update, name, {**globals(), "_APPLY": apply}))
+def _composite(apply, prepare, name, cache):
+    """``_serial_update`` calling ``apply`` and ``prepare``, under a name (and cache files) of
+    its own."""
+    return njit(cache=cache)(_renamed(_serial_update, name,
+                                      {**globals(), "_APPLY": apply, "_PREPARE": prepare}))
 
 
 def _twins(fn, cache=True):
@@ -419,6 +508,10 @@ _redraw_touched_k = _twins(_redraw_touched)
 _prepare_s, _bit_trains_s, _active_columns_s, _pulse_totals_s, _redraw_touched_s = (
     k[1] for k in (_prepare_k, _bit_trains_k, _active_columns_k, _pulse_totals_k,
                    _redraw_touched_k))
+# The stochastic composites' _prepare: the kind fixed at compile time, so that the branches of
+# the other pulse kinds are not compiled (0.9 of its 2.3 s of cold compilation).
+_prepare_stochastic_s = njit(cache=True, _nrt=False)(
+    _renamed(_prepare, "_prepare_stochastic_serial", {**globals(), "_ANY_KIND": False}))
 # Devices outside rpusim (custom models, maybe defined in a user's script) must not enter the
 # on-disk cache: its index would reference their classes, and a later process that cannot
 # import them would fail to read the index. They get uncached kernels, compiled per process.
@@ -428,16 +521,18 @@ for _builtin in (True, False):
         _body = _apply_stochastic if _stochastic else _apply_counts
         _par, _ser = _twins(_body, cache=_builtin)
         _name = f"_serial_update_{'builtin' if _builtin else 'custom'}_{_body.__name__[7:]}"
-        _apply_k[(_builtin, _stochastic)] = (_par, _ser, _composite(_ser, _name, _builtin))
+        _apply_k[(_builtin, _stochastic)] = (
+            _par, _ser, _composite(_ser, _prepare_stochastic_s if _stochastic else _prepare_s,
+                                   _name, _builtin))
 _NO_COUNTERS = np.zeros((0, 0), np.int64)
 
 
 _ENTRIES: dict = {}
 
 
-def _run_small(kernel, params, args) -> None:
+def _run_small(kernel, params, args) -> bool:
     """Run the small-update composite ``kernel(*args)``, through its compiled entry point when
-    the argument types are known to be those of an earlier call.
+    the argument types are known to be those of an earlier call; returns what it returns.
 
     numba types a NamedTuple argument in Python on every call (about 1.5 us, a tenth of a
     small update). An entry point is only valid for the argument types it was compiled for,
@@ -453,15 +548,16 @@ def _run_small(kernel, params, args) -> None:
             and hit[4] is P and hit[5] is Wp and hit[6] is counters and X.flags.carray
             and D.flags.carray and X.ndim == 2 and D.ndim == 2 and X.dtype is W.dtype
             and D.dtype is W.dtype):
-        hit[2](*args)
-        return
-    kernel(*args)
-    entry = kernel.overloads.get(tuple(typeof(a) for a in args))
+        return hit[2](*args)
+    done = kernel(*args)
+    overloads = getattr(kernel, "overloads", None)  # None: a plain function (NUMBA_DISABLE_JIT)
+    entry = overloads.get(tuple(typeof(a) for a in args)) if overloads is not None else None
     if (entry is not None and all(a.flags.carray for a in (W, P, Wp, X, D, counters))
             and X.dtype is W.dtype and D.dtype is W.dtype):
         if len(_ENTRIES) > 1024:  # tiles come and go; keep the table small
             _ENTRIES.clear()
         _ENTRIES[id(params)] = (params, kernel, entry.entry_point, W, P, Wp, counters)
+    return done
 
 
 _BUILTIN: dict = {}
@@ -542,33 +638,49 @@ def pulsed_update(W, P, Wp, X, D, lr_pc, granularity, upd, key, params, wn_sigma
     if m * nx * nd < _PARALLEL_WORK:
         args = (W, P, Wp, X, D, c, flags, key, noise, params,
                 _NO_COUNTERS if counters is None else counters)
-        _run_small(kernels[2], params, args)
+        if not _run_small(kernels[2], params, args):
+            _staged_update(W, P, Wp, X, D, c, flags, kind, key, noise, params, wn_sigma,
+                           counters, kernels[1], 1)
         return
     # large work runs the parallel kernels whatever the thread count: numba's outlined
     # parallel loop is also faster on one thread than a plain loop with reference counts
+    _staged_update(W, P, Wp, X, D, c, flags, kind, key, noise, params, wn_sigma, counters,
+                   kernels[0], 0)
+
+
+def _staged_update(W, P, Wp, X, D, c, flags, kind, key, noise, params, wn_sigma, counters,
+                   apply, twin):
+    """``pulsed_update`` kernel by kernel (``twin`` 0: the parallel kernels, 1: the serial)."""
+    m, nx = X.shape
+    nd = D.shape[1]
     bl = np.empty(m, np.int64)
     xq = np.empty((m, nx), W.dtype)
     dq = np.empty((m, nd), W.dtype)
     states = np.empty((max(m, nd), 2), np.uint64)
-    _prepare_k[0](X, D, c, flags, key, bl, xq, dq, states)
+    _prepare_k[twin](X, D, c, flags, key, bl, xq, dq, states)
     if kind == KIND_STOCHASTIC:
         nw = max(1, (int(bl.max()) + 63) // 64)
         xbits = np.empty((m, nx, nw), np.uint64)
         dbits = np.empty((m, nd, nw), np.uint64)
-        _bit_trains_k[0](xq, bl, key, 2, xbits, states)
-        _bit_trains_k[0](dq, bl, key, 3, dbits, states)
+        _bit_trains_k[twin](xq, bl, key, 2, xbits, states)
+        _bit_trains_k[twin](dq, bl, key, 3, dbits, states)
+        # one-word trains go 2-d to the one-word specialisation of the kernels
+        xwords = np.empty((m, nx) if nw == 1 else (m, nx, nw), np.uint64)
+        if nw == 1:
+            dbits = dbits.reshape(m, nd)
     else:
-        xbits = dbits = np.zeros((1, 1, 1), np.uint64)
-    cols = np.empty((m, nx), np.int64)
+        xbits = np.zeros((1, 1, 1), np.uint64)
+        xwords = dbits = np.zeros((1, 1), np.uint64)
+    cols = np.empty((m, nx), np.uint32)
     ncols = np.empty(m, np.int64)
-    _active_columns_k[0](xq, xbits, kind, cols, ncols)
-    target = Wp if wn_sigma > 0 else W
-    kernels[0](target, P, bl, xq, dq, xbits, dbits, cols, ncols, lr_pc < 0, noise, params,
-               states)
+    xneg = np.empty((m, nx), np.bool_)
+    _active_columns_k[twin](xq, xbits, kind, cols, ncols, xwords, xneg)
+    apply(Wp if wn_sigma > 0 else W, P, xq, dq, dbits, cols, ncols, xwords, xneg,
+          flags[_F_NEGATIVE_LR] != 0, noise, params, states)
     if counters is not None or wn_sigma > 0:
         totals = np.zeros(W.shape, np.int64)
-        _pulse_totals_k[0](bl, xq, dq, xbits, dbits, cols, ncols, kind, totals)
+        _pulse_totals_k[twin](xq, dq, dbits, cols, ncols, xwords, kind, totals)
         if counters is not None:
             counters += totals
         if wn_sigma > 0:
-            _redraw_touched_k[0](W, Wp, totals, W.dtype.type(wn_sigma), noise, states)
+            _redraw_touched_k[twin](W, Wp, totals, W.dtype.type(wn_sigma), noise, states)
