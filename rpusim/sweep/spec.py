@@ -38,7 +38,7 @@ metric = "test_accuracy"     # plotted against the first grid field
 
 [base]                       # every point's parameters; fields not named keep aihwkit's defaults
 device.class = "SoftBoundsDevice"
-epochs = 12
+epochs = 100
 lr = 0.05
 batch_size = 10
 hidden = 32
