@@ -1,0 +1,107 @@
+"""Hardware-aware training and inference through the torch layers (issue 15, item 4).
+
+An ``InferenceRPUConfig`` layer trains on floating-point SGD while every training forward and
+backward sees the weight-noise draw held since the last optimizer step; in eval mode the model is
+programmed and drifted through ``program_analog_weights`` / ``drift_analog_weights``.
+"""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import rpusim.configs as C  # noqa: E402
+from rpusim.inference import PCMLikeNoiseModel  # noqa: E402
+from rpusim.torch import AnalogLinear, AnalogSequential, AnalogSGD  # noqa: E402
+
+
+def hwa_config(std_dev=0.1, **noise):
+    return C.InferenceRPUConfig(
+        forward=C.IOParameters(is_perfect=True),
+        modifier=C.WeightModifierParameter(type=C.WeightModifierType.ADD_NORMAL, std_dev=std_dev),
+        noise_model=PCMLikeNoiseModel(**noise))
+
+
+def model(config, seed=0):
+    return AnalogSequential(AnalogLinear(6, 5, rpu_config=config, seed=seed), torch.nn.Tanh(),
+                            AnalogLinear(5, 3, rpu_config=config, seed=seed + 1))
+
+
+def train(net, steps, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    opt = AnalogSGD(net.parameters(), lr=0.1)
+    opt.regroup_param_groups(net)
+    for _ in range(steps):
+        x, y = torch.rand(4, 6, generator=gen), torch.rand(4, 3, generator=gen)
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(net(x), y).backward()
+        opt.step()
+
+
+def test_without_weight_noise_a_layer_trains_as_torch_linear():
+    """Modifier NONE and perfect IO: the analog layer is torch's Linear under SGD."""
+    config = C.InferenceRPUConfig(forward=C.IOParameters(is_perfect=True))
+    layer = AnalogLinear(6, 3, rpu_config=config, seed=3)
+    ref = torch.nn.Linear(6, 3)
+    w, b = layer.get_weights()
+    with torch.no_grad():
+        ref.weight.copy_(w)
+        ref.bias.copy_(b)
+    opt_a, opt_r = AnalogSGD(layer.parameters(), lr=0.1), torch.optim.SGD(ref.parameters(), lr=0.1)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        x, y = torch.rand(4, 6, generator=gen), torch.rand(4, 3, generator=gen)
+        for net, opt in ((layer, opt_a), (ref, opt_r)):
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(net(x), y).backward()
+            opt.step()
+    w, b = layer.get_weights()
+    torch.testing.assert_close(w, ref.weight.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(b, ref.bias.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_training_forward_sees_the_draw_held_between_steps():
+    net = model(hwa_config())
+    train(net, 2)
+    x = torch.rand(3, 6, generator=torch.Generator().manual_seed(9))
+    net.train()
+    first, second = net(x).detach(), net(x).detach()
+    torch.testing.assert_close(first, second, rtol=0, atol=0)   # held draw: same noise
+    net.eval()
+    clean = net(x).detach()
+    assert (first - clean).abs().max() > 1e-3                   # eval reads W without noise
+    net.train()
+    train(net, 1, seed=5)                                        # post_update_step redraws
+    net.train()
+    assert not torch.equal(net(x).detach(), first)
+
+
+def test_program_and_drift_through_the_model():
+    net = model(hwa_config(), seed=4)
+    train(net, 3)
+    x = torch.rand(8, 6, generator=torch.Generator().manual_seed(1))
+    with pytest.raises(RuntimeError):
+        net.program_analog_weights()          # aihwkit requires eval() first
+    net.eval()
+    targets = [tile.get_target_weights() for tile in net.analog_tiles()]
+    net.program_analog_weights()
+    net.drift_analog_weights(3600.0)
+    for tile, target in zip(net.analog_tiles(), targets):
+        drifted = tile.get_weights()
+        assert drifted.shape == target.shape and not np.allclose(drifted, target, atol=1e-4)
+        np.testing.assert_array_equal(tile.get_target_weights(), target)
+        assert 0.5 < tile.get_drift_compensation_alpha() < 2.0
+    y = net(x)
+    assert torch.isfinite(y).all() and y.shape == (8, 3)
+
+
+def test_hardware_aware_run_is_reproducible():
+    outs = []
+    for _ in range(2):
+        net = model(hwa_config(), seed=7)
+        train(net, 3, seed=2)
+        net.eval()
+        net.program_analog_weights()
+        net.drift_analog_weights(86400.0)
+        outs.append(net(torch.ones(2, 6)).detach())
+    torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=0)
