@@ -1,0 +1,97 @@
+"""Write ``tests/golden/input_range.json``: aihwkit 1.2.0's learned input ranges in training.
+
+Run with the aihwkit oracle environment (not with rpusim)::
+
+    /tmp/aihwkit-venv/bin/python scripts/make_golden_input_range.py [output.json]
+
+Each scenario trains an ``AnalogLinear`` with a perfect forward (no IO noise) and exact SGD
+updates (``InferenceRPUConfig``) on fixed inputs, and records per step the outputs, every
+tile's input range and its gradient, and the weights after the optimizer step.
+``tests/test_input_range.py`` replays the scenarios with rpusim and compares.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import sys
+
+import numpy as np
+
+SCENARIOS = {
+    # name: (in, out, pre_post.input_range fields, mapping fields, steps, input scale)
+    "single_tile": (4, 3, {"init_from_data": 2}, {}, 5, 1.0),
+    "no_decay_absolute": (4, 3, {"init_from_data": 1, "decay": 0.0, "gradient_relative": False,
+                                  "gradient_scale": 0.5}, {}, 4, 2.0),
+    "split_scaled": (5, 4, {"init_from_data": 2, "init_std_alpha": 1.5, "decay": 0.01,
+                             "input_min_percentage": 0.5},
+                     {"max_input_size": 3, "max_output_size": 2, "weight_scaling_omega": 1.0,
+                      "weight_scaling_columnwise": True, "learn_out_scaling": True}, 4, 1.0),
+    "fixed_range": (4, 3, {"init_from_data": 0, "learn_input_range": False, "init_value": 0.7},
+                    {}, 3, 1.0),
+    "analog_bias": (4, 3, {"init_from_data": 2}, {"digital_bias": False}, 3, 1.0),
+}
+
+LR = 0.1
+BATCH = 6
+
+
+def scenario_data(n_in: int, n_out: int, steps: int, scale: float, seed: int = 7):
+    """Initial weights, bias and the inputs of every step (shared with the test)."""
+    rng = np.random.default_rng(seed)
+    weight = rng.uniform(-0.5, 0.5, (n_out, n_in))
+    bias = rng.uniform(-0.2, 0.2, n_out)
+    inputs = [scale * (k + 1) * rng.standard_normal((BATCH, n_in)) for k in range(steps)]
+    return weight, bias, inputs
+
+
+def run(name: str) -> dict:
+    """Train one scenario with aihwkit and record it."""
+    # pylint: disable=import-outside-toplevel
+    import torch
+    from aihwkit.nn import AnalogLinear
+    from aihwkit.optim import AnalogSGD
+    from aihwkit.simulator.configs import InferenceRPUConfig
+    from aihwkit.simulator.parameters import IOParameters, MappingParameter
+
+    n_in, n_out, ir, mapping, steps, scale = SCENARIOS[name]
+    config = InferenceRPUConfig(forward=IOParameters(is_perfect=True),
+                                mapping=MappingParameter(**mapping))
+    config.pre_post.input_range.enable = True
+    for key, value in ir.items():
+        setattr(config.pre_post.input_range, key, value)
+    weight, bias, inputs = scenario_data(n_in, n_out, steps, scale)
+    layer = AnalogLinear(n_in, n_out, bias=True, rpu_config=config)
+    layer.set_weights(torch.tensor(weight, dtype=torch.float32),
+                      torch.tensor(bias, dtype=torch.float32))
+    opt = AnalogSGD(layer.parameters(), lr=LR)
+    opt.regroup_param_groups(layer)
+    tiles = list(layer.analog_tiles())
+    record = {"outputs": [], "ranges": [], "grads": [], "weights": [], "biases": []}
+    for x in inputs:
+        opt.zero_grad()
+        y = layer(torch.tensor(x, dtype=torch.float32))
+        (y ** 2).sum().backward()
+        record["outputs"].append(y.detach().tolist())
+        record["ranges"].append([float(t.input_range.detach()[0]) for t in tiles])
+        record["grads"].append([None if t.input_range.grad is None
+                                else float(t.input_range.grad[0]) for t in tiles])
+        opt.step()
+        w, b = layer.get_weights()
+        record["weights"].append(w.tolist())
+        record["biases"].append(b.tolist())
+    layer.eval()
+    record["eval_output"] = layer(torch.tensor(inputs[0], dtype=torch.float32)).detach().tolist()
+    return record
+
+
+def main(path: str) -> None:
+    """Run every scenario and write the JSON."""
+    import aihwkit  # pylint: disable=import-outside-toplevel
+    out = {"aihwkit_version": aihwkit.__version__, "lr": LR, "batch": BATCH,
+           "scenarios": {name: run(name) for name in SCENARIOS}}
+    pathlib.Path(path).write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "tests/golden/input_range.json")
