@@ -4,8 +4,8 @@ Run with the aihwkit oracle environment (not with rpusim)::
 
     /tmp/aihwkit-venv/bin/python scripts/make_golden_input_range.py [output.json]
 
-Each scenario trains an ``AnalogLinear`` with a perfect forward (no IO noise) and exact SGD
-updates (``InferenceRPUConfig``) on fixed inputs, and records per step the outputs, every
+Each scenario trains an ``AnalogLinear`` with a perfect (or noise-free, clipping) forward and
+exact SGD updates (``InferenceRPUConfig``) on fixed inputs, and records per step the outputs, every
 tile's input range and its gradient, and the weights after the optimizer step.
 ``tests/test_input_range.py`` replays the scenarios with rpusim and compares.
 """
@@ -30,6 +30,16 @@ SCENARIOS = {
     "fixed_range": (4, 3, {"init_from_data": 0, "learn_input_range": False, "init_value": 0.7},
                     {}, 3, 1.0),
     "analog_bias": (4, 3, {"init_from_data": 2}, {"digital_bias": False}, 3, 1.0),
+    "output_clipping": (4, 3, {"init_from_data": 1, "manage_output_clipping": True,
+                                "output_min_percentage": 0.9}, {}, 4, 1.0),
+}
+
+# Forward IO of the scenarios that do not use a perfect forward: deterministic (no noise, no
+# quantization, no management) but with an output bound that clips.
+FORWARD = {
+    "output_clipping": {"is_perfect": False, "out_noise": 0.0, "w_noise": 0.0, "inp_res": -1,
+                        "out_res": -1, "out_bound": 0.3, "noise_management": "NONE",
+                        "bound_management": "NONE"},
 }
 
 LR = 0.1
@@ -53,9 +63,15 @@ def run(name: str) -> dict:
     from aihwkit.optim import AnalogSGD
     from aihwkit.simulator.configs import InferenceRPUConfig
     from aihwkit.simulator.parameters import IOParameters, MappingParameter
+    from aihwkit.simulator.parameters.enums import BoundManagementType, NoiseManagementType
 
     n_in, n_out, ir, mapping, steps, scale = SCENARIOS[name]
-    config = InferenceRPUConfig(forward=IOParameters(is_perfect=True),
+    forward = dict(FORWARD.get(name, {"is_perfect": True}))
+    for key, enum in (("noise_management", NoiseManagementType),
+                      ("bound_management", BoundManagementType)):
+        if key in forward:
+            forward[key] = enum[forward[key]]
+    config = InferenceRPUConfig(forward=IOParameters(**forward),
                                 mapping=MappingParameter(**mapping))
     config.pre_post.input_range.enable = True
     for key, value in ir.items():

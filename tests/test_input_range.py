@@ -30,8 +30,8 @@ TOL = dict(rtol=2e-5, atol=2e-6)   # both sides compute in float32
 
 def _layer(name: str) -> AnalogLinear:
     n_in, n_out, ir, mapping, _steps, _scale = _maker.SCENARIOS[name]
-    config = InferenceRPUConfig(forward=IOParameters(is_perfect=True),
-                                mapping=MappingParameter(**mapping))
+    forward = IOParameters(**_maker.FORWARD.get(name, {"is_perfect": True}))
+    config = InferenceRPUConfig(forward=forward, mapping=MappingParameter(**mapping))
     config.pre_post.input_range.enable = True
     for key, value in ir.items():
         setattr(config.pre_post.input_range, key, value)
@@ -125,3 +125,16 @@ def test_manage_output_clipping_needs_unmanaged_io():
     config.pre_post.input_range.manage_output_clipping = True
     with pytest.raises(ValueError, match="manage_output_clipping"):
         AnalogLinear(4, 3, rpu_config=config)
+
+
+def test_state_dict_keeps_ranges_and_counters(tmp_path):
+    layer = _layer("single_tile")
+    layer(torch.randn(8, 4))
+    path = tmp_path / "layer.pt"
+    torch.save(layer.state_dict(), path)
+    other = _layer("single_tile")
+    other.load_state_dict(torch.load(path, weights_only=True))
+    grid, back = layer.analog_module, other.analog_module
+    assert float(back.input_range[0].detach()[0]) == float(grid.input_range[0].detach()[0])
+    assert int(back.input_range_update_idx[0]) == 1
+    assert float(back.input_range[0].detach()[0]) != 3.0
