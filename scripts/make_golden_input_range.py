@@ -32,7 +32,12 @@ SCENARIOS = {
     "analog_bias": (4, 3, {"init_from_data": 2}, {"digital_bias": False}, 3, 1.0),
     "output_clipping": (4, 3, {"init_from_data": 1, "manage_output_clipping": True,
                                 "output_min_percentage": 0.9}, {}, 4, 1.0),
+    "conv2d": (2, 3, {"init_from_data": 2, "decay": 0.01, "input_min_percentage": 0.5}, {},
+               3, 1.0),
 }
+
+# Scenarios with an ``AnalogConv2d`` (in and out are channels): its fields and the image size.
+CONV = {"conv2d": {"kernel_size": 2, "padding": 1, "image": 4}}
 
 # Forward IO of the scenarios that do not use a perfect forward: deterministic (no noise, no
 # quantization, no management) but with an output bound that clips.
@@ -46,26 +51,43 @@ LR = 0.1
 BATCH = 6
 
 
-def scenario_data(n_in: int, n_out: int, steps: int, scale: float, seed: int = 7):
-    """Initial weights, bias and the inputs of every step (shared with the test)."""
+def scenario_data(name: str, seed: int = 7):
+    """Initial weights, bias and the inputs of every step of ``name`` (shared with the test)."""
+    n_in, n_out, _ir, _mapping, steps, scale = SCENARIOS[name]
+    conv = CONV.get(name)
     rng = np.random.default_rng(seed)
-    weight = rng.uniform(-0.5, 0.5, (n_out, n_in))
+    if conv is None:
+        w_shape, x_shape = (n_out, n_in), (BATCH, n_in)
+    else:
+        k, size = conv["kernel_size"], conv["image"]
+        w_shape, x_shape = (n_out, n_in, k, k), (2, n_in, size, size)
+    weight = rng.uniform(-0.5, 0.5, w_shape)
     bias = rng.uniform(-0.2, 0.2, n_out)
-    inputs = [scale * (k + 1) * rng.standard_normal((BATCH, n_in)) for k in range(steps)]
+    inputs = [scale * (k + 1) * rng.standard_normal(x_shape) for k in range(steps)]
     return weight, bias, inputs
+
+
+def make_layer(name: str, config, linear_cls, conv_cls):
+    """The scenario's layer: ``linear_cls`` or, for a conv scenario, ``conv_cls``."""
+    n_in, n_out = SCENARIOS[name][:2]
+    conv = CONV.get(name)
+    if conv is None:
+        return linear_cls(n_in, n_out, bias=True, rpu_config=config)
+    return conv_cls(n_in, n_out, conv["kernel_size"], padding=conv["padding"], bias=True,
+                    rpu_config=config)
 
 
 def run(name: str) -> dict:
     """Train one scenario with aihwkit and record it."""
     # pylint: disable=import-outside-toplevel
     import torch
-    from aihwkit.nn import AnalogLinear
+    from aihwkit.nn import AnalogConv2d, AnalogLinear
     from aihwkit.optim import AnalogSGD
     from aihwkit.simulator.configs import InferenceRPUConfig
     from aihwkit.simulator.parameters import IOParameters, MappingParameter
     from aihwkit.simulator.parameters.enums import BoundManagementType, NoiseManagementType
 
-    n_in, n_out, ir, mapping, steps, scale = SCENARIOS[name]
+    ir, mapping = SCENARIOS[name][2:4]
     forward = dict(FORWARD.get(name, {"is_perfect": True}))
     for key, enum in (("noise_management", NoiseManagementType),
                       ("bound_management", BoundManagementType)):
@@ -76,8 +98,8 @@ def run(name: str) -> dict:
     config.pre_post.input_range.enable = True
     for key, value in ir.items():
         setattr(config.pre_post.input_range, key, value)
-    weight, bias, inputs = scenario_data(n_in, n_out, steps, scale)
-    layer = AnalogLinear(n_in, n_out, bias=True, rpu_config=config)
+    weight, bias, inputs = scenario_data(name)
+    layer = make_layer(name, config, AnalogLinear, AnalogConv2d)
     layer.set_weights(torch.tensor(weight, dtype=torch.float32),
                       torch.tensor(bias, dtype=torch.float32))
     opt = AnalogSGD(layer.parameters(), lr=LR)

@@ -15,7 +15,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from rpusim.configs import InferenceRPUConfig, IOParameters, MappingParameter  # noqa: E402
-from rpusim.torch import AnalogLinear  # noqa: E402
+from rpusim.torch import AnalogConv2d, AnalogLinear  # noqa: E402
 from rpusim.torch.optim import AnalogSGD  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -29,19 +29,18 @@ TOL = dict(rtol=2e-5, atol=2e-6)   # both sides compute in float32
 
 
 def _layer(name: str) -> AnalogLinear:
-    n_in, n_out, ir, mapping, _steps, _scale = _maker.SCENARIOS[name]
+    ir, mapping = _maker.SCENARIOS[name][2:4]
     forward = IOParameters(**_maker.FORWARD.get(name, {"is_perfect": True}))
     config = InferenceRPUConfig(forward=forward, mapping=MappingParameter(**mapping))
     config.pre_post.input_range.enable = True
     for key, value in ir.items():
         setattr(config.pre_post.input_range, key, value)
-    return AnalogLinear(n_in, n_out, bias=True, rpu_config=config)
+    return _maker.make_layer(name, config, AnalogLinear, AnalogConv2d)
 
 
 def _replay(name: str) -> dict:
     """Train scenario ``name`` with rpusim and record what the fixture records."""
-    n_in, n_out, _ir, _mapping, steps, scale = _maker.SCENARIOS[name]
-    weight, bias, inputs = _maker.scenario_data(n_in, n_out, steps, scale)
+    weight, bias, inputs = _maker.scenario_data(name)
     layer = _layer(name)
     layer.set_weights(torch.tensor(weight, dtype=torch.float32),
                       torch.tensor(bias, dtype=torch.float32))
