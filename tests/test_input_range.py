@@ -137,3 +137,14 @@ def test_state_dict_keeps_ranges_and_counters(tmp_path):
     assert float(back.input_range[0].detach()[0]) == float(grid.input_range[0].detach()[0])
     assert int(back.input_range_update_idx[0]) == 1
     assert float(back.input_range[0].detach()[0]) != 3.0
+
+
+def test_set_input_range():
+    layer = _layer("split_scaled")                       # 2 x 2 tiles
+    grid = layer.analog_module
+    grid.set_input_range(torch.tensor([-1.5]))
+    assert [float(r.detach()[0]) for r in grid.input_range] == [1.5] * 4
+    grid.set_input_range(0.25, tile=2)
+    assert [float(r.detach()[0]) for r in grid.input_range] == [1.5, 1.5, 0.25, 1.5]
+    with pytest.raises(ValueError, match="not enabled"):
+        AnalogLinear(4, 3, rpu_config=InferenceRPUConfig()).analog_module.set_input_range(1.0)

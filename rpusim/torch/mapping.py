@@ -191,6 +191,24 @@ class TileGrid(nn.Module):
                          requires_grad=learn) for _ in range(count))
         self.register_buffer("input_range_update_idx", torch.zeros(count, dtype=torch.int64))
 
+    def set_input_range(self, value, tile: int | None = None) -> None:
+        """Set the input range ``|value|`` of every tile, or of flat tile index ``tile``
+        (aihwkit's ``set_input_range``; a tensor gives its first element).
+
+        Raises
+        ------
+        ValueError
+            If the input range is not enabled (``pre_post.input_range.enable``).
+        """
+        if self.input_range is None:
+            raise ValueError("the input range is not enabled (pre_post.input_range.enable)")
+        value = abs(float(value.reshape(-1)[0]) if isinstance(value, torch.Tensor)
+                    else float(value))
+        targets = self.input_range if tile is None else [self.input_range[tile]]
+        with torch.no_grad():
+            for r in targets:
+                r.fill_(value)
+
     def learned_range_count(self) -> int:
         """Number of input ranges that receive a gradient (0 unless learned)."""
         if self.input_range is None or not self.rpu_config.pre_post.input_range.learn_input_range:
