@@ -46,8 +46,8 @@ class StandardHWATrainingPreset(InferenceRPUConfig):
     constant input scale (``noise_management`` ``CONSTANT``, ``nm_thres`` 1, no bound
     management), PCM read noise (``w_noise`` 0.0175) and IR drop; weights clipped to
     ``[-1, 1]`` and remapped channel-wise after each step; one tile per 512 inputs, digital
-    bias, learned column-wise output scales, a learned input range per tile. Inference: ``PCMLikeNoiseModel`` with global
-    drift compensation.
+    bias, learned column-wise output scales, a learned input range per tile. Inference:
+    ``PCMLikeNoiseModel`` with global drift compensation.
     """
 
     mapping: MappingParameter = field(default_factory=lambda: MappingParameter(
