@@ -36,7 +36,6 @@ for _cls in _RPU_CONFIGS:
         (_cls, "tile_class"): "torch tile module class; rpusim has a single AnalogTile",
         (_cls, "tile_array_class"): "torch module used to split large layers into tiles",
         (_cls, "runtime"): "torch runtime options (data type, offloading); rpusim takes dtype",
-        (_cls, "pre_post"): "torch-layer input-range learning around the tile",
     })
 IGNORED.update({
     ("UnitCellRPUConfig", "device"): "aihwkit's default is the abstract UnitCell placeholder, "

@@ -50,7 +50,6 @@ IGNORED_FIELDS = {
     "tile_array_class": "torch module used to split large layers into tiles",
     "simulator_tile_class": "torch simulator class of aihwkit's torch inference tile",
     "runtime": "torch runtime options (data type, offloading); rpusim takes dtype",
-    "pre_post": "torch-layer input-range learning around the tile",
     "scale_ratio": "attribute aihwkit's conductance converters set to None and never read "
                    "(the conversion returns the ratio with its parameters)",
 }

@@ -10,6 +10,7 @@ from rpusim.configs.enums import (AnalogMVType, BoundManagementType, NoiseManage
                                   WeightNoiseType)
 from rpusim.configs.io import IOParameters
 from rpusim.configs.mapping import MappingParameter
+from rpusim.configs.pre_post import InputRangeParameter, PrePostProcessingParameter
 from rpusim.configs.rpu import (DigitalRankUpdateRPUConfig, FloatingPointRPUConfig, RPUConfig,
                                 SingleRPUConfig, UnitCellRPUConfig)
 from rpusim.configs.runtime import RPUConfigBase, RuntimeParameter
@@ -28,7 +29,8 @@ from rpusim.configs.helpers import build_config
 __all__ = [
     "config_from_dict", "DriftParameter", "SimpleDriftParameter", "AnalogMVType",
     "BoundManagementType", "NoiseManagementType", "PulseType", "VectorUnitCellUpdatePolicy",
-    "WeightNoiseType", "IOParameters", "MappingParameter", "RPUConfig", "SingleRPUConfig", "UnitCellRPUConfig",
+    "WeightNoiseType", "IOParameters", "MappingParameter", "InputRangeParameter",
+    "PrePostProcessingParameter", "RPUConfig", "SingleRPUConfig", "UnitCellRPUConfig",
     "FloatingPointRPUConfig", "DigitalRankUpdateRPUConfig", "UpdateParameters",
     "InferenceRPUConfig", "TorchInferenceRPUConfig",
     "WeightModifierParameter", "WeightModifierType", "WeightClipParameter", "WeightClipType",

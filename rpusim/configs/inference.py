@@ -55,6 +55,8 @@ class InferenceRPUConfig(RPUConfig):
         ``UpdateParameters(pulse_type=PulseType.NONE)``: exact float updates.
     mapping : MappingParameter
         Read by the layers.
+    pre_post : PrePostProcessingParameter
+        The learned input range; read by the layers.
     noise_model : BaseNoiseModel
         Programming noise, drift and read noise; ``PCMLikeNoiseModel()``.
     drift_compensation : BaseDriftCompensation or None

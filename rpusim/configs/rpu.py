@@ -8,6 +8,7 @@ from typing import Any
 from rpusim.configs._base import ConfigBase
 from rpusim.configs.io import IOParameters
 from rpusim.configs.mapping import MappingParameter
+from rpusim.configs.pre_post import PrePostProcessingParameter
 from rpusim.configs.runtime import RPUConfigBase, RuntimeParameter
 from rpusim.configs.update import UpdateParameters
 from rpusim.devices import ConstantStepDevice, FloatingPointDevice
@@ -30,6 +31,9 @@ class RPUConfig(ConfigBase, RPUConfigBase):
         How updates become pulses.
     mapping : MappingParameter
         How a network layer maps onto tiles (read by the layers, not by the tile).
+    pre_post : PrePostProcessingParameter
+        Digital processing around the tile, such as the learned input range (read by the
+        layers, not by the tile).
     runtime : RuntimeParameter
         Simulation options (the tile precision ``data_type``); not compared by ``==``.
     """
@@ -39,6 +43,7 @@ class RPUConfig(ConfigBase, RPUConfigBase):
     backward: IOParameters = field(default_factory=IOParameters)
     update: UpdateParameters = field(default_factory=UpdateParameters)
     mapping: MappingParameter = field(default_factory=MappingParameter)
+    pre_post: PrePostProcessingParameter = field(default_factory=PrePostProcessingParameter)
     runtime: RuntimeParameter = field(default_factory=RuntimeParameter, compare=False)
 
     def validate(self) -> None:
@@ -47,6 +52,7 @@ class RPUConfig(ConfigBase, RPUConfigBase):
                             f"got {self.device!r}")
         for name, cls in (("forward", IOParameters), ("backward", IOParameters),
                           ("update", UpdateParameters), ("mapping", MappingParameter),
+                          ("pre_post", PrePostProcessingParameter),
                           ("runtime", RuntimeParameter)):
             if not isinstance(getattr(self, name), cls):
                 raise TypeError(f"{type(self).__name__}.{name} must be {cls.__name__}, "

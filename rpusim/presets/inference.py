@@ -1,8 +1,8 @@
 """Inference presets: hardware-aware training and analog inference settings (aihwkit 1.2.0).
 
-aihwkit's presets also set ``pre_post`` (the input-range learning of its torch layers), which
-rpusim does not have: ``StandardHWATrainingPreset`` learns input ranges from an initial value
-of 3 in aihwkit; in rpusim the layers feed the inputs through the forward IO as they are.
+Both presets set ``pre_post`` as aihwkit does: ``StandardHWATrainingPreset`` enables the learned
+input range (initial value 3, initialised from the first 100 batches), ``FloatingPointPreset``
+disables it.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rpusim.configs import (BoundManagementType, InferenceRPUConfig, IOParameters,
-                            MappingParameter, NoiseManagementType, TorchInferenceRPUConfig,
+                            InputRangeParameter, MappingParameter, NoiseManagementType,
+                            PrePostProcessingParameter, TorchInferenceRPUConfig,
                             WeightClipParameter, WeightClipType, WeightNoiseType,
                             WeightRemapParameter, WeightRemapType)
 from rpusim.presets.utils import PresetIOParameters
@@ -25,6 +26,17 @@ def _standard_forward() -> PresetIOParameters:
         w_noise_type=WeightNoiseType.PCM_READ, ir_drop=1.0, out_noise=0.04, out_bound=10.0)
 
 
+def _learned_input_range() -> PrePostProcessingParameter:
+    return PrePostProcessingParameter(input_range=InputRangeParameter(
+        enable=True, init_value=3.0, init_from_data=100, init_std_alpha=3.0, decay=0.001,
+        input_min_percentage=0.95, output_min_percentage=0.95, manage_output_clipping=False,
+        gradient_scale=1.0, gradient_relative=True))
+
+
+def _no_input_range() -> PrePostProcessingParameter:
+    return PrePostProcessingParameter(input_range=InputRangeParameter(enable=False))
+
+
 @dataclass
 class StandardHWATrainingPreset(InferenceRPUConfig):
     """The standard analog in-memory computing setting of Rasch et al., Nat. Commun. 2023.
@@ -34,8 +46,8 @@ class StandardHWATrainingPreset(InferenceRPUConfig):
     constant input scale (``noise_management`` ``CONSTANT``, ``nm_thres`` 1, no bound
     management), PCM read noise (``w_noise`` 0.0175) and IR drop; weights clipped to
     ``[-1, 1]`` and remapped channel-wise after each step; one tile per 512 inputs, digital
-    bias, learned column-wise output scales. Inference: ``PCMLikeNoiseModel`` with global
-    drift compensation.
+    bias, learned column-wise output scales, a learned input range per tile. Inference:
+    ``PCMLikeNoiseModel`` with global drift compensation.
     """
 
     mapping: MappingParameter = field(default_factory=lambda: MappingParameter(
@@ -47,6 +59,7 @@ class StandardHWATrainingPreset(InferenceRPUConfig):
         remapped_wmax=1.0, type=WeightRemapType.CHANNELWISE_SYMMETRIC))
     clip: WeightClipParameter = field(default_factory=lambda: WeightClipParameter(
         type=WeightClipType.FIXED_VALUE, fixed_value=1.0))
+    pre_post: PrePostProcessingParameter = field(default_factory=_learned_input_range)
 
 
 @dataclass
@@ -61,3 +74,4 @@ class FloatingPointPreset(TorchInferenceRPUConfig):
     mapping: MappingParameter = field(
         default_factory=lambda: MappingParameter(max_input_size=0, max_output_size=0))
     forward: IOParameters = field(default_factory=lambda: IOParameters(is_perfect=True))
+    pre_post: PrePostProcessingParameter = field(default_factory=_no_input_range)

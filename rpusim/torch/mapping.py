@@ -4,7 +4,10 @@ aihwkit 1.2.0 semantics (spec/layers.md §1-2): a matrix with more inputs than
 ``mapping.max_input_size`` or more outputs than ``mapping.max_output_size`` is cut into balanced
 pieces, one tile per (input piece, output piece); output pieces are concatenated and input
 pieces summed digitally. Each tile has its own periphery: a weight-scaling factor ``alpha``
-(``weight_scaling_omega``), an optional learned output scale, and the learning-rate compensation.
+(``weight_scaling_omega``), an optional learned output scale, the learning-rate compensation,
+and with ``pre_post.input_range.enable`` an input range ``r`` (inputs clipped to ``[-r, r]`` and
+divided by ``r``, outputs multiplied by ``r``; ``r`` initialised from the data of the first
+training batches and learned with aihwkit's periphery gradient, clip term plus decay).
 """
 
 from __future__ import annotations
@@ -67,12 +70,15 @@ class _GridFunction(torch.autograd.Function):
     """Forward/backward through the grid; backward records (x, d) per tile for the update."""
 
     @staticmethod
-    def forward(ctx, analog_ctx, x, grid, *out_scales):
+    def forward(ctx, analog_ctx, x, grid, *params):
         x_np = x.detach().numpy()
+        n_scales = len(params) - grid.learned_range_count()
+        out_scales = params[:n_scales]
         y, saved = grid.forward_numpy(x_np, [s.detach().numpy() for s in out_scales])
         ctx.grid = grid
         ctx.saved = saved
-        ctx.out_scales = out_scales
+        ctx.params = params
+        ctx.n_scales = n_scales
         ctx.in_dtype = x.dtype
         out = torch.from_numpy(y)
         return out if out.dtype == x.dtype else out.to(x.dtype)
@@ -80,14 +86,17 @@ class _GridFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_y):
         grid = ctx.grid
-        scales = [s.detach().numpy() for s in ctx.out_scales]
+        scales = [s.detach().numpy() for s in ctx.params[:ctx.n_scales]]
         grad_x, grad_scales = grid.backward_numpy(grad_y.detach().numpy(), ctx.saved, scales)
+        grad_ranges = ctx.saved[4] if grid.learned_range_count() else []
         ctx.saved = None
         gx = torch.from_numpy(grad_x)
         if gx.dtype != ctx.in_dtype:
             gx = gx.to(ctx.in_dtype)
+        grads = [*grad_scales, *grad_ranges]
         return (None, gx, None,
-                *(torch.from_numpy(g).to(s.dtype) for g, s in zip(grad_scales, ctx.out_scales)))
+                *(torch.as_tensor(np.asarray(g).reshape(p.shape), dtype=p.dtype)
+                  for g, p in zip(grads, ctx.params)))
 
 
 class TileGrid(nn.Module):
@@ -121,6 +130,12 @@ class TileGrid(nn.Module):
         The optimizer's handle.
     out_scaling_alpha : torch.nn.ParameterList or None
         Learned output scales, one parameter per tile (``learn_out_scaling``).
+    input_range : torch.nn.ParameterList or None
+        The input range ``r`` of each tile (``pre_post.input_range.enable``): inputs are
+        clipped to ``[-r, r]`` and divided by ``r``, outputs multiplied by ``r``. Learned
+        (gradient of aihwkit's periphery) with ``learn_input_range``, fixed otherwise.
+    input_range_update_idx : torch.Tensor or None
+        Per tile, how many training batches have initialised ``r`` from data so far.
     """
 
     def __init__(self, out_size: int, in_size: int, rpu_config: RPUConfig | None = None,
@@ -157,6 +172,48 @@ class TileGrid(nn.Module):
                 for _ in self.in_sizes for o in self.out_sizes)
         else:
             self.out_scaling_alpha = None
+        self._init_input_range(rpu_config, count)
+
+    def _init_input_range(self, rpu_config: RPUConfig, count: int) -> None:
+        """Create the per-tile input ranges of ``pre_post.input_range`` (or ``None``)."""
+        params = rpu_config.pre_post.input_range
+        self.input_range = None
+        if not params.enable:
+            self.register_buffer("input_range_update_idx", None)
+            return
+        if params.manage_output_clipping and not params.supports_manage_output_clipping(
+                rpu_config):
+            raise ValueError("pre_post.input_range.manage_output_clipping needs a non-perfect "
+                             "forward with noise and bound management NONE")
+        learn = params.learn_input_range
+        self.input_range = nn.ParameterList(
+            nn.Parameter(torch.full((1,), params.init_value, dtype=_torch_dtype(self.dtype)),
+                         requires_grad=learn) for _ in range(count))
+        self.register_buffer("input_range_update_idx", torch.zeros(count, dtype=torch.int64))
+
+    def set_input_range(self, value, tile: int | None = None) -> None:
+        """Set the input range ``|value|`` of every tile, or of flat tile index ``tile``
+        (aihwkit's ``set_input_range``; a tensor gives its first element).
+
+        Raises
+        ------
+        ValueError
+            If the input range is not enabled (``pre_post.input_range.enable``).
+        """
+        if self.input_range is None:
+            raise ValueError("the input range is not enabled (pre_post.input_range.enable)")
+        value = abs(float(value.reshape(-1)[0]) if isinstance(value, torch.Tensor)
+                    else float(value))
+        targets = self.input_range if tile is None else [self.input_range[tile]]
+        with torch.no_grad():
+            for r in targets:
+                r.fill_(value)
+
+    def learned_range_count(self) -> int:
+        """Number of input ranges that receive a gradient (0 unless learned)."""
+        if self.input_range is None or not self.rpu_config.pre_post.input_range.learn_input_range:
+            return 0
+        return len(self.input_range)
 
     @property
     def rpu_config(self) -> RPUConfig:
@@ -187,6 +244,8 @@ class TileGrid(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``y = W x`` for a 2-d ``x`` of shape (batch, in_size) on the CPU."""
         scales = () if self.out_scaling_alpha is None else tuple(self.out_scaling_alpha)
+        if self.learned_range_count():
+            scales = (*scales, *self.input_range)
         return _GridFunction.apply(self.analog_ctx, x, self, *scales)
 
     # -- NumPy passes --------------------------------------------------------------------------
@@ -200,6 +259,8 @@ class TileGrid(nn.Module):
 
     def forward_numpy(self, x: np.ndarray, scales: list) -> tuple[np.ndarray, tuple]:
         """The tiles' forward pass; returns ``y`` and what backward needs."""
+        if self.input_range is not None:
+            return self._forward_ranged(x, scales)
         x = self._input(x)
         is_test = not self.training
         if len(self._flat) == 1 and self._alpha[0] is None and not scales:
@@ -226,10 +287,97 @@ class TileGrid(nn.Module):
                 k += 1
         return y, (x, masks, scaled)
 
+    # -- input ranges (aihwkit's periphery: pre_forward, post_forward, post_backward) ----------
+    def _init_range_from_data(self, k: int, xi: np.ndarray) -> None:
+        """Running mean of ``init_std_alpha * std(x)`` over the first ``init_from_data``
+        training batches (sample std, as torch's ``Tensor.std``)."""
+        params = self.rpu_config.pre_post.input_range
+        idx = int(self.input_range_update_idx[k])
+        if idx >= params.init_from_data:
+            return
+        std = float(np.std(xi, dtype=np.float64, ddof=1)) if xi.size > 1 else float("nan")
+        with torch.no_grad():
+            r = self.input_range[k]
+            if std > 0.0:
+                r.fill_((float(r[0]) * idx + params.init_std_alpha * std) / (idx + 1))
+                self.input_range_update_idx[k] += 1
+            r.abs_()
+
+    def _scaled_input(self, xi: np.ndarray, r: float) -> np.ndarray:
+        """``clip(x, -r, r) / r``, with the analog-bias column (input 1) appended."""
+        return self._input((np.clip(xi, -r, r) / r).astype(self.dtype, copy=False))
+
+    def _forward_ranged(self, x: np.ndarray, scales: list) -> tuple[np.ndarray, tuple]:
+        """Forward pass with an input range per tile."""
+        is_test = not self.training
+        y = np.zeros((x.shape[0], self.out_size), self.dtype)
+        masks, scaled, ranges = [], [], []
+        k = 0
+        for (a, b), row in zip(self._in_bounds, self.tiles):
+            xi = x[:, a:b]
+            for (c, e), tile in zip(self._out_bounds, row):
+                if not is_test:
+                    self._init_range_from_data(k, xi)
+                r = abs(float(self.input_range[k].detach()[0]))
+                ranges.append(r)
+                yt = tile.forward(self._scaled_input(xi, r), is_test)
+                masks.append(_saturation_mask(tile, yt))
+                yt = yt * r if self._alpha[k] is None else yt * (r * self._alpha[k])
+                if scales:
+                    scaled.append(yt)
+                    yt = yt * scales[k]
+                y[:, c:e] += yt
+                k += 1
+        return y, [x, masks, scaled, ranges]
+
+    def _range_gradient(self, k: int, xi: np.ndarray, z: np.ndarray, mask, r: float) -> float:
+        """aihwkit's gradient of tile ``k``'s input range (``post_backward``)."""
+        params = self.rpu_config.pre_post.input_range
+        z = z[:, :xi.shape[1]]
+        grad = (np.minimum(np.where(xi >= r, z, 0.0), 0.0).sum(dtype=np.float64)
+                - np.maximum(np.where(xi <= -r, z, 0.0), 0.0).sum(dtype=np.float64))
+        if params.gradient_relative:
+            grad *= r * params.gradient_scale
+        if params.manage_output_clipping and mask is not None:
+            kept = 1.0 - np.count_nonzero(mask) / z.size
+            grad -= (1.0 - kept) * r * (kept < params.output_min_percentage)
+        if params.decay > 0:
+            inside = float(np.mean(np.abs(xi) < r))
+            grad += params.decay * r * (inside > params.input_min_percentage)
+        return grad
+
+    def _backward_ranged(self, d: np.ndarray, saved: tuple, scales: list
+                         ) -> tuple[np.ndarray, list]:
+        """Backward pass with input ranges; appends the ranges' gradients to ``saved``."""
+        x, masks, scaled, ranges = saved
+        grad_x = np.zeros(x.shape, self.dtype)
+        grad_scales, grad_ranges = [], []
+        k = 0
+        for (a, b), row in zip(self._in_bounds, self.tiles):
+            xi = x[:, a:b]
+            for (c, e), tile in zip(self._out_bounds, row):
+                dt = d[:, c:e]
+                if scales:
+                    grad = (dt * scaled[k]).sum(axis=0)
+                    grad_scales.append(grad if scales[k].size > 1 else grad.sum(keepdims=True))
+                    dt = dt * scales[k]
+                self._pending[k].append((self._scaled_input(xi, ranges[k]), dt))
+                db = dt if self._alpha[k] is None else dt * self._alpha[k]
+                if masks[k] is not None:
+                    db = np.where(masks[k], 0.0, db).astype(self.dtype, copy=False)
+                z = tile.backward(db)
+                grad_x[:, a:b] += z[:, :b - a]
+                grad_ranges.append(self._range_gradient(k, xi, z, masks[k], ranges[k]))
+                k += 1
+        saved.append(grad_ranges)
+        return grad_x, grad_scales
+
     def backward_numpy(self, d: np.ndarray, saved: tuple, scales: list
                        ) -> tuple[np.ndarray, list]:
         """The tiles' backward pass: records each tile's (x, d) for the update and returns
         the input gradient (and the learned scales' gradients)."""
+        if self.input_range is not None:
+            return self._backward_ranged(d, saved, scales)
         x, masks, scaled = saved
         n_in = x.shape[1] - int(self.analog_bias)
         grad_x = None

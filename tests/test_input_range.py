@@ -1,0 +1,150 @@
+"""Learned input ranges of the torch layers (``pre_post.input_range``) against aihwkit 1.2.0.
+
+The fixture ``tests/golden/input_range.json`` comes from ``scripts/make_golden_input_range.py``
+run with aihwkit: per training step the outputs, every tile's input range and its gradient,
+and the weights after the step.
+"""
+
+import importlib.util
+import json
+import pathlib
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from rpusim.configs import InferenceRPUConfig, IOParameters, MappingParameter  # noqa: E402
+from rpusim.torch import AnalogConv2d, AnalogLinear  # noqa: E402
+from rpusim.torch.optim import AnalogSGD  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+_GOLDEN = json.loads((ROOT / "tests" / "golden" / "input_range.json").read_text())
+_spec = importlib.util.spec_from_file_location(
+    "make_golden_input_range", ROOT / "scripts" / "make_golden_input_range.py")
+_maker = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_maker)
+
+TOL = dict(rtol=2e-5, atol=2e-6)   # both sides compute in float32
+
+
+def _layer(name: str) -> AnalogLinear:
+    ir, mapping = _maker.SCENARIOS[name][2:4]
+    forward = IOParameters(**_maker.FORWARD.get(name, {"is_perfect": True}))
+    config = InferenceRPUConfig(forward=forward, mapping=MappingParameter(**mapping))
+    config.pre_post.input_range.enable = True
+    for key, value in ir.items():
+        setattr(config.pre_post.input_range, key, value)
+    return _maker.make_layer(name, config, AnalogLinear, AnalogConv2d)
+
+
+def _replay(name: str) -> dict:
+    """Train scenario ``name`` with rpusim and record what the fixture records."""
+    weight, bias, inputs = _maker.scenario_data(name)
+    layer = _layer(name)
+    layer.set_weights(torch.tensor(weight, dtype=torch.float32),
+                      torch.tensor(bias, dtype=torch.float32))
+    opt = AnalogSGD(layer.parameters(), lr=_GOLDEN["lr"])
+    opt.regroup_param_groups(layer)
+    ranges = layer.analog_module.input_range
+    record = {"outputs": [], "ranges": [], "grads": [], "weights": [], "biases": []}
+    for x in inputs:
+        opt.zero_grad()
+        y = layer(torch.tensor(x, dtype=torch.float32))
+        (y ** 2).sum().backward()
+        record["outputs"].append(y.detach().numpy())
+        record["ranges"].append([float(r.detach()[0]) for r in ranges])
+        record["grads"].append([None if r.grad is None else float(r.grad[0]) for r in ranges])
+        opt.step()
+        w, b = layer.get_weights()
+        record["weights"].append(w.numpy())
+        record["biases"].append(b.numpy())
+    layer.eval()
+    record["eval_output"] = layer(torch.tensor(inputs[0], dtype=torch.float32)).detach().numpy()
+    return record
+
+
+def test_fixture_is_from_aihwkit_1_2_0():
+    assert _GOLDEN["aihwkit_version"] == "1.2.0"
+    assert set(_GOLDEN["scenarios"]) == set(_maker.SCENARIOS)
+
+
+@pytest.mark.parametrize("name", sorted(_maker.SCENARIOS))
+def test_training_matches_aihwkit(name):
+    expected = _GOLDEN["scenarios"][name]
+    got = _replay(name)
+    learned = _maker.SCENARIOS[name][2].get("learn_input_range", True)
+    for step in range(len(expected["ranges"])):
+        np.testing.assert_allclose(got["ranges"][step], expected["ranges"][step], **TOL,
+                                   err_msg=f"input ranges, step {step}")
+        if learned:
+            np.testing.assert_allclose(got["grads"][step], expected["grads"][step],
+                                       rtol=1e-4, atol=1e-5, err_msg=f"range grads, step {step}")
+        else:
+            assert got["grads"][step] == [None] * len(got["grads"][step])
+        for key in ("outputs", "weights", "biases"):
+            np.testing.assert_allclose(got[key][step], expected[key][step], rtol=1e-4,
+                                       atol=1e-5, err_msg=f"{key}, step {step}")
+    np.testing.assert_allclose(got["eval_output"], expected["eval_output"], rtol=1e-4, atol=1e-5)
+
+
+def test_inputs_are_clipped_to_the_range():
+    layer = _layer("fixed_range")
+    layer.set_weights(torch.eye(3, 4), torch.zeros(3))
+    y = layer(torch.tensor([[2.0, -0.5, -3.0, 9.0]]))
+    np.testing.assert_allclose(y.detach().numpy(), [[0.7, -0.5, -0.7]], rtol=1e-6)
+
+
+def test_first_batches_initialise_the_range():
+    layer = _layer("single_tile")               # init_from_data = 2, init_std_alpha = 3
+    x1, x2 = torch.randn(8, 4), 3.0 * torch.randn(8, 4)
+    layer(x1)
+    layer(x2)
+    layer(10.0 * torch.randn(8, 4))              # past init_from_data: no change
+    expected = 3.0 * (x1.std() + x2.std()) / 2
+    got = layer.analog_module.input_range[0].detach()[0]
+    np.testing.assert_allclose(float(got), float(expected), rtol=1e-5)
+    assert int(layer.analog_module.input_range_update_idx[0]) == 2
+
+
+def test_eval_does_not_initialise():
+    layer = _layer("single_tile").eval()
+    layer(torch.randn(8, 4))
+    assert float(layer.analog_module.input_range[0].detach()[0]) == 3.0
+
+
+def test_disabled_has_no_range():
+    layer = AnalogLinear(4, 3, rpu_config=InferenceRPUConfig())
+    assert layer.analog_module.input_range is None
+
+
+def test_manage_output_clipping_needs_unmanaged_io():
+    config = InferenceRPUConfig()
+    config.pre_post.input_range.enable = True
+    config.pre_post.input_range.manage_output_clipping = True
+    with pytest.raises(ValueError, match="manage_output_clipping"):
+        AnalogLinear(4, 3, rpu_config=config)
+
+
+def test_state_dict_keeps_ranges_and_counters(tmp_path):
+    layer = _layer("single_tile")
+    layer(torch.randn(8, 4))
+    path = tmp_path / "layer.pt"
+    torch.save(layer.state_dict(), path)
+    other = _layer("single_tile")
+    other.load_state_dict(torch.load(path, weights_only=True))
+    grid, back = layer.analog_module, other.analog_module
+    assert float(back.input_range[0].detach()[0]) == float(grid.input_range[0].detach()[0])
+    assert int(back.input_range_update_idx[0]) == 1
+    assert float(back.input_range[0].detach()[0]) != 3.0
+
+
+def test_set_input_range():
+    layer = _layer("split_scaled")                       # 2 x 2 tiles
+    grid = layer.analog_module
+    grid.set_input_range(torch.tensor([-1.5]))
+    assert [float(r.detach()[0]) for r in grid.input_range] == [1.5] * 4
+    grid.set_input_range(0.25, tile=2)
+    assert [float(r.detach()[0]) for r in grid.input_range] == [1.5, 1.5, 0.25, 1.5]
+    with pytest.raises(ValueError, match="not enabled"):
+        AnalogLinear(4, 3, rpu_config=InferenceRPUConfig()).analog_module.set_input_range(1.0)
