@@ -7,6 +7,7 @@ the dtype of the weights.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +28,14 @@ def _abs_max(weights: np.ndarray):
 
 class _RangeMixin:
     """``g_max`` / ``g_min`` with aihwkit's checks (at construction and in ``validate``)."""
+
+    def _fill_range_defaults(self) -> None:
+        """``None`` for ``g_max`` / ``g_min`` (aihwkit's way to ask for the default) becomes the
+        field's default."""
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        for name in ("g_max", "g_min"):
+            if getattr(self, name) is None:
+                setattr(self, name, defaults[name])
 
     def _check_range(self) -> None:
         g_max = self._check_number("g_max", lo=0.0)
@@ -71,8 +80,7 @@ class SinglePairConductanceConverter(_RangeMixin, BaseConductanceConverter):
     g_min: float = 0.0
 
     def __post_init__(self):
-        self.g_max = 25.0 if self.g_max is None else self.g_max
-        self.g_min = 0.0 if self.g_min is None else self.g_min
+        self._fill_range_defaults()
         self._check_range()
 
     def validate(self) -> None:
@@ -124,8 +132,7 @@ class NPairConductanceConverter(_RangeMixin, BaseConductanceConverter):
     g_min: float = 0.0
 
     def __post_init__(self):
-        self.g_max = 25.0 if self.g_max is None else self.g_max
-        self.g_min = 0.0 if self.g_min is None else self.g_min
+        self._fill_range_defaults()
         self._check_range()
         self._check_f_lst()
 
@@ -203,8 +210,7 @@ class CustomPairConductanceConverter(_RangeMixin, BaseConductanceConverter):
     invertibility_test: bool = True
 
     def __post_init__(self):
-        self.g_max = 25.0 if self.g_max is None else self.g_max
-        self.g_min = 0.0 if self.g_min is None else self.g_min
+        self._fill_range_defaults()
         self._check_all()
         if self.invertibility_test:
             self._test_invertibility()
@@ -284,8 +290,7 @@ class SingleDeviceConductanceConverter(_RangeMixin, BaseConductanceConverter):
     g_min: float = 9.0
 
     def __post_init__(self):
-        self.g_max = 88.199997 if self.g_max is None else self.g_max
-        self.g_min = 9.0 if self.g_min is None else self.g_min
+        self._fill_range_defaults()
         self._check_range()
 
     def validate(self) -> None:

@@ -18,10 +18,8 @@ from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
 from rpusim.torch.base import AnalogLayerBase
-from rpusim.torch.linear import (_check_positive, _check_tile_module_class, _torch_dtype,
-                                 check_cpu_float, init_generator, layer_config,
-                                 torch_initial_weights)
-from rpusim.torch.mapping import TileGrid
+from rpusim.torch.linear import (_check_positive, attach_tile_grid, check_cpu_float,
+                                 init_generator, torch_initial_weights)
 
 __all__ = ["AnalogConv1d", "AnalogConv2d", "AnalogConv3d", "AnalogConv1dMapped",
            "AnalogConv2dMapped", "AnalogConv3dMapped"]
@@ -67,20 +65,10 @@ class _AnalogConvNd(AnalogLayerBase, _ConvNd):
         self.transposed = False
         self.output_padding = (0,) * n
         self.padding = self._check_padding(padding)
-        _check_tile_module_class(tile_module_class)
-        config = layer_config(rpu_config, digital_bias)
         self.in_size = self.in_channels * math.prod(self.kernel_size)
         self.in_features, self.out_features = self.in_size, self.out_channels
-        self.analog_module = TileGrid(self.out_channels, self.in_size, config, bool(bias),
-                                      seed=seed, dtype=dtype)
-        self.register_parameter("weight", None)
-        if bias and not self.analog_module.analog_bias:
-            self.bias = nn.Parameter(torch.zeros(self.out_channels,
-                                                 dtype=_torch_dtype(self.analog_module.dtype)))
-        else:
-            self.register_parameter("bias", None)
-        self._has_bias = bool(bias)
-        self._seed = seed
+        attach_tile_grid(self, self.out_channels, self.in_size, bias, rpu_config,
+                         tile_module_class, digital_bias, seed, dtype)
         self.reset_parameters()
 
     def _check_padding(self, padding):

@@ -50,6 +50,24 @@ def torch_initial_weights(shape: tuple[int, ...], bias: bool, generator
     return weight, b
 
 
+def attach_tile_grid(layer: nn.Module, out_size: int, in_size: int, bias: bool, rpu_config,
+                     tile_module_class, digital_bias: bool | None, seed: int | None,
+                     dtype) -> None:
+    """Give ``layer`` its tiles (``analog_module``), no torch ``weight``, and a digital
+    ``bias`` parameter unless the bias is an analog tile column (or absent)."""
+    _check_tile_module_class(tile_module_class)
+    config = layer_config(rpu_config, digital_bias)
+    layer.analog_module = TileGrid(out_size, in_size, config, bool(bias), seed=seed, dtype=dtype)
+    layer.register_parameter("weight", None)
+    if bias and not layer.analog_module.analog_bias:
+        layer.bias = nn.Parameter(torch.zeros(out_size,
+                                              dtype=_torch_dtype(layer.analog_module.dtype)))
+    else:
+        layer.register_parameter("bias", None)
+    layer._has_bias = bool(bias)
+    layer._seed = seed
+
+
 def check_cpu_float(x: torch.Tensor, name: str) -> None:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} input must be a torch.Tensor, got {type(x).__name__}")
@@ -102,18 +120,8 @@ class AnalogLinear(AnalogLayerBase, nn.Linear):
         nn.Module.__init__(self)
         self.in_features = _check_positive("in_features", in_features)
         self.out_features = _check_positive("out_features", out_features)
-        _check_tile_module_class(tile_module_class)
-        config = layer_config(rpu_config, digital_bias)
-        self.analog_module = TileGrid(self.out_features, self.in_features, config, bool(bias),
-                                      seed=seed, dtype=dtype)
-        self.register_parameter("weight", None)
-        if bias and not self.analog_module.analog_bias:
-            self.bias = nn.Parameter(torch.zeros(self.out_features,
-                                                 dtype=_torch_dtype(self.analog_module.dtype)))
-        else:
-            self.register_parameter("bias", None)
-        self._has_bias = bool(bias)
-        self._seed = seed
+        attach_tile_grid(self, self.out_features, self.in_features, bias, rpu_config,
+                         tile_module_class, digital_bias, seed, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
