@@ -141,11 +141,12 @@ class _AnalogConvNd(AnalogLayerBase, _ConvNd):
             raise ValueError(f"{name}: the padded input {tuple(x.shape)} is smaller than the "
                              f"dilated kernel {self.kernel_size} (dilation {self.dilation})")
         patches, out_spatial = self.unfold(x)
-        y = self.analog_module(patches)
+        # the bias is the same for every (image, position) row of the patches' outputs
+        y, with_bias = self.analog_module.run(patches, self.bias)
         batch = x.shape[0]
         y = y.view(batch, -1, self.out_channels).transpose(1, 2).reshape(
             batch, self.out_channels, *out_spatial)
-        if self.bias is not None:
+        if self.bias is not None and not with_bias:
             y = y + self.bias.view(1, -1, *([1] * n))
         return y[0] if unbatched else y
 
