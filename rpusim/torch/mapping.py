@@ -112,7 +112,7 @@ class _TileFunction(torch.autograd.Function):
     """Forward/backward of a layer held by one plain tile (no weight scaling, learned output
     scale or input range, inputs in the tile dtype): the common case, with the least work per
     call. Equal to :class:`_GridFunction` followed by ``y + bias``; the digital ``bias`` (or
-    ``None``) is added to the outputs here and its gradient is the batch sum of ``grad_y``."""
+    ``None``) is added to the outputs here."""
 
     @staticmethod
     def forward(ctx, analog_ctx, x, grid, bias):
@@ -134,9 +134,8 @@ class _TileFunction(torch.autograd.Function):
         if d.dtype != grid.dtype or not d.flags.c_contiguous:
             d = np.ascontiguousarray(d, dtype=grid.dtype)
         grad_x = torch.from_numpy(grid.plain_backward(x_t, d, mask))
-        grad_bias = None
-        if ctx.with_bias and ctx.needs_input_grad[3]:
-            grad_bias = torch.from_numpy(d.sum(axis=0))
+        # the bias gradient as torch's broadcast add would sum it (same order, same bits)
+        grad_bias = grad_y.sum(0) if ctx.with_bias and ctx.needs_input_grad[3] else None
         return None, grad_x, None, grad_bias
 
 
@@ -289,12 +288,18 @@ class TileGrid(nn.Module):
         when that can be done in the same step; returns the output and whether the bias was
         added. A layer on one plain tile (the common case) takes a shorter path, with the same
         results (:class:`_TileFunction`); forward hooks on this module take the long one."""
-        if (self._one_tile and self._alpha[0] is None and self.out_scaling_alpha is None
-                and self.input_range is None and x.dtype is self._torch_dtype
-                and (bias is None or bias.dtype is self._torch_dtype)
-                and not _has_hooks(self)):
+        if self.is_plain(x, bias):
             return _TileFunction.apply(self.analog_ctx, x, self, bias), True
         return self(x), False
+
+    def is_plain(self, x: torch.Tensor, bias: torch.Tensor | None) -> bool:
+        """Whether a call with input ``x`` and ``bias`` may take the short path: one tile, no
+        weight scaling, learned output scales or input range, ``x`` and ``bias`` in the tile
+        dtype, and no hooks on this module."""
+        return (self._one_tile and self._alpha[0] is None and self.out_scaling_alpha is None
+                and self.input_range is None and x.dtype is self._torch_dtype
+                and (bias is None or bias.dtype is self._torch_dtype)
+                and not _has_hooks(self))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``y = W x`` for a 2-d ``x`` of shape (batch, in_size) on the CPU."""
