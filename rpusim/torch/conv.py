@@ -19,6 +19,7 @@ from torch.nn.modules.conv import _ConvNd
 
 from rpusim.kernels.patches import col2im, im2col
 from rpusim.torch.base import AnalogLayerBase
+from rpusim.torch.mapping import apply_function
 from rpusim.torch.linear import (_check_positive, attach_tile_grid, check_cpu_float,
                                  init_generator, torch_initial_weights)
 
@@ -191,7 +192,7 @@ class _AnalogConvNd(AnalogLayerBase, _ConvNd):
             raise ValueError(f"{name}: the padded input {tuple(x.shape)} is smaller than the "
                              f"dilated kernel {self.kernel_size} (dilation {self.dilation})")
         if self.analog_module.is_plain(x, self.bias):
-            y = _ConvFunction.apply(self.analog_module.analog_ctx, x, self, self.bias)
+            y = apply_function(_ConvFunction, self.analog_module.analog_ctx, x, self, self.bias)
             return y[0] if unbatched else y
         patches, out_spatial = self.unfold(x)
         y = self.analog_module(patches)

@@ -61,6 +61,18 @@ def tile_seeds(seed: int | None, count: int) -> list[int]:
     return [int(s.generate_state(1, np.uint64)[0] >> np.uint64(1)) for s in states]
 
 
+_C_APPLY = torch._C._FunctionBase.__dict__["apply"]
+
+
+def apply_function(function: type, *args):
+    """``function.apply(*args)`` for a ``torch.autograd.Function`` without default arguments
+    or ``setup_context``: the C entry point directly, skipping the Python wrapper's argument
+    binding and functorch checks (a few microseconds a call) unless functorch is active."""
+    if torch._C._are_functorch_transforms_active():
+        return function.apply(*args)
+    return _C_APPLY.__get__(None, function)(*args)
+
+
 def _has_hooks(module: nn.Module) -> bool:
     """Whether calling ``module`` would run a hook (its own or a global one)."""
     return bool(module._forward_hooks or module._forward_pre_hooks or module._backward_hooks
@@ -178,6 +190,10 @@ class TileGrid(nn.Module):
         Per tile, how many training batches have initialised ``r`` from data so far.
     """
 
+    # grids pickled before the short path existed lack these: they take the general path
+    _one_tile = False
+    _torch_dtype = None
+
     def __init__(self, out_size: int, in_size: int, rpu_config: RPUConfig | None = None,
                  bias: bool = False, *, seed: int | None = None, dtype=np.float32):
         super().__init__()
@@ -289,7 +305,7 @@ class TileGrid(nn.Module):
         added. A layer on one plain tile (the common case) takes a shorter path, with the same
         results (:class:`_TileFunction`); forward hooks on this module take the long one."""
         if self.is_plain(x, bias):
-            return _TileFunction.apply(self.analog_ctx, x, self, bias), True
+            return apply_function(_TileFunction, self.analog_ctx, x, self, bias), True
         return self(x), False
 
     def is_plain(self, x: torch.Tensor, bias: torch.Tensor | None) -> bool:
