@@ -266,27 +266,35 @@ class AnalogTile:
         """
         if not isinstance(is_test, (bool, np.bool_)):
             raise TypeError(f"is_test must be a bool, got {is_test!r:.80}")
-        X, single = self._batch(x, "x", self.in_size)
+        X, single = self._batch(x, "x", self.in_size, finite=False)
+        Y = self._forward_rows(X, bool(is_test))
+        return _like(Y[0] if single else Y, x)
+
+    def _forward_rows(self, X: np.ndarray, is_test: bool) -> np.ndarray:
+        """:meth:`forward` of a 2-d, C-contiguous batch in the tile dtype (the layers' path:
+        what the public method checks of shape and type is known here); tests finiteness."""
+        if not all_finite(X):
+            raise ValueError("x must be finite, got NaN or inf")
         hwa = self._hwa
         if hwa is None:
-            Y = self._checked_mvm(self._forward_mvm, self._model.w, X, bool(is_test), "forward")
-        elif hwa.uses_samples(bool(is_test)) and X.shape[0] > 0:
+            Y = self._checked_mvm(self._forward_mvm, self._model.w, X, is_test, "forward")
+        elif hwa.uses_samples(is_test) and X.shape[0] > 0:
             held = hwa.sample_weights
             try:
                 Y = self._per_sample_mvm(self._forward_mvm,
                                          lambda n: hwa.draw_samples(self._model.w, n), X,
-                                         bool(is_test), "forward", transpose=False)
+                                         is_test, "forward", transpose=False)
             except ValueError:
                 hwa.sample_weights = held
                 raise
             hwa.scale_outputs(Y)
         else:
-            M = hwa.weights(self._model.w, bool(is_test))
-            Y = self._checked_mvm(self._forward_mvm, M, X, bool(is_test), "forward")
+            M = hwa.weights(self._model.w, is_test)
+            Y = self._checked_mvm(self._forward_mvm, M, X, is_test, "forward")
             hwa.scale_outputs(Y)
         if is_test and self._inference is not None:
             Y = self._inference.scale_outputs(Y)
-        return _like(Y[0] if single else Y, x)
+        return Y
 
     def backward(self, d) -> np.ndarray:
         """Analog transposed MVM ``z = W.T d`` through the backward IO model.
@@ -299,18 +307,23 @@ class AnalogTile:
         -------
         ndarray, shape (in,) or (batch, in)
         """
-        D, single = self._batch(d, "d", self.out_size)
+        D, single = self._batch(d, "d", self.out_size, finite=False)
+        Z = self._backward_rows(D)
+        return _like(Z[0] if single else Z, d)
+
+    def _backward_rows(self, D: np.ndarray) -> np.ndarray:
+        """:meth:`backward` of a 2-d, C-contiguous batch in the tile dtype; tests finiteness."""
+        if not all_finite(D):
+            raise ValueError("d must be finite, got NaN or inf")
         hwa = self._hwa
         if hwa is None:
-            Z = self._checked_mvm(self._backward_mvm, self._model.w.T, D, False, "backward")
-        elif hwa.uses_samples(False):
-            Z = self._per_sample_mvm(self._backward_mvm, self._sample_weights,
-                                     hwa.scale_errors(D, backward=True), False, "backward",
-                                     transpose=True)
-        else:
-            Z = self._checked_mvm(self._backward_mvm, hwa.weights(self._model.w, False).T,
-                                  hwa.scale_errors(D, backward=True), False, "backward")
-        return _like(Z[0] if single else Z, d)
+            return self._checked_mvm(self._backward_mvm, self._model.w.T, D, False, "backward")
+        if hwa.uses_samples(False):
+            return self._per_sample_mvm(self._backward_mvm, self._sample_weights,
+                                        hwa.scale_errors(D, backward=True), False, "backward",
+                                        transpose=True)
+        return self._checked_mvm(self._backward_mvm, hwa.weights(self._model.w, False).T,
+                                 hwa.scale_errors(D, backward=True), False, "backward")
 
     def _sample_weights(self, batch: int) -> np.ndarray:
         """The per-sample draws of the last training forward, for a backward of its batch."""
@@ -379,6 +392,11 @@ class AnalogTile:
         if X.shape[0] != D.shape[0]:
             raise ValueError(f"x and d must have the same batch size, got x {X.shape} and "
                              f"d {D.shape}")
+        self._update_rows(X, D, lr)
+
+    def _update_rows(self, X: np.ndarray, D: np.ndarray, lr: float) -> None:
+        """:meth:`update` of 2-d, C-contiguous batches of the same length in the tile dtype,
+        at a checked learning rate; tests finiteness and the update's range."""
         if X.shape[0] == 0:
             return
         magnitudes = update_magnitudes(X, D, float(self.rpu_config.update.um_grad_scale))

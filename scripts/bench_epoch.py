@@ -115,6 +115,66 @@ def epoch_runner(lib, network: str, config: str, batches):
     return epoch
 
 
+class _NumpyLinearFunction(torch.autograd.Function):
+    """The least a layer glued to torch in Python can do: NumPy products forward and
+    backward, the (x, d) pair kept for an SGD update in the optimizer step."""
+
+    @staticmethod
+    def forward(ctx, handle, x, layer):
+        x_np = x.detach().numpy()
+        ctx.layer, ctx.x = layer, x_np
+        return torch.from_numpy(x_np @ layer.w.T)
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        d = grad_y.numpy()
+        ctx.layer.pending = (ctx.x, d)
+        return None, torch.from_numpy(d @ ctx.layer.w), None
+
+
+class _NumpyLinear(nn.Module):
+    def __init__(self, n_in: int, n_out: int):
+        super().__init__()
+        bound = 1 / np.sqrt(n_in)
+        self.w = np.random.default_rng(0).uniform(-bound, bound, (n_out, n_in)).astype(np.float32)
+        self.handle = nn.Parameter(torch.zeros(0))
+        self.bias = nn.Parameter(torch.zeros(n_out))
+        self.pending = None
+
+    def forward(self, x):
+        return _NumpyLinearFunction.apply(self.handle, x, self) + self.bias
+
+
+def floor_runners(batches) -> dict:
+    """Epochs of the MLP whose time no analog simulator glued to torch can undercut: with
+    torch's ``nn.Linear`` (digital) and with :class:`_NumpyLinear` (the same Python round trips
+    per layer as an analog layer, without any analog work)."""
+    loss_fn = nn.NLLLoss()
+    torch.manual_seed(0)
+    digital = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.Sigmoid(), nn.Linear(32, 10),
+                            nn.LogSoftmax(dim=1))
+    digital_opt = torch.optim.SGD(digital.parameters(), lr=LR)
+    glued = [_NumpyLinear(64, 32), _NumpyLinear(32, 10)]
+    python = nn.Sequential(nn.Flatten(), glued[0], nn.Sigmoid(), glued[1], nn.LogSoftmax(dim=1))
+    python_opt = torch.optim.SGD([p for m in glued for p in (m.bias,)], lr=LR)
+
+    def digital_epoch():
+        for x, y in batches:
+            digital_opt.zero_grad()
+            loss_fn(digital(x), y).backward()
+            digital_opt.step()
+
+    def python_epoch():
+        for x, y in batches:
+            python_opt.zero_grad()
+            loss_fn(python(x), y).backward()
+            python_opt.step()
+            for layer in glued:
+                x_in, d = layer.pending
+                layer.w -= LR * (d.T @ x_in)
+    return {"torch nn.Linear": digital_epoch, "NumPy autograd.Function": python_epoch}
+
+
 def timed(fn) -> float:
     start = time.perf_counter()
     fn()
@@ -147,6 +207,31 @@ def run(rounds: int, only: str | None = None) -> list[dict]:
                 line += f"   aihwkit {row['aihwkit_s']:7.3f} s   ratio {row['ratio']:.3f}"
             rows.append(row)
             print(line, flush=True)
+            if network.startswith("MLP") and config == next(iter(CONFIGS)):
+                rows += floors(runners.get("aihwkit"), batches, rounds, row)
+    return rows
+
+
+def floors(aihwkit_epoch, batches, rounds: int, mlp_row: dict) -> list[dict]:
+    """The MLP's floors (:func:`floor_runners`), A/B-alternated with aihwkit's MLP epoch when
+    given; their ratios say how far any layer glued to torch in Python could go."""
+    rows = []
+    for name, fn in floor_runners(batches).items():
+        fn()
+        times, ratios = [], []
+        for _ in range(rounds):
+            t = timed(fn)
+            times.append(t)
+            if aihwkit_epoch is not None:
+                ratios.append(t / timed(aihwkit_epoch))
+        row = {"workload": f"epoch MLP 64-32-10 floor: {name}",
+               "rpusim_s": statistics.median(times)}
+        line = f"{row['workload']:52s} time   {row['rpusim_s']:7.3f} s"
+        if ratios:
+            row["ratio"] = statistics.median(ratios)
+            line += f"   / aihwkit ConstantStep MLP epoch: {row['ratio']:.3f}"
+        rows.append(row)
+        print(line, flush=True)
     return rows
 
 

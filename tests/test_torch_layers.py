@@ -229,10 +229,9 @@ def test_sgd_updates_each_tile_once_per_step_with_all_pairs_in_backward_order():
     layer = AnalogLinear(3, 2, bias=False, rpu_config=perfect(), seed=0)
     calls = []
     tile = layer.analog_tile
-    original = tile.update
-    tile.update = lambda x, d, lr=None: (calls.append((x.copy(), d.copy(),
-                                                       tile.learning_rate if lr is None else lr)),
-                                         original(x, d, lr))
+    original = tile._update_rows  # where tile.update and the layers' update path meet
+    tile._update_rows = lambda x, d, lr: (calls.append((x.copy(), d.copy(), lr)),
+                                          original(x, d, lr))
     opt = AnalogSGD(layer.parameters(), lr=0.5)
     x1, x2 = torch.rand(2, 3), torch.rand(1, 3)
     opt.zero_grad()

@@ -136,7 +136,12 @@ class CompoundModel:
     @property
     def granularity(self) -> float:
         """Mean granularity of all sub-devices (compounds §1.4)."""
-        return float(np.mean([d.granularity for d in self.devices]))
+        # read on every update: the mean is kept until a sub-device's granularity changes
+        values = tuple(d.granularity for d in self.devices)
+        memo = self.__dict__.get("_granularity_memo")
+        if memo is None or memo[0] != values:
+            memo = self._granularity_memo = (values, float(np.mean(values)))
+        return memo[1]
 
     # -- hidden parameters --------------------------------------------------------------------
     def extra_hidden_names(self) -> list[str]:

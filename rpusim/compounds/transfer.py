@@ -60,6 +60,17 @@ class TransferModel(CompoundModel):
         return te
 
     def periods(self, m_batch: int) -> list[int]:
+        """Samples between two transfers out of each device, for batches of ``m_batch``."""
+        cfg = self.config
+        # read on every update: kept until the batch size or a schedule field changes
+        key = (m_batch, cfg.transfer_every, tuple(cfg.transfer_every_vec or ()),
+               cfg.units_in_mbatch, cfg.n_reads_per_transfer, cfg.no_self_transfer)
+        memo = self.__dict__.get("_periods_memo")
+        if memo is None or memo[0] != key:
+            memo = self._periods_memo = (key, self._periods(m_batch))
+        return memo[1]
+
+    def _periods(self, m_batch: int) -> list[int]:
         out = []
         dt = self.dtype.type
         for te in self.transfer_every_list():

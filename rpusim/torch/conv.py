@@ -17,7 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
+from rpusim.kernels.patches import col2im, im2col
 from rpusim.torch.base import AnalogLayerBase
+from rpusim.torch.mapping import apply_function
 from rpusim.torch.linear import (_check_positive, attach_tile_grid, check_cpu_float,
                                  init_generator, torch_initial_weights)
 
@@ -35,6 +37,55 @@ def _tuple(name: str, value, n: int, lo: int) -> tuple[int, ...]:
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
             raise ValueError(f"{name} must hold ints >= {lo}, got {value!r}")
     return tuple(int(v) for v in values)
+
+
+class _ConvFunction(torch.autograd.Function):
+    """The convolution of a layer on one plain tile (see ``TileGrid.is_plain``) in one
+    autograd step: patches, tile forward and digital bias, and in backward the tile backward
+    and the fold of its result; equal to the unfold-tile-fold path with its torch ops."""
+
+    @staticmethod
+    def forward(ctx, analog_ctx, x, layer, bias):
+        grid = layer.analog_module
+        x_np = np.ascontiguousarray(x.detach().numpy())
+        batch, spatial = x_np.shape[0], x_np.shape[2:]
+        kernel, stride, dilation, out = layer._geometry(spatial)
+        x5 = x_np.reshape(batch, x_np.shape[1], *((1,) * (3 - layer._ndim)), *spatial)
+        positions = out[0] * out[1] * out[2]
+        patches = np.empty((batch * positions, layer.in_size), grid.dtype)
+        im2col(x5, kernel, stride, dilation, out, patches)
+        y, x_t, mask = grid.plain_forward(patches)
+        if bias is not None:
+            y += bias.detach().numpy()
+        ctx.grid = grid
+        ctx.saved = (x_t, mask)
+        ctx.geometry = (x5.shape, kernel, stride, dilation, out)
+        ctx.x_shape = x_np.shape
+        ctx.with_bias = bias is not None
+        y = y.reshape(batch, positions, y.shape[1]).transpose(0, 2, 1)
+        return torch.from_numpy(np.ascontiguousarray(y).reshape(batch, -1,
+                                                                *out[3 - layer._ndim:]))
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        grid = ctx.grid
+        x_t, mask = ctx.saved
+        ctx.saved = None
+        g = grad_y.detach().numpy()
+        batch, channels = g.shape[0], g.shape[1]
+        d = np.ascontiguousarray(g.reshape(batch, channels, -1).transpose(0, 2, 1),
+                                 dtype=grid.dtype).reshape(-1, channels)
+        z = grid.plain_backward(x_t, d, mask)  # always: it draws noise and moves the IO state
+        grad_x = None
+        if ctx.needs_input_grad[1]:
+            shape5, kernel, stride, dilation, out = ctx.geometry
+            grad = np.zeros(shape5, grid.dtype)
+            col2im(np.ascontiguousarray(z), kernel, stride, dilation, out, grad)
+            grad_x = torch.from_numpy(grad.reshape(ctx.x_shape))
+        grad_bias = None
+        if ctx.with_bias and ctx.needs_input_grad[3]:
+            grad_bias = grad_y.sum([0, *range(2, grad_y.dim())])
+        return None, grad_x, None, grad_bias
 
 
 class _AnalogConvNd(AnalogLayerBase, _ConvNd):
@@ -140,6 +191,9 @@ class _AnalogConvNd(AnalogLayerBase, _ConvNd):
         if too_small:
             raise ValueError(f"{name}: the padded input {tuple(x.shape)} is smaller than the "
                              f"dilated kernel {self.kernel_size} (dilation {self.dilation})")
+        if self.analog_module.is_plain(x, self.bias):
+            y = apply_function(_ConvFunction, self.analog_module.analog_ctx, x, self, self.bias)
+            return y[0] if unbatched else y
         patches, out_spatial = self.unfold(x)
         y = self.analog_module(patches)
         batch = x.shape[0]
@@ -148,6 +202,14 @@ class _AnalogConvNd(AnalogLayerBase, _ConvNd):
         if self.bias is not None:
             y = y + self.bias.view(1, -1, *([1] * n))
         return y[0] if unbatched else y
+
+    def _geometry(self, spatial: tuple[int, ...]) -> tuple[tuple[int, int, int], ...]:
+        """Kernel, stride, dilation and output size as three spatial dimensions each (the
+        missing leading ones 1), for :mod:`rpusim.kernels.patches`."""
+        pad = (1,) * (3 - self._ndim)
+        out = tuple((s - d * (k - 1) - 1) // st + 1 for s, k, st, d in
+                    zip(spatial, self.kernel_size, self.stride, self.dilation))
+        return (pad + self.kernel_size, pad + self.stride, pad + self.dilation, pad + out)
 
     # -- weights -------------------------------------------------------------------------------
     def get_weights(self, apply_weight_scaling: bool = True

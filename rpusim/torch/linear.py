@@ -71,7 +71,7 @@ def attach_tile_grid(layer: nn.Module, out_size: int, in_size: int, bias: bool, 
 def check_cpu_float(x: torch.Tensor, name: str) -> None:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} input must be a torch.Tensor, got {type(x).__name__}")
-    if x.device.type != "cpu":
+    if not x.is_cpu:
         raise ValueError(f"{name} runs on the CPU (rpusim has no GPU build); got an input "
                          f"on {x.device}")
     if not x.is_floating_point():
@@ -144,10 +144,13 @@ class AnalogLinear(AnalogLayerBase, nn.Linear):
         if x.shape[-1] != self.in_features:
             raise ValueError(f"{type(self).__name__} expects inputs with last dimension "
                              f"{self.in_features}, got shape {tuple(x.shape)}")
-        y = self.analog_module(x.reshape(-1, self.in_features))
-        if self.bias is not None:
+        if x.dim() == 2:
+            y, with_bias = self.analog_module.run(x, self.bias)
+        else:
+            y, with_bias = self.analog_module.run(x.reshape(-1, self.in_features), self.bias)
+        if self.bias is not None and not with_bias:
             y = y + self.bias
-        return y.reshape(*x.shape[:-1], self.out_features)
+        return y if x.dim() == 2 else y.reshape(*x.shape[:-1], self.out_features)
 
     def get_weights(self, apply_weight_scaling: bool = True
                     ) -> tuple[torch.Tensor, torch.Tensor | None]:

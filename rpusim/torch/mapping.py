@@ -18,6 +18,7 @@ import json
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.modules import module as _module
 
 from rpusim.configs.enums import AnalogMVType
 from rpusim.configs.rpu import RPUConfig
@@ -60,6 +61,26 @@ def tile_seeds(seed: int | None, count: int) -> list[int]:
     return [int(s.generate_state(1, np.uint64)[0] >> np.uint64(1)) for s in states]
 
 
+_C_APPLY = torch._C._FunctionBase.__dict__["apply"]
+
+
+def apply_function(function: type, *args):
+    """``function.apply(*args)`` for a ``torch.autograd.Function`` without default arguments
+    or ``setup_context``: the C entry point directly, skipping the Python wrapper's argument
+    binding and functorch checks (a few microseconds a call) unless functorch is active."""
+    if torch._C._are_functorch_transforms_active():
+        return function.apply(*args)
+    return _C_APPLY.__get__(None, function)(*args)
+
+
+def _has_hooks(module: nn.Module) -> bool:
+    """Whether calling ``module`` would run a hook (its own or a global one)."""
+    return bool(module._forward_hooks or module._forward_pre_hooks or module._backward_hooks
+                or module._backward_pre_hooks or _module._global_forward_hooks
+                or _module._global_forward_pre_hooks or _module._global_backward_hooks
+                or _module._global_backward_pre_hooks)
+
+
 def _to_numpy(value) -> np.ndarray:
     if isinstance(value, torch.Tensor):
         return value.detach().cpu().numpy()
@@ -97,6 +118,37 @@ class _GridFunction(torch.autograd.Function):
         return (None, gx, None,
                 *(torch.as_tensor(np.asarray(g).reshape(p.shape), dtype=p.dtype)
                   for g, p in zip(grads, ctx.params)))
+
+
+class _TileFunction(torch.autograd.Function):
+    """Forward/backward of a layer held by one plain tile (no weight scaling, learned output
+    scale or input range, inputs in the tile dtype): the common case, with the least work per
+    call. Equal to :class:`_GridFunction` followed by ``y + bias``; the digital ``bias`` (or
+    ``None``) is added to the outputs here."""
+
+    @staticmethod
+    def forward(ctx, analog_ctx, x, grid, bias):
+        x_np = x.detach().numpy()
+        y, x_t, mask = grid.plain_forward(x_np)
+        if bias is not None:
+            y += bias.detach().numpy()
+        ctx.grid = grid
+        ctx.saved = (x_t, mask)
+        ctx.with_bias = bias is not None
+        return torch.from_numpy(y)
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        x_t, mask = ctx.saved
+        ctx.saved = None
+        d = grad_y.detach().numpy()
+        grid = ctx.grid
+        if d.dtype != grid.dtype or not d.flags.c_contiguous:
+            d = np.ascontiguousarray(d, dtype=grid.dtype)
+        grad_x = torch.from_numpy(grid.plain_backward(x_t, d, mask))
+        # the bias gradient as torch's broadcast add would sum it (same order, same bits)
+        grad_bias = grad_y.sum(0) if ctx.with_bias and ctx.needs_input_grad[3] else None
+        return None, grad_x, None, grad_bias
 
 
 class TileGrid(nn.Module):
@@ -138,6 +190,10 @@ class TileGrid(nn.Module):
         Per tile, how many training batches have initialised ``r`` from data so far.
     """
 
+    # grids pickled before the short path existed lack these: they take the general path
+    _one_tile = False
+    _torch_dtype = None
+
     def __init__(self, out_size: int, in_size: int, rpu_config: RPUConfig | None = None,
                  bias: bool = False, *, seed: int | None = None, dtype=np.float32):
         super().__init__()
@@ -161,6 +217,8 @@ class TileGrid(nn.Module):
         self._in_bounds = _bounds(self.in_sizes)
         self._out_bounds = _bounds(self.out_sizes)
         self.dtype = self._flat[0].dtype
+        self._torch_dtype = _torch_dtype(self.dtype)
+        self._one_tile = len(self._flat) == 1
         self._alpha: list[np.ndarray | None] = [None] * count
         self._lr_scale = [1.0] * count
         self._pending: list[list] = [[] for _ in range(count)]
@@ -241,6 +299,24 @@ class TileGrid(nn.Module):
                 yield f"{dot}array.{i}.{j}", tile
 
     # -- the torch entry point -----------------------------------------------------------------
+    def run(self, x: torch.Tensor, bias: torch.Tensor | None) -> tuple[torch.Tensor, bool]:
+        """The layer's call: ``self(x)``, plus ``bias`` (a digital bias parameter or ``None``)
+        when that can be done in the same step; returns the output and whether the bias was
+        added. A layer on one plain tile (the common case) takes a shorter path, with the same
+        results (:class:`_TileFunction`); forward hooks on this module take the long one."""
+        if self.is_plain(x, bias):
+            return apply_function(_TileFunction, self.analog_ctx, x, self, bias), True
+        return self(x), False
+
+    def is_plain(self, x: torch.Tensor, bias: torch.Tensor | None) -> bool:
+        """Whether a call with input ``x`` and ``bias`` may take the short path: one tile, no
+        weight scaling, learned output scales or input range, ``x`` and ``bias`` in the tile
+        dtype, and no hooks on this module."""
+        return (self._one_tile and self._alpha[0] is None and self.out_scaling_alpha is None
+                and self.input_range is None and x.dtype is self._torch_dtype
+                and (bias is None or bias.dtype is self._torch_dtype)
+                and not _has_hooks(self))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``y = W x`` for a 2-d ``x`` of shape (batch, in_size) on the CPU."""
         scales = () if self.out_scaling_alpha is None else tuple(self.out_scaling_alpha)
@@ -249,6 +325,26 @@ class TileGrid(nn.Module):
         return _GridFunction.apply(self.analog_ctx, x, self, *scales)
 
     # -- NumPy passes --------------------------------------------------------------------------
+    def plain_forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, object]:
+        """Forward of a one-tile grid without scales (see :meth:`run`): ``(y, the tile's
+        input, saturation mask or None)``."""
+        if not x.flags.c_contiguous:
+            x = np.ascontiguousarray(x)
+        if self.analog_bias:
+            x = self._input(x)
+        tile = self._flat[0]
+        y = tile._forward_rows(x, not self.training)
+        return y, x, _saturation_mask(tile, y)
+
+    def plain_backward(self, x: np.ndarray, d: np.ndarray, mask) -> np.ndarray:
+        """Backward of :meth:`plain_forward` (``d`` C-contiguous in the tile dtype): stores
+        ``(x, d)`` for the update and returns the input gradient."""
+        self._pending[0].append((x, d))
+        if mask is not None:
+            d = np.where(mask, 0.0, d).astype(self.dtype, copy=False)
+        z = self._flat[0]._backward_rows(d)
+        return z[:, :-1] if self.analog_bias else z
+
     def _input(self, x: np.ndarray) -> np.ndarray:
         if not self.analog_bias:
             return x
@@ -434,7 +530,12 @@ class TileGrid(nn.Module):
                 d = d / (self._alpha[k] * self._lr_scale[k])
             # the tile keeps the rate it was last updated with, as aihwkit's tiles do
             tile.learning_rate = lr * self._lr_scale[k]
-            tile.update(x, d)
+            if x.dtype is tile.dtype and d.dtype is tile.dtype and (
+                    x.flags.c_contiguous and d.flags.c_contiguous):
+                # the arrays the backward pass stored: only the update's own checks apply
+                tile._update_rows(x, d, tile.learning_rate)
+            else:
+                tile.update(x, d)
 
     def post_update_step(self) -> None:
         """Diffusion and decay of every tile (after each optimizer step)."""
@@ -585,6 +686,8 @@ class TileGrid(nn.Module):
         self._alpha = [None if a is None else a.numpy().astype(self.dtype).copy()
                        for a in state["alpha"]]
         self._lr_scale = [float(v) for v in state["lr_scale"]]
+        self.dtype = self._flat[0].dtype
+        self._torch_dtype = _torch_dtype(self.dtype)
         self.drop_pending()
 
     def __getattr__(self, name: str):

@@ -42,7 +42,18 @@ class AnalogOptimizerMixin:
     @torch.no_grad()
     def step(self, closure=None, **kwargs):
         """One optimizer step (see the class description); returns the closure's loss."""
-        loss = super().step(closure, **kwargs)
+        groups = self.param_groups
+        # the groups of analog contexts alone have nothing for the digital optimizer (their
+        # contexts never get a gradient); it would still walk each of them
+        digital = [g for g in groups if not _analog_only(g)]
+        if len(digital) == len(groups):
+            loss = super().step(closure, **kwargs)
+        else:
+            self.param_groups = digital
+            try:
+                loss = super().step(closure, **kwargs)
+            finally:
+                self.param_groups = groups
         grids = []
         for group in self.param_groups:
             lr = float(group["lr"])
@@ -58,6 +69,11 @@ class AnalogOptimizerMixin:
         for grid in grids:
             grid.post_update_step()
         return loss
+
+
+def _analog_only(group: dict) -> bool:
+    params = group["params"]
+    return len(params) == 1 and type(params[0]) is AnalogContext
 
 
 class AnalogOptimizer(AnalogOptimizerMixin, torch.optim.Optimizer):

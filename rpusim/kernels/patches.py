@@ -1,0 +1,55 @@
+"""Patches of a convolution's input (im2col) and their gradient's fold (col2im), for 1-3 spatial
+dimensions given as three (1 where absent), in aihwkit's order: rows image-major, then output
+positions row-major; columns input channel, then kernel positions row-major."""
+
+from numba import njit
+
+
+@njit(cache=True)
+def im2col(x, kernel, stride, dilation, out_spatial, out):
+    """``out[(n, o), (c, k)] = x[n, c, o * stride + k * dilation]`` (in ``out``'s dtype).
+
+    ``x`` is (N, C, D, H, W); ``out`` is (N * prod(out_spatial), C * prod(kernel)).
+    """
+    kd, kh, kw = kernel
+    sd, sh, sw = stride
+    dd, dh, dw = dilation
+    od_n, oh_n, ow_n = out_spatial
+    r = 0
+    for n in range(x.shape[0]):
+        for od in range(od_n):
+            for oh in range(oh_n):
+                for ow in range(ow_n):
+                    j = 0
+                    for c in range(x.shape[1]):
+                        for a in range(kd):
+                            for b in range(kh):
+                                i1 = oh * sh + b * dh
+                                for e in range(kw):
+                                    out[r, j] = x[n, c, od * sd + a * dd, i1, ow * sw + e * dw]
+                                    j += 1
+                    r += 1
+
+
+@njit(cache=True)
+def col2im(cols, kernel, stride, dilation, out_spatial, grad):
+    """Adjoint of :func:`im2col`: ``grad`` (N, C, D, H, W), zero on entry, receives the sum
+    over patches of ``cols`` (summed in row order, then column order)."""
+    kd, kh, kw = kernel
+    sd, sh, sw = stride
+    dd, dh, dw = dilation
+    od_n, oh_n, ow_n = out_spatial
+    r = 0
+    for n in range(grad.shape[0]):
+        for od in range(od_n):
+            for oh in range(oh_n):
+                for ow in range(ow_n):
+                    j = 0
+                    for c in range(grad.shape[1]):
+                        for a in range(kd):
+                            for b in range(kh):
+                                i1 = oh * sh + b * dh
+                                for e in range(kw):
+                                    grad[n, c, od * sd + a * dd, i1, ow * sw + e * dw] += cols[r, j]
+                                    j += 1
+                    r += 1

@@ -1,0 +1,126 @@
+"""The layers' short path (one plain tile: ``TileGrid.is_plain``) against their general path.
+
+A forward hook on the tile grid sends a layer down the general path (unfold, grid autograd
+function, torch's bias add and layout ops), so the same layer, seed and data run both ways:
+outputs, the (x, d) pairs stored for the update, the weights after an optimizer step and the
+bias gradient must agree bit for bit; the input gradient up to the summation order of the
+fold of overlapping patches.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from rpusim.configs import (ConstantStepDevice, MappingParameter,  # noqa: E402
+                            SingleRPUConfig, SoftBoundsDevice)
+from rpusim.torch import (AnalogConv1d, AnalogConv2d, AnalogConv3d, AnalogLinear,  # noqa: E402
+                          AnalogSGD)
+from rpusim.torch.mapping import TileGrid  # noqa: E402
+
+CONVS = {1: AnalogConv1d, 2: AnalogConv2d, 3: AnalogConv3d}
+
+
+def run(make, x, general: bool, steps: int = 2):
+    """Train ``steps`` steps of a fresh layer on ``x`` (loss ``sum(y * g)``, fixed ``g``);
+    returns per step the output, input gradient, bias gradient and stored pairs, and the
+    final weights."""
+    layer = make()
+    if general:
+        layer.analog_module.register_forward_hook(lambda *args: None)
+    opt = AnalogSGD(layer.parameters(), lr=0.1)
+    records = []
+    for step in range(steps):
+        xs = x.clone().requires_grad_(True)
+        opt.zero_grad()
+        y = layer(xs)
+        g = torch.rand(y.shape, generator=torch.Generator().manual_seed(step), dtype=y.dtype)
+        (y * g).sum().backward()
+        pairs = [(a.copy(), b.copy()) for a, b in layer.analog_module._pending[0]]
+        bias_grad = None if layer.bias is None else layer.bias.grad.clone()
+        records.append((y.detach().clone(), xs.grad.clone(), bias_grad, pairs))
+        opt.step()
+    return records, layer.get_weights()
+
+
+def assert_same(short, general, grad_rtol: float = 0.0):
+    (rec_s, (w_s, b_s)), (rec_g, (w_g, b_g)) = short, general
+    for (y1, gx1, gb1, p1), (y2, gx2, gb2, p2) in zip(rec_s, rec_g):
+        torch.testing.assert_close(y1, y2, rtol=0, atol=0)
+        torch.testing.assert_close(gx1, gx2, rtol=grad_rtol, atol=grad_rtol * 1e-2)
+        if gb1 is not None:
+            torch.testing.assert_close(gb1, gb2, rtol=1e-6, atol=1e-7)
+        for (xa, da), (xb, db) in zip(p1, p2):
+            np.testing.assert_array_equal(xa, xb)
+            np.testing.assert_array_equal(da, db)
+    torch.testing.assert_close(w_s, w_g, rtol=1e-6, atol=1e-7)
+    if b_s is not None:
+        torch.testing.assert_close(b_s, b_g, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("bias", ["digital", "analog", None])
+@pytest.mark.parametrize("device", [ConstantStepDevice(), SoftBoundsDevice()])
+def test_linear_short_path_equals_general_path(bias, device):
+    config = SingleRPUConfig(device=device, mapping=MappingParameter(
+        digital_bias=bias != "analog"))
+    x = torch.rand(6, 9, generator=torch.Generator().manual_seed(0)) - 0.5
+    make = lambda: AnalogLinear(9, 5, bias=bias is not None, rpu_config=config, seed=3)  # noqa: E731
+    assert_same(run(make, x, False), run(make, x, True))
+
+
+@settings(deadline=None, max_examples=25)
+@given(ndim=st.integers(1, 3), kernel=st.integers(1, 3), stride=st.integers(1, 2),
+       dilation=st.integers(1, 2), padding=st.integers(0, 1), bias=st.booleans(),
+       channels=st.integers(1, 3), batch=st.integers(1, 2), unbatched=st.booleans())
+def test_conv_short_path_equals_general_path(ndim, kernel, stride, dilation, padding, bias,
+                                             channels, batch, unbatched):
+    config = SingleRPUConfig(device=ConstantStepDevice())
+    size = 6 if ndim < 3 else 5
+    shape = (channels, *([size] * ndim)) if unbatched else (batch, channels, *([size] * ndim))
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(1)) - 0.5
+    make = lambda: CONVS[ndim](channels, 4, kernel, stride=stride, dilation=dilation,  # noqa
+                               padding=padding, bias=bias, rpu_config=config, seed=7)
+    assert_same(run(make, x, False), run(make, x, True), grad_rtol=1e-5)
+
+
+def test_conv_analog_bias_and_padding_modes_take_the_short_path_correctly():
+    config = SingleRPUConfig(device=ConstantStepDevice(),
+                             mapping=MappingParameter(digital_bias=False))
+    x = torch.rand(2, 2, 7, 6, generator=torch.Generator().manual_seed(2)) - 0.5
+    for mode in ("zeros", "reflect", "replicate", "circular"):
+        make = lambda: AnalogConv2d(2, 3, (3, 2), padding=(1, 1), padding_mode=mode,  # noqa
+                                    rpu_config=config, seed=4)
+        assert make().analog_module.analog_bias
+        assert_same(run(make, x, False), run(make, x, True), grad_rtol=1e-5)
+
+
+def test_short_path_is_taken_only_when_plain():
+    layer = AnalogLinear(4, 3, rpu_config=SingleRPUConfig(), seed=0)
+    grid = layer.analog_module
+    x = torch.rand(2, 4)
+    assert grid.is_plain(x, layer.bias)
+    assert not grid.is_plain(x.double(), layer.bias)  # other dtype: torch's casts decide
+    split = AnalogLinear(4, 3, rpu_config=SingleRPUConfig(
+        mapping=MappingParameter(max_input_size=2)), seed=0)
+    assert not split.analog_module.is_plain(x, split.bias)
+    scaled = AnalogLinear(4, 3, rpu_config=SingleRPUConfig(
+        mapping=MappingParameter(weight_scaling_omega=1.0)), seed=0)
+    assert not scaled.analog_module.is_plain(x, scaled.bias)
+    handle = grid.register_forward_pre_hook(lambda *args: None)
+    assert not grid.is_plain(x, layer.bias)
+    handle.remove()
+    assert grid.is_plain(x, layer.bias)
+    assert isinstance(grid, TileGrid)
+
+
+def test_float64_input_to_float32_layer_gives_float64_output_and_gradients():
+    layer = AnalogLinear(4, 3, rpu_config=SingleRPUConfig(), seed=0)
+    x = torch.rand(2, 4, dtype=torch.float64, requires_grad=True)
+    y = layer(x)
+    y.sum().backward()
+    assert y.dtype == torch.float64 and x.grad.dtype == torch.float64
