@@ -10,6 +10,10 @@ round; the per-element stages are numba kernels (:mod:`rpusim.kernels.io`).
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
 import numpy as np
 
 from rpusim.configs.enums import (AnalogMVType, BoundManagementType, NoiseManagementType,
@@ -41,8 +45,16 @@ _BM_KIND = {
 }
 
 # batch x n_in x n_out up to which one ``kio.managed_mvm`` call (its own product loops) beats
-# the staged path (a dozen NumPy/numba dispatches around a BLAS product)
+# the row kernels (two numba calls around a BLAS product per bound-management round)
 FUSED_WORK = 1 << 16
+# work from which a round's product and ADC run in two halves of the batch, the second on a
+# helper thread (NumPy's GEMM and ``kio.adc_rows`` release the GIL; OpenBLAS itself is kept at
+# one thread). The halves depend on the shapes only, so the result does not depend on whether
+# they run side by side (numba's thread count > 1) or one after the other.
+SPLIT_WORK = 1 << 21
+# for tests: every configuration through the staged path (else only those with IR drop,
+# voltage offsets, weight noise or read asymmetry)
+STAGED_ONLY = False
 
 _STATE_KEYS = ("nm_aux", "out_noise_values", "v_offset", "out_nonlinearity",
                "out_nonlinearity_factor", "w_asymmetry")
@@ -166,8 +178,8 @@ class AnalogMVM:
                          AnalogMVType.POS_NEG_SEPARATE_DIGITAL_SUM: kio.MV_POS_NEG_DIGITAL
                          }.get(p.mv_type, kio.MV_ONE_PASS)
         self._pack_parameters()
-        self._work = np.empty((8, max(self.n_in, self.n_out)), self.dtype)
-        self._states = np.empty((1, 2), np.uint64)
+        self._work = np.empty((9, max(self.n_in, self.n_out)), self.dtype)
+        self._rows_of = np.arange(0, dtype=np.int64)
 
     def _pack_parameters(self) -> None:
         """The scalar parameters of ``kio.managed_mvm`` (its ``F_FIELDS`` and ``I_FIELDS``)."""
@@ -189,8 +201,15 @@ class AnalogMVM:
             "out_sto": p.out_sto_round, "inp_asym": p.inp_asymmetry != 0,
             "out_asym": p.out_asymmetry > 0, "mv_kind": self._mv_kind,
             "max_bm_factor": p.max_bm_factor, "bm_test_negative": p.bm_test_negative_bound,
+            "out_noisy": p.out_noise > 0 or self.out_noise_values.size > 0,
+            "with_nl": self._has_nl,
         }
         self._flags = np.array([int(flags[k]) for k in kio.I_FIELDS], np.int64)
+        # per output line, as the kernels read them (no conditional loads in their loops)
+        self._nl_line = (self.out_nonlinearity if self._has_nl
+                         else np.zeros(self.n_out, self.dtype))
+        self._noise_line = (self.out_noise_values if self.out_noise_values.size
+                            else np.full(self.n_out, t(p.out_noise), self.dtype))
 
     def _draw_line_parameters(self) -> None:
         """Construction-time draws, in aihwkit's order (spec §2.6)."""
@@ -301,26 +320,114 @@ class AnalogMVM:
             return np.zeros((m, self.n_out), self.dtype), True
         # one key per call fixes every random number of it (streams per row and tag)
         key = self.rng.key()
-        if self._fusable and m * M.shape[0] * M.shape[1] <= FUSED_WORK:
-            if M.flags.c_contiguous:
-                W, transposed = M, False
-            elif M.T.flags.c_contiguous:
-                W, transposed = M.T, True
+        if not self._fusable or STAGED_ONLY:
+            Y = self._staged(M, U, key)
+            return Y, not check or all_finite(Y)
+        if m * M.shape[0] * M.shape[1] > FUSED_WORK:
+            Y = self._rows(M, U, key)
+            return Y, not check or all_finite(Y)
+        if M.flags.c_contiguous:
+            W, transposed = M, False
+        elif M.T.flags.c_contiguous:
+            W, transposed = M.T, True
+        else:
+            W, transposed = np.ascontiguousarray(M), False
+        n_out = M.shape[0]
+        if self._work.shape[1] < n_out or self._work.shape[1] < U.shape[1]:
+            self._work = np.empty((9, max(n_out, U.shape[1])), self.dtype)
+        if not U.flags.c_contiguous:
+            U = np.ascontiguousarray(U)
+        Y = np.empty((m, n_out), self.dtype)
+        finite = kio.managed_mvm(W, transposed, U, Y, self._f, self._flags, self._nl_line,
+                                 self._noise_line, key, self.nm_state, self._c, self._work)
+        return Y, finite
+
+    def _rows(self, M: np.ndarray, U: np.ndarray, key) -> np.ndarray:
+        """The managed MVM with the row kernels: per bound-management round, one
+        ``kio.dac_rows`` call, one BLAS product of the round's rows and ``kio.adc_rows``; the
+        next round takes only the rows that failed the bound test."""
+        t = self._t
+        m = U.shape[0]
+        n_out = M.shape[0]
+        if not U.flags.c_contiguous:
+            U = np.ascontiguousarray(U)
+        if self._rows_of.size < m:
+            self._rows_of = np.arange(m, dtype=np.int64)
+        rows = self._rows_of[:m]
+        out = np.empty((m, n_out), self.dtype)
+        V = np.empty((m, U.shape[1]), self.dtype)
+        alpha = np.empty(m, self.dtype)
+        scale = np.empty(m, self.dtype)
+        passed = np.empty(m, np.bool_)
+        bm_on = self._bm != BoundManagementType.NONE
+        red = 0.5
+        bm_round = 0
+        while True:
+            red *= 2.0
+            if (bm_round == 1 and self._bm == BoundManagementType.ITERATIVE_WORST_CASE
+                    and self._nm != NoiseManagementType.ABS_MAX_NP_SUM):
+                red = 1.0
+            # aihwkit's stop criteria: reduction beyond max_bm_factor, or beyond max_bm_res
+            # DAC steps (red = 16 with the defaults); known before the round
+            final = not bm_on or int(red) > self.params.max_bm_factor or (
+                self._bm_limit is not None and t(red) > self._bm_limit)
+            k = rows.size
+            Vk = V[:k]
+            most = kio.dac_rows(U, rows, Vk, alpha, scale, self._f, self._flags, bm_round, red,
+                                key, self.nm_state, self._c)
+            Y = out if bm_round == 0 else np.empty((k, n_out), self.dtype)
+            self._product_adc(M, Vk, Y, rows, out, alpha, scale, key, bm_round, final,
+                              passed[:k], most)
+            if final:
+                return out
+            rows = rows[~passed[:k]]
+            if not rows.size:
+                return out
+            bm_round += 1
+
+    def _product_adc(self, M, V, Y, rows, out, alpha, scale, key, bm_round, final, passed,
+                     most) -> None:
+        """``Y = V @ M.T`` and ``kio.adc_rows`` of one round (see ``SPLIT_WORK``)."""
+        k = V.shape[0]
+
+        def adc(Y, Y2, r0, r1):
+            kio.adc_rows(Y, Y2, rows, r0, r1, out, alpha, scale, self._f, self._flags,
+                         self._nl_line, self._noise_line, key, bm_round, final, passed, self._c)
+
+        if self._mv_kind != kio.MV_ONE_PASS:
+            zero = self._t(0)
+            Yneg = np.minimum(V, zero) @ M.T
+            np.matmul(np.maximum(V, zero), M.T, out=Y)
+            if self._mv_kind == kio.MV_POS_NEG_DIGITAL:
+                adc(Y, Yneg, 0, k)
             else:
-                W, transposed = np.ascontiguousarray(M), False
-            n_out = M.shape[0]
-            if self._work.shape[1] < n_out or self._work.shape[1] < U.shape[1]:
-                self._work = np.empty((8, max(n_out, U.shape[1])), self.dtype)
-            if not U.flags.c_contiguous:
-                U = np.ascontiguousarray(U)
-            Y = np.empty((m, n_out), self.dtype)
-            finite = kio.managed_mvm(W, transposed, U, Y, self._f, self._flags,
-                                     self.out_nonlinearity if self._has_nl else self._empty1,
-                                     self.out_noise_values, key, self.nm_state, self._c,
-                                     self._work, self._states)
-            return Y, finite
-        Y = self._staged(M, U, key)
-        return Y, not check or all_finite(Y)
+                Y += Yneg
+                adc(Y, self._none, 0, k)
+            return
+        if k > 1 and most <= 1:
+            # a batch of one-hot inputs (a drift compensation's identity readout) is read as a
+            # gather of columns of M: exactly the product's values (one nonzero term per
+            # output) at a fraction of a GEMM's cost
+            cols = (V != 0).argmax(axis=1)
+            np.multiply(M.T[cols], V[np.arange(k), cols][:, None], out=Y)
+            adc(Y, self._none, 0, k)
+            return
+
+        def half(r0, r1):
+            np.matmul(V[r0:r1], M.T, out=Y[r0:r1])
+            adc(Y, self._none, r0, r1)
+
+        if k < 2 or k * V.shape[1] * M.shape[0] < SPLIT_WORK:
+            half(0, k)
+            return
+        h = k // 2
+        if numba.get_num_threads() > 1:
+            second = _helper_thread().submit(half, h, k)
+            half(0, h)
+            second.result()
+        else:
+            half(0, h)
+            half(h, k)
 
     def _staged(self, M: np.ndarray, U: np.ndarray, key) -> np.ndarray:
         """The managed MVM with NumPy products, stage by stage over the rows still in play."""
@@ -467,6 +574,20 @@ class AnalogMVM:
                                    self._out_res, self._out_bound, p.out_sto_round, uni,
                                    self._bm != BoundManagementType.NONE,
                                    p.bm_test_negative_bound, self._c)
+
+
+_helper = (None, None)
+
+
+def _helper_thread() -> ThreadPoolExecutor:
+    """The one helper thread of this process for the second halves of large rounds (a new
+    one after a fork: the parent's thread does not exist in the child)."""
+    global _helper
+    pool, pid = _helper
+    if pool is None or pid != os.getpid():
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rpusim-io")
+        _helper = (pool, os.getpid())
+    return pool
 
 
 def _product(V: np.ndarray, M: np.ndarray) -> np.ndarray:
