@@ -373,11 +373,11 @@ class AnalogMVM:
                 self._bm_limit is not None and t(red) > self._bm_limit)
             k = rows.size
             Vk = V[:k]
-            most = kio.dac_rows(U, rows, Vk, alpha, scale, self._f, self._flags, bm_round, red,
+            one_hot = kio.dac_rows(U, rows, Vk, alpha, scale, self._f, self._flags, bm_round, red,
                                 key, self.nm_state, self._c)
             Y = out if bm_round == 0 else np.empty((k, n_out), self.dtype)
             self._product_adc(M, Vk, Y, rows, out, alpha, scale, key, bm_round, final,
-                              passed[:k], most)
+                              passed[:k], one_hot)
             if final:
                 return out
             rows = rows[~passed[:k]]
@@ -386,7 +386,7 @@ class AnalogMVM:
             bm_round += 1
 
     def _product_adc(self, M, V, Y, rows, out, alpha, scale, key, bm_round, final, passed,
-                     most) -> None:
+                     one_hot) -> None:
         """``Y = V @ M.T`` and ``kio.adc_rows`` of one round (see ``SPLIT_WORK``)."""
         k = V.shape[0]
 
@@ -404,7 +404,7 @@ class AnalogMVM:
                 Y += Yneg
                 adc(Y, self._none, 0, k)
             return
-        if k > 1 and most <= 1:
+        if k > 1 and one_hot:
             # a batch of one-hot inputs (a drift compensation's identity readout) is read as a
             # gather of columns of M: exactly the product's values (one nonzero term per
             # output) at a fraction of a GEMM's cost

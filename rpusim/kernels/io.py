@@ -115,12 +115,40 @@ def row_draws(key, rows, stream_tag, n, gaussian, c):
 # -- per-element formulas ------------------------------------------------------------------------
 @njit(cache=True)
 def _abs_max(u):
-    m = abs(u[0])
-    for j in range(1, u.shape[0]):
+    """``max |u_j|``; NaNs after ``u[0]`` are skipped, a NaN ``u[0]`` gives NaN. Four
+    running maxima: one chain of compare-and-select per element was latency bound."""
+    n = u.shape[0]
+    m0 = abs(u[0])
+    m1 = m0
+    m2 = m0
+    m3 = m0
+    j = 1
+    while j + 4 <= n:
+        a0 = abs(u[j])
+        a1 = abs(u[j + 1])
+        a2 = abs(u[j + 2])
+        a3 = abs(u[j + 3])
+        if a0 > m0:
+            m0 = a0
+        if a1 > m1:
+            m1 = a1
+        if a2 > m2:
+            m2 = a2
+        if a3 > m3:
+            m3 = a3
+        j += 4
+    while j < n:
         a = abs(u[j])
-        if a > m:
-            m = a
-    return m
+        if a > m0:
+            m0 = a
+        j += 1
+    if m1 > m0:
+        m0 = m1
+    if m2 > m0:
+        m0 = m2
+    if m3 > m0:
+        m0 = m3
+    return m0
 
 
 @njit(cache=True)
@@ -225,18 +253,34 @@ def adc(v, with_nl, nl, nlf, asym_scale, with_asym, noise, xi, res, sto, uni, ze
 # -- one input or output vector -----------------------------------------------------------------
 @njit(cache=True)
 def _dac_line(u, v, s, res, bound, noise, xi, asym_scale, with_asym, sto, uni, c):
-    """:func:`dac` of the input vector ``u`` scaled by ``s`` into ``v``; returns the number of
-    nonzero outputs. ``xi`` and ``uni`` are as long as ``u`` (read only where used), so the
-    loop has no conditional loads and vectorises."""
+    """:func:`dac` of the input vector ``u`` scaled by ``s`` into ``v``. ``xi`` and ``uni``
+    are as long as ``u`` (read only where used), so the loop has no conditional loads and
+    vectorises."""
     zero = c[_C_ZERO]
     half = c[_C_HALF]
-    nonzero = 0
-    for j in range(u.shape[0]):
-        x = dac(u[j], s, res, bound, noise, xi[j], asym_scale, with_asym, sto, uni[j], zero,
-                half)
-        v[j] = x
-        nonzero += x != zero
-    return nonzero
+    if with_asym or sto:
+        for j in range(u.shape[0]):
+            v[j] = dac(u[j], s, res, bound, noise, xi[j], asym_scale, with_asym, sto, uni[j],
+                       zero, half)
+    else:
+        # the default configuration's loop with those branches folded (see _adc_line)
+        for j in range(u.shape[0]):
+            v[j] = dac(u[j], s, res, bound, noise, xi[j], asym_scale, False, False, zero, zero,
+                       half)
+
+
+@njit(cache=True)
+def _one_hot(V):
+    """Whether every row of ``V`` has at most one nonzero (stops at the first that has two:
+    a dense batch costs a few loads; a count inside the DAC loop stopped its vectorisation)."""
+    for r in range(V.shape[0]):
+        seen = False
+        for j in range(V.shape[1]):
+            if V[r, j] != 0:
+                if seen:
+                    return False
+                seen = True
+    return True
 
 
 @njit(cache=True)
@@ -256,12 +300,21 @@ def _adc_line(y, out, nl, with_nl, nlf, asym_scale, with_asym, noise_line, xi, r
     zero = c[_C_ZERO]
     one = c[_C_ONE]
     half = c[_C_HALF]
+    n = y.shape[0]
+    if with_nl or with_asym or sto:
+        for i in range(n):
+            scratch[i] = adc(y[i], with_nl, nl[i], nlf, asym_scale, with_asym, noise_line[i],
+                             xi[i], res, sto, uni[i], zero, one, half)
+    else:
+        # the default configuration's loop with those branches folded away: runtime flags
+        # inside the loop stopped its vectorisation (20x slower)
+        for i in range(n):
+            scratch[i] = adc(y[i], False, zero, nlf, asym_scale, False, noise_line[i], xi[i],
+                             res, False, zero, zero, one, half)
     n_pos = 0
     n_neg = 0
-    for i in range(y.shape[0]):
-        v = adc(y[i], with_nl, nl[i], nlf, asym_scale, with_asym, noise_line[i], xi[i], res,
-                sto, uni[i], zero, one, half)
-        scratch[i] = v
+    for i in range(n):
+        v = scratch[i]
         n_pos += v > bound
         n_neg += v < -bound
         if v > bound:
@@ -275,7 +328,7 @@ def _adc_line(y, out, nl, with_nl, nlf, asym_scale, with_asym, noise_line, xi, r
         return False
     if n_pos == 0:
         return True
-    for i in range(y.shape[0] - 1, -1, -1):
+    for i in range(n - 1, -1, -1):
         if scratch[i] > bound:
             return False
         if scratch[i] < -bound:
@@ -296,47 +349,14 @@ def _input_scale(alpha, red, nm_on, bm_on, zero, one):
 
 
 @njit(cache=True, inline="always")
-def _output_factor(s, alpha, f, backward, nm_on, zero, one):
+def _output_factor(s, alpha, out_scale, backward, nm_on, zero, one):
     """Factor of a finished output vector: forward ``out_scale / s``; backward (aihwkit)
     ``out_scale * alpha`` (``alpha > 0``, noise management on) or ``out_scale``."""
     if not backward:
-        return f[_F_OUT_SCALE] / s
+        return out_scale / s
     if nm_on:
-        return f[_F_OUT_SCALE] * (alpha if alpha > zero else one)
-    return f[_F_OUT_SCALE]
-
-
-@njit(cache=True)
-def _dac_round(u, v, s, key, row, bm_round, f, flags, xi, uni, c):
-    """DAC of input vector ``u`` (batch row ``row``) in one bound-management round, with its
-    draws; returns the number of nonzero outputs."""
-    zero = c[_C_ZERO]
-    inp_res = f[_F_INP_RES]
-    inp_noise = f[_F_INP_NOISE]
-    inp_sto = flags[_I_INP_STO] != 0
-    if inp_noise > zero:
-        _fill(xi, key, row, tag(bm_round, TAG_INP_NOISE), True)
-    if inp_sto and inp_res > zero:
-        _fill(uni, key, row, tag(bm_round, TAG_INP_UNIFORM), False)
-    return _dac_line(u, v, s, inp_res, f[_F_INP_BOUND], inp_noise, xi, f[_F_INP_ASYM],
-                     flags[_I_INP_ASYM] != 0, inp_sto, uni, c)
-
-
-@njit(cache=True)
-def _adc_round(y, out, key, row, noise_tag, uni_tag, f, flags, nl, noise_line, buf_n, buf_u,
-               scratch, with_bm, c):
-    """ADC and clipping of output vector ``y`` (batch row ``row``) into ``out`` with its
-    draws (tags ``noise_tag``, ``uni_tag``); returns the bound test."""
-    zero = c[_C_ZERO]
-    res = f[_F_OUT_RES]
-    sto = flags[_I_OUT_STO] != 0
-    if flags[_I_OUT_NOISY] != 0:
-        _fill(buf_n, key, row, noise_tag, True)
-    if sto and res > zero:
-        _fill(buf_u, key, row, uni_tag, False)
-    return _adc_line(y, out, nl, flags[_I_WITH_NL] != 0, f[_F_NLF], f[_F_OUT_ASYM],
-                     flags[_I_OUT_ASYM] != 0, noise_line, buf_n, res, sto, buf_u,
-                     f[_F_OUT_BOUND], with_bm, flags[_I_BM_TEST_NEG] != 0, scratch, c)
+        return out_scale * (alpha if alpha > zero else one)
+    return out_scale
 
 
 # -- staged kernels (products in BLAS; IR drop, offsets, weight noise, read asymmetry) ------------
@@ -407,8 +427,8 @@ def dac_rows(U, rows, V, alpha, scale, f, flags, bm_round, red, key, aux, c):
     Round 0 computes ``alpha`` (in row order: AverageAbsMax updates ``aux``), round 1 of
     ITERATIVE_WORST_CASE its ABS_MAX_NP_SUM scale; both are kept in ``alpha[row]``, the input
     scale in ``scale[row]``, which is 0 for a row whose input is skipped (its output is
-    exactly zero; ``V[r]`` is zeroed). Returns the largest number of nonzero DAC outputs of a
-    row (one-hot batches are read as a gather). Parameters as :func:`managed_mvm`.
+    exactly zero; ``V[r]`` is zeroed). Returns whether every row of ``V`` has at most one
+    nonzero (such a batch is read as a gather). Parameters as :func:`managed_mvm`.
     """
     n_in = U.shape[1]
     zero = c[_C_ZERO]
@@ -416,28 +436,44 @@ def dac_rows(U, rows, V, alpha, scale, f, flags, bm_round, red, key, aux, c):
     nm_kind = flags[_I_NM]
     nm_on = nm_kind != NM_NONE
     bm_kind = flags[_I_BM]
-    skip_zero = flags[_I_BACKWARD] != 0 or f[_F_INP_NOISE] <= zero
+    bm_on = bm_kind != BM_NONE
+    worst_case = (bm_round == 1 and bm_kind == BM_ITERATIVE_WORST_CASE
+                  and nm_kind != NM_ABS_MAX_NP_SUM)
+    inp_res = f[_F_INP_RES]
+    inp_bound = f[_F_INP_BOUND]
+    inp_noise = f[_F_INP_NOISE]
+    inp_asym = f[_F_INP_ASYM]
+    with_asym = flags[_I_INP_ASYM] != 0
+    inp_sto = flags[_I_INP_STO] != 0
+    with_uni = inp_sto and inp_res > zero
+    skip_zero = flags[_I_BACKWARD] != 0 or inp_noise <= zero
     red_t = cast_like(red, one)
+    noise_tag = tag(bm_round, TAG_INP_NOISE)
+    uni_tag = tag(bm_round, TAG_INP_UNIFORM)
     xi = np.zeros(n_in, U.dtype)
     uni = np.zeros(n_in, U.dtype)
-    most = 0
     for r in range(rows.shape[0]):
         row = rows[r]
         u = U[row]
         if bm_round == 0:
             alpha[row] = nm_scale(u, nm_kind, f[_F_NM_THRES], f[_F_NM_WMAX], f[_F_NP_BOUND],
-                                  f[_F_INP_RES], f[_F_MAX_BM_RES], f[_F_NM_DECAY], aux, c)
+                                  inp_res, f[_F_MAX_BM_RES], f[_F_NM_DECAY], aux, c)
             if nm_on and alpha[row] <= zero and skip_zero:
                 scale[row] = zero
                 V[r, :] = zero
                 continue
-        elif bm_round == 1 and bm_kind == BM_ITERATIVE_WORST_CASE and nm_kind != NM_ABS_MAX_NP_SUM:
+        elif worst_case:
             alpha[row] = _np_sum_scale(u, f[_F_NM_THRES], f[_F_NM_WMAX], f[_F_NP_BOUND],
-                                       f[_F_INP_RES], f[_F_MAX_BM_RES], c)
-        s = _input_scale(alpha[row], red_t, nm_on, bm_kind != BM_NONE, zero, one)
+                                       inp_res, f[_F_MAX_BM_RES], c)
+        s = _input_scale(alpha[row], red_t, nm_on, bm_on, zero, one)
         scale[row] = s
-        most = max(most, _dac_round(u, V[r], s, key, row, bm_round, f, flags, xi, uni, c))
-    return most
+        if inp_noise > zero:
+            _fill(xi, key, row, noise_tag, True)
+        if with_uni:
+            _fill(uni, key, row, uni_tag, False)
+        _dac_line(u, V[r], s, inp_res, inp_bound, inp_noise, xi, inp_asym, with_asym, inp_sto,
+                  uni, c)
+    return _one_hot(V)
 
 
 @njit(cache=True, nogil=True)
@@ -456,6 +492,17 @@ def adc_rows(Y, Y2, rows, r0, r1, out, alpha, scale, f, flags, nl, noise_line, k
     with_bm = flags[_I_BM] != BM_NONE
     backward = flags[_I_BACKWARD] != 0
     digital = flags[_I_MV] == MV_POS_NEG_DIGITAL
+    res = f[_F_OUT_RES]
+    sto = flags[_I_OUT_STO] != 0
+    with_uni = sto and res > zero
+    noisy = flags[_I_OUT_NOISY] != 0
+    with_nl = flags[_I_WITH_NL] != 0
+    nlf = f[_F_NLF]
+    asym = f[_F_OUT_ASYM]
+    with_asym = flags[_I_OUT_ASYM] != 0
+    bound = f[_F_OUT_BOUND]
+    test_negative = flags[_I_BM_TEST_NEG] != 0
+    out_scale = f[_F_OUT_SCALE]
     buf_n = np.zeros(n_out, out.dtype)
     buf_u = np.zeros(n_out, out.dtype)
     scratch = np.empty(n_out, out.dtype)
@@ -467,23 +514,31 @@ def adc_rows(Y, Y2, rows, r0, r1, out, alpha, scale, f, flags, nl, noise_line, k
             o[:] = zero
             passed[r] = True
             continue
+        ok = True
+        if digital:
+            # MV_POS_NEG_DIGITAL: the negative part first, converted in place, with its own
+            # draws, then added to the positive part's output below
+            y2 = Y2[r]
+            if noisy:
+                _fill(buf_n, key, row, tag(bm_round, TAG_NEG_OUT_NOISE), True)
+            if with_uni:
+                _fill(buf_u, key, row, tag(bm_round, TAG_NEG_OUT_UNIFORM), False)
+            ok = _adc_line(y2, y2, nl, with_nl, nlf, asym, with_asym, noise_line, buf_n, res,
+                           sto, buf_u, bound, with_bm, test_negative, scratch, c)
+        if noisy:
+            _fill(buf_n, key, row, tag(bm_round, TAG_OUT_NOISE), True)
+        if with_uni:
+            _fill(buf_u, key, row, tag(bm_round, TAG_OUT_UNIFORM), False)
+        ok_pos = _adc_line(Y[r], o, nl, with_nl, nlf, asym, with_asym, noise_line, buf_n, res,
+                           sto, buf_u, bound, with_bm, test_negative, scratch, c)
+        ok = ok_pos and ok
         if digital:
             y2 = Y2[r]
-            ok = _adc_round(y2, y2, key, row, tag(bm_round, TAG_NEG_OUT_NOISE),
-                            tag(bm_round, TAG_NEG_OUT_UNIFORM), f, flags, nl, noise_line,
-                            buf_n, buf_u, scratch, with_bm, c)
-            ok = _adc_round(Y[r], o, key, row, tag(bm_round, TAG_OUT_NOISE),
-                            tag(bm_round, TAG_OUT_UNIFORM), f, flags, nl, noise_line, buf_n,
-                            buf_u, scratch, with_bm, c) and ok
             for i in range(n_out):
                 o[i] += y2[i]
-        else:
-            ok = _adc_round(Y[r], o, key, row, tag(bm_round, TAG_OUT_NOISE),
-                            tag(bm_round, TAG_OUT_UNIFORM), f, flags, nl, noise_line, buf_n,
-                            buf_u, scratch, with_bm, c)
         passed[r] = ok
         if ok or final:
-            factor = _output_factor(s, alpha[row], f, backward, nm_on, zero, one)
+            factor = _output_factor(s, alpha[row], out_scale, backward, nm_on, zero, one)
             for i in range(n_out):
                 o[i] *= factor
 
@@ -556,8 +611,25 @@ def managed_mvm(W, transposed, U, Y, f, flags, nl, noise_line, key, aux, c, work
     bm_on = bm_kind != BM_NONE
     backward = flags[_I_BACKWARD] != 0
     mv_kind = flags[_I_MV]
+    digital = mv_kind == MV_POS_NEG_DIGITAL
     inp_res = f[_F_INP_RES]
-    skip_zero = backward or f[_F_INP_NOISE] <= zero
+    inp_bound = f[_F_INP_BOUND]
+    inp_noise = f[_F_INP_NOISE]
+    inp_asym = f[_F_INP_ASYM]
+    inp_with_asym = flags[_I_INP_ASYM] != 0
+    inp_sto = flags[_I_INP_STO] != 0
+    inp_with_uni = inp_sto and inp_res > zero
+    skip_zero = backward or inp_noise <= zero
+    res = f[_F_OUT_RES]
+    sto = flags[_I_OUT_STO] != 0
+    with_uni = sto and res > zero
+    noisy = flags[_I_OUT_NOISY] != 0
+    with_nl = flags[_I_WITH_NL] != 0
+    nlf = f[_F_NLF]
+    asym = f[_F_OUT_ASYM]
+    with_asym = flags[_I_OUT_ASYM] != 0
+    bound = f[_F_OUT_BOUND]
+    test_negative = flags[_I_BM_TEST_NEG] != 0
     v = work[0, :n_in]
     v2 = work[1, :n_in]
     xi = work[2, :n_in]
@@ -571,6 +643,7 @@ def managed_mvm(W, transposed, U, Y, f, flags, nl, noise_line, key, aux, c, work
         for i in range(n_out):
             Y[r, i] = zero
         u = U[r]
+        out = Y[r]
         alpha = nm_scale(u, nm_kind, f[_F_NM_THRES], f[_F_NM_WMAX], f[_F_NP_BOUND], inp_res,
                          f[_F_MAX_BM_RES], f[_F_NM_DECAY], aux, c)
         if nm_on and alpha <= zero and skip_zero:
@@ -587,13 +660,16 @@ def managed_mvm(W, transposed, U, Y, f, flags, nl, noise_line, key, aux, c, work
                 red = 1.0
             red_t = cast_like(red, one)
             s = _input_scale(alpha, red_t, nm_on, bm_on, zero, one)
-            _dac_round(u, v, s, key, r, bm_round, f, flags, xi, uni, c)
-            # analog product and ADC
+            # DAC
+            if inp_noise > zero:
+                _fill(xi, key, r, tag(bm_round, TAG_INP_NOISE), True)
+            if inp_with_uni:
+                _fill(uni, key, r, tag(bm_round, TAG_INP_UNIFORM), False)
+            _dac_line(u, v, s, inp_res, inp_bound, inp_noise, xi, inp_asym, inp_with_asym,
+                      inp_sto, uni, c)
+            # analog product: y (and the negative inputs' part y2 of the POS_NEG kinds)
             if mv_kind == MV_ONE_PASS:
                 _matvec(W, transposed, v, y)
-                ok = _adc_round(y, Y[r], key, r, tag(bm_round, TAG_OUT_NOISE),
-                                tag(bm_round, TAG_OUT_UNIFORM), f, flags, nl, noise_line, buf_n,
-                                buf_u, scratch, bm_on, c)
             else:
                 for j in range(n_in):
                     v2[j] = min(v[j], zero)
@@ -601,31 +677,37 @@ def managed_mvm(W, transposed, U, Y, f, flags, nl, noise_line, key, aux, c, work
                 for j in range(n_in):
                     v2[j] = max(v[j], zero)
                 _matvec(W, transposed, v2, y)
-                if mv_kind == MV_POS_NEG_DIGITAL:
-                    ok_neg = _adc_round(y2, y2, key, r, tag(bm_round, TAG_NEG_OUT_NOISE),
-                                        tag(bm_round, TAG_NEG_OUT_UNIFORM), f, flags, nl,
-                                        noise_line, buf_n, buf_u, scratch, bm_on, c)
-                    ok = _adc_round(y, Y[r], key, r, tag(bm_round, TAG_OUT_NOISE),
-                                    tag(bm_round, TAG_OUT_UNIFORM), f, flags, nl, noise_line,
-                                    buf_n, buf_u, scratch, bm_on, c)
-                    ok = ok and ok_neg
-                    for i in range(n_out):
-                        Y[r, i] += y2[i]
-                else:
+                if mv_kind == MV_POS_NEG:
                     for i in range(n_out):
                         y[i] += y2[i]
-                    ok = _adc_round(y, Y[r], key, r, tag(bm_round, TAG_OUT_NOISE),
-                                    tag(bm_round, TAG_OUT_UNIFORM), f, flags, nl, noise_line,
-                                    buf_n, buf_u, scratch, bm_on, c)
+            # ADC (as adc_rows)
+            ok = True
+            if digital:
+                if noisy:
+                    _fill(buf_n, key, r, tag(bm_round, TAG_NEG_OUT_NOISE), True)
+                if with_uni:
+                    _fill(buf_u, key, r, tag(bm_round, TAG_NEG_OUT_UNIFORM), False)
+                ok = _adc_line(y2, y2, nl, with_nl, nlf, asym, with_asym, noise_line, buf_n,
+                               res, sto, buf_u, bound, bm_on, test_negative, scratch, c)
+            if noisy:
+                _fill(buf_n, key, r, tag(bm_round, TAG_OUT_NOISE), True)
+            if with_uni:
+                _fill(buf_u, key, r, tag(bm_round, TAG_OUT_UNIFORM), False)
+            ok_pos = _adc_line(y, out, nl, with_nl, nlf, asym, with_asym, noise_line, buf_n,
+                               res, sto, buf_u, bound, bm_on, test_negative, scratch, c)
+            ok = ok_pos and ok
+            if digital:
+                for i in range(n_out):
+                    out[i] += y2[i]
             bm_round += 1
             # aihwkit's stop criteria: reduction beyond max_bm_factor, or beyond max_bm_res
             # DAC steps (red = 16 with the defaults)
             if (not bm_on or ok or int(red) > flags[_I_MAX_BM_FACTOR]
                     or red_t > f[_F_BM_LIMIT]):
                 break
-        factor = _output_factor(s, alpha, f, backward, nm_on, zero, one)
+        factor = _output_factor(s, alpha, f[_F_OUT_SCALE], backward, nm_on, zero, one)
         for i in range(n_out):
-            Y[r, i] *= factor
+            out[i] *= factor
     for r in range(m):
         for i in range(n_out):
             if not np.isfinite(Y[r, i]):
