@@ -85,13 +85,14 @@ def tag(bm_round, purpose):
 
 
 # -- random numbers ------------------------------------------------------------------------------
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _fill(buf, key, row, stream_tag, gaussian):
     """``buf[:]`` from stream ``(key, row, stream_tag)``: normals or uniforms, in order.
 
     The numbers of ``normal`` / ``uniform`` on a stream started by ``init_stream`` (draw ``j``
     hashes ``stream key + j * GAMMA``), with the counter in a register instead of a state
-    array that the stores to ``buf`` might alias: half the time per draw."""
+    array that the stores to ``buf`` might alias: half the time per draw. Not inlined: a
+    kernel calls it up to six times, and each inlined copy added to its compile time."""
     z = stream_key(key, row, stream_tag)
     for j in range(buf.shape[0]):
         h = mix64(z)
