@@ -11,6 +11,7 @@ round; the per-element stages are numba kernels (:mod:`rpusim.kernels.io`).
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -47,10 +48,10 @@ _BM_KIND = {
 # batch x n_in x n_out up to which one ``kio.managed_mvm`` call (its own product loops) beats
 # the row kernels (two numba calls around a BLAS product per bound-management round)
 FUSED_WORK = 1 << 16
-# work from which a round's product and ADC run in two halves of the batch, the second on a
-# helper thread (NumPy's GEMM and ``kio.adc_rows`` release the GIL; OpenBLAS itself is kept at
-# one thread). The halves depend on the shapes only, so the result does not depend on whether
-# they run side by side (numba's thread count > 1) or one after the other.
+# work from which a round's product runs in two halves of the outputs, side by side on this
+# thread and a helper thread when numba may use two or more (NumPy's GEMM releases the GIL;
+# OpenBLAS itself is kept at one thread). The halves depend on the shapes only, so the result
+# does not depend on the thread count.
 SPLIT_WORK = 1 << 21
 # for tests: every configuration through the staged path (else only those with IR drop,
 # voltage offsets, weight noise or read asymmetry)
@@ -390,19 +391,19 @@ class AnalogMVM:
         """``Y = V @ M.T`` and ``kio.adc_rows`` of one round (see ``SPLIT_WORK``)."""
         k = V.shape[0]
 
-        def adc(Y, Y2, r0, r1):
-            kio.adc_rows(Y, Y2, rows, r0, r1, out, alpha, scale, self._f, self._flags,
-                         self._nl_line, self._noise_line, key, bm_round, final, passed, self._c)
+        def adc(Y, Y2):
+            kio.adc_rows(Y, Y2, rows, out, alpha, scale, self._f, self._flags, self._nl_line,
+                         self._noise_line, key, bm_round, final, passed, self._c)
 
         if self._mv_kind != kio.MV_ONE_PASS:
             zero = self._t(0)
             Yneg = np.minimum(V, zero) @ M.T
             np.matmul(np.maximum(V, zero), M.T, out=Y)
             if self._mv_kind == kio.MV_POS_NEG_DIGITAL:
-                adc(Y, Yneg, 0, k)
+                adc(Y, Yneg)
             else:
                 Y += Yneg
-                adc(Y, self._none, 0, k)
+                adc(Y, self._none)
             return
         if k > 1 and one_hot:
             # a batch of one-hot inputs (a drift compensation's identity readout) is read as a
@@ -410,24 +411,25 @@ class AnalogMVM:
             # output) at a fraction of a GEMM's cost
             cols = (V != 0).argmax(axis=1)
             np.multiply(M.T[cols], V[np.arange(k), cols][:, None], out=Y)
-            adc(Y, self._none, 0, k)
+            adc(Y, self._none)
             return
 
-        def half(r0, r1):
-            np.matmul(V[r0:r1], M.T, out=Y[r0:r1])
-            adc(Y, self._none, r0, r1)
-
-        if k < 2 or k * V.shape[1] * M.shape[0] < SPLIT_WORK:
-            half(0, k)
-            return
-        h = k // 2
-        if numba.get_num_threads() > 1:
-            second = _helper_thread().submit(half, h, k)
-            half(0, h)
-            second.result()
+        np_out = M.shape[0]
+        if np_out < 2 or k * V.shape[1] * np_out < SPLIT_WORK:
+            np.matmul(V, M.T, out=Y)
         else:
-            half(0, h)
-            half(h, k)
+            # two halves of the outputs (the weights' rows): each GEMM packs only its half of
+            # the matrix, so the split adds no work (a split of the batch packs all of it
+            # twice: +10-20 % CPU)
+            h = np_out // 2
+            halves = ((0, h), (h, np_out))
+
+            def product(i):
+                a, b = halves[i]
+                np.matmul(V, M[a:b].T, out=Y[:, a:b])
+
+            _two_threads(product, len(halves))
+        adc(Y, self._none)
 
     def _staged(self, M: np.ndarray, U: np.ndarray, key) -> np.ndarray:
         """The managed MVM with NumPy products, stage by stage over the rows still in play."""
@@ -574,6 +576,42 @@ class AnalogMVM:
                                    self._out_res, self._out_bound, p.out_sto_round, uni,
                                    self._bm != BoundManagementType.NONE,
                                    p.bm_test_negative_bound, self._c)
+
+
+def _two_threads(task, n: int) -> None:
+    """``task(i)`` for ``i < n`` on this thread and the helper thread (see ``SPLIT_WORK``):
+    each takes the next ``i`` until none is left, so a helper that starts late (a busy
+    machine) leaves its share to this thread instead of delaying it. The results do not
+    depend on which thread ran which ``i``."""
+    if numba.get_num_threads() < 2:
+        for i in range(n):
+            task(i)
+        return
+    lock = threading.Lock()
+    claimed = [0]
+    done = [threading.Event() for _ in range(n)]
+    errors = []
+
+    def work():
+        while True:
+            with lock:
+                i = claimed[0]
+                claimed[0] += 1
+            if i >= n:
+                return
+            try:
+                task(i)
+            except BaseException as exc:  # re-raised on the calling thread
+                errors.append(exc)
+            finally:
+                done[i].set()
+
+    _helper_thread().submit(work)
+    work()
+    for event in done:
+        event.wait()
+    if errors:
+        raise errors[0]
 
 
 _helper = (None, None)

@@ -477,14 +477,14 @@ def dac_rows(U, rows, V, alpha, scale, f, flags, bm_round, red, key, aux, c):
     return _one_hot(V)
 
 
-@njit(cache=True, nogil=True)
-def adc_rows(Y, Y2, rows, r0, r1, out, alpha, scale, f, flags, nl, noise_line, key, bm_round,
-             final, passed, c):
+@njit(cache=True)
+def adc_rows(Y, Y2, rows, out, alpha, scale, f, flags, nl, noise_line, key, bm_round, final,
+             passed, c):
     """ADC, clipping and bound test of one round for the products ``Y[r]`` of the batch rows
-    ``rows[r]``, ``r0 <= r < r1``, into ``out[rows[r]]`` (``Y`` may be ``out``); ``Y2`` holds
-    the negative parts of MV_POS_NEG_DIGITAL (else unused). ``passed[r]`` is the bound test;
-    rows that pass, or all when ``final``, get their output factor. Rows whose ``scale`` is 0
-    (skipped inputs) give zeros. Releases the GIL: disjoint row ranges may run in threads.
+    ``rows[r]`` into ``out[rows[r]]`` (``Y`` may be ``out``); ``Y2`` holds the negative parts
+    of MV_POS_NEG_DIGITAL (else unused). ``passed[r]`` is the bound test; rows that pass, or
+    all when ``final``, get their output factor. Rows whose ``scale`` is 0 (skipped inputs)
+    give zeros. ``nl`` and ``noise_line`` as in :func:`managed_mvm`.
     """
     n_out = out.shape[1]
     zero = c[_C_ZERO]
@@ -507,7 +507,7 @@ def adc_rows(Y, Y2, rows, r0, r1, out, alpha, scale, f, flags, nl, noise_line, k
     buf_n = np.zeros(n_out, out.dtype)
     buf_u = np.zeros(n_out, out.dtype)
     scratch = np.empty(n_out, out.dtype)
-    for r in range(r0, r1):
+    for r in range(rows.shape[0]):
         row = rows[r]
         o = out[row]
         s = scale[row]
