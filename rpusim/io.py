@@ -310,7 +310,7 @@ class AnalogMVM:
     def mvm_finite(self, M: np.ndarray, U: np.ndarray, check: bool = True
                    ) -> tuple[np.ndarray, bool]:
         """:meth:`mvm` for arrays already in the tile dtype, and whether the result is finite
-        (the one-call path always tests it, in its own pass; the others when ``check``)."""
+        (the one-call and row kernels always test it; the staged path when ``check``)."""
         if self.perfect:
             Y = U @ M.T
             if not self.exact and self.params.out_scale != 1:
@@ -325,8 +325,7 @@ class AnalogMVM:
             Y = self._staged(M, U, key)
             return Y, not check or all_finite(Y)
         if m * M.shape[0] * M.shape[1] > FUSED_WORK:
-            Y = self._rows(M, U, key)
-            return Y, not check or all_finite(Y)
+            return self._rows(M, U, key)
         if M.flags.c_contiguous:
             W, transposed = M, False
         elif M.T.flags.c_contiguous:
@@ -343,10 +342,11 @@ class AnalogMVM:
                                  self._noise_line, key, self.nm_state, self._c, self._work)
         return Y, finite
 
-    def _rows(self, M: np.ndarray, U: np.ndarray, key) -> np.ndarray:
+    def _rows(self, M: np.ndarray, U: np.ndarray, key) -> tuple[np.ndarray, bool]:
         """The managed MVM with the row kernels: per bound-management round, one
         ``kio.dac_rows`` call, one BLAS product of the round's rows and ``kio.adc_rows``; the
-        next round takes only the rows that failed the bound test."""
+        next round takes only the rows that failed the bound test. Returns the outputs and
+        whether they are all finite."""
         t = self._t
         m = U.shape[0]
         n_out = M.shape[0]
@@ -361,6 +361,7 @@ class AnalogMVM:
         scale = np.empty(m, self.dtype)
         passed = np.empty(m, np.bool_)
         bm_on = self._bm != BoundManagementType.NONE
+        finite = True
         red = 0.5
         bm_round = 0
         while True:
@@ -377,42 +378,41 @@ class AnalogMVM:
             one_hot = kio.dac_rows(U, rows, Vk, alpha, scale, self._f, self._flags, bm_round, red,
                                 key, self.nm_state, self._c)
             Y = out if bm_round == 0 else np.empty((k, n_out), self.dtype)
-            self._product_adc(M, Vk, Y, rows, out, alpha, scale, key, bm_round, final,
-                              passed[:k], one_hot)
+            finite &= self._product_adc(M, Vk, Y, rows, out, alpha, scale, key, bm_round,
+                                        final, passed[:k], one_hot)
             if final:
-                return out
+                return out, finite
             rows = rows[~passed[:k]]
             if not rows.size:
-                return out
+                return out, finite
             bm_round += 1
 
     def _product_adc(self, M, V, Y, rows, out, alpha, scale, key, bm_round, final, passed,
-                     one_hot) -> None:
-        """``Y = V @ M.T`` and ``kio.adc_rows`` of one round (see ``SPLIT_WORK``)."""
+                     one_hot) -> bool:
+        """``Y = V @ M.T`` and ``kio.adc_rows`` of one round (see ``SPLIT_WORK``); returns
+        whether the outputs finished in it are finite."""
         k = V.shape[0]
 
         def adc(Y, Y2):
-            kio.adc_rows(Y, Y2, rows, out, alpha, scale, self._f, self._flags, self._nl_line,
-                         self._noise_line, key, bm_round, final, passed, self._c)
+            return kio.adc_rows(Y, Y2, rows, out, alpha, scale, self._f, self._flags,
+                                self._nl_line, self._noise_line, key, bm_round, final, passed,
+                                self._c)
 
         if self._mv_kind != kio.MV_ONE_PASS:
             zero = self._t(0)
             Yneg = np.minimum(V, zero) @ M.T
             np.matmul(np.maximum(V, zero), M.T, out=Y)
             if self._mv_kind == kio.MV_POS_NEG_DIGITAL:
-                adc(Y, Yneg)
-            else:
-                Y += Yneg
-                adc(Y, self._none)
-            return
+                return adc(Y, Yneg)
+            Y += Yneg
+            return adc(Y, self._none)
         if k > 1 and one_hot:
             # a batch of one-hot inputs (a drift compensation's identity readout) is read as a
             # gather of columns of M: exactly the product's values (one nonzero term per
             # output) at a fraction of a GEMM's cost
             cols = (V != 0).argmax(axis=1)
             np.multiply(M.T[cols], V[np.arange(k), cols][:, None], out=Y)
-            adc(Y, self._none)
-            return
+            return adc(Y, self._none)
 
         np_out = M.shape[0]
         if np_out < 2 or k * V.shape[1] * np_out < SPLIT_WORK:
@@ -429,7 +429,7 @@ class AnalogMVM:
                 np.matmul(V, M[a:b].T, out=Y[:, a:b])
 
             _two_threads(product, len(halves))
-        adc(Y, self._none)
+        return adc(Y, self._none)
 
     def _staged(self, M: np.ndarray, U: np.ndarray, key) -> np.ndarray:
         """The managed MVM with NumPy products, stage by stage over the rows still in play."""

@@ -446,6 +446,21 @@ def test_one_hot_batch_is_read_exactly(any_path):
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
 
 
+def test_non_finite_outputs_are_reported(any_path):
+    """Every path reports an overflow (the bound-management factor 16 on a saturated output of
+    an input of 1e37) and a NaN input as a non-finite result."""
+    p = IOParameters(out_noise=0.0)
+    p.validate()
+    M = np.full((3, 4), 50.0, np.float32)
+    U = np.full((2, 4), 1e37, np.float32)
+    mvm = AnalogMVM(p, 3, 4, np.float32, TileRNG(0))
+    assert mvm.mvm_finite(M, np.ones((2, 4), np.float32))[1]
+    assert not mvm.mvm_finite(M, U)[1]
+    U = np.ones((2, 4), np.float32)
+    U[1, 2] = np.nan
+    assert not mvm.mvm_finite(M * 0.01, U)[1]
+
+
 def test_backward_ignores_bound_management(any_path):
     p = IOParameters(out_noise=0.0, bound_management="ITERATIVE")
     p.validate()

@@ -484,7 +484,9 @@ def adc_rows(Y, Y2, rows, out, alpha, scale, f, flags, nl, noise_line, key, bm_r
     ``rows[r]`` into ``out[rows[r]]`` (``Y`` may be ``out``); ``Y2`` holds the negative parts
     of MV_POS_NEG_DIGITAL (else unused). ``passed[r]`` is the bound test; rows that pass, or
     all when ``final``, get their output factor. Rows whose ``scale`` is 0 (skipped inputs)
-    give zeros. ``nl`` and ``noise_line`` as in :func:`managed_mvm`.
+    give zeros. ``nl`` and ``noise_line`` as in :func:`managed_mvm`. Returns whether every
+    output that got its factor is finite (tested in the factor's loop: a separate pass over
+    the outputs cost as much as the ADC).
     """
     n_out = out.shape[1]
     zero = c[_C_ZERO]
@@ -507,6 +509,7 @@ def adc_rows(Y, Y2, rows, out, alpha, scale, f, flags, nl, noise_line, key, bm_r
     buf_n = np.zeros(n_out, out.dtype)
     buf_u = np.zeros(n_out, out.dtype)
     scratch = np.empty(n_out, out.dtype)
+    finite = True
     for r in range(rows.shape[0]):
         row = rows[r]
         o = out[row]
@@ -540,8 +543,13 @@ def adc_rows(Y, Y2, rows, out, alpha, scale, f, flags, nl, noise_line, key, bm_r
         passed[r] = ok
         if ok or final:
             factor = _output_factor(s, alpha[row], out_scale, backward, nm_on, zero, one)
+            n_finite = 0
             for i in range(n_out):
-                o[i] *= factor
+                x = o[i] * factor
+                o[i] = x
+                n_finite += x - x == zero
+            finite = finite and n_finite == n_out
+    return finite
 
 
 # -- the whole managed MVM in one call (small batches) -------------------------------------------
