@@ -4,8 +4,9 @@
 batch: noise management, the bound-management loop, the DAC (quantisation, clipping, input
 noise, asymmetry), the analog product and its non-idealities (IR drop, voltage offsets and
 series resistance, output-referred weight noise), and the ADC (nonlinearity, asymmetry,
-output noise, quantisation, clipping). The big products are NumPy GEMMs over all rows of a
-round; the per-element stages are numba kernels (:mod:`rpusim.kernels.io`).
+output noise, quantisation, clipping). Small work is one numba call; larger work is one
+NumPy GEMM per bound-management round over all its rows, between numba kernels for the
+per-element stages (:mod:`rpusim.kernels.io`), the largest GEMMs on two threads.
 """
 
 from __future__ import annotations
