@@ -12,8 +12,8 @@ per-element stages (:mod:`rpusim.kernels.io`), the largest GEMMs on two threads.
 from __future__ import annotations
 
 import os
+import queue
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
@@ -588,29 +588,44 @@ def _two_threads(task, n: int) -> None:
         for i in range(n):
             task(i)
         return
-    lock = threading.Lock()
-    claimed = [0]
-    done = [threading.Event() for _ in range(n)]
+    claim = threading.Lock()
+    next_i = [0]
+    helper_took = [False]
+    helper_done = threading.Lock()
+    helper_done.acquire()
     errors = []
 
-    def work():
-        while True:
-            with lock:
-                i = claimed[0]
-                claimed[0] += 1
-            if i >= n:
-                return
-            try:
-                task(i)
-            except BaseException as exc:  # re-raised on the calling thread
-                errors.append(exc)
-            finally:
-                done[i].set()
+    def take(by_helper=False):
+        with claim:
+            i = next_i[0]
+            next_i[0] += 1
+            if by_helper and i < n:
+                helper_took[0] = True
+        return i
 
-    _helper_thread().submit(work)
-    work()
-    for event in done:
-        event.wait()
+    def helper():
+        i = take(True)
+        if i >= n:
+            return
+        try:
+            while i < n:
+                task(i)
+                i = take(True)
+        except BaseException as exc:  # re-raised on the calling thread
+            errors.append(exc)
+        finally:
+            helper_done.release()
+
+    _helper_queue().put(helper)
+    i = take()
+    while i < n:
+        task(i)
+        i = take()
+    # every index is taken now, so whether the helper took one is settled
+    with claim:
+        wait = helper_took[0]
+    if wait:
+        helper_done.acquire()
     if errors:
         raise errors[0]
 
@@ -618,15 +633,22 @@ def _two_threads(task, n: int) -> None:
 _helper = (None, None)
 
 
-def _helper_thread() -> ThreadPoolExecutor:
-    """The one helper thread of this process for the second halves of large rounds (a new
-    one after a fork: the parent's thread does not exist in the child)."""
+def _helper_queue() -> queue.SimpleQueue:
+    """The job queue of this process's one helper thread (a new one after a fork: the
+    parent's thread does not exist in the child). A daemon thread and a plain queue: a
+    thread pool's futures cost about 15 us of this thread's time per call."""
     global _helper
-    pool, pid = _helper
-    if pool is None or pid != os.getpid():
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rpusim-io")
-        _helper = (pool, os.getpid())
-    return pool
+    jobs, pid = _helper
+    if jobs is None or pid != os.getpid():
+        jobs = queue.SimpleQueue()
+
+        def run():
+            while True:
+                jobs.get()()
+
+        threading.Thread(target=run, name="rpusim-io", daemon=True).start()
+        _helper = (jobs, os.getpid())
+    return jobs
 
 
 def _product(V: np.ndarray, M: np.ndarray) -> np.ndarray:

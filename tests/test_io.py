@@ -642,3 +642,28 @@ def test_is_test_changes_nothing():
 def test_empty_batch():
     mvm = AnalogMVM(IOParameters(), 3, 5, np.float32, TileRNG(0))
     assert mvm.mvm(np.ones((3, 5), np.float32), np.zeros((0, 5), np.float32)).shape == (0, 3)
+
+
+def test_two_threads_runs_every_task_once_before_returning():
+    """The helper-thread split: each index once, all finished on return, errors re-raised."""
+    import time
+
+    for n in (1, 2, 3):
+        for _ in range(200):
+            ran = []
+
+            def task(i):
+                if i % 2:
+                    time.sleep(0)
+                ran.append(i)
+
+            rio._two_threads(task, n)
+            assert sorted(ran) == list(range(n))
+
+    def failing(i):
+        if i == 1:
+            raise RuntimeError("task 1")
+
+    for _ in range(20):
+        with pytest.raises(RuntimeError, match="task 1"):
+            rio._two_threads(failing, 2)
