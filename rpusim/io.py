@@ -617,15 +617,19 @@ def _two_threads(task, n: int) -> None:
             helper_done.release()
 
     _helper_queue().put(helper)
-    i = take()
-    while i < n:
-        task(i)
+    try:
         i = take()
-    # every index is taken now, so whether the helper took one is settled
-    with claim:
-        wait = helper_took[0]
-    if wait:
-        helper_done.acquire()
+        while i < n:
+            task(i)
+            i = take()
+    finally:
+        # every index is taken now (an error here: the rest is taken away from the helper),
+        # so whether the helper took one is settled; wait for it before returning
+        with claim:
+            next_i[0] = n
+            wait = helper_took[0]
+        if wait:
+            helper_done.acquire()
     if errors:
         raise errors[0]
 
