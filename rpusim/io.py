@@ -430,6 +430,21 @@ class AnalogMVM:
                 np.matmul(V, M[a:b].T, out=Y[:, a:b])
 
             _two_threads(product, len(halves))
+            if k >= 2:
+                # and the ADC in two halves of the rows (it needs whole rows)
+                h = k // 2
+                parts = ((0, h), (h, k))
+                finite = [True, True]
+
+                def adc_part(i):
+                    a, b = parts[i]
+                    finite[i] = kio.adc_rows(Y[a:b], self._none, rows[a:b], out, alpha, scale,
+                                             self._f, self._flags, self._nl_line,
+                                             self._noise_line, key, bm_round, final,
+                                             passed[a:b], self._c)
+
+                _two_threads(adc_part, len(parts))
+                return finite[0] and finite[1]
         return adc(Y, self._none)
 
     def _staged(self, M: np.ndarray, U: np.ndarray, key) -> np.ndarray:

@@ -477,7 +477,7 @@ def dac_rows(U, rows, V, alpha, scale, f, flags, bm_round, red, key, aux, c):
     return _one_hot(V)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def adc_rows(Y, Y2, rows, out, alpha, scale, f, flags, nl, noise_line, key, bm_round, final,
              passed, c):
     """ADC, clipping and bound test of one round for the products ``Y[r]`` of the batch rows
@@ -486,7 +486,8 @@ def adc_rows(Y, Y2, rows, out, alpha, scale, f, flags, nl, noise_line, key, bm_r
     all when ``final``, get their output factor. Rows whose ``scale`` is 0 (skipped inputs)
     give zeros. ``nl`` and ``noise_line`` as in :func:`managed_mvm`. Returns whether every
     output that got its factor is finite (tested in the factor's loop: a separate pass over
-    the outputs cost as much as the ADC).
+    the outputs cost as much as the ADC). Releases the GIL: ``rpusim.io`` runs two halves of
+    the rows side by side.
     """
     n_out = out.shape[1]
     zero = c[_C_ZERO]
