@@ -376,8 +376,8 @@ class AnalogMVM:
                 self._bm_limit is not None and t(red) > self._bm_limit)
             k = rows.size
             Vk = V[:k]
-            one_hot = kio.dac_rows(U, rows, Vk, alpha, scale, self._f, self._flags, bm_round, red,
-                                key, self.nm_state, self._c)
+            one_hot = kio.dac_rows(U, rows, Vk, alpha, scale, self._f, self._flags, bm_round,
+                                   red, key, self.nm_state, self._c)
             Y = out if bm_round == 0 else np.empty((k, n_out), self.dtype)
             finite &= self._product_adc(M, Vk, Y, rows, out, alpha, scale, key, bm_round,
                                         final, passed[:k], one_hot)
@@ -415,15 +415,15 @@ class AnalogMVM:
             np.multiply(M.T[cols], V[np.arange(k), cols][:, None], out=Y)
             return adc(Y, self._none)
 
-        np_out = M.shape[0]
-        if np_out < 2 or k * V.shape[1] * np_out < SPLIT_WORK:
+        n_out = M.shape[0]
+        if n_out < 2 or k * V.shape[1] * n_out < SPLIT_WORK:
             np.matmul(V, M.T, out=Y)
         else:
             # two halves of the outputs (the weights' rows): each GEMM packs only its half of
             # the matrix, so the split adds no work (a split of the batch packs all of it
             # twice: +10-20 % CPU)
-            h = np_out // 2
-            halves = ((0, h), (h, np_out))
+            h = n_out // 2
+            halves = ((0, h), (h, n_out))
 
             def product(i):
                 a, b = halves[i]
