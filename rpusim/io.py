@@ -4,12 +4,18 @@
 batch: noise management, the bound-management loop, the DAC (quantisation, clipping, input
 noise, asymmetry), the analog product and its non-idealities (IR drop, voltage offsets and
 series resistance, output-referred weight noise), and the ADC (nonlinearity, asymmetry,
-output noise, quantisation, clipping). The big products are NumPy GEMMs over all rows of a
-round; the per-element stages are numba kernels (:mod:`rpusim.kernels.io`).
+output noise, quantisation, clipping). Small work is one numba call; larger work is one
+NumPy GEMM per bound-management round over all its rows, between numba kernels for the
+per-element stages (:mod:`rpusim.kernels.io`), the largest GEMMs on two threads.
 """
 
 from __future__ import annotations
 
+import os
+import queue
+import threading
+
+import numba
 import numpy as np
 
 from rpusim.configs.enums import (AnalogMVType, BoundManagementType, NoiseManagementType,
@@ -41,8 +47,16 @@ _BM_KIND = {
 }
 
 # batch x n_in x n_out up to which one ``kio.managed_mvm`` call (its own product loops) beats
-# the staged path (a dozen NumPy/numba dispatches around a BLAS product)
+# the row kernels (two numba calls around a BLAS product per bound-management round)
 FUSED_WORK = 1 << 16
+# work from which a round's product runs in two halves of the outputs, side by side on this
+# thread and a helper thread when numba may use two or more (NumPy's GEMM releases the GIL;
+# OpenBLAS itself is kept at one thread). The halves depend on the shapes only, so the result
+# does not depend on the thread count.
+SPLIT_WORK = 1 << 21
+# for tests: every configuration through the staged path (else only those with IR drop,
+# voltage offsets, weight noise or read asymmetry)
+STAGED_ONLY = False
 
 _STATE_KEYS = ("nm_aux", "out_noise_values", "v_offset", "out_nonlinearity",
                "out_nonlinearity_factor", "w_asymmetry")
@@ -166,8 +180,8 @@ class AnalogMVM:
                          AnalogMVType.POS_NEG_SEPARATE_DIGITAL_SUM: kio.MV_POS_NEG_DIGITAL
                          }.get(p.mv_type, kio.MV_ONE_PASS)
         self._pack_parameters()
-        self._work = np.empty((8, max(self.n_in, self.n_out)), self.dtype)
-        self._states = np.empty((1, 2), np.uint64)
+        self._work = np.empty((9, max(self.n_in, self.n_out)), self.dtype)
+        self._rows_of = np.arange(0, dtype=np.int64)
 
     def _pack_parameters(self) -> None:
         """The scalar parameters of ``kio.managed_mvm`` (its ``F_FIELDS`` and ``I_FIELDS``)."""
@@ -189,8 +203,15 @@ class AnalogMVM:
             "out_sto": p.out_sto_round, "inp_asym": p.inp_asymmetry != 0,
             "out_asym": p.out_asymmetry > 0, "mv_kind": self._mv_kind,
             "max_bm_factor": p.max_bm_factor, "bm_test_negative": p.bm_test_negative_bound,
+            "out_noisy": p.out_noise > 0 or self.out_noise_values.size > 0,
+            "with_nl": self._has_nl,
         }
         self._flags = np.array([int(flags[k]) for k in kio.I_FIELDS], np.int64)
+        # per output line, as the kernels read them (no conditional loads in their loops)
+        self._nl_line = (self.out_nonlinearity if self._has_nl
+                         else np.zeros(self.n_out, self.dtype))
+        self._noise_line = (self.out_noise_values if self.out_noise_values.size
+                            else np.full(self.n_out, t(p.out_noise), self.dtype))
 
     def _draw_line_parameters(self) -> None:
         """Construction-time draws, in aihwkit's order (spec §2.6)."""
@@ -290,7 +311,7 @@ class AnalogMVM:
     def mvm_finite(self, M: np.ndarray, U: np.ndarray, check: bool = True
                    ) -> tuple[np.ndarray, bool]:
         """:meth:`mvm` for arrays already in the tile dtype, and whether the result is finite
-        (the one-call path always tests it, in its own pass; the others when ``check``)."""
+        (the one-call and row kernels always test it; the staged path when ``check``)."""
         if self.perfect:
             Y = U @ M.T
             if not self.exact and self.params.out_scale != 1:
@@ -301,26 +322,130 @@ class AnalogMVM:
             return np.zeros((m, self.n_out), self.dtype), True
         # one key per call fixes every random number of it (streams per row and tag)
         key = self.rng.key()
-        if self._fusable and m * M.shape[0] * M.shape[1] <= FUSED_WORK:
-            if M.flags.c_contiguous:
-                W, transposed = M, False
-            elif M.T.flags.c_contiguous:
-                W, transposed = M.T, True
-            else:
-                W, transposed = np.ascontiguousarray(M), False
-            n_out = M.shape[0]
-            if self._work.shape[1] < n_out or self._work.shape[1] < U.shape[1]:
-                self._work = np.empty((8, max(n_out, U.shape[1])), self.dtype)
-            if not U.flags.c_contiguous:
-                U = np.ascontiguousarray(U)
-            Y = np.empty((m, n_out), self.dtype)
-            finite = kio.managed_mvm(W, transposed, U, Y, self._f, self._flags,
-                                     self.out_nonlinearity if self._has_nl else self._empty1,
-                                     self.out_noise_values, key, self.nm_state, self._c,
-                                     self._work, self._states)
-            return Y, finite
-        Y = self._staged(M, U, key)
-        return Y, not check or all_finite(Y)
+        if not self._fusable or STAGED_ONLY:
+            Y = self._staged(M, U, key)
+            return Y, not check or all_finite(Y)
+        if m * M.shape[0] * M.shape[1] > FUSED_WORK:
+            return self._rows(M, U, key)
+        if M.flags.c_contiguous:
+            W, transposed = M, False
+        elif M.T.flags.c_contiguous:
+            W, transposed = M.T, True
+        else:
+            W, transposed = np.ascontiguousarray(M), False
+        n_out = M.shape[0]
+        if self._work.shape[1] < n_out or self._work.shape[1] < U.shape[1]:
+            self._work = np.empty((9, max(n_out, U.shape[1])), self.dtype)
+        if not U.flags.c_contiguous:
+            U = np.ascontiguousarray(U)
+        Y = np.empty((m, n_out), self.dtype)
+        finite = kio.managed_mvm(W, transposed, U, Y, self._f, self._flags, self._nl_line,
+                                 self._noise_line, key, self.nm_state, self._c, self._work)
+        return Y, finite
+
+    def _rows(self, M: np.ndarray, U: np.ndarray, key) -> tuple[np.ndarray, bool]:
+        """The managed MVM with the row kernels: per bound-management round, one
+        ``kio.dac_rows`` call, one BLAS product of the round's rows and ``kio.adc_rows``; the
+        next round takes only the rows that failed the bound test. Returns the outputs and
+        whether they are all finite."""
+        t = self._t
+        m = U.shape[0]
+        n_out = M.shape[0]
+        if not U.flags.c_contiguous:
+            U = np.ascontiguousarray(U)
+        if self._rows_of.size < m:
+            self._rows_of = np.arange(m, dtype=np.int64)
+        rows = self._rows_of[:m]
+        out = np.empty((m, n_out), self.dtype)
+        V = np.empty((m, U.shape[1]), self.dtype)
+        alpha = np.empty(m, self.dtype)
+        scale = np.empty(m, self.dtype)
+        passed = np.empty(m, np.bool_)
+        bm_on = self._bm != BoundManagementType.NONE
+        finite = True
+        red = 0.5
+        bm_round = 0
+        while True:
+            red *= 2.0
+            if (bm_round == 1 and self._bm == BoundManagementType.ITERATIVE_WORST_CASE
+                    and self._nm != NoiseManagementType.ABS_MAX_NP_SUM):
+                red = 1.0
+            # aihwkit's stop criteria: reduction beyond max_bm_factor, or beyond max_bm_res
+            # DAC steps (red = 16 with the defaults); known before the round
+            final = not bm_on or int(red) > self.params.max_bm_factor or (
+                self._bm_limit is not None and t(red) > self._bm_limit)
+            k = rows.size
+            Vk = V[:k]
+            one_hot = kio.dac_rows(U, rows, Vk, alpha, scale, self._f, self._flags, bm_round,
+                                   red, key, self.nm_state, self._c)
+            Y = out if bm_round == 0 else np.empty((k, n_out), self.dtype)
+            finite &= self._product_adc(M, Vk, Y, rows, out, alpha, scale, key, bm_round,
+                                        final, passed[:k], one_hot)
+            if final:
+                return out, finite
+            rows = rows[~passed[:k]]
+            if not rows.size:
+                return out, finite
+            bm_round += 1
+
+    def _product_adc(self, M, V, Y, rows, out, alpha, scale, key, bm_round, final, passed,
+                     one_hot) -> bool:
+        """``Y = V @ M.T`` and ``kio.adc_rows`` of one round (see ``SPLIT_WORK``); returns
+        whether the outputs finished in it are finite."""
+        k = V.shape[0]
+
+        def adc(Y, Y2):
+            return kio.adc_rows(Y, Y2, rows, out, alpha, scale, self._f, self._flags,
+                                self._nl_line, self._noise_line, key, bm_round, final, passed,
+                                self._c)
+
+        if self._mv_kind != kio.MV_ONE_PASS:
+            zero = self._t(0)
+            Yneg = np.minimum(V, zero) @ M.T
+            np.matmul(np.maximum(V, zero), M.T, out=Y)
+            if self._mv_kind == kio.MV_POS_NEG_DIGITAL:
+                return adc(Y, Yneg)
+            Y += Yneg
+            return adc(Y, self._none)
+        if k > 1 and one_hot:
+            # a batch of one-hot inputs (a drift compensation's identity readout) is read as a
+            # gather of columns of M: exactly the product's values (one nonzero term per
+            # output) at a fraction of a GEMM's cost
+            cols = (V != 0).argmax(axis=1)
+            np.multiply(M.T[cols], V[np.arange(k), cols][:, None], out=Y)
+            return adc(Y, self._none)
+
+        n_out = M.shape[0]
+        if n_out < 2 or k * V.shape[1] * n_out < SPLIT_WORK:
+            np.matmul(V, M.T, out=Y)
+        else:
+            # two halves of the outputs (the weights' rows): each GEMM packs only its half of
+            # the matrix, so the split adds no work (a split of the batch packs all of it
+            # twice: +10-20 % CPU)
+            h = n_out // 2
+            halves = ((0, h), (h, n_out))
+
+            def product(i):
+                a, b = halves[i]
+                np.matmul(V, M[a:b].T, out=Y[:, a:b])
+
+            _two_threads(product, len(halves))
+            if k >= 2:
+                # and the ADC in two halves of the rows (it needs whole rows)
+                h = k // 2
+                parts = ((0, h), (h, k))
+                finite = [True, True]
+
+                def adc_part(i):
+                    a, b = parts[i]
+                    finite[i] = kio.adc_rows(Y[a:b], self._none, rows[a:b], out, alpha, scale,
+                                             self._f, self._flags, self._nl_line,
+                                             self._noise_line, key, bm_round, final,
+                                             passed[a:b], self._c)
+
+                _two_threads(adc_part, len(parts))
+                return finite[0] and finite[1]
+        return adc(Y, self._none)
 
     def _staged(self, M: np.ndarray, U: np.ndarray, key) -> np.ndarray:
         """The managed MVM with NumPy products, stage by stage over the rows still in play."""
@@ -467,6 +592,82 @@ class AnalogMVM:
                                    self._out_res, self._out_bound, p.out_sto_round, uni,
                                    self._bm != BoundManagementType.NONE,
                                    p.bm_test_negative_bound, self._c)
+
+
+def _two_threads(task, n: int) -> None:
+    """``task(i)`` for ``i < n`` on this thread and the helper thread (see ``SPLIT_WORK``):
+    each takes the next ``i`` until none is left, so a helper that starts late (a busy
+    machine) leaves its share to this thread instead of delaying it. The results do not
+    depend on which thread ran which ``i``."""
+    if numba.get_num_threads() < 2:
+        for i in range(n):
+            task(i)
+        return
+    claim = threading.Lock()
+    next_i = [0]
+    helper_took = [False]
+    helper_done = threading.Lock()
+    helper_done.acquire()
+    errors = []
+
+    def take(by_helper=False):
+        with claim:
+            i = next_i[0]
+            next_i[0] += 1
+            if by_helper and i < n:
+                helper_took[0] = True
+        return i
+
+    def helper():
+        i = take(True)
+        if i >= n:
+            return
+        try:
+            while i < n:
+                task(i)
+                i = take(True)
+        except BaseException as exc:  # re-raised on the calling thread
+            errors.append(exc)
+        finally:
+            helper_done.release()
+
+    _helper_queue().put(helper)
+    try:
+        i = take()
+        while i < n:
+            task(i)
+            i = take()
+    finally:
+        # every index is taken now (an error here: the rest is taken away from the helper),
+        # so whether the helper took one is settled; wait for it before returning
+        with claim:
+            next_i[0] = n
+            wait = helper_took[0]
+        if wait:
+            helper_done.acquire()
+    if errors:
+        raise errors[0]
+
+
+_helper = (None, None)
+
+
+def _helper_queue() -> queue.SimpleQueue:
+    """The job queue of this process's one helper thread (a new one after a fork: the
+    parent's thread does not exist in the child). A daemon thread and a plain queue: a
+    thread pool's futures cost about 15 us of this thread's time per call."""
+    global _helper
+    jobs, pid = _helper
+    if jobs is None or pid != os.getpid():
+        jobs = queue.SimpleQueue()
+
+        def run():
+            while True:
+                jobs.get()()
+
+        threading.Thread(target=run, name="rpusim-io", daemon=True).start()
+        _helper = (jobs, os.getpid())
+    return jobs
 
 
 def _product(V: np.ndarray, M: np.ndarray) -> np.ndarray:

@@ -7,6 +7,7 @@ different summation orders of BLAS and the reference cannot move a value across 
 boundary; float32 exactness is checked against aihwkit's golden fixtures.
 """
 
+import contextlib
 import math
 from unittest import mock
 
@@ -23,14 +24,29 @@ from rpusim.io import AnalogMVM
 from rpusim.rng import TileRNG
 
 F64 = np.dtype(np.float64)
-# the two ways through the IO model: one managed_mvm call (small work) and the staged kernels
-# around BLAS products (large work); every comparison below runs both
-PATHS = {"fused": 1 << 62, "staged": 0}
+# the ways through the IO model: one managed_mvm call (small work), the row kernels around one
+# BLAS product per round (larger work), the same with the batch in two halves on two threads
+# (large work), and the staged kernels (the configurations the others do not cover); every
+# comparison below runs all of them: (FUSED_WORK, SPLIT_WORK, STAGED_ONLY)
+PATHS = {"fused": (1 << 62, 1 << 62, False), "rows": (0, 1 << 62, False),
+         "split": (0, 0, False), "staged": (0, 1 << 62, True)}
 
 
+@contextlib.contextmanager
 def on_path(path: str):
     """Context in which every managed MVM takes ``path``."""
-    return mock.patch.object(rio, "FUSED_WORK", PATHS[path])
+    fused, split, staged = PATHS[path]
+    with mock.patch.object(rio, "FUSED_WORK", fused), \
+            mock.patch.object(rio, "SPLIT_WORK", split), \
+            mock.patch.object(rio, "STAGED_ONLY", staged):
+        yield
+
+
+@pytest.fixture(params=list(PATHS))
+def any_path(request):
+    """Runs the test once on each path."""
+    with on_path(request.param):
+        yield request.param
 
 
 # -- the reference ---------------------------------------------------------------------------------
@@ -274,9 +290,9 @@ def noisy_io_configs(draw):
        n_in=st.integers(1, 11), batch=st.integers(1, 5), backward=st.booleans(),
        w_scale=st.sampled_from([0.3, 3.0]), x_scale=st.sampled_from([0.2, 3.0]),
        transposed=st.booleans())
-def test_fused_and_staged_paths_agree_with_noise(p, seed, n_out, n_in, batch, backward,
-                                                  w_scale, x_scale, transposed):
-    """Both paths draw every noise from the same streams (call key, row, round, purpose):
+def test_paths_agree_with_noise(p, seed, n_out, n_in, batch, backward, w_scale, x_scale,
+                                transposed):
+    """All paths draw every noise from the same streams (call key, row, round, purpose):
     with noise on they agree to rounding, and leave the same AverageAbsMax state."""
     M, U = _arrays(seed, n_out, n_in, batch, w_scale, x_scale)
     if transposed:  # the backward direction's view W.T
@@ -286,8 +302,9 @@ def test_fused_and_staged_paths_agree_with_noise(p, seed, n_out, n_in, batch, ba
         mvm = AnalogMVM(p, n_out, n_in, F64, TileRNG(seed), backward=backward)
         with on_path(path):
             out[path] = (mvm.mvm(M, U), mvm.mvm(M, U[::-1]), mvm.nm_state.copy())
-    for got, want in zip(out["fused"], out["staged"]):
-        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+    for path in PATHS:
+        for got, want in zip(out[path], out["staged"]):
+            np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12, err_msg=path)
 
 
 def test_matches_reference_backward_view():
@@ -329,7 +346,7 @@ def _one_input_forward(w0, dtype=np.float32, **kw):
     return float(mvm.mvm(np.array([[w0]], dtype), np.array([[1.0]], dtype))[0, 0])
 
 
-def test_bound_management_rounds_float32():
+def test_bound_management_rounds_float32(any_path):
     f = np.float32
     d_in = f(1 / 126) * f(2)
     d_out = f(1 / 510) * f(24)
@@ -348,7 +365,7 @@ def test_bound_management_rounds_float32():
     assert _one_input_forward(1e5, inp_res=0.0) == 12.0 * 1024
 
 
-def test_worst_case_bound_management_scale():
+def test_worst_case_bound_management_scale(any_path):
     """400 inputs of 1, weights 0.1: round 1 saturates (40 > 12); round 2 uses the
     ABS_MAX_NP_SUM scale max(1, min(1 / (1/63) * 0.25, 400 * 0.6 / 12)) = 15.75 (spec §4)."""
     p = IOParameters(out_noise=0.0, bound_management="ITERATIVE_WORST_CASE")
@@ -359,7 +376,7 @@ def test_worst_case_bound_management_scale():
     assert y[0, 0] == pytest.approx(54 * 24 / 510 * 15.75, rel=1e-12)
 
 
-def test_negative_positive_saturation_order_quirk():
+def test_negative_positive_saturation_order_quirk(any_path):
     p = IOParameters(out_noise=0.0, bm_test_negative_bound=False)
     p.validate()
     mvm = AnalogMVM(p, 2, 1, np.float32, TileRNG(0))
@@ -370,7 +387,7 @@ def test_negative_positive_saturation_order_quirk():
     np.testing.assert_allclose(y, [[-19.6706, 19.6706]], atol=1e-4)
 
 
-def test_resolution_as_number_of_steps():
+def test_resolution_as_number_of_steps(any_path):
     """inp_res = 4 means 4 steps over [-1, 1] (step 0.5); rounding is half-to-even."""
     p = IOParameters(out_noise=0.0, inp_res=4.0, out_res=0.0, noise_management="NONE",
                      bound_management="NONE")
@@ -380,7 +397,7 @@ def test_resolution_as_number_of_steps():
     np.testing.assert_array_equal(y, [[0.0, 1.0, 0.5]])
 
 
-def test_zero_input_gives_exact_zeros():
+def test_zero_input_gives_exact_zeros(any_path):
     p = IOParameters(out_noise=0.5)
     p.validate()
     for backward in (False, True):
@@ -389,7 +406,7 @@ def test_zero_input_gives_exact_zeros():
         np.testing.assert_array_equal(y, 0.0)
 
 
-def test_max_noise_management_is_signed():
+def test_max_noise_management_is_signed(any_path):
     p = IOParameters(out_noise=0.0, noise_management="MAX", out_res=0.0, inp_res=0.0)
     p.validate()
     mvm = AnalogMVM(p, 1, 2, F64, TileRNG(0))
@@ -417,7 +434,34 @@ def test_average_abs_max_shared_between_directions():
     np.testing.assert_allclose(z, np.full(3, 0.5 * (4.096 + 1.0)), rtol=1e-5)
 
 
-def test_backward_ignores_bound_management():
+def test_one_hot_batch_is_read_exactly(any_path):
+    """A batch of one-hot inputs (a drift compensation's identity readout) is read as a gather
+    of columns: the same outputs as the product."""
+    p = IOParameters(out_noise=0.0)
+    p.validate()
+    M, _ = _arrays(2, 6, 5, 1, 1.0, 1.0)
+    U = np.vstack([np.eye(5), np.zeros((1, 5)), -0.5 * np.eye(5)[2:3]])
+    got = AnalogMVM(p, 6, 5, F64, TileRNG(0)).mvm(M, U)
+    want = reference_mvm(M, U, p, AnalogMVM(p, 6, 5, F64, TileRNG(0)).get_state())
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+
+
+def test_non_finite_outputs_are_reported(any_path):
+    """Every path reports an overflow (the bound-management factor 16 on a saturated output of
+    an input of 1e37) and a NaN input as a non-finite result."""
+    p = IOParameters(out_noise=0.0)
+    p.validate()
+    M = np.full((3, 4), 50.0, np.float32)
+    U = np.full((2, 4), 1e37, np.float32)
+    mvm = AnalogMVM(p, 3, 4, np.float32, TileRNG(0))
+    assert mvm.mvm_finite(M, np.ones((2, 4), np.float32))[1]
+    assert not mvm.mvm_finite(M, U)[1]
+    U = np.ones((2, 4), np.float32)
+    U[1, 2] = np.nan
+    assert not mvm.mvm_finite(M * 0.01, U)[1]
+
+
+def test_backward_ignores_bound_management(any_path):
     p = IOParameters(out_noise=0.0, bound_management="ITERATIVE")
     p.validate()
     fwd = AnalogMVM(p, 1, 1, np.float32, TileRNG(0))
@@ -598,3 +642,28 @@ def test_is_test_changes_nothing():
 def test_empty_batch():
     mvm = AnalogMVM(IOParameters(), 3, 5, np.float32, TileRNG(0))
     assert mvm.mvm(np.ones((3, 5), np.float32), np.zeros((0, 5), np.float32)).shape == (0, 3)
+
+
+def test_two_threads_runs_every_task_once_before_returning():
+    """The helper-thread split: each index once, all finished on return, errors re-raised."""
+    import time
+
+    for n in (1, 2, 3):
+        for _ in range(200):
+            ran = []
+
+            def task(i):
+                if i % 2:
+                    time.sleep(0)
+                ran.append(i)
+
+            rio._two_threads(task, n)
+            assert sorted(ran) == list(range(n))
+
+    def failing(i):
+        if i == 1:
+            raise RuntimeError("task 1")
+
+    for _ in range(20):
+        with pytest.raises(RuntimeError, match="task 1"):
+            rio._two_threads(failing, 2)

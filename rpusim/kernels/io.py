@@ -1,13 +1,15 @@
 """Numba kernels of the analog MVM's IO stages (spec io.md §3, §4.1, §4.3).
 
-Two ways through the same per-element formulas (:func:`dac`, :func:`adc`, :func:`nm_scale`):
-the staged kernels (:func:`noise_management`, :func:`prepare_input`, :func:`finalize_output`)
-around NumPy (BLAS) products for large batches, and :func:`managed_mvm`, the whole managed MVM
-with its own matrix-vector loops in one call, for small ones (where a dozen dispatches of
-NumPy and numba calls cost more than the arithmetic).
+Three ways through the same per-vector formulas (:func:`_dac_line`, :func:`_adc_line`,
+:func:`nm_scale`): :func:`managed_mvm`, the whole managed MVM with its own matrix-vector loops
+in one call, for small work (where NumPy dispatches cost more than the arithmetic); the row
+kernels :func:`dac_rows` and :func:`adc_rows`, one call each per bound-management round around
+one BLAS product of all its rows, for larger work; and the staged kernels
+(:func:`noise_management`, :func:`prepare_input`, :func:`finalize_output`) between which
+``rpusim.io`` applies the analog non-idealities that the other two do not cover.
 
 Random numbers come from counter-based streams (:mod:`rpusim.kernels.rng`) keyed by the call
-key, the batch row and a tag (:func:`tag`: bound-management round and purpose), so both ways
+key, the batch row and a tag (:func:`tag`: bound-management round and purpose), so all three
 draw the same numbers for the same row and the results never depend on the thread count.
 
 All arithmetic stays in the dtype of the arrays (float32 as aihwkit, or float64): scalars are
@@ -19,7 +21,8 @@ import numpy as np
 from numba import njit
 
 from rpusim.kernels.numeric import cast_like
-from rpusim.kernels.rng import init_stream, normal, stream_key, uniform
+from rpusim.kernels.rng import (_GAMMA, _INV53, _NORMAL_SHIFT, _NORMAL_TABLE, _S11, mix64,
+                                stream_key)
 
 __all__ = ["NM_NONE", "NM_ABS_MAX", "NM_MAX", "NM_CONSTANT", "NM_AVERAGE_ABS_MAX",
            "NM_ABS_MAX_NP_SUM", "BM_NONE", "BM_ITERATIVE", "BM_ITERATIVE_WORST_CASE",
@@ -27,7 +30,7 @@ __all__ = ["NM_NONE", "NM_ABS_MAX", "NM_MAX", "NM_CONSTANT", "NM_AVERAGE_ABS_MAX
            "TAG_OUT_NOISE", "TAG_OUT_UNIFORM", "TAG_NEG_OUT_NOISE", "TAG_NEG_OUT_UNIFORM",
            "TAG_W_NOISE", "TAG_NEG_W_NOISE", "F_FIELDS", "I_FIELDS", "constants", "tag",
            "row_draws", "nm_scale", "dac", "adc", "noise_management",
-           "prepare_input", "finalize_output", "managed_mvm"]
+           "prepare_input", "finalize_output", "dac_rows", "adc_rows", "managed_mvm"]
 
 NM_NONE = 0
 NM_ABS_MAX = 1
@@ -62,12 +65,12 @@ F_FIELDS = ("inp_res", "inp_bound", "inp_noise", "inp_asym_scale", "out_res", "o
             "out_noise", "out_asym_scale", "nl_factor", "nm_thres", "nm_wmax", "np_bound",
             "max_bm_res", "nm_decay", "out_scale", "bm_limit")
 I_FIELDS = ("nm_kind", "bm_kind", "backward", "inp_sto", "out_sto", "inp_asym", "out_asym",
-            "mv_kind", "max_bm_factor", "bm_test_negative")
+            "mv_kind", "max_bm_factor", "bm_test_negative", "out_noisy", "with_nl")
 (_F_INP_RES, _F_INP_BOUND, _F_INP_NOISE, _F_INP_ASYM, _F_OUT_RES, _F_OUT_BOUND, _F_OUT_NOISE,
  _F_OUT_ASYM, _F_NLF, _F_NM_THRES, _F_NM_WMAX, _F_NP_BOUND, _F_MAX_BM_RES, _F_NM_DECAY,
  _F_OUT_SCALE, _F_BM_LIMIT) = range(len(F_FIELDS))
 (_I_NM, _I_BM, _I_BACKWARD, _I_INP_STO, _I_OUT_STO, _I_INP_ASYM, _I_OUT_ASYM, _I_MV,
- _I_MAX_BM_FACTOR, _I_BM_TEST_NEG) = range(len(I_FIELDS))
+ _I_MAX_BM_FACTOR, _I_BM_TEST_NEG, _I_OUT_NOISY, _I_WITH_NL) = range(len(I_FIELDS))
 
 
 def constants(dtype) -> np.ndarray:
@@ -82,12 +85,22 @@ def tag(bm_round, purpose):
 
 
 # -- random numbers ------------------------------------------------------------------------------
-@njit(cache=True, inline="always")
-def _fill(buf, key, row, stream_tag, gaussian, states):
-    """``buf[:]`` from stream ``(key, row, stream_tag)``: normals or uniforms, in order."""
-    init_stream(states, 0, stream_key(key, row, stream_tag))
+@njit(cache=True)
+def _fill(buf, key, row, stream_tag, gaussian):
+    """``buf[:]`` from stream ``(key, row, stream_tag)``: normals or uniforms, in order.
+
+    The numbers of ``normal`` / ``uniform`` on a stream started by ``init_stream`` (draw ``j``
+    hashes ``stream key + j * GAMMA``), with the counter in a register instead of a state
+    array that the stores to ``buf`` might alias: half the time per draw. Not inlined: a
+    kernel calls it up to six times, and each inlined copy added to its compile time."""
+    z = stream_key(key, row, stream_tag)
     for j in range(buf.shape[0]):
-        buf[j] = normal(states, 0) if gaussian else uniform(states, 0)
+        h = mix64(z)
+        if gaussian:
+            buf[j] = _NORMAL_TABLE[np.int64(h >> _NORMAL_SHIFT)]
+        else:
+            buf[j] = (np.float64(h >> _S11) + 0.5) * _INV53
+        z += _GAMMA
 
 
 @njit(cache=True)
@@ -95,21 +108,48 @@ def row_draws(key, rows, stream_tag, n, gaussian, c):
     """Standard normals (``gaussian``) or uniforms in (0, 1): ``out[r, :]`` from stream
     ``(key, rows[r], stream_tag)``, in the dtype of ``c``."""
     out = np.empty((rows.shape[0], n), c.dtype)
-    states = np.empty((1, 2), np.uint64)
     for r in range(rows.shape[0]):
-        _fill(out[r], key, rows[r], stream_tag, gaussian, states)
+        _fill(out[r], key, rows[r], stream_tag, gaussian)
     return out
 
 
 # -- per-element formulas ------------------------------------------------------------------------
 @njit(cache=True)
 def _abs_max(u):
-    m = abs(u[0])
-    for j in range(1, u.shape[0]):
+    """``max |u_j|``; NaNs after ``u[0]`` are skipped, a NaN ``u[0]`` gives NaN. Four
+    running maxima: one chain of compare-and-select per element was latency bound."""
+    n = u.shape[0]
+    m0 = abs(u[0])
+    m1 = m0
+    m2 = m0
+    m3 = m0
+    j = 1
+    while j + 4 <= n:
+        a0 = abs(u[j])
+        a1 = abs(u[j + 1])
+        a2 = abs(u[j + 2])
+        a3 = abs(u[j + 3])
+        if a0 > m0:
+            m0 = a0
+        if a1 > m1:
+            m1 = a1
+        if a2 > m2:
+            m2 = a2
+        if a3 > m3:
+            m3 = a3
+        j += 4
+    while j < n:
         a = abs(u[j])
-        if a > m:
-            m = a
-    return m
+        if a > m0:
+            m0 = a
+        j += 1
+    if m1 > m0:
+        m0 = m1
+    if m2 > m0:
+        m0 = m2
+    if m3 > m0:
+        m0 = m3
+    return m0
 
 
 @njit(cache=True)
@@ -211,22 +251,116 @@ def adc(v, with_nl, nl, nlf, asym_scale, with_asym, noise, xi, res, sto, uni, ze
     return v
 
 
+# -- one input or output vector -----------------------------------------------------------------
+@njit(cache=True)
+def _dac_line(u, v, s, res, bound, noise, xi, asym_scale, with_asym, sto, uni, c):
+    """:func:`dac` of the input vector ``u`` scaled by ``s`` into ``v``. ``xi`` and ``uni``
+    are as long as ``u`` (read only where used), so the loop has no conditional loads and
+    vectorises."""
+    zero = c[_C_ZERO]
+    half = c[_C_HALF]
+    if with_asym or sto:
+        for j in range(u.shape[0]):
+            v[j] = dac(u[j], s, res, bound, noise, xi[j], asym_scale, with_asym, sto, uni[j],
+                       zero, half)
+    else:
+        # the default configuration's loop with those branches folded (see _adc_line)
+        for j in range(u.shape[0]):
+            v[j] = dac(u[j], s, res, bound, noise, xi[j], asym_scale, False, False, zero, zero,
+                       half)
+
+
+@njit(cache=True)
+def _one_hot(V):
+    """Whether every row of ``V`` has at most one nonzero (stops at the first that has two:
+    a dense batch costs a few loads; a count inside the DAC loop stopped its vectorisation)."""
+    for r in range(V.shape[0]):
+        seen = False
+        for j in range(V.shape[1]):
+            if V[r, j] != 0:
+                if seen:
+                    return False
+                seen = True
+    return True
+
+
+@njit(cache=True)
+def _adc_line(y, out, nl, with_nl, nlf, asym_scale, with_asym, noise_line, xi, res, sto, uni,
+              bound, with_bm, test_negative, scratch, c):
+    """:func:`adc` and clipping to ``[-bound, bound]`` of one output vector ``y`` into ``out``
+    (may be ``y``); returns the bound test: with bound management (``with_bm``) a positive
+    saturation fails the vector and a negative one *sets* the result to ``not test_negative``
+    (as aihwkit, element by element in order).
+
+    ``nl`` (nonlinearity, used when ``with_nl``), ``noise_line`` (output noise std per line),
+    ``xi``, ``uni`` and ``scratch`` are at least as long as ``y``: no conditional loads, so the
+    loop vectorises. Saturations are counted in it; their order (the last one decides) is
+    looked up afterwards in ``scratch``, the values before clipping, only when both signs
+    occur.
+    """
+    zero = c[_C_ZERO]
+    one = c[_C_ONE]
+    half = c[_C_HALF]
+    n = y.shape[0]
+    if with_nl or with_asym or sto:
+        for i in range(n):
+            scratch[i] = adc(y[i], with_nl, nl[i], nlf, asym_scale, with_asym, noise_line[i],
+                             xi[i], res, sto, uni[i], zero, one, half)
+    else:
+        # the default configuration's loop with those branches folded away: runtime flags
+        # inside the loop stopped its vectorisation (20x slower)
+        for i in range(n):
+            scratch[i] = adc(y[i], False, zero, nlf, asym_scale, False, noise_line[i], xi[i],
+                             res, False, zero, zero, one, half)
+    n_pos = 0
+    n_neg = 0
+    for i in range(n):
+        v = scratch[i]
+        n_pos += v > bound
+        n_neg += v < -bound
+        if v > bound:
+            v = bound
+        if v < -bound:
+            v = -bound
+        out[i] = v
+    if not with_bm or (n_pos == 0 and n_neg == 0):
+        return True
+    if n_neg == 0 or test_negative:
+        return False
+    if n_pos == 0:
+        return True
+    for i in range(n - 1, -1, -1):
+        if scratch[i] > bound:
+            return False
+        if scratch[i] < -bound:
+            return True
+    return True
+
+
 @njit(cache=True, inline="always")
-def _clip_test(v, bound, ok, with_bm, test_negative):
-    """Clip to ``[-bound, bound]``; with bound management a positive saturation fails the
-    row and a negative one *sets* its result to ``not test_negative`` (as aihwkit)."""
-    if v > bound:
-        v = bound
-        if with_bm:
-            ok = False
-    elif v < -bound:
-        v = -bound
-        if with_bm:
-            ok = not test_negative
-    return v, ok
+def _input_scale(alpha, red, nm_on, bm_on, zero, one):
+    """The DAC's input scale: ``1 / alpha`` (noise management, ``alpha > 0``), divided by the
+    bound-management reduction ``red`` (in the tile dtype)."""
+    s = one
+    if nm_on and alpha > zero:
+        s = s / alpha
+    if bm_on:
+        s = s / red
+    return s
 
 
-# -- staged kernels (large batches, products in BLAS) --------------------------------------------
+@njit(cache=True, inline="always")
+def _output_factor(s, alpha, out_scale, backward, nm_on, zero, one):
+    """Factor of a finished output vector: forward ``out_scale / s``; backward (aihwkit)
+    ``out_scale * alpha`` (``alpha > 0``, noise management on) or ``out_scale``."""
+    if not backward:
+        return out_scale / s
+    if nm_on:
+        return out_scale * (alpha if alpha > zero else one)
+    return out_scale
+
+
+# -- staged kernels (products in BLAS; IR drop, offsets, weight noise, read asymmetry) ------------
 @njit(cache=True)
 def noise_management(U, rows, kind, thres, wmax, bound, inp_res, max_bm_res, decay, aux, c):
     """:func:`nm_scale` of each row ``U[rows[r]]``, in order (AverageAbsMax runs row by row,
@@ -248,17 +382,13 @@ def prepare_input(U, rows, scale, res, bound, noise, xi, asym_scale, with_asym, 
     k = rows.shape[0]
     n = U.shape[1]
     V = np.empty((k, n), U.dtype)
-    zero = c[_C_ZERO]
-    half = c[_C_HALF]
-    with_noise = noise > zero
-    with_uni = sto and res > zero
+    unused = np.zeros(n, U.dtype)
+    with_noise = noise > c[_C_ZERO]
+    with_uni = sto and res > c[_C_ZERO]
     for r in range(k):
-        row = rows[r]
-        sc = scale[r]
-        for j in range(n):
-            V[r, j] = dac(U[row, j], sc, res, bound, noise, xi[r, j] if with_noise else zero,
-                          asym_scale, with_asym, sto, uni[r, j] if with_uni else zero, zero,
-                          half)
+        _dac_line(U[rows[r]], V[r], scale[r], res, bound, noise,
+                  xi[r] if with_noise else unused, asym_scale, with_asym, sto,
+                  uni[r] if with_uni else unused, c)
     return V
 
 
@@ -273,23 +403,154 @@ def finalize_output(Y, nl, nlf, asym_scale, with_asym, noise_values, noise, xi, 
     """
     k, n = Y.shape
     passed = np.ones(k, np.bool_)
-    zero = c[_C_ZERO]
-    one = c[_C_ONE]
-    half = c[_C_HALF]
     with_nl = nl.shape[0] > 0
     per_line = noise_values.shape[0] > 0
-    with_noise = per_line or noise > zero
-    with_uni = sto and res > zero
+    with_noise = per_line or noise > c[_C_ZERO]
+    with_uni = sto and res > c[_C_ZERO]
+    unused = np.zeros(n, Y.dtype)
+    scratch = np.empty(n, Y.dtype)
+    nl_line = nl if with_nl else unused
+    noise_line = noise_values if per_line else np.full(n, noise, Y.dtype)
     for r in range(k):
-        ok = True
-        for i in range(n):
-            v = adc(Y[r, i], with_nl, nl[i] if with_nl else zero, nlf, asym_scale, with_asym,
-                    (noise_values[i] if per_line else noise) if with_noise else zero,
-                    xi[r, i] if with_noise else zero, res, sto,
-                    uni[r, i] if with_uni else zero, zero, one, half)
-            Y[r, i], ok = _clip_test(v, bound, ok, with_bm, test_negative)
-        passed[r] = ok
+        passed[r] = _adc_line(Y[r], Y[r], nl_line, with_nl, nlf, asym_scale, with_asym,
+                              noise_line, xi[r] if with_noise else unused, res, sto,
+                              uni[r] if with_uni else unused, bound, with_bm, test_negative,
+                              scratch, c)
     return passed
+
+
+# -- row kernels around one BLAS product per round ------------------------------------------------
+@njit(cache=True)
+def dac_rows(U, rows, V, alpha, scale, f, flags, bm_round, red, key, aux, c):
+    """Noise management and DAC of one bound-management round (``bm_round``, reduction
+    ``red``) for the batch rows ``rows``: ``V[r]`` from ``U[rows[r]]``.
+
+    Round 0 computes ``alpha`` (in row order: AverageAbsMax updates ``aux``), round 1 of
+    ITERATIVE_WORST_CASE its ABS_MAX_NP_SUM scale; both are kept in ``alpha[row]``, the input
+    scale in ``scale[row]``, which is 0 for a row whose input is skipped (its output is
+    exactly zero; ``V[r]`` is zeroed). Returns whether every row of ``V`` has at most one
+    nonzero (such a batch is read as a gather). Parameters as :func:`managed_mvm`.
+    """
+    n_in = U.shape[1]
+    zero = c[_C_ZERO]
+    one = c[_C_ONE]
+    nm_kind = flags[_I_NM]
+    nm_on = nm_kind != NM_NONE
+    bm_kind = flags[_I_BM]
+    bm_on = bm_kind != BM_NONE
+    worst_case = (bm_round == 1 and bm_kind == BM_ITERATIVE_WORST_CASE
+                  and nm_kind != NM_ABS_MAX_NP_SUM)
+    inp_res = f[_F_INP_RES]
+    inp_bound = f[_F_INP_BOUND]
+    inp_noise = f[_F_INP_NOISE]
+    inp_asym = f[_F_INP_ASYM]
+    with_asym = flags[_I_INP_ASYM] != 0
+    inp_sto = flags[_I_INP_STO] != 0
+    with_uni = inp_sto and inp_res > zero
+    skip_zero = flags[_I_BACKWARD] != 0 or inp_noise <= zero
+    red_t = cast_like(red, one)
+    noise_tag = tag(bm_round, TAG_INP_NOISE)
+    uni_tag = tag(bm_round, TAG_INP_UNIFORM)
+    xi = np.zeros(n_in, U.dtype)
+    uni = np.zeros(n_in, U.dtype)
+    for r in range(rows.shape[0]):
+        row = rows[r]
+        u = U[row]
+        if bm_round == 0:
+            alpha[row] = nm_scale(u, nm_kind, f[_F_NM_THRES], f[_F_NM_WMAX], f[_F_NP_BOUND],
+                                  inp_res, f[_F_MAX_BM_RES], f[_F_NM_DECAY], aux, c)
+            if nm_on and alpha[row] <= zero and skip_zero:
+                scale[row] = zero
+                V[r, :] = zero
+                continue
+        elif worst_case:
+            alpha[row] = _np_sum_scale(u, f[_F_NM_THRES], f[_F_NM_WMAX], f[_F_NP_BOUND],
+                                       inp_res, f[_F_MAX_BM_RES], c)
+        s = _input_scale(alpha[row], red_t, nm_on, bm_on, zero, one)
+        scale[row] = s
+        if inp_noise > zero:
+            _fill(xi, key, row, noise_tag, True)
+        if with_uni:
+            _fill(uni, key, row, uni_tag, False)
+        _dac_line(u, V[r], s, inp_res, inp_bound, inp_noise, xi, inp_asym, with_asym, inp_sto,
+                  uni, c)
+    return _one_hot(V)
+
+
+@njit(cache=True, nogil=True)
+def adc_rows(Y, Y2, rows, out, alpha, scale, f, flags, nl, noise_line, key, bm_round, final,
+             passed, c):
+    """ADC, clipping and bound test of one round for the products ``Y[r]`` of the batch rows
+    ``rows[r]`` into ``out[rows[r]]`` (``Y`` may be ``out``); ``Y2`` holds the negative parts
+    of MV_POS_NEG_DIGITAL (else unused). ``passed[r]`` is the bound test; rows that pass, or
+    all when ``final``, get their output factor. Rows whose ``scale`` is 0 (skipped inputs)
+    give zeros. ``nl`` and ``noise_line`` as in :func:`managed_mvm`. Returns whether every
+    output that got its factor is finite (tested in the factor's loop: a separate pass over
+    the outputs cost as much as the ADC). Releases the GIL: ``rpusim.io`` runs two halves of
+    the rows side by side.
+    """
+    n_out = out.shape[1]
+    zero = c[_C_ZERO]
+    one = c[_C_ONE]
+    nm_on = flags[_I_NM] != NM_NONE
+    with_bm = flags[_I_BM] != BM_NONE
+    backward = flags[_I_BACKWARD] != 0
+    digital = flags[_I_MV] == MV_POS_NEG_DIGITAL
+    res = f[_F_OUT_RES]
+    sto = flags[_I_OUT_STO] != 0
+    with_uni = sto and res > zero
+    noisy = flags[_I_OUT_NOISY] != 0
+    with_nl = flags[_I_WITH_NL] != 0
+    nlf = f[_F_NLF]
+    asym = f[_F_OUT_ASYM]
+    with_asym = flags[_I_OUT_ASYM] != 0
+    bound = f[_F_OUT_BOUND]
+    test_negative = flags[_I_BM_TEST_NEG] != 0
+    out_scale = f[_F_OUT_SCALE]
+    buf_n = np.zeros(n_out, out.dtype)
+    buf_u = np.zeros(n_out, out.dtype)
+    scratch = np.empty(n_out, out.dtype)
+    finite = True
+    for r in range(rows.shape[0]):
+        row = rows[r]
+        o = out[row]
+        s = scale[row]
+        if s == zero:
+            o[:] = zero
+            passed[r] = True
+            continue
+        ok = True
+        if digital:
+            # MV_POS_NEG_DIGITAL: the negative part first, converted in place, with its own
+            # draws, then added to the positive part's output below
+            y2 = Y2[r]
+            if noisy:
+                _fill(buf_n, key, row, tag(bm_round, TAG_NEG_OUT_NOISE), True)
+            if with_uni:
+                _fill(buf_u, key, row, tag(bm_round, TAG_NEG_OUT_UNIFORM), False)
+            ok = _adc_line(y2, y2, nl, with_nl, nlf, asym, with_asym, noise_line, buf_n, res,
+                           sto, buf_u, bound, with_bm, test_negative, scratch, c)
+        if noisy:
+            _fill(buf_n, key, row, tag(bm_round, TAG_OUT_NOISE), True)
+        if with_uni:
+            _fill(buf_u, key, row, tag(bm_round, TAG_OUT_UNIFORM), False)
+        ok_pos = _adc_line(Y[r], o, nl, with_nl, nlf, asym, with_asym, noise_line, buf_n, res,
+                           sto, buf_u, bound, with_bm, test_negative, scratch, c)
+        ok = ok_pos and ok
+        if digital:
+            y2 = Y2[r]
+            for i in range(n_out):
+                o[i] += y2[i]
+        passed[r] = ok
+        if ok or final:
+            factor = _output_factor(s, alpha[row], out_scale, backward, nm_on, zero, one)
+            n_finite = 0
+            for i in range(n_out):
+                x = o[i] * factor
+                o[i] = x
+                n_finite += x - x == zero
+            finite = finite and n_finite == n_out
+    return finite
 
 
 # -- the whole managed MVM in one call (small batches) -------------------------------------------
@@ -334,43 +595,20 @@ def _matvec(W, transposed, v, y):
 
 
 @njit(cache=True)
-def _adc_row(y, out, nl, noise_values, f, flags, c, key, row, noise_tag, uni_tag, buf_n, buf_u,
-             states, with_bm):
-    """ADC and clipping of one output vector ``y`` into ``out``; returns the bound test."""
-    zero = c[_C_ZERO]
-    res = f[_F_OUT_RES]
-    noise = f[_F_OUT_NOISE]
-    per_line = noise_values.shape[0] > 0
-    with_noise = per_line or noise > zero
-    sto = flags[_I_OUT_STO] != 0
-    if with_noise:
-        _fill(buf_n, key, row, noise_tag, True, states)
-    if sto and res > zero:
-        _fill(buf_u, key, row, uni_tag, False, states)
-    with_nl = nl.shape[0] > 0
-    ok = True
-    for i in range(y.shape[0]):
-        v = adc(y[i], with_nl, nl[i] if with_nl else zero, f[_F_NLF], f[_F_OUT_ASYM],
-                flags[_I_OUT_ASYM] != 0,
-                (noise_values[i] if per_line else noise) if with_noise else zero,
-                buf_n[i], res, sto, buf_u[i], zero, c[_C_ONE], c[_C_HALF])
-        out[i], ok = _clip_test(v, f[_F_OUT_BOUND], ok, with_bm, flags[_I_BM_TEST_NEG] != 0)
-    return ok
-
-
-@njit(cache=True)
-def managed_mvm(W, transposed, U, Y, f, flags, nl, noise_values, key, aux, c, work, states):
+def managed_mvm(W, transposed, U, Y, f, flags, nl, noise_line, key, aux, c, work):
     """The IO-managed ``Y = U @ M.T`` (``M = W``, or ``W.T`` when ``transposed``), all rows,
-    all bound-management rounds, in one call (spec io.md §3-§5, ``AnalogMVM._managed``).
+    all bound-management rounds, in one call (spec io.md §3-§5).
 
     Covers the configurations without IR drop, voltage offsets / series resistance, weight
     read noise and read asymmetry (those take the staged path). ``f`` and ``flags`` hold the
     scalar parameters as named by ``F_FIELDS`` / ``I_FIELDS``; ``aux`` is the AverageAbsMax
-    running value (updated). Random numbers as ``row_draws`` with the same tags, so this
-    equals the staged path up to the summation order of the products.
-    ``work`` (8, >= max(n_in, n_out)) in the tile dtype and ``states`` (1, 2) uint64 are
-    scratch, and ``Y`` (m, n_out) is written: nothing is allocated (which would cost more than
-    the arithmetic of a small tile). Returns whether every output is finite.
+    running value (updated); ``nl`` and ``noise_line`` are the nonlinearity and output noise
+    std of each output line (length ``n_out``; ``nl`` read when ``flags`` say so). Random
+    numbers as ``row_draws`` with the same tags, so this equals the row kernels
+    (:func:`dac_rows`, :func:`adc_rows`) and the staged path up to the summation order of the
+    products. ``work`` (9, >= max(n_in, n_out)) in the tile dtype is scratch, and ``Y`` (m,
+    n_out) is written: nothing is allocated (which would cost more than the arithmetic of a
+    small tile). Returns whether every output is finite.
     """
     m = U.shape[0]
     n_in = U.shape[1]
@@ -383,10 +621,25 @@ def managed_mvm(W, transposed, U, Y, f, flags, nl, noise_values, key, aux, c, wo
     bm_on = bm_kind != BM_NONE
     backward = flags[_I_BACKWARD] != 0
     mv_kind = flags[_I_MV]
+    digital = mv_kind == MV_POS_NEG_DIGITAL
     inp_res = f[_F_INP_RES]
+    inp_bound = f[_F_INP_BOUND]
     inp_noise = f[_F_INP_NOISE]
+    inp_asym = f[_F_INP_ASYM]
+    inp_with_asym = flags[_I_INP_ASYM] != 0
     inp_sto = flags[_I_INP_STO] != 0
+    inp_with_uni = inp_sto and inp_res > zero
     skip_zero = backward or inp_noise <= zero
+    res = f[_F_OUT_RES]
+    sto = flags[_I_OUT_STO] != 0
+    with_uni = sto and res > zero
+    noisy = flags[_I_OUT_NOISY] != 0
+    with_nl = flags[_I_WITH_NL] != 0
+    nlf = f[_F_NLF]
+    asym = f[_F_OUT_ASYM]
+    with_asym = flags[_I_OUT_ASYM] != 0
+    bound = f[_F_OUT_BOUND]
+    test_negative = flags[_I_BM_TEST_NEG] != 0
     v = work[0, :n_in]
     v2 = work[1, :n_in]
     xi = work[2, :n_in]
@@ -395,10 +648,12 @@ def managed_mvm(W, transposed, U, Y, f, flags, nl, noise_values, key, aux, c, wo
     y2 = work[5, :n_out]
     buf_n = work[6, :n_out]
     buf_u = work[7, :n_out]
+    scratch = work[8, :n_out]
     for r in range(m):
         for i in range(n_out):
             Y[r, i] = zero
         u = U[r]
+        out = Y[r]
         alpha = nm_scale(u, nm_kind, f[_F_NM_THRES], f[_F_NM_WMAX], f[_F_NP_BOUND], inp_res,
                          f[_F_MAX_BM_RES], f[_F_NM_DECAY], aux, c)
         if nm_on and alpha <= zero and skip_zero:
@@ -413,27 +668,18 @@ def managed_mvm(W, transposed, U, Y, f, flags, nl, noise_values, key, aux, c, wo
                 alpha = _np_sum_scale(u, f[_F_NM_THRES], f[_F_NM_WMAX], f[_F_NP_BOUND], inp_res,
                                       f[_F_MAX_BM_RES], c)
                 red = 1.0
-            s = one
-            if nm_on and alpha > zero:
-                s = s / alpha
             red_t = cast_like(red, one)
-            if bm_on:
-                s = s / red_t
+            s = _input_scale(alpha, red_t, nm_on, bm_on, zero, one)
             # DAC
             if inp_noise > zero:
-                _fill(xi, key, r, tag(bm_round, TAG_INP_NOISE), True, states)
-            if inp_sto and inp_res > zero:
-                _fill(uni, key, r, tag(bm_round, TAG_INP_UNIFORM), False, states)
-            for j in range(n_in):
-                v[j] = dac(u[j], s, inp_res, f[_F_INP_BOUND], inp_noise, xi[j],
-                           f[_F_INP_ASYM], flags[_I_INP_ASYM] != 0, inp_sto, uni[j], zero,
-                           c[_C_HALF])
-            # analog product and ADC
+                _fill(xi, key, r, tag(bm_round, TAG_INP_NOISE), True)
+            if inp_with_uni:
+                _fill(uni, key, r, tag(bm_round, TAG_INP_UNIFORM), False)
+            _dac_line(u, v, s, inp_res, inp_bound, inp_noise, xi, inp_asym, inp_with_asym,
+                      inp_sto, uni, c)
+            # analog product: y (and the negative inputs' part y2 of the POS_NEG kinds)
             if mv_kind == MV_ONE_PASS:
                 _matvec(W, transposed, v, y)
-                ok = _adc_row(y, Y[r], nl, noise_values, f, flags, c, key, r,
-                              tag(bm_round, TAG_OUT_NOISE), tag(bm_round, TAG_OUT_UNIFORM),
-                              buf_n, buf_u, states, bm_on)
             else:
                 for j in range(n_in):
                     v2[j] = min(v[j], zero)
@@ -441,37 +687,37 @@ def managed_mvm(W, transposed, U, Y, f, flags, nl, noise_values, key, aux, c, wo
                 for j in range(n_in):
                     v2[j] = max(v[j], zero)
                 _matvec(W, transposed, v2, y)
-                if mv_kind == MV_POS_NEG_DIGITAL:
-                    ok_neg = _adc_row(y2, y2, nl, noise_values, f, flags, c, key, r,
-                                      tag(bm_round, TAG_NEG_OUT_NOISE),
-                                      tag(bm_round, TAG_NEG_OUT_UNIFORM), buf_n, buf_u, states,
-                                      bm_on)
-                    ok = _adc_row(y, Y[r], nl, noise_values, f, flags, c, key, r,
-                                  tag(bm_round, TAG_OUT_NOISE), tag(bm_round, TAG_OUT_UNIFORM),
-                                  buf_n, buf_u, states, bm_on)
-                    ok = ok and ok_neg
-                    for i in range(n_out):
-                        Y[r, i] += y2[i]
-                else:
+                if mv_kind == MV_POS_NEG:
                     for i in range(n_out):
                         y[i] += y2[i]
-                    ok = _adc_row(y, Y[r], nl, noise_values, f, flags, c, key, r,
-                                  tag(bm_round, TAG_OUT_NOISE), tag(bm_round, TAG_OUT_UNIFORM),
-                                  buf_n, buf_u, states, bm_on)
+            # ADC (as adc_rows)
+            ok = True
+            if digital:
+                if noisy:
+                    _fill(buf_n, key, r, tag(bm_round, TAG_NEG_OUT_NOISE), True)
+                if with_uni:
+                    _fill(buf_u, key, r, tag(bm_round, TAG_NEG_OUT_UNIFORM), False)
+                ok = _adc_line(y2, y2, nl, with_nl, nlf, asym, with_asym, noise_line, buf_n,
+                               res, sto, buf_u, bound, bm_on, test_negative, scratch, c)
+            if noisy:
+                _fill(buf_n, key, r, tag(bm_round, TAG_OUT_NOISE), True)
+            if with_uni:
+                _fill(buf_u, key, r, tag(bm_round, TAG_OUT_UNIFORM), False)
+            ok_pos = _adc_line(y, out, nl, with_nl, nlf, asym, with_asym, noise_line, buf_n,
+                               res, sto, buf_u, bound, bm_on, test_negative, scratch, c)
+            ok = ok_pos and ok
+            if digital:
+                for i in range(n_out):
+                    out[i] += y2[i]
             bm_round += 1
             # aihwkit's stop criteria: reduction beyond max_bm_factor, or beyond max_bm_res
             # DAC steps (red = 16 with the defaults)
             if (not bm_on or ok or int(red) > flags[_I_MAX_BM_FACTOR]
                     or red_t > f[_F_BM_LIMIT]):
                 break
-        if not backward:
-            factor = f[_F_OUT_SCALE] / s
-        elif nm_on:
-            factor = f[_F_OUT_SCALE] * (alpha if alpha > zero else one)
-        else:
-            factor = f[_F_OUT_SCALE]
+        factor = _output_factor(s, alpha, f[_F_OUT_SCALE], backward, nm_on, zero, one)
         for i in range(n_out):
-            Y[r, i] *= factor
+            out[i] *= factor
     for r in range(m):
         for i in range(n_out):
             if not np.isfinite(Y[r, i]):
