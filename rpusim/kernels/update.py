@@ -230,6 +230,7 @@ def _bl_a_b(x, d, c, flags):
 # The kernels below allocate nothing (their outputs and stream states come in), so that their
 # serial twins can be compiled without reference counting (see ``_twins``).
 _ANY_KIND = True  # False in the stochastic-only twin of _prepare (see _prepare_stochastic_s)
+_ONE_BIT = False  # True in the twin of _apply_stochastic for one-bit trains (_apply_one_bit)
 
 
 def _prepare(X, D, c, flags, key, bl, xq, dq, states):
@@ -356,10 +357,14 @@ def _apply_stochastic(target, P, xq, dq, dbits, cols, ncols, xwords, xneg, negat
                     continue
                 d_up = (dq[r, i] < 0) != negative_lr
                 for jj in range(ncols[r]):
-                    n = _popcount(dm & _first_word(xwords, r, jj))
-                    n += _coincidences_after_first(dbits, xwords, r, i, jj)
-                    if n == 0:
-                        continue
+                    if _ONE_BIT:
+                        # every train is one bit: a listed column meets a firing row once
+                        n = 1
+                    else:
+                        n = _popcount(dm & _first_word(xwords, r, jj))
+                        n += _coincidences_after_first(dbits, xwords, r, i, jj)
+                        if n == 0:
+                            continue
                     # zero-extended: the compiler knows j >= 0 and drops the wraparound code
                     j = np.int64(cols[r, jj])
                     up = d_up != xneg[r, jj]
@@ -515,15 +520,20 @@ _prepare_stochastic_s = njit(cache=True, _nrt=False)(
 # Devices outside rpusim (custom models, maybe defined in a user's script) must not enter the
 # on-disk cache: its index would reference their classes, and a later process that cannot
 # import them would fail to read the index. They get uncached kernels, compiled per process.
-_apply_k = {}  # [builtin, kind is stochastic] -> (parallel, serial, serial whole update)
+# The fourth kernel: the parallel pulse kernel for batches whose trains are all one bit long
+# (the usual case under aihwkit's default update management), None for counts.
+_apply_k = {}  # [builtin, kind is stochastic] -> (parallel, serial, serial whole update,
+#                                                  parallel for one-bit trains)
 for _builtin in (True, False):
     for _stochastic in (True, False):
         _body = _apply_stochastic if _stochastic else _apply_counts
         _par, _ser = _twins(_body, cache=_builtin)
         _name = f"_serial_update_{'builtin' if _builtin else 'custom'}_{_body.__name__[7:]}"
+        _one_bit = (njit(cache=_builtin, parallel=True)(_renamed(
+            _body, "_apply_one_bit", {**globals(), "_ONE_BIT": True})) if _stochastic else None)
         _apply_k[(_builtin, _stochastic)] = (
             _par, _ser, _composite(_ser, _prepare_stochastic_s if _stochastic else _prepare_s,
-                                   _name, _builtin))
+                                   _name, _builtin), _one_bit)
 _NO_COUNTERS = np.zeros((0, 0), np.int64)
 
 
@@ -640,17 +650,19 @@ def pulsed_update(W, P, Wp, X, D, lr_pc, granularity, upd, key, params, wn_sigma
                 _NO_COUNTERS if counters is None else counters)
         if not _run_small(kernels[2], params, args):
             _staged_update(W, P, Wp, X, D, c, flags, kind, key, noise, params, wn_sigma,
-                           counters, kernels[1], 1)
+                           counters, kernels, 1)
         return
     # large work runs the parallel kernels whatever the thread count: numba's outlined
     # parallel loop is also faster on one thread than a plain loop with reference counts
     _staged_update(W, P, Wp, X, D, c, flags, kind, key, noise, params, wn_sigma, counters,
-                   kernels[0], 0)
+                   kernels, 0)
 
 
 def _staged_update(W, P, Wp, X, D, c, flags, kind, key, noise, params, wn_sigma, counters,
-                   apply, twin):
-    """``pulsed_update`` kernel by kernel (``twin`` 0: the parallel kernels, 1: the serial)."""
+                   kernels, twin):
+    """``pulsed_update`` kernel by kernel (``twin`` 0: the parallel kernels, 1: the serial);
+    ``kernels`` is the entry of ``_apply_k``."""
+    apply = kernels[twin]
     m, nx = X.shape
     nd = D.shape[1]
     bl = np.empty(m, np.int64)
@@ -659,7 +671,10 @@ def _staged_update(W, P, Wp, X, D, c, flags, kind, key, noise, params, wn_sigma,
     states = np.empty((max(m, nd), 2), np.uint64)
     _prepare_k[twin](X, D, c, flags, key, bl, xq, dq, states)
     if kind == KIND_STOCHASTIC:
-        nw = max(1, (int(bl.max()) + 63) // 64)
+        bl_max = int(bl.max())
+        nw = max(1, (bl_max + 63) // 64)
+        if bl_max == 1 and twin == 0:
+            apply = kernels[3]
         xbits = np.empty((m, nx, nw), np.uint64)
         dbits = np.empty((m, nd, nw), np.uint64)
         _bit_trains_k[twin](xq, bl, key, 2, xbits, states)
