@@ -18,7 +18,7 @@ from numba.extending import overload
 from rpusim.configs.enums import PulseType
 from rpusim.configs.update import effective_resolution
 from rpusim.kernels.numeric import cast_like
-from rpusim.kernels.rng import init_stream, normal, stream_key, uniform
+from rpusim.kernels.rng import GAMMA, init_stream, normal, stream_key, uniform, uniform_of
 
 __all__ = ["register_step", "pulsed_update", "device_step", "KIND_STOCHASTIC",
            "KIND_DETERMINISTIC_IMPLICIT", "KIND_MEAN_COUNT"]
@@ -286,7 +286,7 @@ def _prepare(X, D, c, flags, key, bl, xq, dq, states):
                 dq[r, i] = (q if D[r, i] >= 0 else -q) / fbl
 
 
-def _bit_trains(q, bl, key, which, out, states):
+def _bit_trains(q, bl, key, which, out):
     """Stochastic bit trains into ``out`` (m, n, words; zeroed here): bit k of
     ``out[r, j]`` fires with probability ``|q[r, j]|``.
 
@@ -295,17 +295,27 @@ def _bit_trains(q, bl, key, which, out, states):
     m, n = q.shape
     nw = out.shape[2]
     for r in prange(m):
-        for j in range(n):
-            for k in range(nw):
-                out[r, j, k] = 0
-        init_stream(states, r, stream_key(key, r, which))
+        # the stream's counter in a register and each word built in one, stored once: in
+        # memory (a state array, ``|=`` on the output) they cost half of the kernel's
+        # instructions
+        z = stream_key(key, r, which)
+        nbits = bl[r]
         for j in range(n):
             p = abs(q[r, j])
-            if p == 0:
-                continue
-            for k in range(bl[r]):
-                if p > uniform(states, r):
-                    out[r, j, k >> 6] |= np.uint64(1) << np.uint64(k & 63)
+            for w in range(nw):
+                word = np.uint64(0)
+                if p != 0 and nbits == 1:
+                    # no loop for one-bit trains: the vectorised loop's set-up cost more
+                    # than the draw
+                    if w == 0 and p > uniform_of(z):
+                        word = np.uint64(1)
+                    z += GAMMA if w == 0 else np.uint64(0)
+                elif p != 0:
+                    for k in range(w * 64, min(nbits, w * 64 + 64)):
+                        if p > uniform_of(z):
+                            word |= np.uint64(1) << np.uint64(k & 63)
+                        z += GAMMA
+                out[r, j, w] = word
 
 
 def _active_columns(xq, xbits, kind, cols, ncols, xwords, xneg):
@@ -453,8 +463,8 @@ def _serial_update(W, P, Wp, X, D, c, flags, key, noise_key, params, counters):
                 return False
         xbits = np.empty((m, nx, 1), np.uint64)
         # np.int64: a bare constant would compile one specialisation per stream tag
-        _bit_trains_s(xq, bl, key, np.int64(2), xbits, states)
-        _bit_trains_s(dq, bl, key, np.int64(3), dbits.reshape(m, nd, 1), states)
+        _bit_trains_s(xq, bl, key, np.int64(2), xbits)
+        _bit_trains_s(dq, bl, key, np.int64(3), dbits.reshape(m, nd, 1))
     else:
         xbits = np.zeros((1, 1, 1), np.uint64)
     cols = np.empty((m, nx), np.uint32)
@@ -677,8 +687,8 @@ def _staged_update(W, P, Wp, X, D, c, flags, kind, key, noise, params, wn_sigma,
             apply = kernels[3]
         xbits = np.empty((m, nx, nw), np.uint64)
         dbits = np.empty((m, nd, nw), np.uint64)
-        _bit_trains_k[twin](xq, bl, key, 2, xbits, states)
-        _bit_trains_k[twin](dq, bl, key, 3, dbits, states)
+        _bit_trains_k[twin](xq, bl, key, 2, xbits)
+        _bit_trains_k[twin](dq, bl, key, 3, dbits)
         # one-word trains go 2-d to the one-word specialisation of the kernels
         xwords = np.empty((m, nx) if nw == 1 else (m, nx, nw), np.uint64)
         if nw == 1:
