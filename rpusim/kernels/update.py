@@ -171,8 +171,7 @@ def _copy_train_overload(src, r, j, dst, n):
 
 
 # Layout of the engine's packed arguments: ``c`` in the tile dtype, ``flags`` int64.
-(_C_LR, _C_G, _C_UM_SCALE, _C_ZERO, _C_ONE, _C_BL, _C_RES, _C_X_RES, _C_D_RES,
- _C_WN_SIGMA) = range(10)
+_C_LR, _C_G, _C_UM_SCALE, _C_ZERO, _C_ONE, _C_BL, _C_RES, _C_X_RES, _C_D_RES = range(9)
 _F_BL, _F_FIXED_BL, _F_UBM, _F_UM, _F_KIND, _F_STO, _F_NEGATIVE_LR = range(7)
 
 
@@ -437,14 +436,16 @@ def _redraw_touched(W, Wp, totals, sigma, key, states):
 _APPLY = _PREPARE = None
 
 
-def _serial_update(W, P, Wp, X, D, c, flags, key, noise_key, params, counters):
+def _serial_update(W, P, X, D, c, flags, key, noise_key, params):
     """A whole small update in one call: the serial kernels in the order of ``pulsed_update``.
 
     For small tiles the cost of an update is its Python dispatches (one per kernel, each
     boxing its results); this composite makes it one. ``_APPLY`` is bound per device origin
-    and pulse kind by :func:`_composite`; ``counters`` is an empty array when not counting.
-    Returns False, having changed nothing, for bit trains longer than one word (the staged
-    path runs those: compiling this composite for them too would double its cold start).
+    and pulse kind by :func:`_composite`. Returns False, having changed nothing, for bit
+    trains longer than one word (the staged path runs those: compiling this composite for
+    them too would double its cold start). Pulse counters and write noise also take the
+    staged path, so that their kernels compile only when a tile uses them (about 0.6 s of
+    this composite's cold compilation).
     """
     m = X.shape[0]
     nx = X.shape[1]
@@ -471,16 +472,8 @@ def _serial_update(W, P, Wp, X, D, c, flags, key, noise_key, params, counters):
     ncols = np.empty(m, np.int64)
     xneg = np.empty((m, nx), np.bool_)
     _active_columns_s(xq, xbits, kind, cols, ncols, xwords, xneg)
-    wn_sigma = c[_C_WN_SIGMA]
-    _APPLY(Wp if wn_sigma > 0 else W, P, xq, dq, dbits, cols, ncols, xwords, xneg,
-           flags[_F_NEGATIVE_LR] != 0, noise_key, params, states)
-    if counters.size > 0 or wn_sigma > 0:
-        totals = np.zeros(W.shape, np.int64)
-        _pulse_totals_s(xq, dq, dbits, cols, ncols, xwords, kind, totals)
-        if counters.size > 0:
-            counters += totals
-        if wn_sigma > 0:
-            _redraw_touched_s(W, Wp, totals, wn_sigma, noise_key, states)
+    _APPLY(W, P, xq, dq, dbits, cols, ncols, xwords, xneg, flags[_F_NEGATIVE_LR] != 0,
+           noise_key, params, states)
     return True
 
 
@@ -544,7 +537,6 @@ for _builtin in (True, False):
         _apply_k[(_builtin, _stochastic)] = (
             _par, _ser, _composite(_ser, _prepare_stochastic_s if _stochastic else _prepare_s,
                                    _name, _builtin), _one_bit)
-_NO_COUNTERS = np.zeros((0, 0), np.int64)
 
 
 _ENTRIES: dict = {}
@@ -556,27 +548,25 @@ def _run_small(kernel, params, args) -> bool:
 
     numba types a NamedTuple argument in Python on every call (about 1.5 us, a tenth of a
     small update). An entry point is only valid for the argument types it was compiled for,
-    so it is reused only for the same ``params`` and the same state arrays (``W``, ``P``,
-    ``Wp``, counters: the model's own objects, checked by identity) with 2-d inputs of the
+    so it is reused only for the same ``params`` and the same state arrays (``W``, ``P``:
+    the model's own objects, checked by identity) with 2-d inputs of the
     weights' dtype that are C-contiguous, aligned and writeable like the tile's (a read-only
     or strided input is another numba type and goes through the dispatcher).
     """
-    W, P, Wp, X, D = args[:5]
-    counters = args[-1]
+    W, P, X, D = args[:4]
     hit = _ENTRIES.get(id(params))
     if (hit is not None and hit[0] is params and hit[1] is kernel and hit[3] is W
-            and hit[4] is P and hit[5] is Wp and hit[6] is counters and X.flags.carray
-            and D.flags.carray and X.ndim == 2 and D.ndim == 2 and X.dtype is W.dtype
-            and D.dtype is W.dtype):
+            and hit[4] is P and X.flags.carray and D.flags.carray and X.ndim == 2
+            and D.ndim == 2 and X.dtype is W.dtype and D.dtype is W.dtype):
         return hit[2](*args)
     done = kernel(*args)
     overloads = getattr(kernel, "overloads", None)  # None: a plain function (NUMBA_DISABLE_JIT)
     entry = overloads.get(tuple(typeof(a) for a in args)) if overloads is not None else None
-    if (entry is not None and all(a.flags.carray for a in (W, P, Wp, X, D, counters))
+    if (entry is not None and all(a.flags.carray for a in (W, P, X, D))
             and X.dtype is W.dtype and D.dtype is W.dtype):
         if len(_ENTRIES) > 1024:  # tiles come and go; keep the table small
             _ENTRIES.clear()
-        _ENTRIES[id(params)] = (params, kernel, entry.entry_point, W, P, Wp, counters)
+        _ENTRIES[id(params)] = (params, kernel, entry.entry_point, W, P)
     return done
 
 
@@ -648,17 +638,17 @@ def pulsed_update(W, P, Wp, X, D, lr_pc, granularity, upd, key, params, wn_sigma
         independent, as in aihwkit.
     """
     kind, flags_pos, flags_neg, (um_scale, desired_bl, res, x_res, d_res) = _plan(upd)
-    c = np.array([abs(lr_pc), granularity, um_scale, 0, 1, desired_bl, res, x_res, d_res,
-                  wn_sigma], dtype=W.dtype)
+    c = np.array([abs(lr_pc), granularity, um_scale, 0, 1, desired_bl, res, x_res, d_res],
+                 dtype=W.dtype)
     flags = flags_neg if lr_pc < 0 else flags_pos
     noise = key if noise_key is None else noise_key
     kernels = _apply_k[(_is_builtin(params), kind == KIND_STOCHASTIC)]
     m, nx = X.shape
     nd = D.shape[1]
     if m * nx * nd < _PARALLEL_WORK:
-        args = (W, P, Wp, X, D, c, flags, key, noise, params,
-                _NO_COUNTERS if counters is None else counters)
-        if not _run_small(kernels[2], params, args):
+        if (counters is not None or wn_sigma > 0
+                or not _run_small(kernels[2], params, (W, P, X, D, c, flags, key, noise,
+                                                       params))):
             _staged_update(W, P, Wp, X, D, c, flags, kind, key, noise, params, wn_sigma,
                            counters, kernels, 1)
         return
@@ -679,7 +669,10 @@ def _staged_update(W, P, Wp, X, D, c, flags, kind, key, noise, params, wn_sigma,
     xq = np.empty((m, nx), W.dtype)
     dq = np.empty((m, nd), W.dtype)
     states = np.empty((max(m, nd), 2), np.uint64)
-    _prepare_k[twin](X, D, c, flags, key, bl, xq, dq, states)
+    # serial and stochastic: the composite's _prepare (compiled once for both)
+    prepare = (_prepare_stochastic_s if twin == 1 and kind == KIND_STOCHASTIC
+               else _prepare_k[twin])
+    prepare(X, D, c, flags, key, bl, xq, dq, states)
     if kind == KIND_STOCHASTIC:
         bl_max = int(bl.max())
         nw = max(1, (bl_max + 63) // 64)
