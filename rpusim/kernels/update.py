@@ -598,6 +598,24 @@ def _plan(upd):
     return plan
 
 
+_CONSTANTS: dict = {}
+
+
+def _constants(floats, lr_pc, granularity, dtype) -> np.ndarray:
+    """The engine's ``c`` array (``_C_*``) in the tile dtype. Kept per value (the kernels only
+    read it): training calls again and again with the same learning rate, and building the
+    array was a twentieth of a small update."""
+    k = (floats, lr_pc, granularity, dtype)
+    c = _CONSTANTS.get(k)
+    if c is None:
+        if len(_CONSTANTS) > 256:
+            _CONSTANTS.clear()
+        um_scale, desired_bl, res, x_res, d_res = floats
+        c = _CONSTANTS[k] = np.array([abs(lr_pc), granularity, um_scale, 0, 1, desired_bl,
+                                      res, x_res, d_res], dtype=dtype)
+    return c
+
+
 _PULSE_KINDS = {PulseType.STOCHASTIC: KIND_STOCHASTIC,
                 PulseType.STOCHASTIC_COMPRESSED: KIND_STOCHASTIC,
                 PulseType.DETERMINISTIC_IMPLICIT: KIND_DETERMINISTIC_IMPLICIT,
@@ -637,9 +655,8 @@ def pulsed_update(W, P, Wp, X, D, lr_pc, granularity, upd, key, params, wn_sigma
         share coincidences (one ``key``) pass their own ``noise_key`` so that their noise is
         independent, as in aihwkit.
     """
-    kind, flags_pos, flags_neg, (um_scale, desired_bl, res, x_res, d_res) = _plan(upd)
-    c = np.array([abs(lr_pc), granularity, um_scale, 0, 1, desired_bl, res, x_res, d_res],
-                 dtype=W.dtype)
+    kind, flags_pos, flags_neg, floats = _plan(upd)
+    c = _constants(floats, lr_pc, granularity, W.dtype)
     flags = flags_neg if lr_pc < 0 else flags_pos
     noise = key if noise_key is None else noise_key
     kernels = _apply_k[(_is_builtin(params), kind == KIND_STOCHASTIC)]
