@@ -307,16 +307,20 @@ def _warm_up(configs_by_algorithm: dict, data: TeacherData, hidden: int) -> None
     configs = list(configs_by_algorithm.values())
     helper = _start_io_warm_up(configs, small, hidden) if not _io_kernels_cached() else None
     if helper is not None:
+        import subprocess
         try:
             # the update path alone (no transfer: a transfer reads through the MVM)
             single = [c for c in configs if isinstance(getattr(c, "device", None), PulsedDevice)]
             for config in single[:1]:
                 tile = AnalogTile(hidden, small.x.shape[1], config, seed=0)
                 tile.update(small.x[:2], np.full((2, hidden), 0.1), lr=0.1)
-            helper.communicate(timeout=120)
-        except Exception:  # the helper only saves time: training goes on without it
-            helper.kill()
-            helper.wait()
+            helper.wait(timeout=120)
+        except subprocess.TimeoutExpired:  # the helper only saves time: go on without it
+            pass
+        finally:
+            if helper.poll() is None:
+                helper.kill()
+                helper.wait()
     for config in configs:
         train_network(config, small, hidden=hidden, epochs=1, batch_size=2)
 
