@@ -105,7 +105,9 @@ class PulsedDeviceModel:
                                                            physics.extra_hidden_names]
         self.P = np.ascontiguousarray(np.stack(slots).astype(self.dtype))
         self.w = np.zeros(shape, self.dtype)
-        self.wp = np.zeros(shape if device.uses_write_noise() else (1, 1), self.dtype)
+        # fixed at construction like the layout of ``wp``, and read once per update
+        self._write_noise = device.uses_write_noise()
+        self.wp = np.zeros(shape if self._write_noise else (1, 1), self.dtype)
         self.dw_min = float(physics.dw_min)
         self.params = physics.step_params(self.dtype)
         self.counters = np.zeros(shape, np.int64) if device.count_pulses else None
@@ -114,11 +116,11 @@ class PulsedDeviceModel:
     # -- layout -------------------------------------------------------------------------------
     @property
     def write_noise(self) -> bool:
-        return self.device.uses_write_noise()
+        return self._write_noise
 
     @property
     def wn_sigma(self) -> float:
-        return float(self.device.write_noise_std) * self.dw_min if self.write_noise else 0.0
+        return float(self.device.write_noise_std) * self.dw_min if self._write_noise else 0.0
 
     @property
     def granularity(self) -> float:

@@ -12,6 +12,7 @@ import numpy as np
 from numba import njit
 
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
+GAMMA = _GAMMA  # the counter increment of a stream, for kernels that keep it (uniform_of)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _S30 = np.uint64(30)
@@ -52,7 +53,22 @@ def next_u64(states, s):
 @njit(cache=True, inline="always")
 def uniform(states, s):
     """Uniform double in the open interval (0, 1)."""
-    return (np.float64(next_u64(states, s) >> _S11) + 0.5) * _INV53
+    return _unit(next_u64(states, s))
+
+
+@njit(cache=True, inline="always")
+def _unit(h):
+    """The uniform of one hashed word ``h``."""
+    return (np.float64(h >> _S11) + 0.5) * _INV53
+
+
+@njit(cache=True, inline="always")
+def uniform_of(z):
+    """The uniform of a stream whose next hashed word is ``z``: for a kernel that keeps a
+    stream's counter in a local variable (``z = stream_key(...)``, then ``z += GAMMA`` after
+    each draw) instead of in a state array, whose loads and stores it would otherwise pay
+    per draw."""
+    return _unit(mix64(z))
 
 
 def _normal_quantiles(bits: int) -> np.ndarray:

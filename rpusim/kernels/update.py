@@ -18,7 +18,7 @@ from numba.extending import overload
 from rpusim.configs.enums import PulseType
 from rpusim.configs.update import effective_resolution
 from rpusim.kernels.numeric import cast_like
-from rpusim.kernels.rng import init_stream, normal, stream_key, uniform
+from rpusim.kernels.rng import GAMMA, init_stream, normal, stream_key, uniform, uniform_of
 
 __all__ = ["register_step", "pulsed_update", "device_step", "KIND_STOCHASTIC",
            "KIND_DETERMINISTIC_IMPLICIT", "KIND_MEAN_COUNT"]
@@ -171,8 +171,7 @@ def _copy_train_overload(src, r, j, dst, n):
 
 
 # Layout of the engine's packed arguments: ``c`` in the tile dtype, ``flags`` int64.
-(_C_LR, _C_G, _C_UM_SCALE, _C_ZERO, _C_ONE, _C_BL, _C_RES, _C_X_RES, _C_D_RES,
- _C_WN_SIGMA) = range(10)
+_C_LR, _C_G, _C_UM_SCALE, _C_ZERO, _C_ONE, _C_BL, _C_RES, _C_X_RES, _C_D_RES = range(9)
 _F_BL, _F_FIXED_BL, _F_UBM, _F_UM, _F_KIND, _F_STO, _F_NEGATIVE_LR = range(7)
 
 
@@ -230,6 +229,7 @@ def _bl_a_b(x, d, c, flags):
 # The kernels below allocate nothing (their outputs and stream states come in), so that their
 # serial twins can be compiled without reference counting (see ``_twins``).
 _ANY_KIND = True  # False in the stochastic-only twin of _prepare (see _prepare_stochastic_s)
+_ONE_BIT = False  # True in the twin of _apply_stochastic for one-bit trains (_apply_one_bit)
 
 
 def _prepare(X, D, c, flags, key, bl, xq, dq, states):
@@ -285,7 +285,7 @@ def _prepare(X, D, c, flags, key, bl, xq, dq, states):
                 dq[r, i] = (q if D[r, i] >= 0 else -q) / fbl
 
 
-def _bit_trains(q, bl, key, which, out, states):
+def _bit_trains(q, bl, key, which, out):
     """Stochastic bit trains into ``out`` (m, n, words; zeroed here): bit k of
     ``out[r, j]`` fires with probability ``|q[r, j]|``.
 
@@ -294,17 +294,27 @@ def _bit_trains(q, bl, key, which, out, states):
     m, n = q.shape
     nw = out.shape[2]
     for r in prange(m):
-        for j in range(n):
-            for k in range(nw):
-                out[r, j, k] = 0
-        init_stream(states, r, stream_key(key, r, which))
+        # the stream's counter in a register and each word built in one, stored once: in
+        # memory (a state array, ``|=`` on the output) they cost half of the kernel's
+        # instructions
+        z = stream_key(key, r, which)
+        nbits = bl[r]
         for j in range(n):
             p = abs(q[r, j])
-            if p == 0:
-                continue
-            for k in range(bl[r]):
-                if p > uniform(states, r):
-                    out[r, j, k >> 6] |= np.uint64(1) << np.uint64(k & 63)
+            for w in range(nw):
+                word = np.uint64(0)
+                if p != 0 and nbits == 1:
+                    # no loop for one-bit trains: the vectorised loop's set-up cost more
+                    # than the draw
+                    if w == 0 and p > uniform_of(z):
+                        word = np.uint64(1)
+                    z += GAMMA if w == 0 else np.uint64(0)
+                elif p != 0:
+                    for k in range(w * 64, min(nbits, w * 64 + 64)):
+                        if p > uniform_of(z):
+                            word |= np.uint64(1) << np.uint64(k & 63)
+                        z += GAMMA
+                out[r, j, w] = word
 
 
 def _active_columns(xq, xbits, kind, cols, ncols, xwords, xneg):
@@ -356,10 +366,14 @@ def _apply_stochastic(target, P, xq, dq, dbits, cols, ncols, xwords, xneg, negat
                     continue
                 d_up = (dq[r, i] < 0) != negative_lr
                 for jj in range(ncols[r]):
-                    n = _popcount(dm & _first_word(xwords, r, jj))
-                    n += _coincidences_after_first(dbits, xwords, r, i, jj)
-                    if n == 0:
-                        continue
+                    if _ONE_BIT:
+                        # every train is one bit: a listed column meets a firing row once
+                        n = 1
+                    else:
+                        n = _popcount(dm & _first_word(xwords, r, jj))
+                        n += _coincidences_after_first(dbits, xwords, r, i, jj)
+                        if n == 0:
+                            continue
                     # zero-extended: the compiler knows j >= 0 and drops the wraparound code
                     j = np.int64(cols[r, jj])
                     up = d_up != xneg[r, jj]
@@ -422,14 +436,16 @@ def _redraw_touched(W, Wp, totals, sigma, key, states):
 _APPLY = _PREPARE = None
 
 
-def _serial_update(W, P, Wp, X, D, c, flags, key, noise_key, params, counters):
+def _serial_update(W, P, X, D, c, flags, key, noise_key, params):
     """A whole small update in one call: the serial kernels in the order of ``pulsed_update``.
 
     For small tiles the cost of an update is its Python dispatches (one per kernel, each
     boxing its results); this composite makes it one. ``_APPLY`` is bound per device origin
-    and pulse kind by :func:`_composite`; ``counters`` is an empty array when not counting.
-    Returns False, having changed nothing, for bit trains longer than one word (the staged
-    path runs those: compiling this composite for them too would double its cold start).
+    and pulse kind by :func:`_composite`. Returns False, having changed nothing, for bit
+    trains longer than one word (the staged path runs those: compiling this composite for
+    them too would double its cold start). Pulse counters and write noise also take the
+    staged path, so that their kernels compile only when a tile uses them (about 0.6 s of
+    this composite's cold compilation).
     """
     m = X.shape[0]
     nx = X.shape[1]
@@ -448,24 +464,16 @@ def _serial_update(W, P, Wp, X, D, c, flags, key, noise_key, params, counters):
                 return False
         xbits = np.empty((m, nx, 1), np.uint64)
         # np.int64: a bare constant would compile one specialisation per stream tag
-        _bit_trains_s(xq, bl, key, np.int64(2), xbits, states)
-        _bit_trains_s(dq, bl, key, np.int64(3), dbits.reshape(m, nd, 1), states)
+        _bit_trains_s(xq, bl, key, np.int64(2), xbits)
+        _bit_trains_s(dq, bl, key, np.int64(3), dbits.reshape(m, nd, 1))
     else:
         xbits = np.zeros((1, 1, 1), np.uint64)
     cols = np.empty((m, nx), np.uint32)
     ncols = np.empty(m, np.int64)
     xneg = np.empty((m, nx), np.bool_)
     _active_columns_s(xq, xbits, kind, cols, ncols, xwords, xneg)
-    wn_sigma = c[_C_WN_SIGMA]
-    _APPLY(Wp if wn_sigma > 0 else W, P, xq, dq, dbits, cols, ncols, xwords, xneg,
-           flags[_F_NEGATIVE_LR] != 0, noise_key, params, states)
-    if counters.size > 0 or wn_sigma > 0:
-        totals = np.zeros(W.shape, np.int64)
-        _pulse_totals_s(xq, dq, dbits, cols, ncols, xwords, kind, totals)
-        if counters.size > 0:
-            counters += totals
-        if wn_sigma > 0:
-            _redraw_touched_s(W, Wp, totals, wn_sigma, noise_key, states)
+    _APPLY(W, P, xq, dq, dbits, cols, ncols, xwords, xneg, flags[_F_NEGATIVE_LR] != 0,
+           noise_key, params, states)
     return True
 
 
@@ -515,16 +523,20 @@ _prepare_stochastic_s = njit(cache=True, _nrt=False)(
 # Devices outside rpusim (custom models, maybe defined in a user's script) must not enter the
 # on-disk cache: its index would reference their classes, and a later process that cannot
 # import them would fail to read the index. They get uncached kernels, compiled per process.
-_apply_k = {}  # [builtin, kind is stochastic] -> (parallel, serial, serial whole update)
+# The fourth kernel: the parallel pulse kernel for batches whose trains are all one bit long
+# (the usual case under aihwkit's default update management), None for counts.
+_apply_k = {}  # [builtin, kind is stochastic] -> (parallel, serial, serial whole update,
+#                                                  parallel for one-bit trains)
 for _builtin in (True, False):
     for _stochastic in (True, False):
         _body = _apply_stochastic if _stochastic else _apply_counts
         _par, _ser = _twins(_body, cache=_builtin)
         _name = f"_serial_update_{'builtin' if _builtin else 'custom'}_{_body.__name__[7:]}"
+        _one_bit = (njit(cache=_builtin, parallel=True)(_renamed(
+            _body, "_apply_one_bit", {**globals(), "_ONE_BIT": True})) if _stochastic else None)
         _apply_k[(_builtin, _stochastic)] = (
             _par, _ser, _composite(_ser, _prepare_stochastic_s if _stochastic else _prepare_s,
-                                   _name, _builtin))
-_NO_COUNTERS = np.zeros((0, 0), np.int64)
+                                   _name, _builtin), _one_bit)
 
 
 _ENTRIES: dict = {}
@@ -536,27 +548,25 @@ def _run_small(kernel, params, args) -> bool:
 
     numba types a NamedTuple argument in Python on every call (about 1.5 us, a tenth of a
     small update). An entry point is only valid for the argument types it was compiled for,
-    so it is reused only for the same ``params`` and the same state arrays (``W``, ``P``,
-    ``Wp``, counters: the model's own objects, checked by identity) with 2-d inputs of the
+    so it is reused only for the same ``params`` and the same state arrays (``W``, ``P``:
+    the model's own objects, checked by identity) with 2-d inputs of the
     weights' dtype that are C-contiguous, aligned and writeable like the tile's (a read-only
     or strided input is another numba type and goes through the dispatcher).
     """
-    W, P, Wp, X, D = args[:5]
-    counters = args[-1]
+    W, P, X, D = args[:4]
     hit = _ENTRIES.get(id(params))
     if (hit is not None and hit[0] is params and hit[1] is kernel and hit[3] is W
-            and hit[4] is P and hit[5] is Wp and hit[6] is counters and X.flags.carray
-            and D.flags.carray and X.ndim == 2 and D.ndim == 2 and X.dtype is W.dtype
-            and D.dtype is W.dtype):
+            and hit[4] is P and X.flags.carray and D.flags.carray and X.ndim == 2
+            and D.ndim == 2 and X.dtype is W.dtype and D.dtype is W.dtype):
         return hit[2](*args)
     done = kernel(*args)
     overloads = getattr(kernel, "overloads", None)  # None: a plain function (NUMBA_DISABLE_JIT)
     entry = overloads.get(tuple(typeof(a) for a in args)) if overloads is not None else None
-    if (entry is not None and all(a.flags.carray for a in (W, P, Wp, X, D, counters))
+    if (entry is not None and all(a.flags.carray for a in (W, P, X, D))
             and X.dtype is W.dtype and D.dtype is W.dtype):
         if len(_ENTRIES) > 1024:  # tiles come and go; keep the table small
             _ENTRIES.clear()
-        _ENTRIES[id(params)] = (params, kernel, entry.entry_point, W, P, Wp, counters)
+        _ENTRIES[id(params)] = (params, kernel, entry.entry_point, W, P)
     return done
 
 
@@ -586,6 +596,24 @@ def _plan(upd):
                  effective_resolution(upd.d_res_implicit)))
         object.__setattr__(upd, "_derived", plan)
     return plan
+
+
+_CONSTANTS: dict = {}
+
+
+def _constants(floats, lr_pc, granularity, dtype) -> np.ndarray:
+    """The engine's ``c`` array (``_C_*``) in the tile dtype. Kept per value (the kernels only
+    read it): training calls again and again with the same learning rate, and building the
+    array was a twentieth of a small update."""
+    k = (floats, lr_pc, granularity, dtype)
+    c = _CONSTANTS.get(k)
+    if c is None:
+        if len(_CONSTANTS) > 256:
+            _CONSTANTS.clear()
+        um_scale, desired_bl, res, x_res, d_res = floats
+        c = _CONSTANTS[k] = np.array([abs(lr_pc), granularity, um_scale, 0, 1, desired_bl,
+                                      res, x_res, d_res], dtype=dtype)
+    return c
 
 
 _PULSE_KINDS = {PulseType.STOCHASTIC: KIND_STOCHASTIC,
@@ -627,43 +655,50 @@ def pulsed_update(W, P, Wp, X, D, lr_pc, granularity, upd, key, params, wn_sigma
         share coincidences (one ``key``) pass their own ``noise_key`` so that their noise is
         independent, as in aihwkit.
     """
-    kind, flags_pos, flags_neg, (um_scale, desired_bl, res, x_res, d_res) = _plan(upd)
-    c = np.array([abs(lr_pc), granularity, um_scale, 0, 1, desired_bl, res, x_res, d_res,
-                  wn_sigma], dtype=W.dtype)
+    kind, flags_pos, flags_neg, floats = _plan(upd)
+    c = _constants(floats, lr_pc, granularity, W.dtype)
     flags = flags_neg if lr_pc < 0 else flags_pos
     noise = key if noise_key is None else noise_key
     kernels = _apply_k[(_is_builtin(params), kind == KIND_STOCHASTIC)]
     m, nx = X.shape
     nd = D.shape[1]
     if m * nx * nd < _PARALLEL_WORK:
-        args = (W, P, Wp, X, D, c, flags, key, noise, params,
-                _NO_COUNTERS if counters is None else counters)
-        if not _run_small(kernels[2], params, args):
+        if (counters is not None or wn_sigma > 0
+                or not _run_small(kernels[2], params, (W, P, X, D, c, flags, key, noise,
+                                                       params))):
             _staged_update(W, P, Wp, X, D, c, flags, kind, key, noise, params, wn_sigma,
-                           counters, kernels[1], 1)
+                           counters, kernels, 1)
         return
     # large work runs the parallel kernels whatever the thread count: numba's outlined
     # parallel loop is also faster on one thread than a plain loop with reference counts
     _staged_update(W, P, Wp, X, D, c, flags, kind, key, noise, params, wn_sigma, counters,
-                   kernels[0], 0)
+                   kernels, 0)
 
 
 def _staged_update(W, P, Wp, X, D, c, flags, kind, key, noise, params, wn_sigma, counters,
-                   apply, twin):
-    """``pulsed_update`` kernel by kernel (``twin`` 0: the parallel kernels, 1: the serial)."""
+                   kernels, twin):
+    """``pulsed_update`` kernel by kernel (``twin`` 0: the parallel kernels, 1: the serial);
+    ``kernels`` is the entry of ``_apply_k``."""
+    apply = kernels[twin]
     m, nx = X.shape
     nd = D.shape[1]
     bl = np.empty(m, np.int64)
     xq = np.empty((m, nx), W.dtype)
     dq = np.empty((m, nd), W.dtype)
     states = np.empty((max(m, nd), 2), np.uint64)
-    _prepare_k[twin](X, D, c, flags, key, bl, xq, dq, states)
+    # serial and stochastic: the composite's _prepare (compiled once for both)
+    prepare = (_prepare_stochastic_s if twin == 1 and kind == KIND_STOCHASTIC
+               else _prepare_k[twin])
+    prepare(X, D, c, flags, key, bl, xq, dq, states)
     if kind == KIND_STOCHASTIC:
-        nw = max(1, (int(bl.max()) + 63) // 64)
+        bl_max = int(bl.max())
+        nw = max(1, (bl_max + 63) // 64)
+        if bl_max == 1 and twin == 0:
+            apply = kernels[3]
         xbits = np.empty((m, nx, nw), np.uint64)
         dbits = np.empty((m, nd, nw), np.uint64)
-        _bit_trains_k[twin](xq, bl, key, 2, xbits, states)
-        _bit_trains_k[twin](dq, bl, key, 3, dbits, states)
+        _bit_trains_k[twin](xq, bl, key, 2, xbits)
+        _bit_trains_k[twin](dq, bl, key, 3, dbits)
         # one-word trains go 2-d to the one-word specialisation of the kernels
         xwords = np.empty((m, nx) if nw == 1 else (m, nx, nw), np.uint64)
         if nw == 1:
