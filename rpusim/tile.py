@@ -101,7 +101,7 @@ def _is_tensor(value) -> bool:
 
 def _like(result: np.ndarray, given):
     """``result`` as a tensor on ``given``'s device when ``given`` is a tensor, else as is."""
-    if not _is_tensor(given):
+    if type(given) is np.ndarray or not _is_tensor(given):
         return result
     import torch  # already loaded: ``given`` is one of its tensors
     return torch.from_numpy(np.ascontiguousarray(result)).to(given.device)
@@ -229,6 +229,9 @@ class AnalogTile:
     # -- input handling -----------------------------------------------------------------------
     def _batch(self, value, name: str, length: int, finite: bool = True
                ) -> tuple[np.ndarray, bool]:
+        if (type(value) is np.ndarray and value.dtype is self.dtype and value.ndim == 2
+                and value.shape[1] == length and value.flags.c_contiguous and not finite):
+            return value, False  # what the kernels take: nothing to convert or reshape
         arr = _as_array(value, name, self.dtype, finite=False)
         if arr.ndim not in (1, 2) or arr.shape[-1] != length:
             raise ValueError(f"{name} must have shape ({length},) or (batch, {length}), "
