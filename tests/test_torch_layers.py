@@ -432,3 +432,32 @@ def test_single_tile_accessors_and_split_layers():
     split = AnalogLinear(9, 2, rpu_config=perfect(max_input_size=4))
     with pytest.raises(ValueError, match="split over 3 tiles"):
         split.analog_tile
+
+
+def test_analog_only_groups_skip_the_digital_step_and_keep_their_schedule():
+    """After ``regroup_param_groups`` each layer has a group of its own, which the digital
+    optimizer never sees during ``step``; a scheduler still sets the tiles' rate, digital
+    parameters still move, and a model without digital parameters steps too."""
+    config = SingleRPUConfig(device=ConstantStepDevice())
+    model = AnalogSequential(AnalogLinear(4, 3, rpu_config=config, seed=0),
+                             AnalogLinear(3, 2, bias=False, rpu_config=config, seed=1))
+    opt = AnalogSGD(model.parameters(), lr=0.1)
+    opt.regroup_param_groups(model)
+    groups = list(opt.param_groups)
+    scheduler = torch.optim.lr_scheduler.StepLR(opt, 1, gamma=0.5)
+    bias0 = model[0].bias.detach().clone()
+    for step in range(3):
+        opt.zero_grad()
+        model(torch.rand(5, 4)).sum().backward()
+        opt.step()
+        assert opt.param_groups == groups  # put back after the digital step
+        assert model[1].analog_tile.learning_rate == pytest.approx(0.1 * 0.5 ** step)
+        scheduler.step()
+    assert not torch.equal(model[0].bias.detach(), bias0)
+    bare = AnalogLinear(4, 3, bias=False, rpu_config=config, seed=0)
+    bare_opt = AnalogSGD(bare.parameters(), lr=0.1)
+    bare_opt.regroup_param_groups(bare)
+    w0 = bare.get_weights()[0].clone()
+    bare(torch.rand(5, 4)).sum().backward()
+    bare_opt.step()
+    assert not torch.equal(bare.get_weights()[0], w0)
