@@ -124,3 +124,14 @@ def test_float64_input_to_float32_layer_gives_float64_output_and_gradients():
     y = layer(x)
     y.sum().backward()
     assert y.dtype == torch.float64 and x.grad.dtype == torch.float64
+
+
+def test_function_apply_fallback_gives_the_same_results(monkeypatch):
+    """Where torch lays out its C entry point otherwise, ``apply_function`` uses ``apply``."""
+    import rpusim.torch.mapping as mapping
+    config = SingleRPUConfig(device=ConstantStepDevice())
+    x = torch.rand(4, 5, generator=torch.Generator().manual_seed(0))
+    make = lambda: AnalogLinear(5, 3, rpu_config=config, seed=2)  # noqa: E731
+    direct = run(make, x, False)
+    monkeypatch.setattr(mapping, "_C_APPLY", None)
+    assert_same(run(make, x, False), direct)

@@ -61,14 +61,16 @@ def tile_seeds(seed: int | None, count: int) -> list[int]:
     return [int(s.generate_state(1, np.uint64)[0] >> np.uint64(1)) for s in states]
 
 
-_C_APPLY = torch._C._FunctionBase.__dict__["apply"]
+# torch's C entry point of autograd functions (None if a torch version lays it out otherwise)
+_C_APPLY = getattr(getattr(torch._C, "_FunctionBase", None), "__dict__", {}).get("apply")
+_functorch_active = getattr(torch._C, "_are_functorch_transforms_active", None)
 
 
 def apply_function(function: type, *args):
     """``function.apply(*args)`` for a ``torch.autograd.Function`` without default arguments
     or ``setup_context``: the C entry point directly, skipping the Python wrapper's argument
     binding and functorch checks (a few microseconds a call) unless functorch is active."""
-    if torch._C._are_functorch_transforms_active():
+    if _C_APPLY is None or _functorch_active is None or _functorch_active():
         return function.apply(*args)
     return _C_APPLY.__get__(None, function)(*args)
 
