@@ -419,6 +419,46 @@ def finalize_output(Y, nl, nlf, asym_scale, with_asym, noise_values, noise, xi, 
     return passed
 
 
+@njit(cache=True, inline="always")
+def _adc_with_draws(y, y2, out, digital, noisy, with_uni, key, row, bm_round, buf_n, buf_u, nl,
+                    with_nl, nlf, asym, with_asym, noise_line, res, sto, bound, with_bm,
+                    test_negative, scratch, c):
+    """ADC of one row's product ``y`` into ``out`` with the draws of stream ``row`` in round
+    ``bm_round``; with ``digital`` (MV_POS_NEG_DIGITAL) first the negative inputs' part ``y2``,
+    converted in place with its own draws and added to ``out`` after. Returns the bound test.
+    Shared by :func:`adc_rows` and :func:`managed_mvm`."""
+    ok = True
+    if digital:
+        if noisy:
+            _fill(buf_n, key, row, tag(bm_round, TAG_NEG_OUT_NOISE), True)
+        if with_uni:
+            _fill(buf_u, key, row, tag(bm_round, TAG_NEG_OUT_UNIFORM), False)
+        ok = _adc_line(y2, y2, nl, with_nl, nlf, asym, with_asym, noise_line, buf_n, res, sto,
+                       buf_u, bound, with_bm, test_negative, scratch, c)
+    if noisy:
+        _fill(buf_n, key, row, tag(bm_round, TAG_OUT_NOISE), True)
+    if with_uni:
+        _fill(buf_u, key, row, tag(bm_round, TAG_OUT_UNIFORM), False)
+    ok_pos = _adc_line(y, out, nl, with_nl, nlf, asym, with_asym, noise_line, buf_n, res, sto,
+                       buf_u, bound, with_bm, test_negative, scratch, c)
+    if digital:
+        for i in range(out.shape[0]):
+            out[i] += y2[i]
+    return ok_pos and ok
+
+
+@njit(cache=True, inline="always")
+def _scale_line(o, factor, zero):
+    """``o *= factor``; returns whether all of ``o`` is finite (counted in the same loop: a
+    separate pass over the outputs cost as much as the ADC)."""
+    n_finite = 0
+    for i in range(o.shape[0]):
+        x = o[i] * factor
+        o[i] = x
+        n_finite += x - x == zero
+    return n_finite == o.shape[0]
+
+
 # -- row kernels around one BLAS product per round ------------------------------------------------
 @njit(cache=True)
 def dac_rows(U, rows, V, alpha, scale, f, flags, bm_round, red, key, aux, c):
@@ -510,6 +550,7 @@ def adc_rows(Y, Y2, rows, out, alpha, scale, f, flags, nl, noise_line, key, bm_r
     buf_n = np.zeros(n_out, out.dtype)
     buf_u = np.zeros(n_out, out.dtype)
     scratch = np.empty(n_out, out.dtype)
+    no_line = np.empty(0, out.dtype)
     finite = True
     for r in range(rows.shape[0]):
         row = rows[r]
@@ -519,38 +560,16 @@ def adc_rows(Y, Y2, rows, out, alpha, scale, f, flags, nl, noise_line, key, bm_r
             o[:] = zero
             passed[r] = True
             continue
-        ok = True
-        if digital:
-            # MV_POS_NEG_DIGITAL: the negative part first, converted in place, with its own
-            # draws, then added to the positive part's output below
-            y2 = Y2[r]
-            if noisy:
-                _fill(buf_n, key, row, tag(bm_round, TAG_NEG_OUT_NOISE), True)
-            if with_uni:
-                _fill(buf_u, key, row, tag(bm_round, TAG_NEG_OUT_UNIFORM), False)
-            ok = _adc_line(y2, y2, nl, with_nl, nlf, asym, with_asym, noise_line, buf_n, res,
-                           sto, buf_u, bound, with_bm, test_negative, scratch, c)
-        if noisy:
-            _fill(buf_n, key, row, tag(bm_round, TAG_OUT_NOISE), True)
-        if with_uni:
-            _fill(buf_u, key, row, tag(bm_round, TAG_OUT_UNIFORM), False)
-        ok_pos = _adc_line(Y[r], o, nl, with_nl, nlf, asym, with_asym, noise_line, buf_n, res,
-                           sto, buf_u, bound, with_bm, test_negative, scratch, c)
-        ok = ok_pos and ok
-        if digital:
-            y2 = Y2[r]
-            for i in range(n_out):
-                o[i] += y2[i]
+        ok = _adc_with_draws(Y[r], Y2[r] if digital else no_line, o, digital, noisy, with_uni,
+                             key, row, bm_round, buf_n, buf_u, nl, with_nl, nlf, asym,
+                             with_asym, noise_line, res, sto, bound, with_bm, test_negative,
+                             scratch, c)
         passed[r] = ok
         if ok or final:
             factor = _output_factor(s, alpha[row], out_scale, backward, nm_on, zero, one)
-            n_finite = 0
-            for i in range(n_out):
-                x = o[i] * factor
-                o[i] = x
-                n_finite += x - x == zero
-            finite = finite and n_finite == n_out
+            finite = _scale_line(o, factor, zero) and finite
     return finite
+
 
 
 # -- the whole managed MVM in one call (small batches) -------------------------------------------
@@ -649,6 +668,7 @@ def managed_mvm(W, transposed, U, Y, f, flags, nl, noise_line, key, aux, c, work
     buf_n = work[6, :n_out]
     buf_u = work[7, :n_out]
     scratch = work[8, :n_out]
+    finite = True
     for r in range(m):
         for i in range(n_out):
             Y[r, i] = zero
@@ -690,25 +710,9 @@ def managed_mvm(W, transposed, U, Y, f, flags, nl, noise_line, key, aux, c, work
                 if mv_kind == MV_POS_NEG:
                     for i in range(n_out):
                         y[i] += y2[i]
-            # ADC (as adc_rows)
-            ok = True
-            if digital:
-                if noisy:
-                    _fill(buf_n, key, r, tag(bm_round, TAG_NEG_OUT_NOISE), True)
-                if with_uni:
-                    _fill(buf_u, key, r, tag(bm_round, TAG_NEG_OUT_UNIFORM), False)
-                ok = _adc_line(y2, y2, nl, with_nl, nlf, asym, with_asym, noise_line, buf_n,
-                               res, sto, buf_u, bound, bm_on, test_negative, scratch, c)
-            if noisy:
-                _fill(buf_n, key, r, tag(bm_round, TAG_OUT_NOISE), True)
-            if with_uni:
-                _fill(buf_u, key, r, tag(bm_round, TAG_OUT_UNIFORM), False)
-            ok_pos = _adc_line(y, out, nl, with_nl, nlf, asym, with_asym, noise_line, buf_n,
-                               res, sto, buf_u, bound, bm_on, test_negative, scratch, c)
-            ok = ok_pos and ok
-            if digital:
-                for i in range(n_out):
-                    out[i] += y2[i]
+            ok = _adc_with_draws(y, y2, out, digital, noisy, with_uni, key, r, bm_round,
+                                 buf_n, buf_u, nl, with_nl, nlf, asym, with_asym, noise_line,
+                                 res, sto, bound, bm_on, test_negative, scratch, c)
             bm_round += 1
             # aihwkit's stop criteria: reduction beyond max_bm_factor, or beyond max_bm_res
             # DAC steps (red = 16 with the defaults)
@@ -716,10 +720,5 @@ def managed_mvm(W, transposed, U, Y, f, flags, nl, noise_line, key, aux, c, work
                     or red_t > f[_F_BM_LIMIT]):
                 break
         factor = _output_factor(s, alpha, f[_F_OUT_SCALE], backward, nm_on, zero, one)
-        for i in range(n_out):
-            out[i] *= factor
-    for r in range(m):
-        for i in range(n_out):
-            if not np.isfinite(Y[r, i]):
-                return False
-    return True
+        finite = _scale_line(out, factor, zero) and finite
+    return finite
