@@ -27,7 +27,8 @@ def _abs_max(weights: np.ndarray):
 
 
 class _RangeMixin:
-    """``g_max`` / ``g_min`` with aihwkit's checks (at construction and in ``validate``)."""
+    """``g_max`` / ``g_min`` with aihwkit's checks (at construction and in ``validate``), and
+    the ``f_lst`` helpers of the pair converters."""
 
     def _fill_range_defaults(self) -> None:
         """``None`` for ``g_max`` / ``g_min`` (aihwkit's way to ask for the default) becomes the
@@ -43,6 +44,17 @@ class _RangeMixin:
         if g_min >= g_max:
             raise ValueError(f"{type(self).__name__}.g_min must be smaller than g_max, got "
                              f"g_min={g_min} and g_max={g_max}")
+
+    def _pairs_to_weights(self, conductances, params):
+        """``sum_j f_j (g+_j - g-_j) / scale_ratio`` of the slices ``[g+_1, g-_1, ...]``."""
+        if len(conductances) != 2 * len(self.f_lst):
+            raise ValueError(f"{type(self).__name__} needs {2 * len(self.f_lst)} conductance "
+                             f"slices, got {len(conductances)}")
+        t = conductances[0].dtype.type
+        total = np.zeros_like(conductances[0])
+        for f, g_plus, g_minus in zip(self.f_lst, conductances[::2], conductances[1::2]):
+            total += t(f) * (g_plus - g_minus)
+        return total / params["scale_ratio"]
 
     def _check_f_lst(self, length: int | None = None) -> None:
         f_lst = self.f_lst
@@ -157,14 +169,7 @@ class NPairConductanceConverter(_RangeMixin, BaseConductanceConverter):
         return slices, {"scale_ratio": k}
 
     def convert_back_to_weights(self, conductances, params):
-        if len(conductances) != 2 * len(self.f_lst):
-            raise ValueError(f"{type(self).__name__} needs {2 * len(self.f_lst)} conductance "
-                             f"slices, got {len(conductances)}")
-        t = conductances[0].dtype.type
-        total = np.zeros_like(conductances[0])
-        for f, g_plus, g_minus in zip(self.f_lst, conductances[::2], conductances[1::2]):
-            total += t(f) * (g_plus - g_minus)
-        return total / params["scale_ratio"]
+        return self._pairs_to_weights(conductances, params)
 
 
 @dataclass
@@ -262,14 +267,7 @@ class CustomPairConductanceConverter(_RangeMixin, BaseConductanceConverter):
         return slices, {"scale_ratio": k}
 
     def convert_back_to_weights(self, conductances, params):
-        if len(conductances) != 2 * len(self.f_lst):
-            raise ValueError(f"{type(self).__name__} needs {2 * len(self.f_lst)} conductance "
-                             f"slices, got {len(conductances)}")
-        t = conductances[0].dtype.type
-        total = np.zeros_like(conductances[0])
-        for f, g_plus, g_minus in zip(self.f_lst, conductances[::2], conductances[1::2]):
-            total += t(f) * (g_plus - g_minus)
-        return total / params["scale_ratio"]
+        return self._pairs_to_weights(conductances, params)
 
 
 @dataclass
