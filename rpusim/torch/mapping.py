@@ -532,12 +532,7 @@ class TileGrid(nn.Module):
                 d = d / (self._alpha[k] * self._lr_scale[k])
             # the tile keeps the rate it was last updated with, as aihwkit's tiles do
             tile.learning_rate = lr * self._lr_scale[k]
-            if x.dtype is tile.dtype and d.dtype is tile.dtype and (
-                    x.flags.c_contiguous and d.flags.c_contiguous):
-                # the arrays the backward pass stored: only the update's own checks apply
-                tile._update_rows(x, d, tile.learning_rate)
-            else:
-                tile.update(x, d)
+            tile.update(x, d)
 
     def post_update_step(self) -> None:
         """Diffusion and decay of every tile (after each optimizer step)."""
