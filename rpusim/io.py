@@ -23,6 +23,7 @@ from rpusim.configs.enums import (AnalogMVType, BoundManagementType, NoiseManage
 from rpusim.configs.io import IOParameters
 from rpusim.kernels import io as kio
 from rpusim.kernels.checks import all_finite
+from rpusim.kernels.entry import entry_point
 from rpusim.rng import TileRNG
 
 __all__ = ["AnalogMVM"]
@@ -212,6 +213,8 @@ class AnalogMVM:
                          else np.zeros(self.n_out, self.dtype))
         self._noise_line = (self.out_noise_values if self.out_noise_values.size
                             else np.full(self.n_out, t(p.out_noise), self.dtype))
+        # kio.managed_mvm's entry point (mvm_finite): made again for the new arrays' types
+        self._entry = None
 
     def _draw_line_parameters(self) -> None:
         """Construction-time draws, in aihwkit's order (spec §2.6)."""
@@ -339,8 +342,17 @@ class AnalogMVM:
         if not U.flags.c_contiguous:
             U = np.ascontiguousarray(U)
         Y = np.empty((m, n_out), self.dtype)
-        finite = kio.managed_mvm(W, transposed, U, Y, self._f, self._flags, self._nl_line,
-                                 self._noise_line, key, self.nm_state, self._c, self._work)
+        args = (W, transposed, U, Y, self._f, self._flags, self._nl_line, self._noise_line, key,
+                self.nm_state, self._c, self._work)
+        # the entry point fits when W and U have the types it was made for (the other
+        # arguments are this object's own arrays, of fixed types)
+        usual = (W.flags.carray and U.flags.carray and W.dtype is self.dtype
+                 and U.dtype is self.dtype)
+        if usual and self._entry is not None:
+            return Y, self._entry(*args)
+        finite = kio.managed_mvm(*args)
+        if usual:
+            self._entry = entry_point(kio.managed_mvm, args)
         return Y, finite
 
     def _rows(self, M: np.ndarray, U: np.ndarray, key) -> tuple[np.ndarray, bool]:

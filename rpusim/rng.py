@@ -21,14 +21,23 @@ class TileRNG:
             raise TypeError(f"seed must be a non-negative int or None, got {seed!r}")
         self.generator = np.random.Generator(np.random.PCG64(seed))
         self._raw = self.generator.bit_generator.random_raw
+        self._key = np.zeros(1, np.uint64)  # see key()
         # keys drawn so far in this process (not state: it only lets a caller undo its keys)
         self.keys_drawn = 0
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if "_key" not in state:  # pickled before the key box existed
+            self._key = np.zeros(1, np.uint64)
 
     def key(self) -> np.uint64:
         """A fresh 64-bit key for one kernel call: the generator's next raw 64-bit output
         (cheaper than ``integers``, which matters for small tiles)."""
         self.keys_drawn += 1
-        return np.uint64(self._raw())
+        # through a uint64 array: np.uint64() of a Python int above 2**63 takes a slow path
+        box = self._key
+        box[0] = self._raw()
+        return box[0]
 
     def unkey(self, n: int) -> None:
         """Undo the last ``n`` keys, exactly, when nothing else was drawn since.

@@ -577,8 +577,9 @@ def adc_rows(Y, Y2, rows, out, alpha, scale, f, flags, nl, noise_line, key, bm_r
 def _matvec(W, transposed, v, y):
     """``y = M v`` with ``M = W`` or ``W.T``; each output sums over the inputs in order.
 
-    Four forward rows at a time with their own accumulators (independent chains, the same
-    sums); the transposed product is an axpy per input, which vectorises."""
+    Eight forward rows at a time with their own accumulators: independent chains (the
+    adds of one sum wait for each other; eight keep both add units busy, four half of them)
+    and the same sums. The transposed product is an axpy per input, which vectorises."""
     if transposed:
         for i in range(y.shape[0]):
             y[i] = 0
@@ -589,6 +590,35 @@ def _matvec(W, transposed, v, y):
         return
     n_out, n_in = W.shape
     i = 0
+    while i + 8 <= n_out:
+        v0 = v[0]
+        a0 = W[i, 0] * v0
+        a1 = W[i + 1, 0] * v0
+        a2 = W[i + 2, 0] * v0
+        a3 = W[i + 3, 0] * v0
+        a4 = W[i + 4, 0] * v0
+        a5 = W[i + 5, 0] * v0
+        a6 = W[i + 6, 0] * v0
+        a7 = W[i + 7, 0] * v0
+        for j in range(1, n_in):
+            vj = v[j]
+            a0 += W[i, j] * vj
+            a1 += W[i + 1, j] * vj
+            a2 += W[i + 2, j] * vj
+            a3 += W[i + 3, j] * vj
+            a4 += W[i + 4, j] * vj
+            a5 += W[i + 5, j] * vj
+            a6 += W[i + 6, j] * vj
+            a7 += W[i + 7, j] * vj
+        y[i] = a0
+        y[i + 1] = a1
+        y[i + 2] = a2
+        y[i + 3] = a3
+        y[i + 4] = a4
+        y[i + 5] = a5
+        y[i + 6] = a6
+        y[i + 7] = a7
+        i += 8
     while i + 4 <= n_out:
         a0 = W[i, 0] * v[0]
         a1 = W[i + 1, 0] * v[0]

@@ -12,11 +12,12 @@ Pulse sign convention (aihwkit): ``s = sign(x) sign(d) sign(lr)``; ``s > 0`` is 
 import types
 
 import numpy as np
-from numba import njit, prange, typeof
+from numba import njit, prange
 from numba.extending import overload
 
 from rpusim.configs.enums import PulseType
 from rpusim.configs.update import effective_resolution
+from rpusim.kernels.entry import entry_point
 from rpusim.kernels.numeric import cast_like
 from rpusim.kernels.rng import GAMMA, init_stream, normal, stream_key, uniform, uniform_of
 
@@ -539,35 +540,40 @@ for _builtin in (True, False):
                                    _name, _builtin), _one_bit)
 
 
-_ENTRIES: dict = {}
+_SMALL: dict = {}
 
 
-def _run_small(kernel, params, args) -> bool:
-    """Run the small-update composite ``kernel(*args)``, through its compiled entry point when
-    the argument types are known to be those of an earlier call; returns what it returns.
+def _small_call(params, W, P, upd, lr_pc, granularity):
+    """The small-update composite's entry point and arguments ``(entry, c, flags)`` recorded by
+    an earlier call of :func:`pulsed_update` on the same state, or None.
 
-    numba types a NamedTuple argument in Python on every call (about 1.5 us, a tenth of a
-    small update). An entry point is only valid for the argument types it was compiled for,
-    so it is reused only for the same ``params`` and the same state arrays (``W``, ``P``:
-    the model's own objects, checked by identity) with 2-d inputs of the
-    weights' dtype that are C-contiguous, aligned and writeable like the tile's (a read-only
-    or strided input is another numba type and goes through the dispatcher).
+    numba types every argument of a call in Python (a NamedTuple alone takes about 1.5 us,
+    a tenth of a small update), and deriving the constants and picking the kernel costs as
+    much again. An entry point is only valid for the argument types it was compiled for, so
+    a record is reused only for the same ``params`` and state arrays ``W``, ``P`` (the model's
+    own objects, checked by identity), the same update parameters (``upd`` unchanged since:
+    its ``_derived`` plan is dropped when a field changes), learning rate and granularity;
+    the caller checks that the inputs are C-contiguous, aligned and writeable in ``W``'s dtype
+    like those of the recorded call (a read-only or strided input is another numba type).
     """
-    W, P, X, D = args[:4]
-    hit = _ENTRIES.get(id(params))
-    if (hit is not None and hit[0] is params and hit[1] is kernel and hit[3] is W
-            and hit[4] is P and X.flags.carray and D.flags.carray and X.ndim == 2
-            and D.ndim == 2 and X.dtype is W.dtype and D.dtype is W.dtype):
-        return hit[2](*args)
-    done = kernel(*args)
-    overloads = getattr(kernel, "overloads", None)  # None: a plain function (NUMBA_DISABLE_JIT)
-    entry = overloads.get(tuple(typeof(a) for a in args)) if overloads is not None else None
+    hit = _SMALL.get(id(params))
+    if (hit is not None and hit[0] is params and hit[1] is W and hit[2] is P and hit[3] is upd
+            and hit[4] is upd._derived and hit[5] == lr_pc and hit[6] == granularity):
+        return hit[7]
+    return None
+
+
+def _record_small(kernel, args, upd, lr_pc, granularity) -> None:
+    """Keep what :func:`_small_call` returns for the state of ``kernel(*args)`` (just run)."""
+    W, P, X, D, c, flags = args[:6]
+    params = args[-1]
+    entry = entry_point(kernel, args)
     if (entry is not None and all(a.flags.carray for a in (W, P, X, D))
             and X.dtype is W.dtype and D.dtype is W.dtype):
-        if len(_ENTRIES) > 1024:  # tiles come and go; keep the table small
-            _ENTRIES.clear()
-        _ENTRIES[id(params)] = (params, kernel, entry.entry_point, W, P)
-    return done
+        if len(_SMALL) > 1024:  # tiles come and go; keep the table small
+            _SMALL.clear()
+        _SMALL[id(params)] = (params, W, P, upd, upd._derived, lr_pc, granularity,
+                              (entry, c, flags))
 
 
 _BUILTIN: dict = {}
@@ -655,24 +661,28 @@ def pulsed_update(W, P, Wp, X, D, lr_pc, granularity, upd, key, params, wn_sigma
         share coincidences (one ``key``) pass their own ``noise_key`` so that their noise is
         independent, as in aihwkit.
     """
+    noise = key if noise_key is None else noise_key
+    m, nx = X.shape
+    nd = D.shape[1]
+    small = m * nx * nd < _PARALLEL_WORK and counters is None and wn_sigma <= 0
+    if small and X.flags.carray and D.flags.carray and X.dtype is W.dtype and D.dtype is W.dtype:
+        known = _small_call(params, W, P, upd, lr_pc, granularity)
+        # False: trains longer than one word, left to the staged path (nothing changed)
+        if known is not None and known[0](W, P, X, D, known[1], known[2], key, noise, params):
+            return
     kind, flags_pos, flags_neg, floats = _plan(upd)
     c = _constants(floats, lr_pc, granularity, W.dtype)
     flags = flags_neg if lr_pc < 0 else flags_pos
-    noise = key if noise_key is None else noise_key
     kernels = _apply_k[(_is_builtin(params), kind == KIND_STOCHASTIC)]
-    m, nx = X.shape
-    nd = D.shape[1]
-    if m * nx * nd < _PARALLEL_WORK:
-        if (counters is not None or wn_sigma > 0
-                or not _run_small(kernels[2], params, (W, P, X, D, c, flags, key, noise,
-                                                       params))):
-            _staged_update(W, P, Wp, X, D, c, flags, kind, key, noise, params, wn_sigma,
-                           counters, kernels, 1)
-        return
+    if small:
+        args = (W, P, X, D, c, flags, key, noise, params)
+        if kernels[2](*args):
+            _record_small(kernels[2], args, upd, lr_pc, granularity)
+            return
     # large work runs the parallel kernels whatever the thread count: numba's outlined
     # parallel loop is also faster on one thread than a plain loop with reference counts
     _staged_update(W, P, Wp, X, D, c, flags, kind, key, noise, params, wn_sigma, counters,
-                   kernels, 0)
+                   kernels, 1 if m * nx * nd < _PARALLEL_WORK else 0)
 
 
 def _staged_update(W, P, Wp, X, D, c, flags, kind, key, noise, params, wn_sigma, counters,
