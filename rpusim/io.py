@@ -109,6 +109,8 @@ class AnalogMVM:
 
     # subclasses that read inputs in several time-sliced passes (rpusim.irdrop)
     time_sliced = False
+    # kio.managed_mvm's compiled entry point for this object's argument types (mvm_finite)
+    _entry = None
 
     def __init__(self, params: IOParameters, n_out: int, n_in: int, dtype, rng: TileRNG,
                  exact: bool = False, *, backward: bool = False,
@@ -315,6 +317,19 @@ class AnalogMVM:
                    ) -> tuple[np.ndarray, bool]:
         """:meth:`mvm` for arrays already in the tile dtype, and whether the result is finite
         (the one-call and row kernels always test it; the staged path when ``check``)."""
+        entry = self._entry
+        if entry is not None and U.flags.carray and U.dtype is self.dtype and not STAGED_ONLY:
+            # the usual small call, in as few steps as possible: the one-call kernel's entry
+            # point (made by the first such call below) for inputs of the types it was made for
+            m = U.shape[0]
+            n_out, n_in = M.shape
+            W, transposed = (M, False) if M.flags.carray else (M.T, True)
+            if (0 < m * n_out * n_in <= FUSED_WORK and W.flags.carray and W.dtype is self.dtype
+                    and self._work.shape[1] >= max(n_out, n_in)):
+                Y = np.empty((m, n_out), self.dtype)
+                return Y, entry(W, transposed, U, Y, self._f, self._flags, self._nl_line,
+                                self._noise_line, self.rng.key(), self.nm_state, self._c,
+                                self._work)
         if self.perfect:
             Y = U @ M.T
             if not self.exact and self.params.out_scale != 1:
@@ -344,14 +359,11 @@ class AnalogMVM:
         Y = np.empty((m, n_out), self.dtype)
         args = (W, transposed, U, Y, self._f, self._flags, self._nl_line, self._noise_line, key,
                 self.nm_state, self._c, self._work)
-        # the entry point fits when W and U have the types it was made for (the other
-        # arguments are this object's own arrays, of fixed types)
-        usual = (W.flags.carray and U.flags.carray and W.dtype is self.dtype
-                 and U.dtype is self.dtype)
-        if usual and self._entry is not None:
-            return Y, self._entry(*args)
         finite = kio.managed_mvm(*args)
-        if usual:
+        # the entry point fits later calls whose W and U have these types (the other
+        # arguments are this object's own arrays, of fixed types)
+        if (W.flags.carray and U.flags.carray and W.dtype is self.dtype
+                and U.dtype is self.dtype):
             self._entry = entry_point(kio.managed_mvm, args)
         return Y, finite
 

@@ -127,7 +127,19 @@ class CompoundModel:
         return out
 
     def reduce(self) -> None:
-        self.w[...] = self.reduce_arrays([d.w for d in self.devices])
+        if type(self).reduce_arrays is not CompoundModel.reduce_arrays:
+            self.w[...] = self.reduce_arrays([d.w for d in self.devices])
+            return
+        # reduce_arrays written into w, without temporaries (after every update of a
+        # compound; the same operations in the same order, so the same bits)
+        w = self.w
+        scratch = self.__dict__.get("_reduce_scratch")
+        if scratch is None or scratch.shape != w.shape:
+            scratch = self._reduce_scratch = np.empty_like(w)
+        np.multiply(self.gammas[0], self.devices[0].w, out=w)
+        for g, dev in zip(self.gammas[1:], self.devices[1:]):
+            np.multiply(g, dev.w, out=scratch)
+            w += scratch
 
     @property
     def shape(self):

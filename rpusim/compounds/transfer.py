@@ -117,16 +117,32 @@ class TransferModel(CompoundModel):
         self.reduce()
 
     # -- transfer -----------------------------------------------------------------------------
+    def unit_rows(self, slices: np.ndarray) -> np.ndarray:
+        """``one_hot(slices, t_in)``: the inputs that read or write the slices.
+
+        The kernels only read them, so a single slice (the usual transfer) gets one kept row
+        whose bit is moved, instead of a new array per read and per write."""
+        if len(slices) != 1:
+            return one_hot(slices, self.t_in, self.dtype)
+        row = self.__dict__.get("_unit_row")
+        if row is None:
+            row = self._unit_row = np.zeros((1, self.t_in), self.dtype)
+            self._unit_at = 0
+        row[0, self._unit_at] = 0
+        self._unit_at = int(slices[0])
+        row[0, self._unit_at] = 1
+        return row
+
     def read(self, f: int, slices: np.ndarray) -> np.ndarray:
         """Read slices of device ``f`` through the transfer IO: (len(slices), t_out)."""
-        U = one_hot(slices, self.t_in, self.dtype)
+        U = self.unit_rows(slices)
         M = self.devices[f].w if self.config.transfer_columns else self.devices[f].w.T
-        return np.asarray(self._read_mvm(M, U, False), dtype=self.dtype)
+        return self._read_mvm(M, U, False)
 
     def write(self, t: int, slices: np.ndarray, values: np.ndarray, lr: float, upd,
               m_batch: int) -> None:
         """Pulsed write ``W_t[slice] -= lr * values`` (columns: ``x = e_c``, ``d = values``)."""
-        onehot = one_hot(slices, self.t_in, self.dtype)
+        onehot = self.unit_rows(slices)
         values = np.ascontiguousarray(values, dtype=self.dtype)
         if self.config.transfer_columns:
             sub_update(self.devices[t], onehot, values, lr, upd, None, None, m_batch)
