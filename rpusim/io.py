@@ -377,6 +377,8 @@ class AnalogMVM:
         n_out = M.shape[0]
         if not U.flags.c_contiguous:
             U = np.ascontiguousarray(U)
+        if self._work.shape[1] < max(n_out, U.shape[1]):  # the kernels' scratch rows
+            self._work = np.empty((9, max(n_out, U.shape[1])), self.dtype)
         if self._rows_of.size < m:
             self._rows_of = np.arange(m, dtype=np.int64)
         rows = self._rows_of[:m]
@@ -401,7 +403,7 @@ class AnalogMVM:
             k = rows.size
             Vk = V[:k]
             one_hot = kio.dac_rows(U, rows, Vk, alpha, scale, self._f, self._flags, bm_round,
-                                   red, key, self.nm_state, self._c)
+                                   red, key, self.nm_state, self._c, self._work)
             Y = out if bm_round == 0 else np.empty((k, n_out), self.dtype)
             finite &= self._product_adc(M, Vk, Y, rows, out, alpha, scale, key, bm_round,
                                         final, passed[:k], one_hot)
@@ -421,7 +423,7 @@ class AnalogMVM:
         def adc(Y, Y2):
             return kio.adc_rows(Y, Y2, rows, out, alpha, scale, self._f, self._flags,
                                 self._nl_line, self._noise_line, key, bm_round, final, passed,
-                                self._c)
+                                self._c, self._work)
 
         if self._mv_kind != kio.MV_ONE_PASS:
             zero = self._t(0)
@@ -459,13 +461,14 @@ class AnalogMVM:
                 h = k // 2
                 parts = ((0, h), (h, k))
                 finite = [True, True]
+                works = (self._work, np.empty((3, n_out), self.dtype))  # one per thread
 
                 def adc_part(i):
                     a, b = parts[i]
                     finite[i] = kio.adc_rows(Y[a:b], self._none, rows[a:b], out, alpha, scale,
                                              self._f, self._flags, self._nl_line,
                                              self._noise_line, key, bm_round, final,
-                                             passed[a:b], self._c)
+                                             passed[a:b], self._c, works[i])
 
                 _two_threads(adc_part, len(parts))
                 return finite[0] and finite[1]
