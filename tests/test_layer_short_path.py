@@ -135,3 +135,25 @@ def test_function_apply_fallback_gives_the_same_results(monkeypatch):
     direct = run(make, x, False)
     monkeypatch.setattr(mapping, "_C_APPLY", None)
     assert_same(run(make, x, False), direct)
+
+
+@pytest.mark.parametrize("general", [False, True])
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv_on_an_empty_batch_gives_empty_results_and_changes_nothing(general, bias):
+    """A batch of 0 images has torch's shapes on both paths (the short path's reshapes once
+    failed on it), no bias gradient but zeros, and the weights stay as they are."""
+    layer = AnalogConv2d(2, 3, 3, bias=bias, rpu_config=SingleRPUConfig(
+        device=ConstantStepDevice()), seed=4)
+    if general:
+        layer.analog_module.register_forward_hook(lambda *args: None)
+    before = layer.get_weights()[0].clone()
+    x = torch.zeros(0, 2, 5, 5, requires_grad=True)
+    y = layer(x)
+    reference = torch.nn.Conv2d(2, 3, 3, bias=bias)(torch.zeros(0, 2, 5, 5))
+    assert y.shape == reference.shape == (0, 3, 3, 3)
+    y.sum().backward()
+    assert x.grad.shape == x.shape
+    if bias:
+        assert torch.equal(layer.bias.grad, torch.zeros(3))
+    AnalogSGD(layer.parameters(), lr=0.1).step()
+    assert torch.equal(layer.get_weights()[0], before)

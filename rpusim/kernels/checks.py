@@ -55,3 +55,16 @@ def all_finite(a):
         if finite != n:
             return False
     return True
+
+
+@njit(cache=True)
+def any_at_bound(a, bound):
+    """Whether some ``|a[r, j]| >= bound`` (NaN is not) for a 2-d ``a``: the test of a
+    layer's saturated outputs, one pass without temporaries."""
+    for r in range(a.shape[0]):
+        hit = 0
+        for j in range(a.shape[1]):
+            hit += abs(a[r, j]) >= bound
+        if hit:
+            return True
+    return False

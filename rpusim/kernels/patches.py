@@ -53,3 +53,31 @@ def col2im(cols, kernel, stride, dilation, out_spatial, grad):
                                     grad[n, c, od * sd + a * dd, i1, ow * sw + e * dw] += cols[r, j]
                                     j += 1
                     r += 1
+
+
+@njit(cache=True)
+def rows_to_channels(y, bias, with_bias, out):
+    """A convolution's output from its tile's: ``out[n, c, p] = y[n * P + p, c]`` (plus
+    ``bias[c]`` when ``with_bias``), ``out`` (N, C, P). One pass instead of a bias add and a
+    transposing copy; the same sums."""
+    n_img, n_ch, n_pos = out.shape
+    for n in range(n_img):
+        for c in range(n_ch):
+            if with_bias:
+                b = bias[c]
+                for p in range(n_pos):
+                    out[n, c, p] = y[n * n_pos + p, c] + b
+            else:
+                for p in range(n_pos):
+                    out[n, c, p] = y[n * n_pos + p, c]
+
+
+@njit(cache=True)
+def channels_to_rows(g, out):
+    """Adjoint layout of :func:`rows_to_channels`: ``out[n * P + p, c] = g[n, c, p]`` for a
+    gradient ``g`` (N, C, P), ``out`` (N * P, C): the tile's backward batch."""
+    n_img, n_ch, n_pos = g.shape
+    for n in range(n_img):
+        for p in range(n_pos):
+            for c in range(n_ch):
+                out[n * n_pos + p, c] = g[n, c, p]

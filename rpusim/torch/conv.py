@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
-from rpusim.kernels.patches import col2im, im2col
+from rpusim.kernels.patches import channels_to_rows, col2im, im2col, rows_to_channels
 from rpusim.torch.base import AnalogLayerBase
 from rpusim.torch.mapping import apply_function
 from rpusim.torch.linear import (_check_positive, attach_tile_grid, check_cpu_float,
@@ -55,26 +55,26 @@ class _ConvFunction(torch.autograd.Function):
         patches = np.empty((batch * positions, layer.in_size), grid.dtype)
         im2col(x5, kernel, stride, dilation, out, patches)
         y, x_t, mask = grid.plain_forward(patches)
-        if bias is not None:
-            y += bias.detach().numpy()
         ctx.grid = grid
         ctx.saved = (x_t, mask)
         ctx.geometry = (x5.shape, kernel, stride, dilation, out)
         ctx.x_shape = x_np.shape
         ctx.with_bias = bias is not None
-        y = y.reshape(batch, positions, y.shape[1]).transpose(0, 2, 1)
-        return torch.from_numpy(np.ascontiguousarray(y).reshape(batch, -1,
-                                                                *out[3 - layer._ndim:]))
+        result = np.empty((batch, y.shape[1], positions), grid.dtype)
+        rows_to_channels(y, y.reshape(-1)[:0] if bias is None else bias.detach().numpy(),
+                         bias is not None, result)
+        return torch.from_numpy(result.reshape(batch, y.shape[1], *out[3 - layer._ndim:]))
 
     @staticmethod
     def backward(ctx, grad_y):
         grid = ctx.grid
         x_t, mask = ctx.saved
         ctx.saved = None
-        g = grad_y.detach().numpy()
+        g = np.ascontiguousarray(grad_y.detach().numpy(), dtype=grid.dtype)
         batch, channels = g.shape[0], g.shape[1]
-        d = np.ascontiguousarray(g.reshape(batch, channels, -1).transpose(0, 2, 1),
-                                 dtype=grid.dtype).reshape(-1, channels)
+        g = g.reshape(batch, channels, int(np.prod(g.shape[2:])))
+        d = np.empty((batch * g.shape[2], channels), grid.dtype)
+        channels_to_rows(g, d)
         z = grid.plain_backward(x_t, d, mask)  # always: it draws noise and moves the IO state
         grad_x = None
         if ctx.needs_input_grad[1]:
@@ -197,7 +197,7 @@ class _AnalogConvNd(AnalogLayerBase, _ConvNd):
         patches, out_spatial = self.unfold(x)
         y = self.analog_module(patches)
         batch = x.shape[0]
-        y = y.view(batch, -1, self.out_channels).transpose(1, 2).reshape(
+        y = y.view(batch, math.prod(out_spatial), self.out_channels).transpose(1, 2).reshape(
             batch, self.out_channels, *out_spatial)
         if self.bias is not None:
             y = y + self.bias.view(1, -1, *([1] * n))

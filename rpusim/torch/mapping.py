@@ -22,6 +22,7 @@ from torch.nn.modules import module as _module
 
 from rpusim.configs.enums import AnalogMVType
 from rpusim.configs.rpu import RPUConfig
+from rpusim.kernels.checks import any_at_bound
 from rpusim.tile import AnalogTile
 from rpusim.torch.tile import LayerTile
 from rpusim.torch.base import AnalogContext
@@ -747,8 +748,8 @@ def _saturation_mask(tile: AnalogTile, y: np.ndarray):
             or tile._forward_mvm.exact or y.size == 0):
         return None
     bound = 0.999 * io.out_scale * io.out_bound
-    # two reductions decide the common case (nothing saturates) without a temporary array
-    if y.max() < bound and -y.min() < bound:
+    # one pass decides the common case (nothing saturates) without a temporary array
+    if not any_at_bound(y, y.dtype.type(bound)):
         return None
     return np.abs(y) >= bound
 
