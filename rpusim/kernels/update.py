@@ -304,12 +304,14 @@ def _bit_trains(q, bl, key, which, out):
             p = abs(q[r, j])
             for w in range(nw):
                 word = np.uint64(0)
-                if p != 0 and nbits == 1:
+                if nbits == 1:
                     # no loop for one-bit trains: the vectorised loop's set-up cost more
-                    # than the draw
-                    if w == 0 and p > uniform_of(z):
-                        word = np.uint64(1)
-                    z += GAMMA if w == 0 else np.uint64(0)
+                    # than the draw. No branch on the draw or on p == 0 either (the stream
+                    # advances only for p != 0, by arithmetic): they are coin flips for the
+                    # branch predictor on a conv layer's sparse inputs
+                    if w == 0:
+                        word = np.uint64(p > uniform_of(z))
+                        z += np.uint64(p != 0) * GAMMA
                 elif p != 0:
                     for k in range(w * 64, min(nbits, w * 64 + 64)):
                         if p > uniform_of(z):
