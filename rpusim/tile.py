@@ -402,22 +402,23 @@ class AnalogTile:
         at a checked learning rate; tests finiteness and the update's range."""
         if X.shape[0] == 0:
             return
-        magnitudes = update_magnitudes(X, D, float(self.rpu_config.update.um_grad_scale))
+        upd = self.rpu_config.update
+        magnitudes = update_magnitudes(X, D, float(upd.um_grad_scale))
         if not magnitudes[4]:
             _require_finite(X, "x")
         if not magnitudes[5]:
             _require_finite(D, "d")
         if lr == 0:
             return
-        self._check_update_range(magnitudes[:4], lr)
+        self._check_update_range(magnitudes, lr, upd)
         if self._hwa is not None:
             D = self._hwa.scale_errors(D, backward=False)
-        self._model.update(X, D, lr, self.rpu_config.update)
+        self._model.update(X, D, lr, upd)
 
-    def _check_update_range(self, magnitudes, lr: float) -> None:
-        """Refuse updates whose pulse arithmetic or float update would overflow."""
-        upd = self.rpu_config.update
-        total, largest, r_max, r_min = magnitudes
+    def _check_update_range(self, magnitudes, lr: float, upd) -> None:
+        """Refuse updates whose pulse arithmetic or float update would overflow
+        (``magnitudes`` as ``update_magnitudes`` returns them)."""
+        total, largest, r_max, r_min = magnitudes[:4]
         limit = _FLOAT_MAX[self.dtype] * 2.0 ** -30
         if total * lr > limit:
             raise ValueError(f"update too large for {self.dtype.name}: lr * sum of "

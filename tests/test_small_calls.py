@@ -1,0 +1,182 @@
+"""The short ways of small calls: compiled entry points reused per state, keys through a box,
+transfers' kept unit row, compounds reducing in place.
+
+An entry point skips numba's typing of its arguments and trusts them blindly, so every input
+layout that is not the one it was made for (read-only, strided, Fortran-ordered, another
+dtype) must go through the dispatcher instead and give the same numbers as on a fresh tile.
+"""
+
+from __future__ import annotations
+
+import copy
+import pickle
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import rpusim
+from rpusim import configs as rc
+from rpusim.kernels import update as ku
+from rpusim.rng import TileRNG
+
+
+def _tile(config=None, out=6, inp=5, seed=3):
+    tile = rpusim.AnalogTile(out, inp, config or rc.SingleRPUConfig(
+        device=rc.SoftBoundsDevice()), seed=seed)
+    tile.set_learning_rate(0.05)
+    return tile
+
+
+def _layouts(a: np.ndarray) -> dict:
+    """The same values as arrays of other numba types than a plain C-contiguous one."""
+    readonly = a.copy()
+    readonly.flags.writeable = False
+    strided = np.zeros((a.shape[0], 2 * a.shape[1]), a.dtype)
+    strided[:, ::2] = a
+    return {"plain": a.copy(), "read-only": readonly, "strided": strided[:, ::2],
+            "fortran": np.asfortranarray(a), "float64": a.astype(np.float64)}
+
+
+def _batch(rng, batch, n, scale):
+    return rng.uniform(-scale, scale, (batch, n)).astype(np.float32)
+
+
+@pytest.mark.parametrize("layout", ["plain", "read-only", "strided", "fortran", "float64"])
+def test_forward_backward_after_the_entry_exists_equal_a_fresh_tile(layout):
+    """A tile whose MVM entry points exist (made by earlier plain calls) gives, for an input of
+    any layout, what a fresh tile with the same history gives."""
+    rng = np.random.default_rng(0)
+    warm = [(_batch(rng, 3, 5, 1.0), _batch(rng, 3, 6, 0.1)) for _ in range(2)]
+    x, d = _batch(rng, 4, 5, 1.0), _batch(rng, 4, 6, 0.1)
+    results = []
+    for reuse in (True, False):
+        tile = _tile()
+        for wx, wd in warm:
+            tile.forward(wx)
+            tile.backward(wd)
+        if not reuse:  # as if no entry point had been made: every call through numba's typing
+            tile._forward_mvm._entry = tile._backward_mvm._entry = None
+        xin, din = _layouts(x)[layout], _layouts(d)[layout]
+        results.append((tile.forward(xin), tile.backward(din)))
+    (y1, z1), (y2, z2) = results
+    np.testing.assert_array_equal(y1, y2)
+    np.testing.assert_array_equal(z1, z2)
+    assert y1.dtype == np.float32 and z1.dtype == np.float32
+
+
+@pytest.mark.parametrize("layout", ["plain", "read-only", "strided", "fortran", "float64"])
+def test_small_update_after_the_entry_exists_equals_the_full_path(layout):
+    """After a recorded small update, an update with inputs of any layout changes the weights
+    and hidden parameters exactly as the full path (no record) does."""
+    rng = np.random.default_rng(1)
+    warm = (_batch(rng, 3, 5, 1.0), _batch(rng, 3, 6, 0.1))
+    x, d = _batch(rng, 4, 5, 1.0), _batch(rng, 4, 6, 0.1)
+    states = []
+    for reuse in (True, False):
+        tile = _tile()
+        tile.update(*warm)
+        if not reuse:
+            ku._SMALL.clear()
+        tile.update(_layouts(x)[layout], _layouts(d)[layout])
+        states.append((tile.get_weights(), tile.get_hidden_parameters()))
+    np.testing.assert_array_equal(states[0][0], states[1][0])
+    for name in states[0][1]:
+        np.testing.assert_array_equal(states[0][1][name], states[1][1][name])
+
+
+@settings(max_examples=20, deadline=None)
+@given(lr=st.sampled_from([0.01, 0.05, 0.2]), bl=st.sampled_from([1, 5, 31, 100]),
+       change=st.sampled_from(["none", "desired_bl", "lr", "new config"]))
+def test_recorded_small_updates_follow_config_and_rate_changes(lr, bl, change):
+    """A record is reused only while the update parameters, learning rate and granularity are
+    those it was made with: after a change the update equals that of a tile that never had a
+    record (compared bit for bit over two updates)."""
+    rng = np.random.default_rng(2)
+    x1, d1 = _batch(rng, 2, 5, 1.0), _batch(rng, 2, 6, 0.1)
+    x2, d2 = _batch(rng, 2, 5, 1.0), _batch(rng, 2, 6, 0.1)
+    weights = []
+    for clear in (False, True):
+        tile = _tile()
+        tile.rpu_config.update.desired_bl = bl
+        tile.update(x1, d1, lr=lr)
+        if change == "desired_bl":
+            tile.rpu_config.update.desired_bl = bl + 3
+        elif change == "new config":
+            tile.rpu_config.update = copy.deepcopy(tile.rpu_config.update)
+            tile.rpu_config.update.update_bl_management = False
+        if clear:
+            ku._SMALL.clear()
+        tile.update(x2, d2, lr=1.7 * lr if change == "lr" else lr)
+        weights.append(tile.get_weights())
+    np.testing.assert_array_equal(weights[0], weights[1])
+
+
+def test_keys_are_the_raw_draws_of_the_generator_and_pickles_without_the_box_load():
+    rng = TileRNG(5)
+    reference = np.random.Generator(np.random.PCG64(5)).bit_generator.random_raw(4)
+    keys = [rng.key() for _ in range(4)]
+    assert all(type(k) is np.uint64 for k in keys)
+    np.testing.assert_array_equal(np.array(keys, np.uint64), reference)
+    # a key is a value: the box it came through is reused, the key is not changed by that
+    assert keys[0] == reference[0]
+    # an object pickled before the box existed still draws the same keys
+    state = dict(rng.__dict__)
+    del state["_key"]
+    old = TileRNG.__new__(TileRNG)
+    old.__setstate__(pickle.loads(pickle.dumps(state)))
+    twin = copy.deepcopy(rng)
+    np.testing.assert_array_equal([old.key(), old.key()], [twin.key(), twin.key()])
+
+
+@pytest.mark.parametrize("n_reads", [1, 3])
+def test_transfer_unit_rows_equal_one_hot_and_leave_no_stale_bit(n_reads):
+    """The kept unit row of single-slice transfers: after transfers from every column it still
+    has exactly one bit, and a transfer compound trains bit-identically to one whose unit rows
+    are built fresh each time."""
+    from rpusim.compounds.base import one_hot
+
+    def config():
+        return rc.UnitCellRPUConfig(device=rc.TransferCompound(
+            unit_cell_devices=[rc.SoftBoundsDevice(), rc.SoftBoundsDevice()],
+            transfer_every=1, n_reads_per_transfer=n_reads))
+
+    rng = np.random.default_rng(4)
+    batches = [(_batch(rng, 2, 5, 1.0), _batch(rng, 2, 6, 0.1)) for _ in range(7)]
+    weights = []
+    for fresh in (False, True):
+        tile = _tile(config())
+        model = tile._model
+        if fresh:
+            model.unit_rows = lambda slices: one_hot(slices, model.t_in, model.dtype)
+        for x, d in batches:
+            tile.update(x, d)
+        weights.append((tile.get_weights(), tile.get_hidden_parameters()))
+        if not fresh and n_reads == 1:
+            row = model._unit_row
+            assert row.shape == (1, 5) and row.sum() == 1 and row[0, model._unit_at] == 1
+    np.testing.assert_array_equal(weights[0][0], weights[1][0])
+    for name in weights[0][1]:
+        np.testing.assert_array_equal(weights[0][1][name], weights[1][1][name])
+
+
+@pytest.mark.parametrize("gammas", [[1.0, 0.5], [0.3, 1.0, 2.0]])
+def test_compound_reduce_in_place_equals_the_weighted_sum(gammas):
+    """``reduce`` writes ``sum_k gamma_k W_k`` into ``w`` (same array object), in slot order, as
+    ``reduce_arrays`` computes it."""
+    devices = [rc.ConstantStepDevice() for _ in gammas]
+    tile = _tile(rc.UnitCellRPUConfig(device=rc.VectorUnitCell(
+        unit_cell_devices=devices, gamma_vec=gammas)))
+    model = tile._model
+    rng = np.random.default_rng(5)
+    for dev in model.devices:
+        dev.w[...] = rng.uniform(-0.5, 0.5, dev.w.shape).astype(np.float32)
+    w_object = model.w
+    model.reduce()
+    expected = model.reduce_arrays([dev.w for dev in model.devices])
+    assert model.w is w_object
+    np.testing.assert_array_equal(model.w, expected)
+    by_hand = sum(np.float32(g) * dev.w.astype(np.float64) for g, dev in
+                  zip(gammas, model.devices))
+    np.testing.assert_allclose(model.w, by_hand, rtol=1e-6, atol=1e-7)
