@@ -267,8 +267,11 @@ class AnalogTile:
         -------
         ndarray, shape (out,) or (batch, out)
         """
-        if not isinstance(is_test, (bool, np.bool_)):
+        if is_test is not False and not isinstance(is_test, (bool, np.bool_)):
             raise TypeError(f"is_test must be a bool, got {is_test!r:.80}")
+        if (type(x) is np.ndarray and x.dtype is self.dtype and x.ndim == 2
+                and x.shape[1] == self.in_size and x.flags.c_contiguous):
+            return self._forward_rows(x, bool(is_test))  # the kernels' layout (as _batch)
         X, single = self._batch(x, "x", self.in_size, finite=False)
         Y = self._forward_rows(X, bool(is_test))
         return _like(Y[0] if single else Y, x)
@@ -310,6 +313,9 @@ class AnalogTile:
         -------
         ndarray, shape (in,) or (batch, in)
         """
+        if (type(d) is np.ndarray and d.dtype is self.dtype and d.ndim == 2
+                and d.shape[1] == self.out_size and d.flags.c_contiguous):
+            return self._backward_rows(d)  # the kernels' layout (as _batch)
         D, single = self._batch(d, "d", self.out_size, finite=False)
         Z = self._backward_rows(D)
         return _like(Z[0] if single else Z, d)
@@ -388,7 +394,14 @@ class AnalogTile:
             Learning rate of this call only (default ``self.learning_rate``). ``lr == 0``
             does nothing at all.
         """
-        lr = self.learning_rate if lr is None else _check_lr(lr, self.dtype)
+        lr = self._learning_rate if lr is None else _check_lr(lr, self.dtype)
+        if (type(x) is np.ndarray and type(d) is np.ndarray and x.dtype is self.dtype
+                and d.dtype is self.dtype and x.ndim == 2 and d.ndim == 2
+                and x.shape[1] == self.in_size and d.shape[1] == self.out_size
+                and x.shape[0] == d.shape[0] and x.flags.c_contiguous
+                and d.flags.c_contiguous):
+            self._update_rows(x, d, lr)  # the kernels' layout (as _batch)
+            return
         # finiteness is tested by the one pass over the batch that the range checks make
         X, x_single = self._batch(x, "x", self.in_size, finite=False)
         D, d_single = self._batch(d, "d", self.out_size, finite=False)

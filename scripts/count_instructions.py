@@ -3,8 +3,10 @@
     python scripts/count_instructions.py [--reps 2] [--threads 1] [CASE ...]
 
 CASE is one of ``cs`` (ConstantStep 512x512, batch 100), ``sb`` (SoftBounds 512x512, batch 100),
-``sbbig`` (SoftBounds 256x256, batch 1000), ``cssmall`` (ConstantStep 64x64, batch 1); inputs as
-in ``scripts/bench.py``. Needs valgrind, its ``valgrind/callgrind.h`` and a C compiler: a small
+``sbbig`` (SoftBounds 256x256, batch 1000), ``cssmall`` (ConstantStep 64x64, batch 1), or
+``step64``: a whole training step of ``scripts/bench.py``'s SoftBounds 64x64 batch-1 workload
+(forward, backward, update, ``post_update_step``: mostly Python, the interpreter's instructions
+included); inputs as in ``scripts/bench.py``. Needs valgrind, its ``valgrind/callgrind.h`` and a C compiler: a small
 helper library switches callgrind's counting on just around the timed calls (client requests),
 so Python's start-up, imports and the first (compiling) call are not counted. Run the script
 once without valgrind first (it does that itself) so that numba's cache is warm: compiling
@@ -24,7 +26,7 @@ import tempfile
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 CASES = {"cs": ("ConstantStepDevice", 512, 512, 100), "sb": ("SoftBoundsDevice", 512, 512, 100),
          "sbbig": ("SoftBoundsDevice", 256, 256, 1000),
-         "cssmall": ("ConstantStepDevice", 64, 64, 1)}
+         "cssmall": ("ConstantStepDevice", 64, 64, 1), "step64": ("SoftBoundsDevice", 64, 64, 1)}
 HELPER = """#include <valgrind/callgrind.h>
 void cg_start(void) { CALLGRIND_ZERO_STATS; CALLGRIND_START_INSTRUMENTATION;
                       CALLGRIND_TOGGLE_COLLECT; }
@@ -47,12 +49,21 @@ def run_case(case: str, reps: int, helper: str | None) -> None:
     rng = np.random.default_rng(0)
     x = rng.uniform(-0.5, 0.5, (batch, n_in)).astype(np.float32)
     d = rng.uniform(-0.05, 0.05, (batch, n_out)).astype(np.float32)
-    tile.update(x, d)
+    if case == "step64":
+        def call():
+            tile.forward(x)
+            tile.backward(d)
+            tile.update(x, d)
+            tile.post_update_step()
+    else:
+        def call():
+            tile.update(x, d)
+    call()
     lib = ctypes.CDLL(helper) if helper else None
     if lib:
         lib.cg_start()
     for _ in range(reps):
-        tile.update(x, d)
+        call()
     if lib:
         lib.cg_stop()
 
@@ -95,9 +106,10 @@ def main() -> None:
         subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-o", helper,
                         os.path.join(work, "cg.c")], check=True)
         for case in args.cases:
-            reps = args.reps * (100 if case == "cssmall" else 1)
+            reps = args.reps * (100 if case in ("cssmall", "step64") else 1)
             n = count(case, reps, args.threads, helper, work)
-            print(f"{case:8s} {n:>14,d} instructions per update ({reps} counted)", flush=True)
+            what = "step" if case == "step64" else "update"
+            print(f"{case:8s} {n:>14,d} instructions per {what} ({reps} counted)", flush=True)
 
 
 if __name__ == "__main__":
