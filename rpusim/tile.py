@@ -24,6 +24,8 @@ __all__ = ["AnalogTile"]
 
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _FLOAT_MAX = {dt: float(np.finfo(dt).max) for dt in _DTYPES}
+# the largest lr * sum over the batch of max|x| * max|d| an update accepts, per dtype
+_UPDATE_LIMIT = {dt: m * 2.0 ** -30 for dt, m in _FLOAT_MAX.items()}
 # enum members read once: a member lookup on the class costs ~0.2 us on the hot path
 _NONE = PulseType.NONE
 _NONE_WITH_DEVICE = PulseType.NONE_WITH_DEVICE
@@ -364,9 +366,8 @@ class AnalogTile:
 
     def _checked_mvm(self, mvm, M: np.ndarray, U: np.ndarray, is_test: bool, name: str):
         """Run ``mvm``; an overflowing result raises and leaves the tile as it was."""
-        n_out = M.shape[0]
         if U.shape[0] == 0:
-            return np.zeros((0, n_out), self.dtype)
+            return np.zeros((0, M.shape[0]), self.dtype)
         # an MVM changes only the generator (by its kernel keys) and the AverageAbsMax value
         # shared by both directions (the other IO state is drawn at construction), so those
         # are all a failed call must put back
@@ -375,12 +376,12 @@ class AnalogTile:
         if mvm.time_sliced:
             mvm.is_test = is_test
         Y, finite = mvm.mvm_finite(M, U)
-        if not finite:
-            self._rng.unkey(self._rng.keys_drawn - keys)
-            self._forward_mvm.nm_state[0] = nm_before
-            raise ValueError(f"{name} overflows {self.dtype.name}: the inputs (largest "
-                             f"|value| {np.abs(U).max():g}) are too large for these weights")
-        return Y
+        if finite:
+            return Y
+        self._rng.unkey(self._rng.keys_drawn - keys)
+        self._forward_mvm.nm_state[0] = nm_before
+        raise ValueError(f"{name} overflows {self.dtype.name}: the inputs (largest "
+                         f"|value| {np.abs(U).max():g}) are too large for these weights")
 
     # -- update -------------------------------------------------------------------------------
     def update(self, x, d, lr: float | None = None) -> None:
@@ -432,7 +433,7 @@ class AnalogTile:
         """Refuse updates whose pulse arithmetic or float update would overflow
         (``magnitudes`` as ``update_magnitudes`` returns them)."""
         total, largest, r_max, r_min = magnitudes[:4]
-        limit = _FLOAT_MAX[self.dtype] * 2.0 ** -30
+        limit = _UPDATE_LIMIT[self.dtype]
         if total * lr > limit:
             raise ValueError(f"update too large for {self.dtype.name}: lr * sum of "
                              f"max|x| * max|d| over the batch is {total * lr:g}, "
