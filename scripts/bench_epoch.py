@@ -145,12 +145,24 @@ class _NumpyLinear(nn.Module):
         return _NumpyLinearFunction.apply(self.handle, x, self) + self.bias
 
 
-def floor_runners(batches) -> dict:
-    """Epochs of the MLP whose time no analog simulator glued to torch can undercut: with
-    torch's ``nn.Linear`` (digital) and with :class:`_NumpyLinear` (the same Python round trips
-    per layer as an analog layer, without any analog work)."""
+def floor_runners(batches, network: str = "MLP 64-32-10") -> dict:
+    """Epochs of ``network`` whose time no analog simulator glued to torch can undercut. The
+    MLP: with torch's ``nn.Linear`` (digital) and with :class:`_NumpyLinear` (the same Python
+    round trips per layer as an analog layer, without any analog work). The CNN: with torch's
+    own ``nn.Conv2d`` and ``nn.Linear`` (digital, the same shapes and loop)."""
     loss_fn = nn.NLLLoss()
     torch.manual_seed(0)
+    if network.startswith("CNN"):
+        cnn_model = nn.Sequential(nn.Conv2d(1, 8, 3), nn.Tanh(), nn.Conv2d(8, 16, 3), nn.Tanh(),
+                                  nn.Flatten(), nn.Linear(256, 10), nn.LogSoftmax(dim=1))
+        cnn_opt = torch.optim.SGD(cnn_model.parameters(), lr=LR)
+
+        def cnn_epoch():
+            for x, y in batches:
+                cnn_opt.zero_grad()
+                loss_fn(cnn_model(x), y).backward()
+                cnn_opt.step()
+        return {"torch nn.Conv2d": cnn_epoch}
     digital = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.Sigmoid(), nn.Linear(32, 10),
                             nn.LogSoftmax(dim=1))
     digital_opt = torch.optim.SGD(digital.parameters(), lr=LR)
@@ -207,16 +219,17 @@ def run(rounds: int, only: str | None = None) -> list[dict]:
                 line += f"   aihwkit {row['aihwkit_s']:7.3f} s   ratio {row['ratio']:.3f}"
             rows.append(row)
             print(line, flush=True)
-            if network.startswith("MLP") and config == next(iter(CONFIGS)):
-                rows += floors(runners.get("aihwkit"), batches, rounds, row)
+            if config == next(iter(CONFIGS)):
+                rows += floors(runners.get("aihwkit"), batches, rounds, network)
     return rows
 
 
-def floors(aihwkit_epoch, batches, rounds: int, mlp_row: dict) -> list[dict]:
-    """The MLP's floors (:func:`floor_runners`), A/B-alternated with aihwkit's MLP epoch when
-    given; their ratios say how far any layer glued to torch in Python could go."""
+def floors(aihwkit_epoch, batches, rounds: int, network: str) -> list[dict]:
+    """The floors of ``network`` (:func:`floor_runners`), A/B-alternated with aihwkit's
+    ConstantStep epoch of it when given; their ratios say how far any layer glued to torch in
+    Python could go."""
     rows = []
-    for name, fn in floor_runners(batches).items():
+    for name, fn in floor_runners(batches, network).items():
         fn()
         times, ratios = [], []
         for _ in range(rounds):
@@ -224,12 +237,12 @@ def floors(aihwkit_epoch, batches, rounds: int, mlp_row: dict) -> list[dict]:
             times.append(t)
             if aihwkit_epoch is not None:
                 ratios.append(t / timed(aihwkit_epoch))
-        row = {"workload": f"epoch MLP 64-32-10 floor: {name}",
+        row = {"workload": f"epoch {network} floor: {name}",
                "rpusim_s": statistics.median(times)}
         line = f"{row['workload']:52s} time   {row['rpusim_s']:7.3f} s"
         if ratios:
             row["ratio"] = statistics.median(ratios)
-            line += f"   / aihwkit ConstantStep MLP epoch: {row['ratio']:.3f}"
+            line += f"   / aihwkit ConstantStep {network[:3]} epoch: {row['ratio']:.3f}"
         rows.append(row)
         print(line, flush=True)
     return rows
