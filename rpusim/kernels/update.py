@@ -511,6 +511,12 @@ def _twins(fn, cache=True):
 
 
 _PARALLEL_WORK = 1 << 18  # batch x out x in above which the parallel kernels pay off
+# batch x max(out, in) above which the per-sample stages (prepare, bit trains, active
+# columns) run in parallel too. Each parallel region wakes the sleeping workers (rpusim sets
+# OMP_WAIT_POLICY=PASSIVE), 15-25 us on a 2-core VM: the serial twins were faster for a
+# 256x256 batch-100 update (prepare 60 vs 71-88 us, each bit-train call 50 vs 67-76, active
+# columns 34 vs 53-55), even at 512x512 batch 100, slower at 64x64 batch 1000.
+_STAGE_PARALLEL_WORK = 1 << 15
 _prepare_k = _twins(_prepare)
 _bit_trains_k = _twins(_bit_trains)
 _active_columns_k = _twins(_active_columns)
@@ -694,13 +700,16 @@ def _staged_update(W, P, Wp, X, D, c, flags, kind, key, noise, params, wn_sigma,
     apply = kernels[twin]
     m, nx = X.shape
     nd = D.shape[1]
+    # the stages before the pulses (per sample) run serially below _STAGE_PARALLEL_WORK,
+    # also when the pulses run in parallel (see there)
+    stage = 1 if m * max(nx, nd) < _STAGE_PARALLEL_WORK else twin
     bl = np.empty(m, np.int64)
     xq = np.empty((m, nx), W.dtype)
     dq = np.empty((m, nd), W.dtype)
     states = np.empty((max(m, nd), 2), np.uint64)
     # serial and stochastic: the composite's _prepare (compiled once for both)
-    prepare = (_prepare_stochastic_s if twin == 1 and kind == KIND_STOCHASTIC
-               else _prepare_k[twin])
+    prepare = (_prepare_stochastic_s if stage == 1 and kind == KIND_STOCHASTIC
+               else _prepare_k[stage])
     prepare(X, D, c, flags, key, bl, xq, dq, states)
     if kind == KIND_STOCHASTIC:
         bl_max = int(bl.max())
@@ -709,8 +718,8 @@ def _staged_update(W, P, Wp, X, D, c, flags, kind, key, noise, params, wn_sigma,
             apply = kernels[3]
         xbits = np.empty((m, nx, nw), np.uint64)
         dbits = np.empty((m, nd, nw), np.uint64)
-        _bit_trains_k[twin](xq, bl, key, 2, xbits)
-        _bit_trains_k[twin](dq, bl, key, 3, dbits)
+        _bit_trains_k[stage](xq, bl, key, 2, xbits)
+        _bit_trains_k[stage](dq, bl, key, 3, dbits)
         # one-word trains go 2-d to the one-word specialisation of the kernels
         xwords = np.empty((m, nx) if nw == 1 else (m, nx, nw), np.uint64)
         if nw == 1:
@@ -721,7 +730,7 @@ def _staged_update(W, P, Wp, X, D, c, flags, kind, key, noise, params, wn_sigma,
     cols = np.empty((m, nx), np.uint32)
     ncols = np.empty(m, np.int64)
     xneg = np.empty((m, nx), np.bool_)
-    _active_columns_k[twin](xq, xbits, kind, cols, ncols, xwords, xneg)
+    _active_columns_k[stage](xq, xbits, kind, cols, ncols, xwords, xneg)
     apply(Wp if wn_sigma > 0 else W, P, xq, dq, dbits, cols, ncols, xwords, xneg,
           flags[_F_NEGATIVE_LR] != 0, noise, params, states)
     if counters is not None or wn_sigma > 0:
