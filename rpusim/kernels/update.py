@@ -687,8 +687,10 @@ def pulsed_update(W, P, Wp, X, D, lr_pc, granularity, upd, key, params, wn_sigma
         if kernels[2](*args):
             _record_small(kernels[2], args, upd, lr_pc, granularity)
             return
-    # large work runs the parallel kernels whatever the thread count: numba's outlined
-    # parallel loop is also faster on one thread than a plain loop with reference counts
+    # small work the composite does not cover (counters, write noise, trains longer than 64
+    # bits) runs the serial kernels; large work the parallel ones whatever the thread count:
+    # numba's outlined parallel loop is also faster on one thread than a plain loop with
+    # reference counts
     _staged_update(W, P, Wp, X, D, c, flags, kind, key, noise, params, wn_sigma, counters,
                    kernels, 1 if m * nx * nd < _PARALLEL_WORK else 0)
 
