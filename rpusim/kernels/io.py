@@ -589,7 +589,8 @@ def _matvec(W, transposed, v, y):
 
     Eight forward rows at a time with their own accumulators: independent chains (the
     adds of one sum wait for each other; eight keep both add units busy, four half of them)
-    and the same sums. The transposed product is an axpy per input, which vectorises."""
+    and the same sums; the last ``n_out % 8`` rows one by one. The transposed product is an
+    axpy per input, which vectorises."""
     if transposed:
         for i in range(y.shape[0]):
             y[i] = 0
@@ -629,22 +630,6 @@ def _matvec(W, transposed, v, y):
         y[i + 6] = a6
         y[i + 7] = a7
         i += 8
-    while i + 4 <= n_out:
-        a0 = W[i, 0] * v[0]
-        a1 = W[i + 1, 0] * v[0]
-        a2 = W[i + 2, 0] * v[0]
-        a3 = W[i + 3, 0] * v[0]
-        for j in range(1, n_in):
-            vj = v[j]
-            a0 += W[i, j] * vj
-            a1 += W[i + 1, j] * vj
-            a2 += W[i + 2, j] * vj
-            a3 += W[i + 3, j] * vj
-        y[i] = a0
-        y[i + 1] = a1
-        y[i + 2] = a2
-        y[i + 3] = a3
-        i += 4
     while i < n_out:
         a = W[i, 0] * v[0]
         for j in range(1, n_in):
