@@ -328,7 +328,7 @@ class AnalogMVM:
                     and self._work.shape[1] >= max(n_out, n_in)):
                 Y = np.empty((m, n_out), self.dtype)
                 return Y, entry(W, transposed, U, Y, self._f, self._flags, self._nl_line,
-                                self._noise_line, self.rng.key(), self.nm_state, self._c,
+                                self._noise_line, self.rng.raw_key(), self.nm_state, self._c,
                                 self._work)
         if self.perfect:
             Y = U @ M.T

@@ -39,6 +39,12 @@ class TileRNG:
         box[0] = self._raw()
         return box[0]
 
+    def raw_key(self) -> int:
+        """:meth:`key` as a Python int, for a kernel's compiled entry point (which unboxes it as
+        the uint64 it was compiled for; a dispatcher would type a large int otherwise)."""
+        self.keys_drawn += 1
+        return self._raw()
+
     def unkey(self, n: int) -> None:
         """Undo the last ``n`` keys, exactly, when nothing else was drawn since.
 

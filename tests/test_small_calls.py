@@ -121,6 +121,13 @@ def test_keys_are_the_raw_draws_of_the_generator_and_pickles_without_the_box_loa
     np.testing.assert_array_equal(np.array(keys, np.uint64), reference)
     # a key is a value: the box it came through is reused, the key is not changed by that
     assert keys[0] == reference[0]
+    # raw_key: the same stream as a Python int (for entry points), counted for unkey
+    raw = TileRNG(5)
+    drawn = [raw.raw_key(), raw.key(), raw.raw_key()]
+    assert type(drawn[0]) is int and raw.keys_drawn == 3
+    np.testing.assert_array_equal(np.array(drawn, np.uint64), reference[:3])
+    raw.unkey(2)
+    assert raw.raw_key() == int(reference[1])
     # an object pickled before the box existed still draws the same keys
     state = dict(rng.__dict__)
     del state["_key"]

@@ -214,7 +214,7 @@ class PulsedDeviceModel:
         engine.pulsed_update(
             self.w, self.P, self.wp, X, D, lr,
             self.device.granularity(self.dw_min) if granularity is None else granularity, upd,
-            self.rng.key() if key is None else key, self.params,
+            self.rng.raw_key() if key is None else key, self.params,
             self.wn_sigma if self._write_noise else 0.0, self.counters,
             # devices that share coincidences (a given key) still draw independent noise
             noise_key=None if key is None else self.rng.key())

@@ -656,8 +656,10 @@ def pulsed_update(W, P, Wp, X, D, lr_pc, granularity, upd, key, params, wn_sigma
         Weight granularity ``g`` of the device.
     upd : UpdateParameters
         Pulse type (one of the pulsed ones), bit lengths, management, resolutions.
-    key : np.uint64
-        Call key from the tile's generator; it fixes the bit trains (coincidences).
+    key : np.uint64 or int
+        Call key from the tile's generator; it fixes the bit trains (coincidences). A Python
+        int (``TileRNG.raw_key``) goes to a compiled entry point as it is, to the dispatchers
+        as ``np.uint64``.
     params : NamedTuple
         The device's registered parameter tuple.
     wn_sigma : float
@@ -678,6 +680,8 @@ def pulsed_update(W, P, Wp, X, D, lr_pc, granularity, upd, key, params, wn_sigma
         # False: trains longer than one word, left to the staged path (nothing changed)
         if known is not None and known[0](W, P, X, D, known[1], known[2], key, noise, params):
             return
+    # the dispatchers type a Python int by its value (int64 or uint64): one type for keys
+    key, noise = np.uint64(key), np.uint64(noise)
     kind, flags_pos, flags_neg, floats = _plan(upd)
     c = _constants(floats, lr_pc, granularity, W.dtype)
     flags = flags_neg if lr_pc < 0 else flags_pos
