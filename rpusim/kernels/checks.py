@@ -4,6 +4,8 @@ import math
 
 from numba import njit
 
+from rpusim.kernels.numeric import abs_max
+
 
 @njit(cache=True)
 def update_magnitudes(X, D, um_grad_scale):
@@ -21,16 +23,12 @@ def update_magnitudes(X, D, um_grad_scale):
     r_max = 0.0
     r_min = math.inf
     for r in range(X.shape[0]):
-        xm = 0.0
-        for j in range(X.shape[1]):
-            a = abs(float(X[r, j]))
-            x_finite = x_finite and a < math.inf
-            xm = max(xm, a)
-        dm = 0.0
-        for i in range(D.shape[1]):
-            a = abs(float(D[r, i]))
-            d_finite = d_finite and a < math.inf
-            dm = max(dm, a)
+        # per row a finite count (it vectorises) and four running maxima (abs_max): one pass
+        # testing and taking the maximum of each element was latency bound (100x256: 29 us)
+        x_finite = x_finite and _finite_count(X[r]) == X.shape[1]
+        d_finite = d_finite and _finite_count(D[r]) == D.shape[1]
+        xm = float(abs_max(X[r])) if X.shape[1] else 0.0
+        dm = float(abs_max(D[r])) if D.shape[1] else 0.0
         p = xm * dm
         total += p
         largest = max(largest, p)
@@ -39,6 +37,16 @@ def update_magnitudes(X, D, um_grad_scale):
             r_max = max(r_max, ratio)
             r_min = min(r_min, ratio)
     return total, largest, r_max, r_min, x_finite, d_finite
+
+
+@njit(cache=True, inline="always")
+def _finite_count(v):
+    """How many elements of the 1-d ``v`` are finite (``v - v`` is 0 for those, else NaN)."""
+    n = 0
+    for j in range(v.shape[0]):
+        x = v[j]
+        n += (x - x) == 0
+    return n
 
 
 @njit(cache=True)

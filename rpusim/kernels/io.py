@@ -20,7 +20,7 @@ passed as NumPy scalars of that dtype, and constants come in the small array ``c
 import numpy as np
 from numba import njit
 
-from rpusim.kernels.numeric import cast_like
+from rpusim.kernels.numeric import abs_max, cast_like
 from rpusim.kernels.rng import (_GAMMA, _INV53, _NORMAL_SHIFT, _NORMAL_TABLE, _S11, mix64,
                                 stream_key)
 
@@ -115,47 +115,9 @@ def row_draws(key, rows, stream_tag, n, gaussian, c):
 
 # -- per-element formulas ------------------------------------------------------------------------
 @njit(cache=True)
-def _abs_max(u):
-    """``max |u_j|``; NaNs after ``u[0]`` are skipped, a NaN ``u[0]`` gives NaN. Four
-    running maxima: one chain of compare-and-select per element was latency bound."""
-    n = u.shape[0]
-    m0 = abs(u[0])
-    m1 = m0
-    m2 = m0
-    m3 = m0
-    j = 1
-    while j + 4 <= n:
-        a0 = abs(u[j])
-        a1 = abs(u[j + 1])
-        a2 = abs(u[j + 2])
-        a3 = abs(u[j + 3])
-        if a0 > m0:
-            m0 = a0
-        if a1 > m1:
-            m1 = a1
-        if a2 > m2:
-            m2 = a2
-        if a3 > m3:
-            m3 = a3
-        j += 4
-    while j < n:
-        a = abs(u[j])
-        if a > m0:
-            m0 = a
-        j += 1
-    if m1 > m0:
-        m0 = m1
-    if m2 > m0:
-        m0 = m2
-    if m3 > m0:
-        m0 = m3
-    return m0
-
-
-@njit(cache=True)
 def _np_sum_scale(u, thres, wmax, bound, inp_res, max_bm_res, c):
     zero = c[_C_ZERO]
-    amax = _abs_max(u)
+    amax = abs_max(u)
     psum = zero
     nsum = zero
     for j in range(u.shape[0]):
@@ -184,7 +146,7 @@ def nm_scale(u, kind, thres, wmax, bound, inp_res, max_bm_res, decay, aux, c):
     zero = c[_C_ZERO]
     one = c[_C_ONE]
     if kind == NM_ABS_MAX:
-        a = _abs_max(u)
+        a = abs_max(u)
         return min(a, thres) if thres > zero else a
     if kind == NM_MAX:
         a = u[0]
@@ -195,7 +157,7 @@ def nm_scale(u, kind, thres, wmax, bound, inp_res, max_bm_res, decay, aux, c):
     if kind == NM_CONSTANT:
         return thres if thres > zero else one
     if kind == NM_AVERAGE_ABS_MAX:
-        a = _abs_max(u)
+        a = abs_max(u)
         if aux[0] < zero:
             aux[0] = a
         else:
