@@ -77,6 +77,11 @@ def _as_array(value, name: str, dtype, finite: bool = True) -> np.ndarray:
     if (type(value) is np.ndarray and (value.dtype is dtype or value.dtype == dtype)
             and value.flags.c_contiguous):
         out = value  # already what the kernels take: no conversion, nothing to overflow
+        if out.dtype is not dtype and isinstance(dtype, np.dtype):
+            # an equal dtype object that is not NumPy's own (an unpickled array's, e.g. data
+            # sent to a sweep worker): a view with the canonical one, so that the hot paths'
+            # identity tests take it
+            out = out.view(dtype)
     else:
         if _is_tensor(value):
             value = value.detach().cpu().numpy()

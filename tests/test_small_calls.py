@@ -187,3 +187,25 @@ def test_compound_reduce_in_place_equals_the_weighted_sum(gammas):
     by_hand = sum(np.float32(g) * dev.w.astype(np.float64) for g, dev in
                   zip(gammas, model.devices))
     np.testing.assert_allclose(model.w, by_hand, rtol=1e-6, atol=1e-7)
+
+
+def test_unpickled_inputs_take_the_short_paths_with_the_same_results():
+    """An unpickled array's dtype object is equal to NumPy's but not the same object (data
+    sent to a sweep worker); the tile views it with the canonical one, so the entry points are
+    made and used, and the numbers are those of the original arrays."""
+    rng = np.random.default_rng(6)
+    x, d = _batch(rng, 3, 5, 1.0), _batch(rng, 3, 6, 0.1)
+    xp, dp = pickle.loads(pickle.dumps(x)), pickle.loads(pickle.dumps(d))
+    assert xp.dtype == x.dtype and xp.dtype is not x.dtype  # what this test is about
+    results = []
+    for xin, din in ((x, d), (xp, dp)):
+        tile = _tile()
+        ku._SMALL.clear()
+        outputs = [tile.forward(xin), tile.backward(din)]
+        tile.update(xin, din)
+        tile.update(xin, din)
+        assert tile._forward_mvm._entry is not None and len(ku._SMALL) == 1
+        outputs.append(tile.get_weights())
+        results.append(outputs)
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
