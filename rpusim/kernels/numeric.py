@@ -1,4 +1,4 @@
-"""Scalar helpers shared by the kernels and the device step functions."""
+"""Scalar and line helpers shared by the kernels and the device step functions."""
 
 import numpy as np
 from numba import njit
