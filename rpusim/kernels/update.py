@@ -297,6 +297,17 @@ def _bit_trains(q, bl, key, which, out):
         # instructions
         z = stream_key(key, r, which)
         nbits = bl[r]
+        if nbits == 1 and nw == 1:
+            nonzero = 0
+            for j in range(n):
+                nonzero += q[r, j] != 0
+            if nonzero == n:
+                # a dense one-bit line: the draw of line j is the stream's j-th, so the loop
+                # has no carried counter and vectorises (the same words as below)
+                for j in range(n):
+                    u = uniform_of(z + np.uint64(j) * GAMMA)
+                    out[r, j, 0] = np.uint64(abs(q[r, j]) > u)
+                continue
         for j in range(n):
             p = abs(q[r, j])
             for w in range(nw):
