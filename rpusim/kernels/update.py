@@ -244,17 +244,28 @@ def _prepare(X, D, c, flags, key, bl, xq, dq, states):
     kind = flags[_F_KIND] if _ANY_KIND else KIND_STOCHASTIC
     sto = flags[_F_STO] != 0
     for r in prange(m):
-        for j in range(nx):
-            xq[r, j] = zero
-        for i in range(nd):
-            dq[r, i] = zero
         init_stream(states, r, stream_key(key, r, 1))
         n, a, b = _bl_a_b(X[r], D[r], c, flags)
         bl[r] = n
         if n == 0:
+            for j in range(nx):
+                xq[r, j] = zero
+            for i in range(nd):
+                dq[r, i] = zero
             continue
         fbl = cast_like(n, zero)
-        if kind == KIND_STOCHASTIC:
+        if kind == KIND_STOCHASTIC and c[_C_RES] <= 0:
+            # no discretisation (aihwkit's default res = 0): loops without the draw's branch,
+            # which vectorise (the same values as _disc returns)
+            for j in range(nx):
+                v = X[r, j]
+                p = abs(v) * b
+                xq[r, j] = p if v >= 0 else -p
+            for i in range(nd):
+                v = D[r, i]
+                p = abs(v) * a
+                dq[r, i] = p if v >= 0 else -p
+        elif kind == KIND_STOCHASTIC:
             res = c[_C_RES]
             for j in range(nx):
                 p = _disc(abs(X[r, j]) * b, res, sto, states, r)
