@@ -52,15 +52,10 @@ def _finite_count(v):
 @njit(cache=True)
 def all_finite(a):
     """Whether every element of the 2-d array ``a`` is finite (one pass, no temporaries)."""
-    n = a.shape[1]
     for r in range(a.shape[0]):
-        # v - v is 0 for finite v and NaN otherwise; an integer count of a row vectorises
-        # where an early exit per element does not (100x512 float32: 52 -> 4 us)
-        finite = 0
-        for j in range(n):
-            v = a[r, j]
-            finite += (v - v) == 0
-        if finite != n:
+        # an integer count of a row vectorises where an early exit per element does not
+        # (100x512 float32: 52 -> 4 us)
+        if _finite_count(a[r]) != a.shape[1]:
             return False
     return True
 

@@ -421,6 +421,33 @@ def _scale_line(o, factor, zero):
     return n_finite == o.shape[0]
 
 
+@njit(cache=True, inline="always")
+def _dac_settings(f, flags, zero):
+    """The DAC's fields of ``f``/``flags`` as its line kernel takes them: input resolution,
+    bound, noise, asymmetry scale, whether asymmetric, whether stochastic rounding, whether
+    that rounding draws uniforms, and whether an all-zero input is skipped (one place for
+    the kernels that run a DAC)."""
+    res = f[_F_INP_RES]
+    noise = f[_F_INP_NOISE]
+    sto = flags[_I_INP_STO] != 0
+    return (res, f[_F_INP_BOUND], noise, f[_F_INP_ASYM], flags[_I_INP_ASYM] != 0, sto,
+            sto and res > zero, flags[_I_BACKWARD] != 0 or noise <= zero)
+
+
+@njit(cache=True, inline="always")
+def _adc_settings(f, flags, zero):
+    """The ADC's fields of ``f``/``flags`` as :func:`_adc_with_draws` takes them: whether
+    POS_NEG_DIGITAL, whether noisy, whether stochastic rounding draws uniforms, whether
+    nonlinear, the nonlinearity factor, asymmetry scale, whether asymmetric, resolution,
+    whether stochastic rounding, bound, and the negative bound test (one place for the
+    kernels that run an ADC)."""
+    res = f[_F_OUT_RES]
+    sto = flags[_I_OUT_STO] != 0
+    return (flags[_I_MV] == MV_POS_NEG_DIGITAL, flags[_I_OUT_NOISY] != 0, sto and res > zero,
+            flags[_I_WITH_NL] != 0, f[_F_NLF], f[_F_OUT_ASYM], flags[_I_OUT_ASYM] != 0, res,
+            sto, f[_F_OUT_BOUND], flags[_I_BM_TEST_NEG] != 0)
+
+
 # -- row kernels around one BLAS product per round ------------------------------------------------
 @njit(cache=True, _nrt=False)
 def dac_rows(U, rows, V, alpha, scale, f, flags, bm_round, red, key, aux, c, work):
@@ -447,14 +474,8 @@ def dac_rows(U, rows, V, alpha, scale, f, flags, bm_round, red, key, aux, c, wor
     bm_on = bm_kind != BM_NONE
     worst_case = (bm_round == 1 and bm_kind == BM_ITERATIVE_WORST_CASE
                   and nm_kind != NM_ABS_MAX_NP_SUM)
-    inp_res = f[_F_INP_RES]
-    inp_bound = f[_F_INP_BOUND]
-    inp_noise = f[_F_INP_NOISE]
-    inp_asym = f[_F_INP_ASYM]
-    with_asym = flags[_I_INP_ASYM] != 0
-    inp_sto = flags[_I_INP_STO] != 0
-    with_uni = inp_sto and inp_res > zero
-    skip_zero = flags[_I_BACKWARD] != 0 or inp_noise <= zero
+    (inp_res, inp_bound, inp_noise, inp_asym, with_asym, inp_sto, with_uni,
+     skip_zero) = _dac_settings(f, flags, zero)
     red_t = cast_like(red, one)
     noise_tag = tag(bm_round, TAG_INP_NOISE)
     uni_tag = tag(bm_round, TAG_INP_UNIFORM)
@@ -505,17 +526,8 @@ def adc_rows(Y, Y2, rows, out, alpha, scale, f, flags, nl, noise_line, key, bm_r
     nm_on = flags[_I_NM] != NM_NONE
     with_bm = flags[_I_BM] != BM_NONE
     backward = flags[_I_BACKWARD] != 0
-    digital = flags[_I_MV] == MV_POS_NEG_DIGITAL
-    res = f[_F_OUT_RES]
-    sto = flags[_I_OUT_STO] != 0
-    with_uni = sto and res > zero
-    noisy = flags[_I_OUT_NOISY] != 0
-    with_nl = flags[_I_WITH_NL] != 0
-    nlf = f[_F_NLF]
-    asym = f[_F_OUT_ASYM]
-    with_asym = flags[_I_OUT_ASYM] != 0
-    bound = f[_F_OUT_BOUND]
-    test_negative = flags[_I_BM_TEST_NEG] != 0
+    (digital, noisy, with_uni, with_nl, nlf, asym, with_asym, res, sto, bound,
+     test_negative) = _adc_settings(f, flags, zero)
     out_scale = f[_F_OUT_SCALE]
     buf_n = work[0, :n_out]
     buf_u = work[1, :n_out]
@@ -627,25 +639,10 @@ def managed_mvm(W, transposed, U, Y, f, flags, nl, noise_line, key, aux, c, work
     bm_on = bm_kind != BM_NONE
     backward = flags[_I_BACKWARD] != 0
     mv_kind = flags[_I_MV]
-    digital = mv_kind == MV_POS_NEG_DIGITAL
-    inp_res = f[_F_INP_RES]
-    inp_bound = f[_F_INP_BOUND]
-    inp_noise = f[_F_INP_NOISE]
-    inp_asym = f[_F_INP_ASYM]
-    inp_with_asym = flags[_I_INP_ASYM] != 0
-    inp_sto = flags[_I_INP_STO] != 0
-    inp_with_uni = inp_sto and inp_res > zero
-    skip_zero = backward or inp_noise <= zero
-    res = f[_F_OUT_RES]
-    sto = flags[_I_OUT_STO] != 0
-    with_uni = sto and res > zero
-    noisy = flags[_I_OUT_NOISY] != 0
-    with_nl = flags[_I_WITH_NL] != 0
-    nlf = f[_F_NLF]
-    asym = f[_F_OUT_ASYM]
-    with_asym = flags[_I_OUT_ASYM] != 0
-    bound = f[_F_OUT_BOUND]
-    test_negative = flags[_I_BM_TEST_NEG] != 0
+    (inp_res, inp_bound, inp_noise, inp_asym, inp_with_asym, inp_sto, inp_with_uni,
+     skip_zero) = _dac_settings(f, flags, zero)
+    (digital, noisy, with_uni, with_nl, nlf, asym, with_asym, res, sto, bound,
+     test_negative) = _adc_settings(f, flags, zero)
     v = work[0, :n_in]
     v2 = work[1, :n_in]
     xi = work[2, :n_in]
