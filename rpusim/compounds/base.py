@@ -119,27 +119,19 @@ class CompoundModel:
         self.reduce()
 
     # -- reduction ----------------------------------------------------------------------------
-    def reduce_arrays(self, arrays) -> np.ndarray:
-        """``sum_k gamma_k arrays[k]`` in the tile dtype, accumulated in slot order."""
-        out = self.gammas[0] * arrays[0]
+    def reduce_arrays(self, arrays, out: np.ndarray | None = None) -> np.ndarray:
+        """``sum_k gamma_k arrays[k]`` in the tile dtype, accumulated in slot order; written
+        into ``out`` when given (the same operations, so the same bits)."""
+        if out is None:
+            out = self.gammas[0] * arrays[0]
+        else:
+            np.multiply(self.gammas[0], arrays[0], out=out)
         for g, a in zip(self.gammas[1:], arrays[1:]):
             out += g * a
         return out
 
     def reduce(self) -> None:
-        if type(self).reduce_arrays is not CompoundModel.reduce_arrays:
-            self.w[...] = self.reduce_arrays([d.w for d in self.devices])
-            return
-        # reduce_arrays written into w, without temporaries (after every update of a
-        # compound; the same operations in the same order, so the same bits)
-        w = self.w
-        scratch = self.__dict__.get("_reduce_scratch")
-        if scratch is None or scratch.shape != w.shape:
-            scratch = self._reduce_scratch = np.empty_like(w)
-        np.multiply(self.gammas[0], self.devices[0].w, out=w)
-        for g, dev in zip(self.gammas[1:], self.devices[1:]):
-            np.multiply(g, dev.w, out=scratch)
-            w += scratch
+        self.reduce_arrays([d.w for d in self.devices], out=self.w)
 
     @property
     def shape(self):

@@ -306,8 +306,9 @@ class ChoppedTransferModel(TransferModel):
         s_d, s_x = self._signs()
         return np.outer(s_d, s_x)
 
-    def reduce_arrays(self, arrays) -> np.ndarray:
-        return super().reduce_arrays([self.chopper_matrix() * arrays[0]] + list(arrays[1:]))
+    def reduce_arrays(self, arrays, out: np.ndarray | None = None) -> np.ndarray:
+        return super().reduce_arrays([self.chopper_matrix() * arrays[0]] + list(arrays[1:]),
+                                     out)
 
     def extra_hidden_names(self) -> list[str]:
         return ["buffered_FP_weight_0"]
