@@ -234,11 +234,10 @@ class AnalogTile:
                 f"device={type(self.rpu_config.device).__name__}, dtype={self.dtype.name})")
 
     # -- input handling -----------------------------------------------------------------------
-    def _batch(self, value, name: str, length: int, finite: bool = True
-               ) -> tuple[np.ndarray, bool]:
-        if (type(value) is np.ndarray and value.dtype is self.dtype and value.ndim == 2
-                and value.shape[1] == length and value.flags.c_contiguous and not finite):
-            return value, False  # what the kernels take: nothing to convert or reshape
+    def _batch(self, value, name: str, length: int) -> tuple[np.ndarray, bool]:
+        """``value`` as a 2-d batch in the tile dtype (a 1-d one as one row) and whether it was
+        1-d; the callers test finiteness (their kernels scan the values anyway) and take
+        arrays already in the kernels' layout straight to them."""
         arr = _as_array(value, name, self.dtype, finite=False)
         if arr.ndim not in (1, 2) or arr.shape[-1] != length:
             raise ValueError(f"{name} must have shape ({length},) or (batch, {length}), "
@@ -246,8 +245,6 @@ class AnalogTile:
         single = arr.ndim == 1
         if single:
             arr = arr[None, :]
-        if finite and not all_finite(arr):
-            raise ValueError(f"{name} must be finite, got NaN or inf")
         return arr, single
 
     def _matrix(self, value, name: str) -> np.ndarray:
@@ -278,8 +275,8 @@ class AnalogTile:
             raise TypeError(f"is_test must be a bool, got {is_test!r:.80}")
         if (type(x) is np.ndarray and x.dtype is self.dtype and x.ndim == 2
                 and x.shape[1] == self.in_size and x.flags.c_contiguous):
-            return self._forward_rows(x, bool(is_test))  # the kernels' layout (as _batch)
-        X, single = self._batch(x, "x", self.in_size, finite=False)
+            return self._forward_rows(x, bool(is_test))  # already in the kernels' layout
+        X, single = self._batch(x, "x", self.in_size)
         Y = self._forward_rows(X, bool(is_test))
         return _like(Y[0] if single else Y, x)
 
@@ -322,8 +319,8 @@ class AnalogTile:
         """
         if (type(d) is np.ndarray and d.dtype is self.dtype and d.ndim == 2
                 and d.shape[1] == self.out_size and d.flags.c_contiguous):
-            return self._backward_rows(d)  # the kernels' layout (as _batch)
-        D, single = self._batch(d, "d", self.out_size, finite=False)
+            return self._backward_rows(d)  # already in the kernels' layout
+        D, single = self._batch(d, "d", self.out_size)
         Z = self._backward_rows(D)
         return _like(Z[0] if single else Z, d)
 
@@ -406,11 +403,11 @@ class AnalogTile:
                 and x.shape[1] == self.in_size and d.shape[1] == self.out_size
                 and x.shape[0] == d.shape[0] and x.flags.c_contiguous
                 and d.flags.c_contiguous):
-            self._update_rows(x, d, lr)  # the kernels' layout (as _batch)
+            self._update_rows(x, d, lr)  # already in the kernels' layout
             return
         # finiteness is tested by the one pass over the batch that the range checks make
-        X, x_single = self._batch(x, "x", self.in_size, finite=False)
-        D, d_single = self._batch(d, "d", self.out_size, finite=False)
+        X, x_single = self._batch(x, "x", self.in_size)
+        D, d_single = self._batch(d, "d", self.out_size)
         if X.shape[0] != D.shape[0]:
             raise ValueError(f"x and d must have the same batch size, got x {X.shape} and "
                              f"d {D.shape}")
