@@ -9,6 +9,12 @@ import os
 # parallel kernel call, so setting it at import is in time; a user's own setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+# Started here, before any of rpusim's kernels can start it, so that the start never changes
+# the OpenMP thread count of a library imported before rpusim (torch's; see rpusim.threads).
+from rpusim.threads import start_numba_threads  # noqa: E402
+
+start_numba_threads()
+
 from rpusim import configs  # noqa: E402
 from rpusim.tile import AnalogTile  # noqa: E402
 from rpusim.tiles import (FloatingPointTile, InferenceTile,  # noqa: E402

@@ -40,6 +40,11 @@ from torch import nn  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+# rpusim starts numba's threads when it loads, keeping torch's thread count as set below; a
+# start from elsewhere (numba.get_num_threads() before rpusim is loaded) would set torch's
+# OpenMP threads to numba's count (rpusim/threads.py).
+import rpusim  # noqa: E402,F401
+
 LR = 0.05
 BATCH = 10
 
