@@ -315,8 +315,11 @@ class AnalogMVM:
 
     def mvm_finite(self, M: np.ndarray, U: np.ndarray, check: bool = True
                    ) -> tuple[np.ndarray, bool]:
-        """:meth:`mvm` for arrays already in the tile dtype, and whether the result is finite
-        (the one-call and row kernels always test it; the staged path when ``check``)."""
+        """:meth:`mvm` for arrays already in the tile dtype, and whether the inputs and the
+        result are finite (the one-call kernel always tests both, counting the inputs as it
+        reads them; the row kernels the result; the other paths test the inputs before they
+        start, and the staged and perfect paths the result, when ``check``). Non-finite
+        inputs return ``(None, False)`` from the paths that test them first."""
         entry = self._entry
         if entry is not None and U.flags.carray and U.dtype is self.dtype and not STAGED_ONLY:
             # the usual small call, in as few steps as possible: the one-call kernel's entry
@@ -330,12 +333,16 @@ class AnalogMVM:
                 return Y, entry(W, transposed, U, Y, self._f, self._flags, self._nl_line,
                                 self._noise_line, self.rng.raw_key(), self.nm_state, self._c,
                                 self._work)
+        m = U.shape[0]
+        work = m * M.shape[0] * M.shape[1]
+        fused = not self.perfect and self._fusable and not STAGED_ONLY and 0 < work <= FUSED_WORK
+        if check and not fused and not all_finite(U):
+            return None, False
         if self.perfect:
             Y = U @ M.T
             if not self.exact and self.params.out_scale != 1:
                 Y *= self.dtype.type(self.params.out_scale)
             return Y, not check or all_finite(Y)
-        m = U.shape[0]
         if m == 0:
             return np.zeros((m, self.n_out), self.dtype), True
         # one key per call fixes every random number of it (streams per row and tag)
@@ -343,7 +350,7 @@ class AnalogMVM:
         if not self._fusable or STAGED_ONLY:
             Y = self._staged(M, U, key)
             return Y, not check or all_finite(Y)
-        if m * M.shape[0] * M.shape[1] > FUSED_WORK:
+        if work > FUSED_WORK:
             return self._rows(M, U, key)
         if M.flags.c_contiguous:
             W, transposed = M, False

@@ -283,11 +283,12 @@ class AnalogTile:
     def _forward_rows(self, X: np.ndarray, is_test: bool) -> np.ndarray:
         """:meth:`forward` of a 2-d, C-contiguous batch in the tile dtype (the layers' path:
         what the public method checks of shape and type is known here); tests finiteness."""
-        if not all_finite(X):
-            raise ValueError("x must be finite, got NaN or inf")
         hwa = self._hwa
         if hwa is None:
+            # the MVM tests the inputs' finiteness (see _checked_mvm)
             Y = self._checked_mvm(self._forward_mvm, self._model.w, X, is_test, "forward")
+        elif not all_finite(X):  # before the modifier draws anything
+            raise ValueError("x must be finite, got NaN or inf")
         elif hwa.uses_samples(is_test) and X.shape[0] > 0:
             held = hwa.sample_weights
             try:
@@ -326,11 +327,12 @@ class AnalogTile:
 
     def _backward_rows(self, D: np.ndarray) -> np.ndarray:
         """:meth:`backward` of a 2-d, C-contiguous batch in the tile dtype; tests finiteness."""
-        if not all_finite(D):
-            raise ValueError("d must be finite, got NaN or inf")
         hwa = self._hwa
         if hwa is None:
+            # the MVM tests the inputs' finiteness (see _checked_mvm)
             return self._checked_mvm(self._backward_mvm, self._model.w.T, D, False, "backward")
+        if not all_finite(D):  # before the modifier draws anything
+            raise ValueError("d must be finite, got NaN or inf")
         if hwa.uses_samples(False):
             return self._per_sample_mvm(self._backward_mvm, self._sample_weights,
                                         hwa.scale_errors(D, backward=True), False, "backward",
@@ -367,7 +369,8 @@ class AnalogTile:
         return out
 
     def _checked_mvm(self, mvm, M: np.ndarray, U: np.ndarray, is_test: bool, name: str):
-        """Run ``mvm``; an overflowing result raises and leaves the tile as it was."""
+        """Run ``mvm``; non-finite inputs (``x`` of the forward, ``d`` of the backward) or an
+        overflowing result raise and leave the tile as it was."""
         if U.shape[0] == 0:
             return np.zeros((0, M.shape[0]), self.dtype)
         # an MVM changes only the generator (by its kernel keys) and the AverageAbsMax value
@@ -382,6 +385,9 @@ class AnalogTile:
             return Y
         self._rng.unkey(self._rng.keys_drawn - keys)
         self._forward_mvm.nm_state[0] = nm_before
+        if not all_finite(U):
+            raise ValueError(f"{'x' if name == 'forward' else 'd'} must be finite, got NaN "
+                             f"or inf")
         raise ValueError(f"{name} overflows {self.dtype.name}: the inputs (largest "
                          f"|value| {np.abs(U).max():g}) are too large for these weights")
 

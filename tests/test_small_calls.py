@@ -209,3 +209,44 @@ def test_unpickled_inputs_take_the_short_paths_with_the_same_results():
         results.append(outputs)
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("path", ["entry", "first call", "rows", "perfect", "modifier"])
+@pytest.mark.parametrize("direction", ["forward", "backward"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_inputs_raise_on_every_path_and_change_nothing(path, direction, bad):
+    """The one-call MVM counts its inputs' finiteness as it reads them (no test before it);
+    every path refuses a non-finite input with the same message and leaves the tile as it
+    was: the next calls give what a tile that never saw it gives."""
+    from rpusim.persistence import tile_state_dict
+    rng = np.random.default_rng(1)
+    out, inp, batch = (200, 200, 40) if path == "rows" else (6, 5, 3)
+    config = rc.SingleRPUConfig(device=rc.SoftBoundsDevice())
+    if path == "perfect":
+        config.forward.is_perfect = config.backward.is_perfect = True
+    if path == "modifier":
+        config = rc.InferenceRPUConfig()
+        config.modifier.type = rc.WeightModifierType.ADD_NORMAL
+        config.modifier.std_dev = 0.1
+    n = inp if direction == "forward" else out
+    scale = 1.0 if direction == "forward" else 0.1
+    good = _batch(rng, batch, n, scale)
+    bad_input = good.copy()
+    bad_input[batch - 1, n // 2] = bad  # in the last row: the earlier rows are computed first
+    tiles = []
+    for seen_bad in (True, False):
+        tile = _tile(config, out, inp)
+        call = getattr(tile, direction)
+        if path != "first call":
+            call(good)  # makes the entry point
+        if seen_bad:
+            before = tile_state_dict(tile)
+            with pytest.raises(ValueError, match=("x" if direction == "forward" else "d")
+                               + " must be finite"):
+                call(bad_input)
+            after = tile_state_dict(tile)
+            assert before.keys() == after.keys()
+            for k in before:
+                np.testing.assert_array_equal(before[k], after[k], err_msg=k)
+        tiles.append(call(good))
+    np.testing.assert_array_equal(tiles[0], tiles[1])

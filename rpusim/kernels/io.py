@@ -626,7 +626,9 @@ def managed_mvm(W, transposed, U, Y, f, flags, nl, noise_line, key, aux, c, work
     (:func:`dac_rows`, :func:`adc_rows`) and the staged path up to the summation order of the
     products. ``work`` (9, >= max(n_in, n_out)) in the tile dtype is scratch, and ``Y`` (m,
     n_out) is written: nothing is allocated (which would cost more than the arithmetic of a
-    small tile). Returns whether every output is finite.
+    small tile). Returns whether every input and every output is finite: the inputs are
+    counted here, one pass over a row that is read anyway, so that callers need not test
+    them first (a row with a non-finite input is skipped and its outputs left 0).
     """
     m = U.shape[0]
     n_in = U.shape[1]
@@ -658,6 +660,14 @@ def managed_mvm(W, transposed, U, Y, f, flags, nl, noise_line, key, aux, c, work
             Y[r, i] = zero
         u = U[r]
         out = Y[r]
+        n_finite = 0
+        for j in range(n_in):
+            n_finite += u[j] - u[j] == zero
+        if n_finite != n_in:
+            # the call is refused (nothing of it is kept): no arithmetic on such a row, where
+            # an infinite input would divide by a zero scale
+            finite = False
+            continue
         alpha = nm_scale(u, nm_kind, f[_F_NM_THRES], f[_F_NM_WMAX], f[_F_NP_BOUND], inp_res,
                          f[_F_MAX_BM_RES], f[_F_NM_DECAY], aux, c)
         if nm_on and alpha <= zero and skip_zero:
