@@ -439,7 +439,35 @@ class AnalogTile:
 
     def _check_update_range(self, magnitudes, lr: float, upd) -> None:
         """Refuse updates whose pulse arithmetic or float update would overflow
-        (``magnitudes`` as ``update_magnitudes`` returns them)."""
+        (``magnitudes`` as ``update_magnitudes`` returns them).
+
+        The limits depend on the learning rate, the granularity, the dtype and ``upd`` only:
+        they are kept on ``upd`` (dropped when a field of it changes) and the usual call just
+        compares; a call that fails a limit takes :meth:`_refuse_update_range` for its
+        message."""
+        g = float(getattr(self._model, "granularity", 0.0) or 0.0)
+        limits = upd.__dict__.get("_range")
+        if (limits is None or limits[0] != lr or limits[1] != g
+                or limits[2] is not self.dtype):
+            limits = self._update_range_limits(lr, g, upd)
+            object.__setattr__(upd, "_range", limits)
+        if (magnitudes[0] * lr > limits[3] or magnitudes[1] * limits[4] > _MAX_PULSE_RATIO
+                or magnitudes[2] > limits[5] or magnitudes[3] < limits[6]):
+            self._refuse_update_range(magnitudes, lr, upd)
+
+    def _update_range_limits(self, lr: float, g: float, upd) -> tuple:
+        """``(lr, g, dtype, limit of total * lr, factor of the largest product in the pulse
+        ratio, max and min of the x/d ratios)`` for :meth:`_check_update_range`; raises for
+        the limits that do not depend on the batch."""
+        limit = _UPDATE_LIMIT[self.dtype]
+        if g <= 0 or upd.pulse_type is _NONE or upd.pulse_type is _NONE_WITH_DEVICE:
+            return (lr, g, self.dtype, limit, 0.0, math.inf, -math.inf)
+        self._refuse_update_range((0.0, 0.0, 1.0, 1.0), lr, upd)
+        return (lr, g, self.dtype, limit, lr * max(upd.um_grad_scale, 1.0) / g,
+                _MAX_XD_RATIO, 1 / _MAX_XD_RATIO)
+
+    def _refuse_update_range(self, magnitudes, lr: float, upd) -> None:
+        """Raise the ``ValueError`` of the first limit the update fails, if any."""
         total, largest, r_max, r_min = magnitudes[:4]
         limit = _UPDATE_LIMIT[self.dtype]
         if total * lr > limit:

@@ -250,3 +250,29 @@ def test_non_finite_inputs_raise_on_every_path_and_change_nothing(path, directio
                 np.testing.assert_array_equal(before[k], after[k], err_msg=k)
         tiles.append(call(good))
     np.testing.assert_array_equal(tiles[0], tiles[1])
+
+
+def test_update_range_limits_follow_config_and_rate_changes():
+    """The update's range limits are kept on the UpdateParameters; a field change or another
+    learning rate must give the limits of the new settings, not the kept ones."""
+    tile = _tile(rc.SingleRPUConfig(device=rc.ConstantStepDevice()))
+    tiny = np.full((1, 5), 1e-6, np.float32), np.full((1, 6), 1e-6, np.float32)
+    tile.update(*tiny, lr=2e4)  # lr / dw_min = 2e7 pulses per sample: fine with a fixed BL
+    assert tile.rpu_config.update.__dict__["_range"] is not None
+    upd = tile.rpu_config.update
+    upd.fixed_bl = False
+    upd.update_bl_management = False
+    with pytest.raises(ValueError, match="fixed_bl=False"):
+        tile.update(*tiny, lr=2e4)
+    upd.fixed_bl = True
+    tile.update(*tiny, lr=2e4)
+    ones = np.ones((1, 5), np.float32), np.ones((1, 6), np.float32)
+    tile.update(*ones, lr=0.05)
+    with pytest.raises(ValueError, match="update too large"):
+        tile.update(*ones, lr=2e9)  # lr * max|x| * max|d| / dw_min = 2e12 > 2^40
+    # the tile is unchanged by the refused calls: the same as a tile that never saw them
+    fresh = _tile(rc.SingleRPUConfig(device=rc.ConstantStepDevice()))
+    fresh.update(*tiny, lr=2e4)
+    fresh.update(*tiny, lr=2e4)
+    fresh.update(*ones, lr=0.05)
+    np.testing.assert_array_equal(tile.get_weights(), fresh.get_weights())

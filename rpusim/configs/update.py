@@ -56,10 +56,12 @@ class UpdateParameters(ConfigBase):
     um_grad_scale: float = 1.0
 
     def __setattr__(self, name, value):
-        # a field change drops what the update engine derived from the fields (its plan)
+        # a field change drops what was derived from the fields: the update engine's plan
+        # and the tile's range limits
         object.__setattr__(self, name, value)
-        if name != "_derived":
+        if name != "_derived" and name != "_range":
             object.__setattr__(self, "_derived", None)
+            object.__setattr__(self, "_range", None)
 
     def validate(self) -> None:
         super().validate()
