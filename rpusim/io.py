@@ -111,6 +111,10 @@ class AnalogMVM:
     time_sliced = False
     # kio.managed_mvm's compiled entry point for this object's argument types (mvm_finite)
     _entry = None
+    # n_in * n_out for own_mvm (0 in objects pickled before it: they take mvm_finite), and
+    # the last weight array own_mvm checked
+    _cells = 0
+    _own_w = None
 
     def __init__(self, params: IOParameters, n_out: int, n_in: int, dtype, rng: TileRNG,
                  exact: bool = False, *, backward: bool = False,
@@ -217,6 +221,7 @@ class AnalogMVM:
                             else np.full(self.n_out, t(p.out_noise), self.dtype))
         # kio.managed_mvm's entry point (mvm_finite): made again for the new arrays' types
         self._entry = None
+        self._cells = self.n_in * self.n_out
 
     def _draw_line_parameters(self) -> None:
         """Construction-time draws, in aihwkit's order (spec §2.6)."""
@@ -312,6 +317,39 @@ class AnalogMVM:
         return self.mvm_finite(M, U, check=False)[0]
 
     __call__ = mvm
+
+    def __getstate__(self) -> dict:
+        # a compiled entry point does not pickle; the first fused call makes it again
+        state = self.__dict__.copy()
+        state.pop("_entry", None)
+        return state
+
+    def own_mvm(self, W: np.ndarray, transposed: bool, U: np.ndarray) -> np.ndarray | None:
+        """The tile's own MVM in the fewest steps: ``U @ W.T`` (``U @ W`` when
+        ``transposed``) through the one-call kernel's entry point, for ``W`` the tile's
+        weights (C-contiguous, tile dtype) and ``U`` 2-d in the tile dtype.
+
+        Returns None, having changed nothing, where the entry point does not exist yet, does
+        not fit ``U`` or the work, or the inputs or outputs are not finite (the kernel puts
+        the AverageAbsMax value back, this the key): the caller then takes
+        :meth:`mvm_finite`, which makes the entry point or says what is wrong.
+        """
+        entry = self._entry
+        m = U.shape[0]
+        if (entry is None or not 0 < m * self._cells <= FUSED_WORK or not U.flags.carray
+                or U.dtype is not self.dtype or STAGED_ONLY):
+            return None
+        if W is not self._own_w:  # checked once per weight array: layout and dtype are fixed
+            if not (W.flags.carray and W.dtype is self.dtype and W.shape == (
+                    (self.n_in, self.n_out) if transposed else (self.n_out, self.n_in))):
+                return None
+            self._own_w = W
+        Y = np.empty((m, self.n_out), self.dtype)
+        if entry(W, transposed, U, Y, self._f, self._flags, self._nl_line, self._noise_line,
+                 self.rng.raw_key(), self.nm_state, self._c, self._work):
+            return Y
+        self.rng.unkey(1)
+        return None
 
     def mvm_finite(self, M: np.ndarray, U: np.ndarray, check: bool = True
                    ) -> tuple[np.ndarray, bool]:

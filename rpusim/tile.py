@@ -285,8 +285,10 @@ class AnalogTile:
         what the public method checks of shape and type is known here); tests finiteness."""
         hwa = self._hwa
         if hwa is None:
-            # the MVM tests the inputs' finiteness (see _checked_mvm)
-            Y = self._checked_mvm(self._forward_mvm, self._model.w, X, is_test, "forward")
+            # the MVMs test the inputs' finiteness (own_mvm: None if not finite or not taken)
+            Y = self._forward_mvm.own_mvm(self._model.w, False, X)
+            if Y is None:
+                Y = self._checked_mvm(self._forward_mvm, self._model.w, X, is_test, "forward")
         elif not all_finite(X):  # before the modifier draws anything
             raise ValueError("x must be finite, got NaN or inf")
         elif hwa.uses_samples(is_test) and X.shape[0] > 0:
@@ -329,8 +331,11 @@ class AnalogTile:
         """:meth:`backward` of a 2-d, C-contiguous batch in the tile dtype; tests finiteness."""
         hwa = self._hwa
         if hwa is None:
-            # the MVM tests the inputs' finiteness (see _checked_mvm)
-            return self._checked_mvm(self._backward_mvm, self._model.w.T, D, False, "backward")
+            # the MVMs test the inputs' finiteness (own_mvm: None if not finite or not taken)
+            Z = self._backward_mvm.own_mvm(self._model.w, True, D)
+            if Z is None:
+                Z = self._checked_mvm(self._backward_mvm, self._model.w.T, D, False, "backward")
+            return Z
         if not all_finite(D):  # before the modifier draws anything
             raise ValueError("d must be finite, got NaN or inf")
         if hwa.uses_samples(False):

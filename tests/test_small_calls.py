@@ -276,3 +276,29 @@ def test_update_range_limits_follow_config_and_rate_changes():
     fresh.update(*tiny, lr=2e4)
     fresh.update(*ones, lr=0.05)
     np.testing.assert_array_equal(tile.get_weights(), fresh.get_weights())
+
+
+@pytest.mark.parametrize("copier", ["pickle", "deepcopy"])
+def test_tiles_with_entry_points_pickle_and_copy_and_go_on_alike(copier):
+    """Entry points (compiled closures) do not pickle: a tile that has made them pickles
+    without them, and the copy goes on with the same numbers as the original."""
+    rng = np.random.default_rng(2)
+    tile = _tile()
+    for _ in range(2):
+        x, d = _batch(rng, 2, 5, 1.0), _batch(rng, 2, 6, 0.1)
+        tile.forward(x)
+        tile.backward(d)
+        tile.update(x, d)
+    assert tile._forward_mvm._entry is not None
+    copy_ = (pickle.loads(pickle.dumps(tile)) if copier == "pickle" else copy.deepcopy(tile))
+    outs = []
+    for t in (tile, copy_):
+        r = np.random.default_rng(3)
+        x, d = _batch(r, 2, 5, 1.0), _batch(r, 2, 6, 0.1)
+        outs.append((t.forward(x), t.backward(d)))
+        t.update(x, d)
+        outs.append((t.get_weights(), t.forward(x)))
+    n = len(outs) // 2
+    for a, b in zip(outs[:n], outs[n:]):
+        for u, v in zip(a, b):
+            np.testing.assert_array_equal(u, v)

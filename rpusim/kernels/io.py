@@ -628,7 +628,8 @@ def managed_mvm(W, transposed, U, Y, f, flags, nl, noise_line, key, aux, c, work
     n_out) is written: nothing is allocated (which would cost more than the arithmetic of a
     small tile). Returns whether every input and every output is finite: the inputs are
     counted here, one pass over a row that is read anyway, so that callers need not test
-    them first (a row with a non-finite input is skipped and its outputs left 0).
+    them first (a row with a non-finite input is skipped and its outputs left 0). A call that
+    returns False puts ``aux`` back as it was (the caller refuses such a call).
     """
     m = U.shape[0]
     n_in = U.shape[1]
@@ -655,6 +656,7 @@ def managed_mvm(W, transposed, U, Y, f, flags, nl, noise_line, key, aux, c, work
     buf_u = work[7, :n_out]
     scratch = work[8, :n_out]
     finite = True
+    aux_before = aux[0]
     for r in range(m):
         for i in range(n_out):
             Y[r, i] = zero
@@ -715,4 +717,6 @@ def managed_mvm(W, transposed, U, Y, f, flags, nl, noise_line, key, aux, c, work
                 break
         factor = _output_factor(s, alpha, f[_F_OUT_SCALE], backward, nm_on, zero, one)
         finite = _scale_line(out, factor, zero) and finite
+    if not finite:
+        aux[0] = aux_before
     return finite
