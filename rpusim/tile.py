@@ -309,6 +309,19 @@ class AnalogTile:
             Y = self._inference.scale_outputs(Y)
         return Y
 
+    def _output_scales(self, is_test: bool):
+        """What :meth:`_forward_rows` multiplies the MVM's outputs by (per output, or a
+        scalar), or None: the remapping scales of hardware-aware training and, in test mode,
+        the drift compensation's alpha. The layers' saturation mask undoes it (aihwkit tests
+        the ADC bound before any scale)."""
+        scales = None
+        if self._hwa is not None and self._hwa.scales is not None:
+            scales = self._hwa.scales
+        if is_test and self._inference is not None and self._inference.compensates:
+            alpha = self._inference.alpha.astype(self.dtype)
+            scales = alpha if scales is None else scales * alpha
+        return scales
+
     def backward(self, d) -> np.ndarray:
         """Analog transposed MVM ``z = W.T d`` through the backward IO model.
 

@@ -105,3 +105,38 @@ def test_hardware_aware_run_is_reproducible():
         net.drift_analog_weights(86400.0)
         outs.append(net(torch.ones(2, 6)).detach())
     torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("kind", ["linear", "conv2d"])
+@pytest.mark.parametrize("x_value, saturated", [(0.8, True), (0.3, False)])
+def test_saturation_mask_tests_the_raw_output_before_the_remap_scale(kind, x_value, saturated):
+    """aihwkit masks the gradient of outputs whose raw tile output is at the ADC bound, before
+    the remapping scale. Weights [0.5, 0.5], out_bound 1: the remap gives analog weights
+    [1, 1] and s = 0.5. x = 0.8: raw 1.6, clipped to 1, y = 0.5 and no gradient; x = 0.3: raw
+    0.6, y = 0.3 and the gradient s * [1, 1] = [0.5, 0.5] (checked against aihwkit 1.2.0)."""
+    from rpusim.torch import AnalogConv2d
+    cfg = C.InferenceRPUConfig()
+    cfg.forward = C.IOParameters(inp_noise=0.0, out_noise=0.0, w_noise=0.0, inp_res=-1,
+                                 out_res=-1, out_bound=1.0,
+                                 noise_management=C.NoiseManagementType.NONE,
+                                 bound_management=C.BoundManagementType.NONE)
+    cfg.remap.type = C.WeightRemapType.LAYERWISE_SYMMETRIC
+    if kind == "linear":
+        layer = AnalogLinear(2, 1, bias=False, rpu_config=cfg)
+        layer.set_weights(torch.tensor([[0.5, 0.5]]))
+        x = torch.full((1, 2), x_value)
+    else:
+        layer = AnalogConv2d(2, 1, kernel_size=1, bias=False, rpu_config=cfg)
+        layer.set_weights(torch.full((1, 2, 1, 1), 0.5))
+        x = torch.full((1, 2, 1, 1), x_value)
+    opt = AnalogSGD(layer.parameters(), lr=0.0)
+    opt.regroup_param_groups(layer)
+    layer(x).sum().backward()
+    opt.step()  # lr 0: no update; post_update_step remaps
+    x.requires_grad_(True)
+    y = layer(x)
+    y.sum().backward()
+    expected_y = 0.5 if saturated else x_value
+    np.testing.assert_allclose(y.detach().numpy().ravel(), [expected_y], rtol=1e-6)
+    expected_grad = [0.0, 0.0] if saturated else [0.5, 0.5]
+    np.testing.assert_allclose(x.grad.numpy().ravel(), expected_grad, rtol=1e-6)

@@ -336,8 +336,9 @@ class TileGrid(nn.Module):
         if self.analog_bias:
             x = self._input(x)
         tile = self._flat[0]
-        y = tile._forward_rows(x, not self.training)
-        return y, x, _saturation_mask(tile, y)
+        is_test = not self.training
+        y = tile._forward_rows(x, is_test)
+        return y, x, _saturation_mask(tile, y, is_test)
 
     def plain_backward(self, x: np.ndarray, d: np.ndarray, mask) -> np.ndarray:
         """Backward of :meth:`plain_forward` (``d`` C-contiguous in the tile dtype): stores
@@ -365,7 +366,7 @@ class TileGrid(nn.Module):
         if len(self._flat) == 1 and self._alpha[0] is None and not scales:
             tile = self._flat[0]
             y = tile.forward(x, is_test)
-            return y, (x, [_saturation_mask(tile, y)], None)
+            return y, (x, [_saturation_mask(tile, y, is_test)], None)
         y = np.empty((x.shape[0], self.out_size), self.dtype)
         masks, scaled = [], []
         k = 0
@@ -373,7 +374,7 @@ class TileGrid(nn.Module):
             xi = x if len(self.tiles) == 1 else x[:, a:b]
             for (c, e), tile in zip(self._out_bounds, row):
                 yt = tile.forward(xi, is_test)
-                masks.append(_saturation_mask(tile, yt))
+                masks.append(_saturation_mask(tile, yt, is_test))
                 if self._alpha[k] is not None:
                     yt = yt * self._alpha[k]
                 if scales:
@@ -420,7 +421,7 @@ class TileGrid(nn.Module):
                 r = abs(float(self.input_range[k].detach()[0]))
                 ranges.append(r)
                 yt = tile.forward(self._scaled_input(xi, r), is_test)
-                masks.append(_saturation_mask(tile, yt))
+                masks.append(_saturation_mask(tile, yt, is_test))
                 yt = yt * r if self._alpha[k] is None else yt * (r * self._alpha[k])
                 if scales:
                     scaled.append(yt)
@@ -741,13 +742,21 @@ def _weight_scale(w: np.ndarray, omega: float, columnwise: bool) -> np.ndarray |
     return alpha
 
 
-def _saturation_mask(tile: AnalogTile, y: np.ndarray):
-    """Outputs at the ADC bound get no backward gradient (aihwkit's periphery, io spec §9)."""
+def _saturation_mask(tile: AnalogTile, y: np.ndarray, is_test: bool):
+    """Outputs at the ADC bound get no backward gradient (aihwkit's periphery, io spec §9).
+
+    aihwkit tests the tile's raw output, before the remapping scales of hardware-aware
+    training and the drift compensation, which ``y`` (the tile's forward) already carries:
+    the bound is scaled alike. The scales are positive (products of maxima of |W|, and of
+    readout ratios)."""
     io = tile.rpu_config.forward
     if (io.is_perfect or io.out_bound <= 0 or io.mv_type == AnalogMVType.IDEAL
             or tile._forward_mvm.exact or y.size == 0):
         return None
     bound = 0.999 * io.out_scale * io.out_bound
+    scales = tile._output_scales(is_test)
+    if scales is not None:
+        return np.abs(y) >= bound * np.asarray(scales, np.float64)
     # one pass decides the common case (nothing saturates) without a temporary array
     if not any_at_bound(y, y.dtype.type(bound)):
         return None
