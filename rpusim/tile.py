@@ -455,6 +455,39 @@ class AnalogTile:
             D = self._hwa.scale_errors(D, backward=False)
         self._model.update(X, D, lr, upd)
 
+    def update_target(self) -> np.ndarray:
+        """The array an update changes, in place (the stored weights; the persistent ones
+        with write noise). Adapters may bind to it: a tile replaces it only when its whole
+        state is replaced (``load_state_dict``, unpickling)."""
+        stored = getattr(self._model, "_stored", None)  # pulsed models; float ones: w
+        return self._model.w if stored is None else stored()
+
+    def update_gradient(self, x, d) -> np.ndarray:
+        """What a floating-point update subtracts per unit learning rate: ``d'^T x`` over the
+        batch, with ``d'`` the errors the update takes (``d`` divided by the remapping scales
+        of hardware-aware training). The torch layers hand it to torch's optimizer for the
+        tiles that aihwkit updates that way (see ``rpusim.torch.mapping.TileGrid``).
+
+        Parameters
+        ----------
+        x : array_like, shape (batch, in)
+        d : array_like, shape (batch, out)
+
+        Returns
+        -------
+        ndarray, shape (out, in), tile dtype
+        """
+        X, _ = self._batch(x, "x", self.in_size)
+        D, _ = self._batch(d, "d", self.out_size)
+        if X.shape[0] != D.shape[0]:
+            raise ValueError(f"x and d must have the same batch size, got x {X.shape} and "
+                             f"d {D.shape}")
+        _require_finite(X, "x")
+        _require_finite(D, "d")
+        if self._hwa is not None:
+            D = self._hwa.scale_errors(D, backward=False)
+        return np.ascontiguousarray(D.T @ X, dtype=self.dtype)
+
     def _check_update_range(self, magnitudes, lr: float, upd) -> None:
         """Refuse updates whose pulse arithmetic or float update would overflow
         (``magnitudes`` as ``update_magnitudes`` returns them).

@@ -140,3 +140,135 @@ def test_saturation_mask_tests_the_raw_output_before_the_remap_scale(kind, x_val
     np.testing.assert_allclose(y.detach().numpy().ravel(), [expected_y], rtol=1e-6)
     expected_grad = [0.0, 0.0] if saturated else [0.5, 0.5]
     np.testing.assert_allclose(x.grad.numpy().ravel(), expected_grad, rtol=1e-6)
+
+
+def _copy_to_torch(layer, ref):
+    w, b = layer.get_weights()
+    with torch.no_grad():
+        ref.weight.copy_(w.reshape(ref.weight.shape))
+        if b is not None:
+            ref.bias.copy_(b)
+
+
+_OPTIMIZERS = {
+    "momentum": (lambda p: AnalogSGD(p, lr=0.1, momentum=0.9),
+                 lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9)),
+    "nesterov+wd": (lambda p: AnalogSGD(p, lr=0.1, momentum=0.5, nesterov=True,
+                                        weight_decay=0.05),
+                    lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.5, nesterov=True,
+                                              weight_decay=0.05)),
+    "adam": (lambda p: __import__("rpusim.torch", fromlist=["AnalogAdam"]).AnalogAdam(p, lr=0.01),
+             lambda p: torch.optim.Adam(p, lr=0.01)),
+}
+
+
+@pytest.mark.parametrize("optimizer", sorted(_OPTIMIZERS))
+@pytest.mark.parametrize("kind", ["linear", "linear-analog-bias", "linear-split", "conv2d",
+                                  "torch-config"])
+def test_hardware_aware_weights_follow_the_torch_optimizer(optimizer, kind):
+    """aihwkit 1.2.0 updates its inference tiles' weights with torch's optimizer (their
+    ``shared_weights``): momentum, weight decay and Adam act on the analog weights. Without
+    weight scaling, remapping or noise, the layer then trains exactly as torch's own layer
+    under the same optimizer (checked against aihwkit 1.2.0 for SGD with momentum, weight
+    decay, Nesterov and Adam)."""
+    from rpusim.torch import AnalogConv2d
+    cls = C.TorchInferenceRPUConfig if kind == "torch-config" else C.InferenceRPUConfig
+    config = cls(forward=C.IOParameters(is_perfect=True))
+    if kind == "linear-analog-bias":
+        config.mapping.digital_bias = False
+    if kind == "linear-split":
+        config.mapping.max_input_size = 4
+        config.mapping.max_output_size = 2
+    if kind == "conv2d":
+        layer, ref = AnalogConv2d(2, 3, 2, rpu_config=config, seed=3), torch.nn.Conv2d(2, 3, 2)
+        shape_x = (2, 2, 4, 4)
+    else:
+        layer, ref = AnalogLinear(6, 3, rpu_config=config, seed=3), torch.nn.Linear(6, 3)
+        shape_x = (4, 6)
+    _copy_to_torch(layer, ref)
+    make_a, make_r = _OPTIMIZERS[optimizer]
+    opt_a, opt_r = make_a(layer.parameters()), make_r(ref.parameters())
+    opt_a.regroup_param_groups(layer)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(4):
+        x = torch.rand(*shape_x, generator=gen)
+        for net, opt in ((layer, opt_a), (ref, opt_r)):
+            opt.zero_grad()
+            net(x).pow(2).sum().backward()
+            opt.step()
+    w, b = layer.get_weights()
+    torch.testing.assert_close(w.reshape(ref.weight.shape), ref.weight.detach(), rtol=1e-5,
+                               atol=1e-6)
+    torch.testing.assert_close(b, ref.bias.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_learning_rate_compensation_of_inference_tiles_divides_the_gradient_only():
+    """aihwkit 1.2.0's inference tile divides the update's errors by ``alpha / mean(alpha)``
+    (weight scale and learning-rate compensation) while torch's optimizer keeps its own
+    learning rate: the logical step is ``lr * mean(alpha) * d^T x``. By hand: W = [[0.4, -0.2],
+    [0.1, 0.3]], omega 0.8 gives alpha = 0.5; x = [1, 0.5], d = [1, 1] (the sum of the
+    outputs), lr 0.1: W - 0.05 * d^T x = [[0.35, -0.225], [0.05, 0.275]] (aihwkit's numbers).
+    The torch tile (TorchInferenceRPUConfig) is not compensated: W - 0.1 * d^T x."""
+    expected = {C.InferenceRPUConfig: [[0.35, -0.225], [0.05, 0.275]],
+                C.TorchInferenceRPUConfig: [[0.3, -0.25], [0.0, 0.25]]}
+    for cls, want in expected.items():
+        config = cls(forward=C.IOParameters(is_perfect=True))
+        config.mapping.weight_scaling_omega = 0.8
+        config.mapping.weight_scaling_lr_compensation = True
+        layer = AnalogLinear(2, 2, bias=False, rpu_config=config)
+        layer.set_weights(torch.tensor([[0.4, -0.2], [0.1, 0.3]]))
+        opt = AnalogSGD(layer.parameters(), lr=0.1)
+        opt.regroup_param_groups(layer)
+        layer(torch.tensor([[1.0, 0.5]])).sum().backward()
+        opt.step()
+        np.testing.assert_allclose(layer.get_weights()[0].numpy(), want, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("how", ["state_dict", "torch.save", "deepcopy"])
+def test_hardware_aware_training_resumes_bit_identically_with_the_optimizer_state(how, tmp_path):
+    """The weight parameters share the tiles' arrays; after a load, a copy or unpickling they
+    are bound to the new arrays, and the optimizer's momentum (kept per parameter) goes on."""
+    import copy
+    config = C.InferenceRPUConfig(
+        modifier=C.WeightModifierParameter(type=C.WeightModifierType.ADD_NORMAL, std_dev=0.05))
+    config.remap.type = C.WeightRemapType.CHANNELWISE_SYMMETRIC
+
+    def make():
+        net = model(config, seed=5)
+        opt = AnalogSGD(net.parameters(), lr=0.1, momentum=0.9)
+        opt.regroup_param_groups(net)
+        return net, opt
+
+    def steps(net, opt, n, seed):
+        gen = torch.Generator().manual_seed(seed)
+        for _ in range(n):
+            x, y = torch.rand(4, 6, generator=gen), torch.rand(4, 3, generator=gen)
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(net(x), y).backward()
+            opt.step()
+
+    net, opt = make()
+    steps(net, opt, 2, 0)
+    assert not any("shared_weights" in k for k in net.state_dict())
+    if how == "state_dict":
+        net2, opt2 = make()
+        net2.load_state_dict(net.state_dict())
+        # a copy: a live optimizer's state dict shares its momentum tensors
+        opt2.load_state_dict(copy.deepcopy(opt.state_dict()))
+    elif how == "torch.save":
+        torch.save({"net": net, "opt": opt.state_dict()}, tmp_path / "run.pt")
+        saved = torch.load(tmp_path / "run.pt", weights_only=False)
+        net2 = saved["net"]
+        opt2 = AnalogSGD(net2.parameters(), lr=0.1, momentum=0.9)
+        opt2.regroup_param_groups(net2)
+        opt2.load_state_dict(saved["opt"])
+    else:
+        net2 = copy.deepcopy(net)
+        opt2 = AnalogSGD(net2.parameters(), lr=0.1, momentum=0.9)
+        opt2.regroup_param_groups(net2)
+        opt2.load_state_dict(copy.deepcopy(opt.state_dict()))
+    steps(net, opt, 3, 1)
+    steps(net2, opt2, 3, 1)
+    for (w1, b1), (w2, b2) in zip((m.get_weights() for m in net if hasattr(m, "get_weights")),
+                                  (m.get_weights() for m in net2 if hasattr(m, "get_weights"))):
+        assert torch.equal(w1, w2) and torch.equal(b1, b2)

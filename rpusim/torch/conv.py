@@ -45,7 +45,8 @@ class _ConvFunction(torch.autograd.Function):
     and the fold of its result; equal to the unfold-tile-fold path with its torch ops."""
 
     @staticmethod
-    def forward(ctx, analog_ctx, x, layer, bias):
+    def forward(ctx, analog_ctx, x, layer, bias, weight):
+        # weight: the tile's weight parameter of a torch-updated grid, else None
         grid = layer.analog_module
         x_np = np.ascontiguousarray(x.detach().numpy())
         batch, spatial = x_np.shape[0], x_np.shape[2:]
@@ -85,7 +86,8 @@ class _ConvFunction(torch.autograd.Function):
         grad_bias = None
         if ctx.with_bias and ctx.needs_input_grad[3]:
             grad_bias = grad_y.sum([0, *range(2, grad_y.dim())])
-        return None, grad_x, None, grad_bias
+        grad_w = grid.take_weight_gradients()[0] if ctx.needs_input_grad[4] else None
+        return None, grad_x, None, grad_bias, grad_w
 
 
 class _AnalogConvNd(AnalogLayerBase, _ConvNd):
@@ -191,8 +193,13 @@ class _AnalogConvNd(AnalogLayerBase, _ConvNd):
         if too_small:
             raise ValueError(f"{name}: the padded input {tuple(x.shape)} is smaller than the "
                              f"dilated kernel {self.kernel_size} (dilation {self.dilation})")
-        if self.analog_module.is_plain(x, self.bias):
-            y = apply_function(_ConvFunction, self.analog_module.analog_ctx, x, self, self.bias)
+        grid = self.analog_module
+        if grid.is_plain(x, self.bias):
+            weight = None
+            if grid.shared_weights is not None:
+                grid.bind_shared_weights()
+                weight = grid.shared_weights[0]
+            y = apply_function(_ConvFunction, grid.analog_ctx, x, self, self.bias, weight)
             return y[0] if unbatched else y
         patches, out_spatial = self.unfold(x)
         y = self.analog_module(patches)

@@ -21,7 +21,10 @@ from torch import nn
 from torch.nn.modules import module as _module
 
 from rpusim.configs.enums import AnalogMVType
+from rpusim.configs.inference import TorchInferenceRPUConfig
 from rpusim.configs.rpu import RPUConfig
+from rpusim.devices import IdealDevice
+from rpusim.hwa import is_hardware_aware
 from rpusim.kernels.checks import any_at_bound
 from rpusim.tile import AnalogTile
 from rpusim.torch.tile import LayerTile
@@ -95,8 +98,10 @@ class _GridFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, analog_ctx, x, grid, *params):
+        # params: the learned output scales, the learned input ranges, and the tiles' weight
+        # parameters of a torch-updated grid (see TileGrid.shared_weights)
         x_np = x.detach().numpy()
-        n_scales = len(params) - grid.learned_range_count()
+        n_scales = len(params) - grid.learned_range_count() - grid.weight_parameter_count()
         out_scales = params[:n_scales]
         y, saved = grid.forward_numpy(x_np, [s.detach().numpy() for s in out_scales])
         ctx.grid = grid
@@ -117,7 +122,7 @@ class _GridFunction(torch.autograd.Function):
         gx = torch.from_numpy(grad_x)
         if gx.dtype != ctx.in_dtype:
             gx = gx.to(ctx.in_dtype)
-        grads = [*grad_scales, *grad_ranges]
+        grads = [*grad_scales, *grad_ranges, *grid.take_weight_gradients()]
         return (None, gx, None,
                 *(torch.as_tensor(np.asarray(g).reshape(p.shape), dtype=p.dtype)
                   for g, p in zip(grads, ctx.params)))
@@ -130,7 +135,8 @@ class _TileFunction(torch.autograd.Function):
     ``None``) is added to the outputs here."""
 
     @staticmethod
-    def forward(ctx, analog_ctx, x, grid, bias):
+    def forward(ctx, analog_ctx, x, grid, bias, weight):
+        # weight: the tile's weight parameter of a torch-updated grid, else None
         x_np = x.detach().numpy()
         y, x_t, mask = grid.plain_forward(x_np)
         if bias is not None:
@@ -151,7 +157,8 @@ class _TileFunction(torch.autograd.Function):
         grad_x = torch.from_numpy(grid.plain_backward(x_t, d, mask))
         # the bias gradient as torch's broadcast add would sum it (same order, same bits)
         grad_bias = grad_y.sum(0) if ctx.with_bias and ctx.needs_input_grad[3] else None
-        return None, grad_x, None, grad_bias
+        grad_w = grid.take_weight_gradients()[0] if ctx.needs_input_grad[4] else None
+        return None, grad_x, None, grad_bias, grad_w
 
 
 class TileGrid(nn.Module):
@@ -226,6 +233,7 @@ class TileGrid(nn.Module):
         self._lr_scale = [1.0] * count
         self._pending: list[list] = [[] for _ in range(count)]
         self.analog_ctx = AnalogContext(self)
+        self._init_shared_weights(rpu_config)
         if mapping.learn_out_scaling:
             self.out_scaling_alpha = nn.ParameterList(
                 nn.Parameter(torch.ones(o if mapping.out_scaling_columnwise else 1,
@@ -234,6 +242,70 @@ class TileGrid(nn.Module):
         else:
             self.out_scaling_alpha = None
         self._init_input_range(rpu_config, count)
+
+    def _init_shared_weights(self, rpu_config: RPUConfig) -> None:
+        """Weight parameters of hardware-aware tiles (``InferenceRPUConfig``), or ``None``.
+
+        aihwkit 1.2.0 keeps the weights of its inference tiles in a torch parameter
+        (``shared_weights``) and lets torch's optimizer update it: the backward writes the
+        gradient ``d'^T x`` of the tile's weights (``d'`` the errors the tile's update would
+        take, :meth:`take_weight_gradients`), and the optimizer's own rule (momentum, weight
+        decay, Adam, ...) changes the analog weights, at the optimizer's learning rate (the
+        learning-rate compensation of weight scaling divides ``d'`` only). One parameter per
+        tile here, sharing the tile's weight array; they are in ``parameters()`` as
+        aihwkit's, and left out of ``state_dict()`` (the tiles' states hold the weights).
+        Other tiles get pulsed (or floating-point) updates from :class:`AnalogSGD`.
+        """
+        self._torch_update = (is_hardware_aware(rpu_config)
+                              and isinstance(rpu_config.device, IdealDevice))
+        # aihwkit's torch tile takes the gradient without the learning-rate compensation
+        self._compensated_gradient = not isinstance(rpu_config, TorchInferenceRPUConfig)
+        if not self._torch_update:
+            self.shared_weights = None
+            return
+        self.shared_weights = nn.ParameterList(
+            nn.Parameter(torch.from_numpy(tile.update_target())) for tile in self._flat)
+        self._register_state_dict_hook(_drop_shared_weights)
+        self.register_load_state_dict_post_hook(_shared_weights_not_missing)
+
+    def weight_parameter_count(self) -> int:
+        """Number of tile weight parameters of a torch-updated grid (0 for other grids)."""
+        return 0 if self.shared_weights is None else len(self.shared_weights)
+
+    def bind_shared_weights(self) -> None:
+        """Point every weight parameter at its tile's weight array again where a load, copy
+        or unpickling gave the tile new arrays (the parameter objects, and with them the
+        optimizer's state, stay); nothing to do when they are bound."""
+        if self.shared_weights is None:
+            return
+        for p, tile in zip(self.shared_weights, self._flat):
+            w = tile.update_target()
+            if p.data_ptr() != w.ctypes.data or tuple(p.shape) != w.shape:
+                p.data = torch.from_numpy(w)
+
+    def take_weight_gradients(self) -> list[torch.Tensor]:
+        """The gradients of the weight parameters (a torch-updated grid; ``[]`` otherwise) from
+        the (x, d) pairs the backward just stored, which it takes: per tile
+        ``d'^T x`` with ``d' = d / (alpha * s_lr)`` (weight scale and, except for the torch
+        tile, the learning-rate compensation) divided by the tile's remapping scales
+        (:meth:`AnalogTile.update_gradient`)."""
+        if self.shared_weights is None:
+            return []
+        grads = []
+        for k, tile in enumerate(self._flat):
+            pending = self._pending[k]
+            self._pending[k] = []
+            if not pending:
+                grads.append(torch.zeros(tile.out_size, tile.in_size,
+                                         dtype=self._torch_dtype))
+                continue
+            x = pending[0][0] if len(pending) == 1 else np.concatenate([p[0] for p in pending])
+            d = pending[0][1] if len(pending) == 1 else np.concatenate([p[1] for p in pending])
+            if self._alpha[k] is not None:
+                lr_scale = self._lr_scale[k] if self._compensated_gradient else 1.0
+                d = d / (self._alpha[k] * lr_scale)
+            grads.append(torch.from_numpy(tile.update_gradient(x, d)))
+        return grads
 
     def _init_input_range(self, rpu_config: RPUConfig, count: int) -> None:
         """Create the per-tile input ranges of ``pre_post.input_range`` (or ``None``)."""
@@ -308,7 +380,11 @@ class TileGrid(nn.Module):
         added. A layer on one plain tile (the common case) takes a shorter path, with the same
         results (:class:`_TileFunction`); forward hooks on this module take the long one."""
         if self.is_plain(x, bias):
-            return apply_function(_TileFunction, self.analog_ctx, x, self, bias), True
+            weight = None
+            if self.shared_weights is not None:
+                self.bind_shared_weights()
+                weight = self.shared_weights[0]
+            return apply_function(_TileFunction, self.analog_ctx, x, self, bias, weight), True
         return self(x), False
 
     def is_plain(self, x: torch.Tensor, bias: torch.Tensor | None) -> bool:
@@ -325,6 +401,9 @@ class TileGrid(nn.Module):
         scales = () if self.out_scaling_alpha is None else tuple(self.out_scaling_alpha)
         if self.learned_range_count():
             scales = (*scales, *self.input_range)
+        if self.shared_weights is not None:
+            self.bind_shared_weights()
+            scales = (*scales, *self.shared_weights)
         return _GridFunction.apply(self.analog_ctx, x, self, *scales)
 
     # -- NumPy passes --------------------------------------------------------------------------
@@ -688,6 +767,7 @@ class TileGrid(nn.Module):
         self.dtype = self._flat[0].dtype
         self._torch_dtype = _torch_dtype(self.dtype)
         self.drop_pending()
+        self.bind_shared_weights()
 
     def __getattr__(self, name: str):
         # aihwkit's ``layer.analog_module`` is the tile itself when a layer has one tile:
@@ -712,6 +792,10 @@ class TileGrid(nn.Module):
         state["tiles"] = [[LayerTile.from_state_dict(s) for s in row] for row in state["tiles"]]
         state["_flat"] = [t for row in state["tiles"] for t in row]
         super().__setstate__(state)
+        if "_torch_update" not in state:  # pickled before the weight parameters existed
+            self._torch_update, self._compensated_gradient = False, True
+            self.shared_weights = None
+        self.bind_shared_weights()
 
     def extra_repr(self) -> str:
         grid = f"{len(self.in_sizes)}x{len(self.out_sizes)} tiles, " if len(self._flat) > 1 \
@@ -719,6 +803,19 @@ class TileGrid(nn.Module):
         return (f"out_size={self.out_size}, in_size={self.in_size}, {grid}"
                 f"analog_bias={self.analog_bias}, "
                 f"device={type(self.rpu_config.device).__name__}")
+
+
+def _drop_shared_weights(module, state_dict, prefix, local_metadata) -> None:
+    """State-dict hook: the tiles' weight parameters stay out (the tile states hold them)."""
+    for key in [k for k in state_dict if k.startswith(prefix + "shared_weights.")]:
+        del state_dict[key]
+
+
+def _shared_weights_not_missing(module, incompatible_keys) -> None:
+    """Load hook: the weight parameters are never in a state dict (see
+    :func:`_drop_shared_weights`); their values come with the tiles' states."""
+    missing = incompatible_keys.missing_keys
+    missing[:] = [k for k in missing if ".shared_weights." not in f".{k}"]
 
 
 def _bounds(sizes: list[int]) -> list[tuple[int, int]]:
