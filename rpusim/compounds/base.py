@@ -144,7 +144,12 @@ class CompoundModel:
         values = tuple(d.granularity for d in self.devices)
         memo = self.__dict__.get("_granularity_memo")
         if memo is None or memo[0] != values:
-            memo = self._granularity_memo = (values, float(np.mean(values)))
+            # as aihwkit: summed in the tile dtype, then divided by the count
+            t = self.dtype.type
+            total = t(0)
+            for v in values:
+                total = t(total + t(v))
+            memo = self._granularity_memo = (values, float(total / t(len(values))))
         return memo[1]
 
     # -- hidden parameters --------------------------------------------------------------------

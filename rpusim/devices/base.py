@@ -235,9 +235,11 @@ class PulsedDevice(ConfigBase):
         """Whether pulses act on a hidden persistent weight (``write_noise_std > 0``)."""
         return getattr(self, "write_noise_std", 0.0) > 0
 
-    def granularity(self, dw_min: float) -> float:
-        """Weight granularity ``g`` used by the pulse generator (update spec §4)."""
-        return dw_min
+    def granularity(self, dw_min: float, dtype=np.float64) -> float:
+        """Weight granularity ``g`` used by the pulse generator (update spec §4), computed as
+        aihwkit does in the tile dtype ``dtype`` (its ``calcWeightGranularity``): a value one
+        ulp off moves deterministic pulse counts across rounding ties."""
+        return float(np.dtype(dtype).type(dw_min))
 
     def hidden_parameter_names(self) -> list[str]:
         """Hidden parameter names in aihwkit's order: common ones, ``persistent_weights`` with

@@ -224,7 +224,9 @@ def define_device(config_class: type, step: Callable, *, params: Sequence[str] |
     config_class.sample_extras = sample_extras
     config_class.validate = validate
     if granularity is not None:
-        config_class.granularity = lambda self, dw_min: float(granularity(self, dw_min))
+        # the user's formula as given (in float64), whatever the tile dtype
+        config_class.granularity = (lambda self, dw_min, dtype=None:
+                                    float(granularity(self, dw_min)))
     py_step = _file_backed(getattr(step, "py_func", step))
     register_device(config_class, params_class, njit(py_step))
     return config_class

@@ -6,10 +6,12 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import numpy as np
 from numba import njit
 
 from rpusim.devices.base import (SLOT_DWMIN_DOWN, SLOT_DWMIN_UP, SLOT_MAX_BOUND, SLOT_MIN_BOUND,
                                  PulsedDevice, cast_like, register_device)
+from rpusim.devices.cmath import expf
 from rpusim.kernels.rng import normal
 
 __all__ = ["ExpStepDevice"]
@@ -86,11 +88,17 @@ class ExpStepDevice(PulsedDevice):
                      "dw_min_std_slope"):
             self._check_number(name)
 
-    def granularity(self, dw_min: float) -> float:
-        scale_down = (1 - max(self.up_down, 0.0)) * dw_min
-        dw_down = scale_down * max(1 - self.A_down * math.exp(-self.gamma_down * self.b), 0.0)
-        g = max((dw_down + dw_down) / 2, 0.0)
-        return g if g > 0 else dw_min
+    def granularity(self, dw_min: float, dtype=np.float64) -> float:
+        # aihwkit's formula in the tile dtype T, with C's expf: the down step at w = 0, where
+        # z = 2 w / (w_max - w_min) a + b = b
+        t = np.dtype(dtype).type
+        zero, one = t(0), t(1)
+        down_bias = -t(self.up_down) if self.up_down > 0 else zero
+        scale_down = t(down_bias + one) * t(dw_min)
+        z = t(self.b)
+        dw_down = scale_down * max(one - t(self.A_down) * t(expf(t(self.gamma_down) * -z)), zero)
+        g = max((dw_down + dw_down) / t(2), zero)
+        return float(g) if g > 0 else float(t(dw_min))
 
     def step_params(self, dtype):
         dt = dtype.type

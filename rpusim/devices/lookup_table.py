@@ -128,9 +128,6 @@ class LookupTableDevice(PulsedDevice):
     def resolved_device(self) -> "LookupTableDevice":
         return dataclasses.replace(self, **self.derived_parameters())
 
-    def granularity(self, dw_min: float) -> float:
-        return dw_min
-
     def step_params(self, dtype):
         d = self.derived_parameters()
         span = d["w_max"] - d["w_min"]

@@ -124,7 +124,7 @@ class PulsedDeviceModel:
 
     @property
     def granularity(self) -> float:
-        return self.device.granularity(self.dw_min)
+        return self.device.granularity(self.dw_min, self.dtype)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -213,7 +213,8 @@ class PulsedDeviceModel:
             return
         engine.pulsed_update(
             self.w, self.P, self.wp, X, D, lr,
-            self.device.granularity(self.dw_min) if granularity is None else granularity, upd,
+            self.device.granularity(self.dw_min, self.dtype) if granularity is None
+            else granularity, upd,
             self.rng.raw_key() if key is None else key, self.params,
             self.wn_sigma if self._write_noise else 0.0, self.counters,
             # devices that share coincidences (a given key) still draw independent noise

@@ -75,8 +75,9 @@ class PiecewiseStepDevice(PulsedDevice):
                              f"same length, got {len(self.piecewise_up)} and "
                              f"{len(self.piecewise_down)}")
 
-    def granularity(self, dw_min: float) -> float:
-        return dw_min * float(self.piecewise_up[len(self.piecewise_up) // 2])
+    def granularity(self, dw_min: float, dtype=np.float64) -> float:
+        t = np.dtype(dtype).type
+        return float(t(dw_min) * t(self.piecewise_up[len(self.piecewise_up) // 2]))
 
     def step_params(self, dtype):
         dt = dtype.type

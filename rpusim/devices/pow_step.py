@@ -11,6 +11,7 @@ from numba import njit
 from rpusim.devices.base import (FIRST_EXTRA_SLOT, SLOT_DWMIN_DOWN, SLOT_DWMIN_UP,
                                  SLOT_MAX_BOUND, SLOT_MIN_BOUND, PulsedDevice, ctoc_noise, gauss,
                                  register_device)
+from rpusim.devices.cmath import powf
 
 __all__ = ["PowStepDevice"]
 
@@ -73,14 +74,21 @@ class PowStepDevice(PulsedDevice):
         super().validate()
         check_pow_fields(self)
 
-    def granularity(self, dw_min: float) -> float:
-        return dw_min * 0.5 ** self.pow_gamma
+    def granularity(self, dw_min: float, dtype=np.float64) -> float:
+        return pow_granularity(dw_min, self.pow_gamma, dtype)
 
     def sample_extras(self, gen, state, shape):
         return sample_gammas(self, gen, shape, state["max_bound"].dtype)
 
     def step_params(self, dtype):
         return PowStepParams(dtype.type(self.dw_min_std))
+
+
+def pow_granularity(dw_min: float, pow_gamma: float, dtype) -> float:
+    """aihwkit's granularity of the power-step devices: ``dw_min * (T)powf(0.5, gamma)`` in
+    the tile dtype ``T``, with C's single-precision ``powf`` in either dtype."""
+    t = np.dtype(dtype).type
+    return float(t(dw_min) * t(powf(0.5, pow_gamma)))
 
 
 def check_pow_fields(dev) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 from numba import njit
 
 from rpusim.devices.base import FIRST_EXTRA_SLOT, PulsedDevice, gauss, register_device
-from rpusim.devices.pow_step import check_pow_fields, pow_step, sample_gammas
+from rpusim.devices.pow_step import check_pow_fields, pow_granularity, pow_step, sample_gammas
 
 __all__ = ["PowStepReferenceDevice", "symmetry_point"]
 
@@ -91,8 +91,8 @@ class PowStepReferenceDevice(PulsedDevice):
         self._check_number("reference_mean")
         self._check_number("reference_std", lo=0.0)
 
-    def granularity(self, dw_min: float) -> float:
-        return dw_min * 0.5 ** self.pow_gamma
+    def granularity(self, dw_min: float, dtype=np.float64) -> float:
+        return pow_granularity(dw_min, self.pow_gamma, dtype)
 
     def sample_extras(self, gen, state, shape):
         dt = state["max_bound"].dtype.type

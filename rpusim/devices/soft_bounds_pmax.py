@@ -83,9 +83,6 @@ class SoftBoundsPmaxDevice(SoftBoundsDevice):
         values.update(self.derived_parameters())
         return SoftBoundsDevice(**values)
 
-    def granularity(self, dw_min: float) -> float:
-        return dw_min
-
     def step_params(self, dtype):
         return self.resolved_device().step_params(dtype)
 
