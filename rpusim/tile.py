@@ -322,6 +322,20 @@ class AnalogTile:
             scales = alpha if scales is None else scales * alpha
         return scales
 
+    def _set_remap_scales(self, scales) -> None:
+        """Set the remapping scales of hardware-aware training (per output, or one value for
+        all) in place; the torch layers fold their weight scales and learned output scales
+        into them as aihwkit's ``set_scales`` does."""
+        hwa = self._hwa
+        if hwa is None or hwa.scales is None:
+            raise ValueError("this tile has no remapping scales (InferenceRPUConfig with "
+                             "remap.type != NONE)")
+        values = np.broadcast_to(np.asarray(scales, dtype=self.dtype).reshape(-1),
+                                 hwa.scales.shape)
+        if not np.isfinite(values).all() or (values <= 0).any():
+            raise ValueError("remapping scales must be finite and positive")
+        hwa.scales[...] = values
+
     def backward(self, d) -> np.ndarray:
         """Analog transposed MVM ``z = W.T d`` through the backward IO model.
 

@@ -272,3 +272,26 @@ def test_hardware_aware_training_resumes_bit_identically_with_the_optimizer_stat
     for (w1, b1), (w2, b2) in zip((m.get_weights() for m in net if hasattr(m, "get_weights")),
                                   (m.get_weights() for m in net2 if hasattr(m, "get_weights"))):
         assert torch.equal(w1, w2) and torch.equal(b1, b2)
+
+
+@pytest.mark.parametrize("remap", ["LAYERWISE_SYMMETRIC", "CHANNELWISE_SYMMETRIC"])
+def test_remapping_folds_the_learned_output_scale_as_aihwkit(remap):
+    """aihwkit remaps with all of a tile's output scales (weight scale times learned scale),
+    keeps the result and sets the learned scale back to 1 after every step: from the second
+    step on the update divides by the folded scale. Two steps of sum(y) at lr 0.1 from
+    W = [[0.4, -0.2], [0.1, 0.3]]; the weights are aihwkit 1.2.0's (the same for both remaps,
+    each run in aihwkit)."""
+    config = C.InferenceRPUConfig(forward=C.IOParameters(is_perfect=True))
+    config.remap.type = getattr(C.WeightRemapType, remap)
+    config.mapping.learn_out_scaling = True
+    layer = AnalogLinear(2, 2, bias=False, rpu_config=config)
+    layer.set_weights(torch.tensor([[0.4, -0.2], [0.1, 0.3]]))
+    opt = AnalogSGD(layer.parameters(), lr=0.1)
+    opt.regroup_param_groups(layer)
+    for x in ([[1.0, 0.5]], [[-0.5, 1.0]]):
+        opt.zero_grad()
+        layer(torch.tensor(x)).sum().backward()
+        opt.step()
+        assert float(layer.analog_module.out_scaling_alpha[0].detach()) == 1.0
+    np.testing.assert_allclose(layer.get_weights()[0].numpy(),
+                               [[0.338227, -0.341016], [0.050709, 0.138181]], rtol=2e-5)

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn.modules import module as _module
 
-from rpusim.configs.enums import AnalogMVType
+from rpusim.configs.enums import AnalogMVType, WeightRemapType
 from rpusim.configs.inference import TorchInferenceRPUConfig
 from rpusim.configs.rpu import RPUConfig
 from rpusim.devices import IdealDevice
@@ -258,6 +258,10 @@ class TileGrid(nn.Module):
         """
         self._torch_update = (is_hardware_aware(rpu_config)
                               and isinstance(rpu_config.device, IdealDevice))
+        # aihwkit keeps one set of output scales per tile (mapping scales) that remapping
+        # rewrites (see post_update_step)
+        self._remapped = (is_hardware_aware(rpu_config)
+                          and rpu_config.remap.type != WeightRemapType.NONE)
         # aihwkit's torch tile takes the gradient without the learning-rate compensation
         self._compensated_gradient = not isinstance(rpu_config, TorchInferenceRPUConfig)
         if not self._torch_update:
@@ -301,9 +305,11 @@ class TileGrid(nn.Module):
                 continue
             x = pending[0][0] if len(pending) == 1 else np.concatenate([p[0] for p in pending])
             d = pending[0][1] if len(pending) == 1 else np.concatenate([p[1] for p in pending])
+            lr_scale = self._lr_scale[k] if self._compensated_gradient else 1.0
             if self._alpha[k] is not None:
-                lr_scale = self._lr_scale[k] if self._compensated_gradient else 1.0
                 d = d / (self._alpha[k] * lr_scale)
+            elif lr_scale != 1.0:
+                d = d / self.dtype.type(lr_scale)
             grads.append(torch.from_numpy(tile.update_gradient(x, d)))
         return grads
 
@@ -616,9 +622,34 @@ class TileGrid(nn.Module):
             tile.update(x, d)
 
     def post_update_step(self) -> None:
-        """Diffusion and decay of every tile (after each optimizer step)."""
-        for tile in self._flat:
+        """Every tile's post-update step (diffusion and decay; hardware-aware tiles: clip,
+        remap, modifier draw), after each optimizer step.
+
+        With remapping, aihwkit's tile remaps with all its output scales (weight scale times
+        learned scale), keeps the result as its weight scale and sets the learned scale back
+        to 1 (``set_scales``); its learning-rate compensation then follows the new scales. The
+        tiles here keep the remapping scales, so the weight scale and the learned scale are
+        folded into them first."""
+        for k, tile in enumerate(self._flat):
+            if self._remapped:
+                self._fold_scales(k, tile)
             tile.post_update_step()
+            if self._remapped and self.rpu_config.mapping.weight_scaling_lr_compensation:
+                self._lr_scale[k] = 1.0 / float(np.mean(tile._output_scales(False)))
+
+    def _fold_scales(self, k: int, tile: AnalogTile) -> None:
+        """Fold tile ``k``'s weight scale and learned output scale into its remapping scales
+        (logical weights, outputs and gradients unchanged; the learned scale restarts at 1)."""
+        factor = self._alpha[k]
+        if self.out_scaling_alpha is not None:
+            learned = self.out_scaling_alpha[k].detach().cpu().numpy().astype(self.dtype)
+            factor = learned if factor is None else factor * learned
+            with torch.no_grad():
+                self.out_scaling_alpha[k].fill_(1.0)
+        if factor is None:
+            return
+        tile._set_remap_scales(tile._output_scales(False) * factor)
+        self._alpha[k] = None
 
     # -- weights -------------------------------------------------------------------------------
     def get_weights(self, apply_weight_scaling: bool = True
@@ -689,6 +720,9 @@ class TileGrid(nn.Module):
             return
         alpha = _weight_scale(piece, omega, mapping.weight_scaling_columnwise)
         self._flat[k].set_weights(piece if alpha is None else piece / alpha.reshape(-1, 1))
+        if alpha is not None and self._remapped:
+            # aihwkit's set_scales(alpha): the weight scale replaces all the tile's scales
+            self._flat[k]._set_remap_scales(1.0)
         self._alpha[k] = None if alpha is None else alpha.astype(self.dtype)
         self._lr_scale[k] = (1.0 / float(alpha.mean()) if alpha is not None
                              and mapping.weight_scaling_lr_compensation else 1.0)
@@ -794,6 +828,7 @@ class TileGrid(nn.Module):
         super().__setstate__(state)
         if "_torch_update" not in state:  # pickled before the weight parameters existed
             self._torch_update, self._compensated_gradient = False, True
+            self._remapped = False
             self.shared_weights = None
         self.bind_shared_weights()
 
