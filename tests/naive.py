@@ -195,8 +195,8 @@ def clip_value(W, clip):
     if kind == "AVERAGE_CHANNEL_MAX":
         c = np.abs(W).max(axis=1).mean()
     elif kind == "LAYER_GAUSSIAN":
-        if W.size < 2:
-            return -1.0
+        if W.size < 2:  # aihwkit: std 0/0 = NaN, which loses to a positive fixed value
+            return clip.fixed_value if clip.fixed_value > 0 else -1.0
         c = clip.sigma * W.std(ddof=1)
     else:
         return -1.0

@@ -197,6 +197,18 @@ def test_clip_value_matches_reference(clip):
         assert np.abs(W).max() <= c
 
 
+@pytest.mark.parametrize("fixed_value, expected", [(0.3, 0.3), (-1.0, -1.0)])
+def test_layer_gaussian_clip_of_a_single_weight_as_aihwkit(fixed_value, expected):
+    """One weight has no spread (0 / 0): aihwkit's NaN loses to a positive fixed value in its
+    MIN, so the weight is clipped to it (checked in aihwkit 1.2.0 with a 1x1 layer and the
+    corner tile of a split layer); without a fixed value nothing is clipped."""
+    W = np.array([[0.5]], np.float32)
+    clip = WeightClipParameter(type=WeightClipType.LAYER_GAUSSIAN, sigma=2.0,
+                               fixed_value=fixed_value)
+    c = kmod.clip_value(W, _CLIP_KIND[clip.type], clip.fixed_value, clip.sigma)
+    assert c == pytest.approx(expected) and naive.clip_value(W, clip) == pytest.approx(expected)
+
+
 @pytest.mark.parametrize("remap", [
     WeightRemapParameter(type=WeightRemapType.LAYERWISE_SYMMETRIC),
     WeightRemapParameter(type=WeightRemapType.LAYERWISE_SYMMETRIC, remapped_wmax=0.5),

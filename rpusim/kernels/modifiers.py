@@ -249,7 +249,9 @@ def clip_value(W, kind, fixed_value, sigma):
     if kind == CLIP_LAYER_GAUSSIAN:
         n = rows * cols
         if n < 2:
-            return -cast_like(1.0, zero)  # no spread of a single weight: nothing to clip
+            # the spread of a single weight is 0 / 0: aihwkit's NaN loses to a positive fixed
+            # value in its MIN, and no clipping follows otherwise
+            return fixed if fixed > 0 else -cast_like(1.0, zero)
         mean = zero
         for i in range(rows):
             for j in range(cols):
