@@ -332,8 +332,8 @@ class AnalogTile:
                              "remap.type != NONE)")
         values = np.broadcast_to(np.asarray(scales, dtype=self.dtype).reshape(-1),
                                  hwa.scales.shape)
-        if not np.isfinite(values).all() or (values <= 0).any():
-            raise ValueError("remapping scales must be finite and positive")
+        if not np.isfinite(values).all():
+            raise ValueError("remapping scales must be finite")
         hwa.scales[...] = values
 
     def backward(self, d) -> np.ndarray:

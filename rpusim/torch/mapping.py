@@ -267,8 +267,9 @@ class TileGrid(nn.Module):
         if not self._torch_update:
             self.shared_weights = None
             return
+        self._bound_arrays = [tile.update_target() for tile in self._flat]
         self.shared_weights = nn.ParameterList(
-            nn.Parameter(torch.from_numpy(tile.update_target())) for tile in self._flat)
+            nn.Parameter(torch.from_numpy(w)) for w in self._bound_arrays)
         self._register_state_dict_hook(_drop_shared_weights)
         self.register_load_state_dict_post_hook(_shared_weights_not_missing)
 
@@ -282,10 +283,13 @@ class TileGrid(nn.Module):
         optimizer's state, stay); nothing to do when they are bound."""
         if self.shared_weights is None:
             return
-        for p, tile in zip(self.shared_weights, self._flat):
+        for k, tile in enumerate(self._flat):
             w = tile.update_target()
-            if p.data_ptr() != w.ctypes.data or tuple(p.shape) != w.shape:
-                p.data = torch.from_numpy(w)
+            # an array never moves its data: the same object is still bound (a copy or an
+            # unpickled grid holds copies of the arrays here, not the tiles' new ones)
+            if w is not self._bound_arrays[k]:
+                self.shared_weights[k].data = torch.from_numpy(w)
+                self._bound_arrays[k] = w
 
     def take_weight_gradients(self) -> list[torch.Tensor]:
         """The gradients of the weight parameters (a torch-updated grid; ``[]`` otherwise) from
@@ -635,7 +639,8 @@ class TileGrid(nn.Module):
                 self._fold_scales(k, tile)
             tile.post_update_step()
             if self._remapped and self.rpu_config.mapping.weight_scaling_lr_compensation:
-                self._lr_scale[k] = 1.0 / float(np.mean(tile._output_scales(False)))
+                mean = float(np.mean(tile._output_scales(False)))
+                self._lr_scale[k] = 1.0 / mean if mean != 0 else 1.0
 
     def _fold_scales(self, k: int, tile: AnalogTile) -> None:
         """Fold tile ``k``'s weight scale and learned output scale into its remapping scales
@@ -819,6 +824,8 @@ class TileGrid(nn.Module):
         state = self.__dict__.copy()
         state["tiles"] = [[t.state_dict() for t in row] for row in self.tiles]
         del state["_flat"]
+        if "_bound_arrays" in state:  # the weight parameters are bound again on arrival
+            state["_bound_arrays"] = [None] * len(state["_bound_arrays"])
         return state
 
     def __setstate__(self, state):
@@ -879,8 +886,8 @@ def _saturation_mask(tile: AnalogTile, y: np.ndarray, is_test: bool):
 
     aihwkit tests the tile's raw output, before the remapping scales of hardware-aware
     training and the drift compensation, which ``y`` (the tile's forward) already carries:
-    the bound is scaled alike. The scales are positive (products of maxima of |W|, and of
-    readout ratios)."""
+    the bound is scaled alike (by their magnitudes: a learned output scale folded into them
+    may have turned negative)."""
     io = tile.rpu_config.forward
     if (io.is_perfect or io.out_bound <= 0 or io.mv_type == AnalogMVType.IDEAL
             or tile._forward_mvm.exact or y.size == 0):
@@ -888,7 +895,7 @@ def _saturation_mask(tile: AnalogTile, y: np.ndarray, is_test: bool):
     bound = 0.999 * io.out_scale * io.out_bound
     scales = tile._output_scales(is_test)
     if scales is not None:
-        return np.abs(y) >= bound * np.asarray(scales, np.float64)
+        return np.abs(y) >= bound * np.abs(np.asarray(scales, np.float64))
     # one pass decides the common case (nothing saturates) without a temporary array
     if not any_at_bound(y, y.dtype.type(bound)):
         return None
