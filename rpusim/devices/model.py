@@ -122,9 +122,17 @@ class PulsedDeviceModel:
     def wn_sigma(self) -> float:
         return float(self.device.write_noise_std) * self.dw_min if self._write_noise else 0.0
 
+    # (dw_min, granularity) of the last computation: every update reads it, and the built-in
+    # formulas round in the tile dtype (C's powf for some), a microsecond a call
+    _granularity_memo = None
+
     @property
     def granularity(self) -> float:
-        return self.device.granularity(self.dw_min, self.dtype)
+        memo = self._granularity_memo
+        if memo is None or memo[0] != self.dw_min:
+            memo = self._granularity_memo = (self.dw_min,
+                                             self.device.granularity(self.dw_min, self.dtype))
+        return memo[1]
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -213,8 +221,7 @@ class PulsedDeviceModel:
             return
         engine.pulsed_update(
             self.w, self.P, self.wp, X, D, lr,
-            self.device.granularity(self.dw_min, self.dtype) if granularity is None
-            else granularity, upd,
+            self.granularity if granularity is None else granularity, upd,
             self.rng.raw_key() if key is None else key, self.params,
             self.wn_sigma if self._write_noise else 0.0, self.counters,
             # devices that share coincidences (a given key) still draw independent noise
