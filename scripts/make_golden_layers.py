@@ -17,6 +17,8 @@ Each scenario becomes ``<out>/<name>.json``, replayed by ``tests/test_golden_lay
               ``flatten``); ``convert`` true: built as torch layers and converted
 ``init``      ``{layer index: [weight in torch's layout, bias or null]}``
 ``lr``, ``steps``  learning rate and the ``x``/``target`` of each step (loss ``0.5 sum (y - t)^2``)
+``optimizer``  further ``AnalogSGD`` arguments (momentum, weight decay, ...), if any
+``input_range``  the ``pre_post.input_range`` fields that differ from the default, if any
 ``expected``  ``y`` and ``grad_x`` of every step, and ``weights`` ``{index: [w, b]}`` after the
               last step as ``get_weights()`` returns them; ``initial`` for the seed scenarios:
               the weights a layer draws after ``torch.manual_seed``
@@ -88,6 +90,19 @@ def floating_point(**mapping):
     return C.FloatingPointRPUConfig(mapping=MappingParameter(**mapping))
 
 
+def hardware_aware(remap="CHANNELWISE_SYMMETRIC", input_range=False, **mapping):
+    """An inference config without noise: perfect IO, no weight modifier; remapping and
+    learned scales act, and aihwkit updates the weights with torch's optimizer."""
+    config = C.InferenceRPUConfig(forward=_io(), mapping=MappingParameter(**mapping))
+    config.drift_compensation = None  # not a dataclass (no JSON); training never reads it
+    config.remap.type = getattr(C.WeightRemapType, remap)
+    if input_range:
+        config.pre_post.input_range.enable = True
+        config.pre_post.input_range.init_from_data = 2
+        config.pre_post.input_range.learn_input_range = True
+    return config
+
+
 def tiki_taka(**mapping):
     dev = C.ConstantStepDevice(**_quiet(dw_min=0.01))
     return C.UnitCellRPUConfig(
@@ -104,6 +119,17 @@ def _mapping_dict(mapping: MappingParameter) -> dict:
               "weight_scaling_lr_compensation", "learn_out_scaling", "out_scaling_columnwise",
               "max_input_size", "max_output_size")
     return {f: getattr(mapping, f) for f in fields if getattr(mapping, f) != getattr(default, f)}
+
+
+def _input_range_dict(config) -> dict:
+    pre_post = getattr(config, "pre_post", None)
+    if pre_post is None:
+        return {}
+    default = type(pre_post.input_range)()
+    return {f: getattr(pre_post.input_range, f)
+            for f in ("enable", "init_from_data", "learn_input_range", "init_value",
+                      "init_std_alpha", "decay")
+            if getattr(pre_post.input_range, f) != getattr(default, f)}
 
 
 def _build(model_spec, config, convert: bool):
@@ -127,7 +153,7 @@ def _list(t):
 
 
 def record(name, config, model_spec, x_shape, y_shape, *, steps=3, lr=0.1, convert=False,
-           seed=0, batch=2, x_scale=1.0):
+           seed=0, batch=2, x_scale=1.0, optimizer=None):
     rng = np.random.default_rng(seed)
     model = _build(model_spec, config, convert)
     init = {}
@@ -154,7 +180,7 @@ def record(name, config, model_spec, x_shape, y_shape, *, steps=3, lr=0.1, conve
             init[str(i)] = [w.tolist(), None if b is None else b.tolist()]
     if convert:
         model = convert_to_analog(model, config)
-    opt = AnalogSGD(model.parameters(), lr=lr)
+    opt = AnalogSGD(model.parameters(), lr=lr, **(optimizer or {}))
     opt.regroup_param_groups(model)
     data, ys, grads = [], [], []
     for _ in range(steps):
@@ -174,7 +200,9 @@ def record(name, config, model_spec, x_shape, y_shape, *, steps=3, lr=0.1, conve
             w, b = layer.get_weights()
             weights[str(i)] = [_list(w), _list(b)]
     return {"name": name, "config": sparse_dict(config), "mapping": _mapping_dict(config.mapping),
-            "model": model_spec, "convert": convert, "init": init, "lr": lr, "steps": data,
+            "model": model_spec, "convert": convert, "init": init, "lr": lr,
+            "optimizer": optimizer or {}, "input_range": _input_range_dict(config),
+            "steps": data,
             "expected": {"y": ys, "grad_x": grads, "weights": weights}}
 
 
@@ -241,6 +269,24 @@ def scenarios():
     yield record("sequential_cnn_softbounds", soft_bounds(), cnn, (1, 6, 6), (3,), steps=4)
     yield record("converted_cnn", constant_step(digital_bias=False), cnn, (1, 6, 6), (3,),
                  steps=3, convert=True)
+    # hardware-aware layers: torch's optimizer on the analog weights, scales folded at remaps
+    yield record("hwa_linear_momentum_remap_learned_scales",
+                 hardware_aware(weight_scaling_omega=1.0, weight_scaling_columnwise=True,
+                                learn_out_scaling=True, out_scaling_columnwise=True),
+                 [lin], (6,), (4,), steps=4, optimizer={"momentum": 0.9, "weight_decay": 0.01})
+    yield record("hwa_linear_lr_compensation",
+                 hardware_aware(remap="LAYERWISE_SYMMETRIC", weight_scaling_omega=0.8,
+                                weight_scaling_lr_compensation=True, learn_out_scaling=True),
+                 [lin], (6,), (4,), steps=4)
+    yield record("hwa_linear_mapped_nesterov",
+                 hardware_aware(max_input_size=4, max_output_size=3, learn_out_scaling=True),
+                 [["linear", {"in_features": 9, "out_features": 5}]], (9,), (5,), steps=4,
+                 optimizer={"momentum": 0.5, "nesterov": True})
+    yield record("hwa_conv2d_input_range",
+                 hardware_aware(input_range=True, weight_scaling_omega=1.0,
+                                weight_scaling_columnwise=True),
+                 [["conv2d", {"in_channels": 2, "out_channels": 3, "kernel_size": 2}]],
+                 (2, 4, 4), (3, 3, 3), steps=4, optimizer={"momentum": 0.5})
     yield initial_weights("initial_linear", "linear",
                           {"in_features": 5, "out_features": 3}, 7)
     yield initial_weights("initial_conv2d", "conv2d",

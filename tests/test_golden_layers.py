@@ -36,6 +36,8 @@ def _config(scenario):
     config = config_from_dict(scenario["config"])
     for name, value in scenario["mapping"].items():
         setattr(config.mapping, name, value)
+    for name, value in scenario.get("input_range", {}).items():
+        setattr(config.pre_post.input_range, name, value)
     return config
 
 
@@ -73,7 +75,7 @@ def _close(got, expected, atol, where):
 def test_training_matches_aihwkit(path):
     scenario = json.loads(path.read_text())
     model = _build(scenario, _config(scenario))
-    opt = AnalogSGD(model.parameters(), lr=scenario["lr"])
+    opt = AnalogSGD(model.parameters(), lr=scenario["lr"], **scenario.get("optimizer", {}))
     opt.regroup_param_groups(model)
     expected = scenario["expected"]
     for k, step in enumerate(scenario["steps"]):
