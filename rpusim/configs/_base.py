@@ -8,6 +8,7 @@ enum fields given as strings; ``to_dict()``/``config_from_dict()`` give a JSON-s
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import math
 from enum import Enum
 from typing import Any, ClassVar, Iterator
@@ -17,6 +18,8 @@ import numpy as np
 __all__ = ["ConfigBase", "config_from_dict", "registered_config_classes"]
 
 _CLASSES: dict[str, type] = {}
+# packages whose config classes config_from_dict may meet before anything imported them
+_CONFIG_PACKAGES = ("rpusim.inference", "rpusim.presets")
 
 
 def registered_config_classes() -> dict[str, type]:
@@ -172,6 +175,13 @@ def config_from_dict(data: dict) -> Any:
     if not isinstance(name, str):
         raise ValueError(f"config '__class__' must be a class name, got {name!r:.100}")
     cls = _CLASSES.get(name)
+    if cls is None:
+        # classes defined above the configs (noise models, drift compensations, converters,
+        # presets) register when their package is imported, which a fresh process loading a
+        # saved tile may not have done yet
+        for module in _CONFIG_PACKAGES:
+            importlib.import_module(module)
+        cls = _CLASSES.get(name)
     if cls is None:
         raise ValueError(f"unknown config class {name!r}; known: {sorted(_CLASSES)}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
