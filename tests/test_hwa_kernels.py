@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import naive
 from rpusim.configs import (WeightClipParameter, WeightClipType, WeightModifierParameter,
                             WeightModifierType, WeightRemapParameter, WeightRemapType)
-from rpusim.hwa import _CLIP_KIND, _MOD_KIND
+from rpusim.hwa import _CLIP_KIND
 from rpusim.kernels import modifiers as kmod
 from rpusim.kernels.io import row_draws
 
