@@ -42,28 +42,18 @@ def abs_max(u):
     m3 = m0
     j = 1
     while j + 4 <= n:
-        a0 = abs(u[j])
-        a1 = abs(u[j + 1])
-        a2 = abs(u[j + 2])
-        a3 = abs(u[j + 3])
-        if a0 > m0:
-            m0 = a0
-        if a1 > m1:
-            m1 = a1
-        if a2 > m2:
-            m2 = a2
-        if a3 > m3:
-            m3 = a3
+        m0 = _larger(m0, abs(u[j]))
+        m1 = _larger(m1, abs(u[j + 1]))
+        m2 = _larger(m2, abs(u[j + 2]))
+        m3 = _larger(m3, abs(u[j + 3]))
         j += 4
     while j < n:
-        a = abs(u[j])
-        if a > m0:
-            m0 = a
+        m0 = _larger(m0, abs(u[j]))
         j += 1
-    if m1 > m0:
-        m0 = m1
-    if m2 > m0:
-        m0 = m2
-    if m3 > m0:
-        m0 = m3
-    return m0
+    return _larger(_larger(_larger(m0, m1), m2), m3)
+
+
+@njit(cache=True, inline="always")
+def _larger(m, a):
+    """``a`` if it exceeds ``m``, else ``m`` (a NaN ``a`` never replaces ``m``)."""
+    return a if a > m else m
