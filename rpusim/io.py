@@ -358,19 +358,13 @@ class AnalogMVM:
         reads them; the row kernels the result; the other paths test the inputs before they
         start, and the staged and perfect paths the result, when ``check``). Non-finite
         inputs return ``(None, False)`` from the paths that test them first."""
-        entry = self._entry
-        if entry is not None and U.flags.carray and U.dtype is self.dtype and not STAGED_ONLY:
-            # the usual small call, in as few steps as possible: the one-call kernel's entry
-            # point (made by the first such call below) for inputs of the types it was made for
-            m = U.shape[0]
-            n_out, n_in = M.shape
-            W, transposed = (M, False) if M.flags.carray else (M.T, True)
-            if (0 < m * n_out * n_in <= FUSED_WORK and W.flags.carray and W.dtype is self.dtype
-                    and self._work.shape[1] >= max(n_out, n_in)):
-                Y = np.empty((m, n_out), self.dtype)
-                return Y, entry(W, transposed, U, Y, self._f, self._flags, self._nl_line,
-                                self._noise_line, self.rng.raw_key(), self.nm_state, self._c,
-                                self._work)
+        if self._entry is not None:
+            # the usual small call through the one-call kernel's entry point (made by the
+            # first such call below); a call it refuses, or whose result is not finite, goes
+            # on below with nothing changed
+            Y = self.own_mvm(*((M, False) if M.flags.carray else (M.T, True)), U)
+            if Y is not None:
+                return Y, True
         m = U.shape[0]
         work = m * M.shape[0] * M.shape[1]
         fused = not self.perfect and self._fusable and not STAGED_ONLY and 0 < work <= FUSED_WORK
