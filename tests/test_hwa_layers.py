@@ -295,3 +295,17 @@ def test_remapping_folds_the_learned_output_scale_as_aihwkit(remap):
         assert float(layer.analog_module.out_scaling_alpha[0].detach()) == 1.0
     np.testing.assert_allclose(layer.get_weights()[0].numpy(),
                                [[0.338227, -0.341016], [0.050709, 0.138181]], rtol=2e-5)
+
+
+def test_frozen_weight_parameter_gets_no_update():
+    """The backward's pairs of a torch-updated layer are its weight gradient's, needed or not:
+    with the weight parameter frozen (requires_grad False) nothing updates the weights."""
+    config = C.InferenceRPUConfig(forward=C.IOParameters(is_perfect=True))
+    layer = AnalogLinear(3, 2, bias=False, rpu_config=config, seed=0)
+    before = layer.get_weights()[0].clone()
+    layer.analog_module.shared_weights[0].requires_grad_(False)
+    opt = AnalogSGD(layer.parameters(), lr=0.5)
+    opt.regroup_param_groups(layer)
+    layer(torch.ones(2, 3)).sum().backward()
+    opt.step()
+    assert torch.equal(layer.get_weights()[0], before)

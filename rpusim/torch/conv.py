@@ -19,7 +19,7 @@ from torch.nn.modules.conv import _ConvNd
 
 from rpusim.kernels.patches import channels_to_rows, col2im, im2col, rows_to_channels
 from rpusim.torch.base import AnalogLayerBase
-from rpusim.torch.mapping import apply_function
+from rpusim.torch.mapping import _weight_gradient, apply_function
 from rpusim.torch.linear import (_check_positive, attach_tile_grid, check_cpu_float,
                                  init_generator, torch_initial_weights)
 
@@ -86,8 +86,7 @@ class _ConvFunction(torch.autograd.Function):
         grad_bias = None
         if ctx.with_bias and ctx.needs_input_grad[3]:
             grad_bias = grad_y.sum([0, *range(2, grad_y.dim())])
-        grad_w = grid.take_weight_gradients()[0] if ctx.needs_input_grad[4] else None
-        return None, grad_x, None, grad_bias, grad_w
+        return None, grad_x, None, grad_bias, _weight_gradient(grid, ctx.needs_input_grad[4])
 
 
 class _AnalogConvNd(AnalogLayerBase, _ConvNd):

@@ -157,8 +157,7 @@ class _TileFunction(torch.autograd.Function):
         grad_x = torch.from_numpy(grid.plain_backward(x_t, d, mask))
         # the bias gradient as torch's broadcast add would sum it (same order, same bits)
         grad_bias = grad_y.sum(0) if ctx.with_bias and ctx.needs_input_grad[3] else None
-        grad_w = grid.take_weight_gradients()[0] if ctx.needs_input_grad[4] else None
-        return None, grad_x, None, grad_bias, grad_w
+        return None, grad_x, None, grad_bias, _weight_gradient(grid, ctx.needs_input_grad[4])
 
 
 class TileGrid(nn.Module):
@@ -845,6 +844,14 @@ class TileGrid(nn.Module):
         return (f"out_size={self.out_size}, in_size={self.in_size}, {grid}"
                 f"analog_bias={self.analog_bias}, "
                 f"device={type(self.rpu_config.device).__name__}")
+
+
+def _weight_gradient(grid: "TileGrid", needed: bool):
+    """The weight parameter's gradient of a one-tile torch-updated grid (None if not needed
+    or not such a grid). The backward's (x, d) pairs are taken either way: a frozen weight
+    parameter must not send them to the optimizer's pulsed update."""
+    grads = grid.take_weight_gradients()
+    return grads[0] if grads and needed else None
 
 
 def _drop_shared_weights(module, state_dict, prefix, local_metadata) -> None:
