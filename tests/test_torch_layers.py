@@ -334,6 +334,98 @@ def test_analog_optimizer_wraps_any_torch_optimizer():
     assert isinstance(AnalogAdam(layer.parameters()), torch.optim.Adam)
 
 
+@pytest.mark.parametrize("options", [
+    {}, {"momentum": 0.9}, {"momentum": 0.5, "nesterov": True}, {"weight_decay": 0.01},
+    {"maximize": True}, {"momentum": 0.9, "dampening": 0.3, "weight_decay": 0.1}])
+def test_digital_parameters_step_as_torch_sgd_bit_for_bit(options):
+    """The digital parameters of AnalogSGD move exactly as under torch's SGD with the same
+    options and gradients, the plain case (done without torch's step) included, over steps
+    where some parameters have no gradient."""
+    torch.manual_seed(0)
+    config = SingleRPUConfig(device=ConstantStepDevice())
+    model = AnalogSequential(torch.nn.Linear(5, 4), torch.nn.Tanh(),
+                             AnalogLinear(4, 3, rpu_config=config, seed=0))
+    reference = [p.detach().clone().requires_grad_(True) for p in model[0].parameters()]
+    opt = AnalogSGD(model.parameters(), lr=0.05, **options)
+    opt.regroup_param_groups(model)
+    ref_opt = torch.optim.SGD(reference, lr=0.05, **options)
+    for step in range(4):
+        opt.zero_grad()
+        ref_opt.zero_grad()
+        model(torch.rand(6, 5)).sum().backward()
+        for p, r in zip(model[0].parameters(), reference):
+            r.grad = None if step == 2 and r.dim() == 1 else p.grad.clone()
+            if r.grad is None:
+                p.grad = None
+        opt.step()
+        ref_opt.step()
+        for p, r in zip(model[0].parameters(), reference):
+            assert torch.equal(p.detach(), r.detach())
+
+
+def test_optimizer_hooks_run_once_per_step():
+    """Step pre- and post-hooks, the optimizer's own and the global ones, run once around the
+    whole step (also once a plain torch SGD exists in the process, whose step torch then
+    wraps in hooks too); a pre-hook may replace the arguments; a subclass overriding step
+    keeps torch's own wrapper, also once."""
+    from torch.optim.optimizer import (register_optimizer_step_post_hook,
+                                       register_optimizer_step_pre_hook)
+
+    torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)  # torch hooks SGD.step
+
+    class Custom(AnalogSGD):
+        def step(self, closure=None):
+            return super().step(closure)
+
+    for cls in (AnalogSGD, Custom):
+        layer = AnalogLinear(3, 2, rpu_config=perfect(), seed=0)
+        opt = cls(layer.parameters(), lr=0.1)
+        calls = []
+        handles = [opt.register_step_pre_hook(lambda o, a, k: calls.append("pre")),
+                   opt.register_step_post_hook(lambda o, a, k: calls.append("post")),
+                   register_optimizer_step_pre_hook(lambda o, a, k: calls.append("global pre")),
+                   register_optimizer_step_post_hook(
+                       lambda o, a, k: calls.append("global post"))]
+        try:
+            layer(torch.ones(1, 3)).sum().backward()
+            opt.step()
+            assert calls == ["global pre", "pre", "post", "global post"], cls
+        finally:
+            for handle in handles:
+                handle.remove()
+    # a pre-hook that swaps the closure in: the step then returns the closure's loss
+    layer = AnalogLinear(3, 2, rpu_config=perfect(), seed=0)
+    opt = AnalogSGD(layer.parameters(), lr=0.1)
+
+    def closure():
+        opt.zero_grad()
+        loss = layer(torch.ones(1, 3)).sum()
+        loss.backward()
+        return loss
+
+    opt.register_step_pre_hook(lambda o, a, k: ((o, closure), {}))
+    assert torch.is_tensor(opt.step())
+
+
+def test_optimizer_profiler_ranges_and_zero_grad():
+    """While a profiler records, the step and zero_grad show torch's ranges; zero_grad with
+    set_to_none=False keeps zero tensors as torch's does."""
+    layer = AnalogLinear(3, 2, rpu_config=perfect(), seed=0)
+    opt = AnalogSGD(layer.parameters(), lr=0.1)
+    with torch.autograd.profiler.profile() as prof:
+        layer(torch.ones(1, 3)).sum().backward()
+        opt.step()
+        opt.zero_grad()
+    names = {e.name for e in prof.function_events}
+    assert "Optimizer.step#AnalogSGD.step" in names
+    assert "Optimizer.zero_grad#AnalogSGD.zero_grad" in names
+    layer(torch.ones(1, 3)).sum().backward()
+    opt.zero_grad(set_to_none=False)
+    assert torch.equal(layer.bias.grad, torch.zeros(2))
+    opt.zero_grad()
+    assert layer.bias.grad is None
+
+
 def test_weights_without_scaling():
     layer = AnalogLinear(2, 2, bias=False, rpu_config=perfect(weight_scaling_omega=0.5), seed=0)
     w = torch.tensor([[2.0, -1.0], [0.5, 0.0]])
