@@ -7,14 +7,16 @@ from numba import njit
 from rpusim.kernels.numeric import abs_max
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def update_magnitudes(X, D, um_grad_scale):
     """Per-sample maxima of an update batch, reduced to what the range checks need.
 
     Returns ``(sum_r xm*dm, max_r xm*dm, max ratio, min ratio, x finite, d finite)`` with
     ``xm = max|x_r|``, ``dm = max|d_r|`` and ratio ``xm / (dm * um_grad_scale)`` over samples
     where both are non-zero (``0, inf`` when there is none); the last two tell whether all of
-    ``X`` resp. ``D`` is finite (the maxima are meaningless otherwise).
+    ``X`` resp. ``D`` is finite (the maxima are meaningless otherwise). Compiled without
+    reference counts (it allocates nothing): numba's counts on the two row views of every
+    sample were a fifth of a conv layer's call (360 samples of 9 inputs: 7.6 -> 6.3 us).
     """
     x_finite = True
     d_finite = True

@@ -226,8 +226,66 @@ def _bl_a_b(x, d, c, flags):
 
 # The kernels below allocate nothing (their outputs and stream states come in), so that their
 # serial twins can be compiled without reference counting (see ``_twins``).
-_ANY_KIND = True  # False in the stochastic-only twin of _prepare (see _prepare_stochastic_s)
 _ONE_BIT = False  # True in the twin of _apply_stochastic for one-bit trains (_apply_one_bit)
+
+
+@njit(cache=True, inline="always")
+def _prepare_row(X, D, c, flags, key, r, kind, sto, bl, xq, dq, states):
+    """Row ``r`` of :func:`_prepare` (``kind`` and ``sto`` as it reads them from
+    ``flags``)."""
+    nx = X.shape[1]
+    nd = D.shape[1]
+    zero = c[_C_ZERO]
+    one = c[_C_ONE]
+    n, a, b = _bl_a_b(X[r], D[r], c, flags)
+    bl[r] = n
+    if n == 0:
+        for j in range(nx):
+            xq[r, j] = zero
+        for i in range(nd):
+            dq[r, i] = zero
+        return
+    fbl = cast_like(n, zero)
+    if kind == KIND_STOCHASTIC and c[_C_RES] <= 0:
+        # no discretisation (aihwkit's default res = 0): loops without the draw's branch,
+        # which vectorise (the same values as _disc returns); no stream either
+        for j in range(nx):
+            v = X[r, j]
+            p = abs(v) * b
+            xq[r, j] = p if v >= 0 else -p
+        for i in range(nd):
+            v = D[r, i]
+            p = abs(v) * a
+            dq[r, i] = p if v >= 0 else -p
+        return
+    init_stream(states, r, stream_key(key, r, 1))
+    if kind == KIND_STOCHASTIC:
+        res = c[_C_RES]
+        for j in range(nx):
+            p = _disc(abs(X[r, j]) * b, res, sto, states, r)
+            xq[r, j] = p if X[r, j] >= 0 else -p
+        for i in range(nd):
+            p = _disc(abs(D[r, i]) * a, res, sto, states, r)
+            dq[r, i] = p if D[r, i] >= 0 else -p
+    elif kind == KIND_DETERMINISTIC_IMPLICIT:
+        x_res = c[_C_X_RES]
+        d_res = c[_C_D_RES]
+        for j in range(nx):
+            q = min(max(_disc(abs(X[r, j]) * b, x_res, sto, states, r), zero), one)
+            xq[r, j] = q if X[r, j] >= 0 else -q
+        for i in range(nd):
+            q = min(max(_disc(abs(D[r, i]) * a, d_res, sto, states, r), zero), one)
+            dq[r, i] = (q if D[r, i] >= 0 else -q) * fbl
+    else:
+        res = c[_C_RES]
+        for j in range(nx):
+            q = min(max(np.rint(fbl * _disc(abs(X[r, j]) * b, res, sto, states, r)),
+                        zero), fbl)
+            xq[r, j] = q if X[r, j] >= 0 else -q
+        for i in range(nd):
+            q = min(max(np.rint(fbl * _disc(abs(D[r, i]) * a, res, sto, states, r)),
+                        zero), fbl)
+            dq[r, i] = (q if D[r, i] >= 0 else -q) / fbl
 
 
 def _prepare(X, D, c, flags, key, bl, xq, dq, states):
@@ -236,62 +294,92 @@ def _prepare(X, D, c, flags, key, bl, xq, dq, states):
     (stochastic), quantised values with ``dq`` pre-multiplied by BL (deterministic implicit),
     or counts with ``dq`` divided by BL (mean count). ``states`` is (m, 2) scratch.
     """
+    kind = flags[_F_KIND]
+    sto = flags[_F_STO] != 0
+    for r in prange(X.shape[0]):
+        _prepare_row(X, D, c, flags, key, r, kind, sto, bl, xq, dq, states)
+
+
+@njit(cache=True, inline="always")
+def _dense(q):
+    """Whether no element of the 1-d ``q`` is 0 (a count, which vectorises)."""
+    nonzero = 0
+    for j in range(q.shape[0]):
+        nonzero += q[j] != 0
+    return nonzero == q.shape[0]
+
+
+@njit(cache=True, inline="always")
+def _train_word(p, nbits, z):
+    """The one-word bit train of probability ``p`` and length ``nbits`` <= 64 from the stream
+    whose next hashed word is ``z``, and the stream's next ``z``: as :func:`_bit_trains`
+    draws it (a one-bit train draws without a branch, and advances only for ``p != 0``)."""
+    word = np.uint64(0)
+    if nbits == 1:
+        word = np.uint64(p > uniform_of(z))
+        z += np.uint64(p != 0) * GAMMA
+    elif p != 0:
+        for k in range(nbits):
+            if p > uniform_of(z):
+                word |= np.uint64(1) << np.uint64(k)
+            z += GAMMA
+    return word, z
+
+
+def _stochastic_lines(X, D, c, flags, key, bl, xq, dq, dbits, cols, ncols, xwords, xneg,
+                      states):
+    """Everything of a stochastic update before its pulses, per sample in one pass, for trains
+    of one word: :func:`_prepare`, the bit trains of :func:`_bit_trains` into ``dbits``
+    (m, nd) and, for x, straight into the compact lists of :func:`_active_columns`
+    (``cols``, ``ncols``, ``xwords``, ``xneg``): each column is written at the list's end,
+    which advances when its train fires (no branch on a coin flip, no second pass over the
+    sample and no (m, nx) array of x trains).
+
+    Returns the number of samples whose trains are longer than one word (their lists are
+    left empty; the caller then makes all trains with :func:`_bit_trains`, from the ``xq``,
+    ``dq``, ``bl`` computed here for every sample)."""
     m = X.shape[0]
     nx = X.shape[1]
     nd = D.shape[1]
-    zero = c[_C_ZERO]
-    one = c[_C_ONE]
-    kind = flags[_F_KIND] if _ANY_KIND else KIND_STOCHASTIC
     sto = flags[_F_STO] != 0
+    long_trains = 0
     for r in prange(m):
-        init_stream(states, r, stream_key(key, r, 1))
-        n, a, b = _bl_a_b(X[r], D[r], c, flags)
-        bl[r] = n
-        if n == 0:
-            for j in range(nx):
-                xq[r, j] = zero
-            for i in range(nd):
-                dq[r, i] = zero
-            continue
-        fbl = cast_like(n, zero)
-        if kind == KIND_STOCHASTIC and c[_C_RES] <= 0:
-            # no discretisation (aihwkit's default res = 0): loops without the draw's branch,
-            # which vectorise (the same values as _disc returns)
-            for j in range(nx):
-                v = X[r, j]
-                p = abs(v) * b
-                xq[r, j] = p if v >= 0 else -p
-            for i in range(nd):
-                v = D[r, i]
-                p = abs(v) * a
-                dq[r, i] = p if v >= 0 else -p
-        elif kind == KIND_STOCHASTIC:
-            res = c[_C_RES]
-            for j in range(nx):
-                p = _disc(abs(X[r, j]) * b, res, sto, states, r)
-                xq[r, j] = p if X[r, j] >= 0 else -p
-            for i in range(nd):
-                p = _disc(abs(D[r, i]) * a, res, sto, states, r)
-                dq[r, i] = p if D[r, i] >= 0 else -p
-        elif kind == KIND_DETERMINISTIC_IMPLICIT:
-            x_res = c[_C_X_RES]
-            d_res = c[_C_D_RES]
-            for j in range(nx):
-                q = min(max(_disc(abs(X[r, j]) * b, x_res, sto, states, r), zero), one)
-                xq[r, j] = q if X[r, j] >= 0 else -q
-            for i in range(nd):
-                q = min(max(_disc(abs(D[r, i]) * a, d_res, sto, states, r), zero), one)
-                dq[r, i] = (q if D[r, i] >= 0 else -q) * fbl
+        _prepare_row(X, D, c, flags, key, r, KIND_STOCHASTIC, sto, bl, xq, dq, states)
+        nbits = bl[r]
+        n = 0
+        if nbits > 64:
+            long_trains += 1
         else:
-            res = c[_C_RES]
-            for j in range(nx):
-                q = min(max(np.rint(fbl * _disc(abs(X[r, j]) * b, res, sto, states, r)),
-                            zero), fbl)
-                xq[r, j] = q if X[r, j] >= 0 else -q
-            for i in range(nd):
-                q = min(max(np.rint(fbl * _disc(abs(D[r, i]) * a, res, sto, states, r)),
-                            zero), fbl)
-                dq[r, i] = (q if D[r, i] >= 0 else -q) / fbl
+            z = stream_key(key, r, 2)
+            if nbits == 1 and _dense(xq[r]):
+                # the trains first, in a loop that vectorises (see _bit_trains), then the
+                # list in place (entry n <= j is written after train j is read)
+                for j in range(nx):
+                    xwords[r, j] = np.uint64(abs(xq[r, j]) > uniform_of(z + np.uint64(j) * GAMMA))
+                for j in range(nx):
+                    word = xwords[r, j]
+                    cols[r, n] = j
+                    xneg[r, n] = xq[r, j] < 0
+                    xwords[r, n] = word
+                    n += np.int64(word != 0)
+            else:
+                for j in range(nx):
+                    q = xq[r, j]
+                    word, z = _train_word(abs(q), nbits, z)
+                    cols[r, n] = j
+                    xneg[r, n] = q < 0
+                    xwords[r, n] = word
+                    n += np.int64(word != 0)
+            z = stream_key(key, r, 3)
+            if nbits == 1 and _dense(dq[r]):
+                for i in range(nd):
+                    dbits[r, i] = np.uint64(abs(dq[r, i]) > uniform_of(z + np.uint64(i) * GAMMA))
+            else:
+                for i in range(nd):
+                    word, z = _train_word(abs(dq[r, i]), nbits, z)
+                    dbits[r, i] = word
+        ncols[r] = n
+    return long_trains
 
 
 def _bit_trains(q, bl, key, which, out):
@@ -454,16 +542,19 @@ def _redraw_touched(W, Wp, totals, sigma, key, states):
                 W[i, j] = Wp[i, j] + sigma * normal(states, i)
 
 
-# the pulse kernel and the prepare kernel a composite calls; each binds its own (_composite)
+# the pulse kernel and the prepare kernel a composite calls, and whether the pulses are
+# stochastic; each composite binds its own (_composite)
 _APPLY = _PREPARE = None
+_STOCHASTIC = True
 
 
 def _serial_update(W, P, X, D, c, flags, key, noise_key, params):
     """A whole small update in one call: the serial kernels in the order of ``pulsed_update``.
 
     For small tiles the cost of an update is its Python dispatches (one per kernel, each
-    boxing its results); this composite makes it one. ``_APPLY`` is bound per device origin
-    and pulse kind by :func:`_composite`. Returns False, having changed nothing, for bit
+    boxing its results); this composite makes it one. ``_APPLY`` and ``_PREPARE`` are bound
+    per device origin and pulse kind by :func:`_composite` (``_STOCHASTIC``: the kind, which
+    decides the stages before the pulses). Returns False, having changed nothing, for bit
     trains longer than one word (the staged path runs those: compiling this composite for
     them too would double its cold start). Pulse counters and write noise also take the
     staged path, so that their kernels compile only when a tile uses them (about 0.6 s of
@@ -472,28 +563,24 @@ def _serial_update(W, P, X, D, c, flags, key, noise_key, params):
     m = X.shape[0]
     nx = X.shape[1]
     nd = D.shape[1]
-    kind = flags[_F_KIND]
     bl = np.empty(m, np.int64)
     xq = np.empty((m, nx), X.dtype)
     dq = np.empty((m, nd), X.dtype)
     states = np.empty((max(m, nd), 2), np.uint64)
-    _PREPARE(X, D, c, flags, key, bl, xq, dq, states)
-    xwords = np.zeros((m, nx) if kind == KIND_STOCHASTIC else (1, 1), np.uint64)
-    dbits = np.zeros((m, nd) if kind == KIND_STOCHASTIC else (1, 1), np.uint64)
-    if kind == KIND_STOCHASTIC:
-        for r in range(m):  # a loop, not bl.max(): that would be one more compilation
-            if bl[r] > 64:
-                return False
-        xbits = np.empty((m, nx, 1), np.uint64)
-        # np.int64: a bare constant would compile one specialisation per stream tag
-        _bit_trains_s(xq, bl, key, np.int64(2), xbits)
-        _bit_trains_s(dq, bl, key, np.int64(3), dbits.reshape(m, nd, 1))
-    else:
-        xbits = np.zeros((1, 1, 1), np.uint64)
     cols = np.empty((m, nx), np.uint32)
     ncols = np.empty(m, np.int64)
     xneg = np.empty((m, nx), np.bool_)
-    _active_columns_s(xq, xbits, kind, cols, ncols, xwords, xneg)
+    if _STOCHASTIC:
+        xwords = np.empty((m, nx), np.uint64)
+        dbits = np.empty((m, nd), np.uint64)
+        if _PREPARE(X, D, c, flags, key, bl, xq, dq, dbits, cols, ncols, xwords, xneg,
+                    states) > 0:
+            return False
+    else:
+        _PREPARE(X, D, c, flags, key, bl, xq, dq, states)
+        xwords = dbits = np.zeros((1, 1), np.uint64)
+        _active_columns_s(xq, np.zeros((1, 1, 1), np.uint64), flags[_F_KIND], cols, ncols,
+                          xwords, xneg)
     _APPLY(W, P, xq, dq, dbits, cols, ncols, xwords, xneg, flags[_F_NEGATIVE_LR] != 0,
            noise_key, params, states)
     return True
@@ -509,11 +596,12 @@ def _renamed(fn, name, scope=None):
     return twin
 
 
-def _composite(apply, prepare, name, cache):
-    """``_serial_update`` calling ``apply`` and ``prepare``, under a name (and cache files) of
-    its own."""
+def _composite(apply, prepare, stochastic, name, cache):
+    """``_serial_update`` calling ``apply`` and ``prepare`` (for stochastic pulses the serial
+    :func:`_stochastic_lines`), under a name (and cache files) of its own."""
     return njit(cache=cache)(_renamed(_serial_update, name,
-                                      {**globals(), "_APPLY": apply, "_PREPARE": prepare}))
+                                      {**globals(), "_APPLY": apply, "_PREPARE": prepare,
+                                       "_STOCHASTIC": stochastic}))
 
 
 def _twins(fn, cache=True):
@@ -537,17 +625,14 @@ _PARALLEL_WORK = 1 << 18  # batch x out x in above which the parallel kernels pa
 # columns 34 vs 53-55), even at 512x512 batch 100, slower at 64x64 batch 1000.
 _STAGE_PARALLEL_WORK = 1 << 15
 _prepare_k = _twins(_prepare)
+_lines_k = _twins(_stochastic_lines)
 _bit_trains_k = _twins(_bit_trains)
 _active_columns_k = _twins(_active_columns)
 _pulse_totals_k = _twins(_pulse_totals)
 _redraw_touched_k = _twins(_redraw_touched)
-_prepare_s, _bit_trains_s, _active_columns_s, _pulse_totals_s, _redraw_touched_s = (
-    k[1] for k in (_prepare_k, _bit_trains_k, _active_columns_k, _pulse_totals_k,
+_prepare_s, _lines_s, _bit_trains_s, _active_columns_s, _pulse_totals_s, _redraw_touched_s = (
+    k[1] for k in (_prepare_k, _lines_k, _bit_trains_k, _active_columns_k, _pulse_totals_k,
                    _redraw_touched_k))
-# The stochastic composites' _prepare: the kind fixed at compile time, so that the branches of
-# the other pulse kinds are not compiled (0.9 of its 2.3 s of cold compilation).
-_prepare_stochastic_s = njit(cache=True, _nrt=False)(
-    _renamed(_prepare, "_prepare_stochastic_serial", {**globals(), "_ANY_KIND": False}))
 # Devices outside rpusim (custom models, maybe defined in a user's script) must not enter the
 # on-disk cache: its index would reference their classes, and a later process that cannot
 # import them would fail to read the index. They get uncached kernels, compiled per process.
@@ -563,7 +648,7 @@ for _builtin in (True, False):
         _one_bit = (njit(cache=_builtin, parallel=True)(_renamed(
             _body, "_apply_one_bit", {**globals(), "_ONE_BIT": True})) if _stochastic else None)
         _apply_k[(_builtin, _stochastic)] = (
-            _par, _ser, _composite(_ser, _prepare_stochastic_s if _stochastic else _prepare_s,
+            _par, _ser, _composite(_ser, _lines_s if _stochastic else _prepare_s, _stochastic,
                                    _name, _builtin), _one_bit)
 
 
@@ -732,30 +817,30 @@ def _staged_update(W, P, Wp, X, D, c, flags, kind, key, noise, params, wn_sigma,
     xq = np.empty((m, nx), W.dtype)
     dq = np.empty((m, nd), W.dtype)
     states = np.empty((max(m, nd), 2), np.uint64)
-    # serial and stochastic: the composite's _prepare (compiled once for both)
-    prepare = (_prepare_stochastic_s if stage == 1 and kind == KIND_STOCHASTIC
-               else _prepare_k[stage])
-    prepare(X, D, c, flags, key, bl, xq, dq, states)
-    if kind == KIND_STOCHASTIC:
-        bl_max = int(bl.max())
-        nw = max(1, (bl_max + 63) // 64)
-        if bl_max == 1 and twin == 0:
-            apply = kernels[3]
-        xbits = np.empty((m, nx, nw), np.uint64)
-        dbits = np.empty((m, nd, nw), np.uint64)
-        _bit_trains_k[stage](xq, bl, key, 2, xbits)
-        _bit_trains_k[stage](dq, bl, key, 3, dbits)
-        # one-word trains go 2-d to the one-word specialisation of the kernels
-        xwords = np.empty((m, nx) if nw == 1 else (m, nx, nw), np.uint64)
-        if nw == 1:
-            dbits = dbits.reshape(m, nd)
-    else:
-        xbits = np.zeros((1, 1, 1), np.uint64)
-        xwords = dbits = np.zeros((1, 1), np.uint64)
     cols = np.empty((m, nx), np.uint32)
     ncols = np.empty(m, np.int64)
     xneg = np.empty((m, nx), np.bool_)
-    _active_columns_k[stage](xq, xbits, kind, cols, ncols, xwords, xneg)
+    if kind == KIND_STOCHASTIC:
+        # trains of one word (the usual case): all stages in one pass per sample
+        xwords = np.empty((m, nx), np.uint64)
+        dbits = np.empty((m, nd), np.uint64)
+        if _lines_k[stage](X, D, c, flags, key, bl, xq, dq, dbits, cols, ncols, xwords, xneg,
+                           states) > 0:
+            # longer trains, from what that pass prepared: (m, lines, words) arrays
+            nw = (int(bl.max()) + 63) // 64
+            xbits = np.empty((m, nx, nw), np.uint64)
+            dbits = np.empty((m, nd, nw), np.uint64)
+            _bit_trains_k[stage](xq, bl, key, 2, xbits)
+            _bit_trains_k[stage](dq, bl, key, 3, dbits)
+            xwords = np.empty((m, nx, nw), np.uint64)
+            _active_columns_k[stage](xq, xbits, kind, cols, ncols, xwords, xneg)
+        elif twin == 0 and int(bl.max()) == 1:
+            apply = kernels[3]
+    else:
+        _prepare_k[stage](X, D, c, flags, key, bl, xq, dq, states)
+        xwords = dbits = np.zeros((1, 1), np.uint64)
+        _active_columns_k[stage](xq, np.zeros((1, 1, 1), np.uint64), kind, cols, ncols,
+                                 xwords, xneg)
     apply(Wp if wn_sigma > 0 else W, P, xq, dq, dbits, cols, ncols, xwords, xneg,
           flags[_F_NEGATIVE_LR] != 0, noise, params, states)
     if counters is not None or wn_sigma > 0:
