@@ -7,6 +7,7 @@ import dataclasses
 
 import numpy as np
 
+from rpusim.compounds import kernels
 from rpusim.configs.enums import NoiseManagementType, BoundManagementType
 from rpusim.devices.base import PulsedDevice
 from rpusim.devices.model import make_device_model
@@ -93,6 +94,13 @@ def one_hot(indices, size, dtype) -> np.ndarray:
     return out
 
 
+def _alike(out: np.ndarray, a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether ``a`` and ``b`` are C-contiguous arrays of ``out``'s shape and dtype, as
+    ``out`` (what :func:`kernels.weighted_sum2` takes)."""
+    return (out.flags.c_contiguous and a.flags.c_contiguous and b.flags.c_contiguous
+            and a.dtype == out.dtype == b.dtype and a.shape == out.shape == b.shape)
+
+
 def _same(given: np.ndarray, value: np.ndarray) -> bool:
     """Equal up to the round-off of a dtype conversion (a float64 copy of float32 weights)."""
     return np.allclose(given, value, rtol=1e-6, atol=1e-7)
@@ -122,6 +130,10 @@ class CompoundModel:
     def reduce_arrays(self, arrays, out: np.ndarray | None = None) -> np.ndarray:
         """``sum_k gamma_k arrays[k]`` in the tile dtype, accumulated in slot order; written
         into ``out`` when given (the same operations, so the same bits)."""
+        if out is not None and len(arrays) == 2 and _alike(out, arrays[0], arrays[1]):
+            # the usual reduction of two devices after every update
+            kernels.weighted_sum2(out, self.gammas[0], arrays[0], self.gammas[1], arrays[1])
+            return out
         if out is None:
             out = self.gammas[0] * arrays[0]
         else:

@@ -157,9 +157,15 @@ class TransferModel(CompoundModel):
 
     def transfer_lr(self, f: int, t: int, lr: float):
         """Transfer learning rate out of device ``f``, in the tile dtype as aihwkit."""
-        dt = self.dtype.type
-        lr_t = dt(self.lr_vec[f])
-        return lr_t * dt(lr) if self.config.scale_transfer_lr else lr_t
+        # read on every transfer: kept until a factor changes
+        key = (f, lr, self.lr_vec[f], self.config.scale_transfer_lr)
+        memo = self.__dict__.get("_transfer_lr_memo")
+        if memo is None or memo[0] != key:
+            dt = self.dtype.type
+            lr_t = dt(self.lr_vec[f])
+            memo = self._transfer_lr_memo = (key, lr_t * dt(lr)
+                                             if self.config.scale_transfer_lr else lr_t)
+        return memo[1]
 
     def gamma_factor(self, lr_t, f: int, t: int):
         """Buffered transfers scale the LR by ``gamma_f / gamma_t`` when both are > 0."""
@@ -186,7 +192,7 @@ class TransferModel(CompoundModel):
     def read_and_update(self, f: int, t: int, start: int, count: int, lr_t) -> None:
         """Read slices ``start ... start+count-1`` of device ``f`` and write them into ``t``."""
         cfg = self.config
-        slices = start + np.arange(count)
+        slices = np.arange(start, start + count)
         if cfg.with_reset_prob > 0 and cfg.transfer_columns:
             V = np.empty((count, self.t_out), self.dtype)
             for k in range(count):
@@ -197,7 +203,7 @@ class TransferModel(CompoundModel):
         else:
             V = self.read(f, slices)
         # read with output scale -1, written with +lr_t: W_t += lr_t * W_f (in expectation)
-        self.write(t, slices, -V, lr_t, cfg.transfer_update, count)
+        self.write(t, slices, np.negative(V, out=V), lr_t, cfg.transfer_update, count)
 
     # -- whole-matrix operations and weights --------------------------------------------------
     def reset_columns(self, start: int, num: int, prob: float) -> None:
