@@ -2,7 +2,12 @@
 dimensions given as three (1 where absent), in aihwkit's order: rows image-major, then output
 positions row-major; columns input channel, then kernel positions row-major."""
 
+import numpy as np
 from numba import njit
+
+# The indices below are taken unsigned: numba then knows they are not negative and drops the
+# wraparound code of each of the five (a conv layer's 8x8 images: 6.4 -> 4.5 us a call).
+_U = np.uint64
 
 
 @njit(cache=True)
@@ -23,10 +28,11 @@ def im2col(x, kernel, stride, dilation, out_spatial, out):
                     j = 0
                     for c in range(x.shape[1]):
                         for a in range(kd):
+                            i0 = _U(od * sd + a * dd)
                             for b in range(kh):
-                                i1 = oh * sh + b * dh
+                                i1 = _U(oh * sh + b * dh)
                                 for e in range(kw):
-                                    out[r, j] = x[n, c, od * sd + a * dd, i1, ow * sw + e * dw]
+                                    out[r, j] = x[_U(n), _U(c), i0, i1, _U(ow * sw + e * dw)]
                                     j += 1
                     r += 1
 
@@ -47,10 +53,11 @@ def col2im(cols, kernel, stride, dilation, out_spatial, grad):
                     j = 0
                     for c in range(grad.shape[1]):
                         for a in range(kd):
+                            i0 = _U(od * sd + a * dd)
                             for b in range(kh):
-                                i1 = oh * sh + b * dh
+                                i1 = _U(oh * sh + b * dh)
                                 for e in range(kw):
-                                    grad[n, c, od * sd + a * dd, i1, ow * sw + e * dw] += cols[r, j]
+                                    grad[_U(n), _U(c), i0, i1, _U(ow * sw + e * dw)] += cols[r, j]
                                     j += 1
                     r += 1
 
