@@ -73,7 +73,7 @@ class _ConvFunction(torch.autograd.Function):
         ctx.saved = None
         g = np.ascontiguousarray(grad_y.detach().numpy(), dtype=grid.dtype)
         batch, channels = g.shape[0], g.shape[1]
-        g = g.reshape(batch, channels, int(np.prod(g.shape[2:])))
+        g = g.reshape(batch, channels, math.prod(g.shape[2:]))
         d = np.empty((batch * g.shape[2], channels), grid.dtype)
         channels_to_rows(g, d)
         z = grid.plain_backward(x_t, d, mask)  # always: it draws noise and moves the IO state
