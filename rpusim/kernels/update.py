@@ -230,59 +230,70 @@ _ONE_BIT = False  # True in the twin of _apply_stochastic for one-bit trains (_a
 
 
 @njit(cache=True, inline="always")
-def _prepare_row(X, D, c, flags, key, r, kind, sto, bl, xq, dq, states):
-    """Row ``r`` of :func:`_prepare` (``kind`` and ``sto`` as it reads them from
-    ``flags``)."""
-    nx = X.shape[1]
-    nd = D.shape[1]
-    zero = c[_C_ZERO]
-    one = c[_C_ONE]
+def _row_scales(X, D, c, flags, r, bl, xq, dq):
+    """BL of sample ``r`` into ``bl[r]`` and its scales ``(bl, A, B)`` (:func:`_bl_a_b`);
+    a sample without pulses (BL 0) gets zero ``xq[r]``, ``dq[r]``."""
     n, a, b = _bl_a_b(X[r], D[r], c, flags)
     bl[r] = n
     if n == 0:
-        for j in range(nx):
+        zero = c[_C_ZERO]
+        for j in range(X.shape[1]):
             xq[r, j] = zero
-        for i in range(nd):
+        for i in range(D.shape[1]):
             dq[r, i] = zero
-        return
-    fbl = cast_like(n, zero)
-    if kind == KIND_STOCHASTIC and c[_C_RES] <= 0:
+    return n, a, b
+
+
+@njit(cache=True, inline="always")
+def _stochastic_row(X, D, c, key, r, a, b, sto, xq, dq, states):
+    """Probabilities ``xq[r]``, ``dq[r]`` of stochastic pulses (signed) of a sample with
+    pulses, scales ``a``, ``b`` (see :func:`_prepare`)."""
+    res = c[_C_RES]
+    if res <= 0:
         # no discretisation (aihwkit's default res = 0): loops without the draw's branch,
         # which vectorise (the same values as _disc returns); no stream either
-        for j in range(nx):
+        for j in range(X.shape[1]):
             v = X[r, j]
             p = abs(v) * b
             xq[r, j] = p if v >= 0 else -p
-        for i in range(nd):
+        for i in range(D.shape[1]):
             v = D[r, i]
             p = abs(v) * a
             dq[r, i] = p if v >= 0 else -p
         return
     init_stream(states, r, stream_key(key, r, 1))
-    if kind == KIND_STOCHASTIC:
-        res = c[_C_RES]
-        for j in range(nx):
-            p = _disc(abs(X[r, j]) * b, res, sto, states, r)
-            xq[r, j] = p if X[r, j] >= 0 else -p
-        for i in range(nd):
-            p = _disc(abs(D[r, i]) * a, res, sto, states, r)
-            dq[r, i] = p if D[r, i] >= 0 else -p
-    elif kind == KIND_DETERMINISTIC_IMPLICIT:
+    for j in range(X.shape[1]):
+        p = _disc(abs(X[r, j]) * b, res, sto, states, r)
+        xq[r, j] = p if X[r, j] >= 0 else -p
+    for i in range(D.shape[1]):
+        p = _disc(abs(D[r, i]) * a, res, sto, states, r)
+        dq[r, i] = p if D[r, i] >= 0 else -p
+
+
+@njit(cache=True, inline="always")
+def _counts_row(X, D, c, key, r, n, a, b, kind, sto, xq, dq, states):
+    """Quantised ``xq[r]``, ``dq[r]`` of the deterministic pulse kinds for a sample with
+    pulses (BL ``n``, scales ``a``, ``b``; see :func:`_prepare`)."""
+    zero = c[_C_ZERO]
+    one = c[_C_ONE]
+    fbl = cast_like(n, zero)
+    init_stream(states, r, stream_key(key, r, 1))
+    if kind == KIND_DETERMINISTIC_IMPLICIT:
         x_res = c[_C_X_RES]
         d_res = c[_C_D_RES]
-        for j in range(nx):
+        for j in range(X.shape[1]):
             q = min(max(_disc(abs(X[r, j]) * b, x_res, sto, states, r), zero), one)
             xq[r, j] = q if X[r, j] >= 0 else -q
-        for i in range(nd):
+        for i in range(D.shape[1]):
             q = min(max(_disc(abs(D[r, i]) * a, d_res, sto, states, r), zero), one)
             dq[r, i] = (q if D[r, i] >= 0 else -q) * fbl
     else:
         res = c[_C_RES]
-        for j in range(nx):
+        for j in range(X.shape[1]):
             q = min(max(np.rint(fbl * _disc(abs(X[r, j]) * b, res, sto, states, r)),
                         zero), fbl)
             xq[r, j] = q if X[r, j] >= 0 else -q
-        for i in range(nd):
+        for i in range(D.shape[1]):
             q = min(max(np.rint(fbl * _disc(abs(D[r, i]) * a, res, sto, states, r)),
                         zero), fbl)
             dq[r, i] = (q if D[r, i] >= 0 else -q) / fbl
@@ -297,7 +308,12 @@ def _prepare(X, D, c, flags, key, bl, xq, dq, states):
     kind = flags[_F_KIND]
     sto = flags[_F_STO] != 0
     for r in prange(X.shape[0]):
-        _prepare_row(X, D, c, flags, key, r, kind, sto, bl, xq, dq, states)
+        n, a, b = _row_scales(X, D, c, flags, r, bl, xq, dq)
+        if n > 0:
+            if kind == KIND_STOCHASTIC:
+                _stochastic_row(X, D, c, key, r, a, b, sto, xq, dq, states)
+            else:
+                _counts_row(X, D, c, key, r, n, a, b, kind, sto, xq, dq, states)
 
 
 @njit(cache=True, inline="always")
@@ -344,8 +360,9 @@ def _stochastic_lines(X, D, c, flags, key, bl, xq, dq, dbits, cols, ncols, xword
     sto = flags[_F_STO] != 0
     long_trains = 0
     for r in prange(m):
-        _prepare_row(X, D, c, flags, key, r, KIND_STOCHASTIC, sto, bl, xq, dq, states)
-        nbits = bl[r]
+        nbits, a, b = _row_scales(X, D, c, flags, r, bl, xq, dq)
+        if nbits > 0:
+            _stochastic_row(X, D, c, key, r, a, b, sto, xq, dq, states)
         n = 0
         if nbits > 64:
             long_trains += 1
