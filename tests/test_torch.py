@@ -91,6 +91,49 @@ def test_output_bound_gradient_mask():
     np.testing.assert_array_equal(ds, np.ones((1, 2)))
 
 
+@pytest.mark.parametrize("case, masked", [
+    ("perfect", True), ("ideal mv", True), ("perfect, out_scale 2", True),
+    ("inference perfect", True), ("perfect, out_bound 0", False),
+    ("torch inference perfect", False), ("floating point", False)])
+def test_output_bound_mask_without_clipping(case, masked):
+    """aihwkit 1.2.0's C++-backed tiles mask the gradient of outputs at |y| >= 0.999
+    out_scale out_bound whenever out_bound > 0, also when the forward is perfect or IDEAL
+    and clips nothing; its torch-based inference tile and floating-point tile do not. W =
+    [[1] * 4, [0.1] * 4], x = 5: y = [20, 2] (out_scale 2: [40, 4]); a masked first output
+    leaves grad_x = 0.1 per input (checked on aihwkit: 0.1 for "inference perfect", 1.1 for
+    the unmasked cases)."""
+    from rpusim.configs import (AnalogMVType, FloatingPointRPUConfig, InferenceRPUConfig,
+                                TorchInferenceRPUConfig, WeightModifierType, WeightRemapType)
+
+    perfect = IOParameters(is_perfect=True)
+    configs = {
+        "perfect": lambda: SingleRPUConfig(device=IdealDevice(), forward=perfect,
+                                           backward=perfect),
+        "ideal mv": lambda: SingleRPUConfig(
+            device=IdealDevice(), forward=IOParameters(mv_type=AnalogMVType.IDEAL),
+            backward=perfect),
+        "perfect, out_scale 2": lambda: SingleRPUConfig(
+            device=IdealDevice(), forward=IOParameters(is_perfect=True, out_scale=2.0),
+            backward=perfect),
+        "perfect, out_bound 0": lambda: SingleRPUConfig(
+            device=IdealDevice(), forward=IOParameters(is_perfect=True, out_bound=0.0),
+            backward=perfect),
+        "inference perfect": lambda: InferenceRPUConfig(forward=perfect),
+        "torch inference perfect": lambda: TorchInferenceRPUConfig(forward=perfect),
+        "floating point": lambda: FloatingPointRPUConfig(),
+    }
+    config = configs[case]()
+    if hasattr(config, "modifier"):
+        config.modifier.type = WeightModifierType.NONE
+        config.remap.type = WeightRemapType.NONE
+    layer = AnalogLinear(4, 2, bias=False, rpu_config=config, seed=0)
+    layer.set_weights(torch.tensor([[1.0] * 4, [0.1] * 4]))
+    x = torch.full((1, 4), 5.0, requires_grad=True)
+    layer(x).sum().backward()
+    expected = 0.1 if masked else 1.1
+    torch.testing.assert_close(x.grad, torch.full((1, 4), expected), rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("gamma", [0.2, 0.0])
 @pytest.mark.parametrize("reset", [0.0, 0.3, -0.3])
 def test_issue_302_through_the_adapter(gamma, reset):

@@ -894,10 +894,15 @@ def _saturation_mask(tile: AnalogTile, y: np.ndarray, is_test: bool):
     aihwkit tests the tile's raw output, before the remapping scales of hardware-aware
     training and the drift compensation, which ``y`` (the tile's forward) already carries:
     the bound is scaled alike (by their magnitudes: a learned output scale folded into them
-    may have turned negative)."""
+    may have turned negative). Its C++-backed tiles test whenever ``forward.out_bound > 0``,
+    also for a perfect or IDEAL forward, whose outputs are not clipped (checked on aihwkit
+    1.2.0); its torch-based inference tiles have no such test (their perfect MVM clips
+    nothing, and a bounded one clips through torch's own clamp). Floating-point tiles have
+    no forward IO there."""
     io = tile.rpu_config.forward
-    if (io.is_perfect or io.out_bound <= 0 or io.mv_type == AnalogMVType.IDEAL
-            or tile._forward_mvm.exact or y.size == 0):
+    if (io.out_bound <= 0 or tile._forward_mvm.exact or y.size == 0
+            or ((io.is_perfect or io.mv_type == AnalogMVType.IDEAL)
+                and isinstance(tile.rpu_config, TorchInferenceRPUConfig))):
         return None
     bound = 0.999 * io.out_scale * io.out_bound
     scales = tile._output_scales(is_test)
