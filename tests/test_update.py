@@ -347,3 +347,72 @@ def test_update_of_denormal_inputs_is_no_pulse(dtype, tiny):
     tile.update(np.full((2, 4), tiny), np.full((2, 3), tiny * 1e7))
     np.testing.assert_array_equal(tile.get_weights(), before)
     assert tile.get_pulse_counters().sum() == 0
+
+
+@given(desired_bl=st.sampled_from([1, 2, 31, 64, 100]), ubm=st.booleans(), um=st.booleans(),
+       res=st.sampled_from([0.0, 0.1, 1 / 7]), sto=st.booleans(),
+       lr=st.sampled_from([0.001, 0.05, 1.0]), seed=st.integers(0, 10_000),
+       shape=st.sampled_from([(1, 1, 1), (3, 9, 8), (7, 64, 5), (2, 5, 70)]),
+       sparsity=st.sampled_from([0.0, 0.5, 0.9]), parallel=st.booleans())
+def test_fused_stochastic_stages_equal_the_separate_kernels(desired_bl, ubm, um, res, sto, lr,
+                                                            seed, shape, sparsity, parallel):
+    """The one-pass stages of a stochastic update (``_stochastic_lines``, serial and parallel
+    twins) give the BLs, probabilities, d trains and compact x lists of the separate kernels
+    (``_prepare``, ``_bit_trains``, ``_active_columns``) bit for bit, for dense and sparse
+    inputs, one-bit and longer trains; samples whose trains exceed one word are counted and
+    left with empty lists."""
+    from rpusim.kernels import update as engine
+
+    m, nx, nd = shape
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-1, 1, (m, nx)).astype(np.float32)
+    D = rng.uniform(-0.1, 0.1, (m, nd)).astype(np.float32)
+    X[rng.random((m, nx)) < sparsity] = 0
+    D[rng.random((m, nd)) < sparsity / 2] = 0
+    upd = UpdateParameters(pulse_type=PulseType.STOCHASTIC_COMPRESSED, desired_bl=desired_bl,
+                           update_bl_management=ubm, update_management=um, res=res,
+                           sto_round=sto)
+    kind, flags, _, floats = engine._plan(upd)
+    c = engine._constants(floats, lr, 0.001, np.float32)
+    key = np.uint64(seed)
+
+    def scratch():
+        return (np.empty(m, np.int64), np.empty((m, nx), np.float32),
+                np.empty((m, nd), np.float32), np.empty((max(m, nd), 2), np.uint64))
+
+    bl, xq, dq, states = scratch()
+    engine._prepare_s(X, D, c, flags, key, bl, xq, dq, states)
+    nw = max(1, (int(bl.max()) + 63) // 64)
+    xbits = np.empty((m, nx, nw), np.uint64)
+    dbits = np.empty((m, nd, nw), np.uint64)
+    engine._bit_trains_s(xq, bl, key, 2, xbits)
+    engine._bit_trains_s(dq, bl, key, 3, dbits)
+    cols = np.empty((m, nx), np.uint32)
+    ncols = np.empty(m, np.int64)
+    xneg = np.empty((m, nx), np.bool_)
+    xwords = np.empty((m, nx, nw), np.uint64)
+    engine._active_columns_s(xq, xbits, kind, cols, ncols, xwords, xneg)
+
+    bl2, xq2, dq2, states2 = scratch()
+    dbits2 = np.empty((m, nd), np.uint64)
+    cols2 = np.empty((m, nx), np.uint32)
+    ncols2 = np.empty(m, np.int64)
+    xneg2 = np.empty((m, nx), np.bool_)
+    xwords2 = np.empty((m, nx), np.uint64)
+    lines = engine._lines_k[0 if parallel else 1]
+    long_trains = lines(X, D, c, flags, key, bl2, xq2, dq2, dbits2, cols2, ncols2, xwords2,
+                        xneg2, states2)
+    np.testing.assert_array_equal(bl2, bl)
+    np.testing.assert_array_equal(xq2.view(np.int32), xq.view(np.int32))
+    np.testing.assert_array_equal(dq2.view(np.int32), dq.view(np.int32))
+    assert long_trains == int((bl > 64).sum())
+    for r in range(m):
+        if bl[r] > 64:
+            assert ncols2[r] == 0
+            continue
+        n = ncols[r]
+        assert ncols2[r] == n
+        np.testing.assert_array_equal(cols2[r, :n], cols[r, :n])
+        np.testing.assert_array_equal(xneg2[r, :n], xneg[r, :n])
+        np.testing.assert_array_equal(xwords2[r, :n], xwords[r, :n, 0])
+        np.testing.assert_array_equal(dbits2[r], dbits[r, :, 0])
