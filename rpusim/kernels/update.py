@@ -327,9 +327,10 @@ def _dense(q):
 
 @njit(cache=True, inline="always")
 def _train_word(p, nbits, z):
-    """The one-word bit train of probability ``p`` and length ``nbits`` <= 64 from the stream
-    whose next hashed word is ``z``, and the stream's next ``z``: as :func:`_bit_trains`
-    draws it (a one-bit train draws without a branch, and advances only for ``p != 0``)."""
+    """The one-word bit train of probability ``p`` and length ``nbits`` <= 64 (none for
+    ``nbits <= 0``) from the stream whose next hashed word is ``z``, and the stream's next
+    ``z``; the stream advances only for ``p != 0``. A one-bit train is drawn without a
+    branch (a coin flip for the branch predictor on a conv layer's sparse inputs)."""
     word = np.uint64(0)
     if nbits == 1:
         word = np.uint64(p > uniform_of(z))
@@ -400,48 +401,20 @@ def _stochastic_lines(X, D, c, flags, key, bl, xq, dq, dbits, cols, ncols, xword
 
 
 def _bit_trains(q, bl, key, which, out):
-    """Stochastic bit trains into ``out`` (m, n, words; zeroed here): bit k of
-    ``out[r, j]`` fires with probability ``|q[r, j]|``.
-
-    One train per x column (or d row) and sample, shared by all elements of that line.
-    """
+    """Stochastic bit trains into ``out`` (m, n, words): bit k of ``out[r, j]`` fires with
+    probability ``|q[r, j]|``; word by word as :func:`_train_word` draws one (the stream's
+    counter in a register, each word built in one). One train per x column (or d row) and
+    sample, shared by all elements of that line. The update takes it for trains longer than
+    one word; :func:`_stochastic_lines` makes the one-word trains."""
     m, n = q.shape
     nw = out.shape[2]
     for r in prange(m):
-        # the stream's counter in a register and each word built in one, stored once: in
-        # memory (a state array, ``|=`` on the output) they cost half of the kernel's
-        # instructions
         z = stream_key(key, r, which)
         nbits = bl[r]
-        if nbits == 1 and nw == 1:
-            nonzero = 0
-            for j in range(n):
-                nonzero += q[r, j] != 0
-            if nonzero == n:
-                # a dense one-bit line: the draw of line j is the stream's j-th, so the loop
-                # has no carried counter and vectorises (the same words as below)
-                for j in range(n):
-                    u = uniform_of(z + np.uint64(j) * GAMMA)
-                    out[r, j, 0] = np.uint64(abs(q[r, j]) > u)
-                continue
         for j in range(n):
             p = abs(q[r, j])
             for w in range(nw):
-                word = np.uint64(0)
-                if nbits == 1:
-                    # no loop for one-bit trains: the vectorised loop's set-up cost more
-                    # than the draw. No branch on the draw or on p == 0 either (the stream
-                    # advances only for p != 0, by arithmetic): they are coin flips for the
-                    # branch predictor on a conv layer's sparse inputs
-                    if w == 0:
-                        word = np.uint64(p > uniform_of(z))
-                        z += np.uint64(p != 0) * GAMMA
-                elif p != 0:
-                    for k in range(w * 64, min(nbits, w * 64 + 64)):
-                        if p > uniform_of(z):
-                            word |= np.uint64(1) << np.uint64(k & 63)
-                        z += GAMMA
-                out[r, j, w] = word
+                out[r, j, w], z = _train_word(p, min(nbits - w * 64, 64), z)
 
 
 def _active_columns(xq, xbits, kind, cols, ncols, xwords, xneg):
