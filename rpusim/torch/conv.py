@@ -194,11 +194,8 @@ class _AnalogConvNd(AnalogLayerBase, _ConvNd):
                              f"dilated kernel {self.kernel_size} (dilation {self.dilation})")
         grid = self.analog_module
         if grid.is_plain(x, self.bias):
-            weight = None
-            if grid.shared_weights is not None:
-                grid.bind_shared_weights()
-                weight = grid.shared_weights[0]
-            y = apply_function(_ConvFunction, grid.analog_ctx, x, self, self.bias, weight)
+            y = apply_function(_ConvFunction, grid.analog_ctx, x, self, self.bias,
+                               grid.plain_weight())
             return y[0] if unbatched else y
         patches, out_spatial = self.unfold(x)
         y = self.analog_module(patches)

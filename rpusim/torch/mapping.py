@@ -389,12 +389,18 @@ class TileGrid(nn.Module):
         added. A layer on one plain tile (the common case) takes a shorter path, with the same
         results (:class:`_TileFunction`); forward hooks on this module take the long one."""
         if self.is_plain(x, bias):
-            weight = None
-            if self.shared_weights is not None:
-                self.bind_shared_weights()
-                weight = self.shared_weights[0]
-            return apply_function(_TileFunction, self.analog_ctx, x, self, bias, weight), True
+            return apply_function(_TileFunction, self.analog_ctx, x, self, bias,
+                                  self.plain_weight()), True
         return self(x), False
+
+    def plain_weight(self):
+        """The weight parameter of a one-tile torch-updated grid, bound to the tile's array
+        (an input of the short paths' autograd functions, so that it gets its gradient), or
+        ``None`` for other grids."""
+        if self.shared_weights is None:
+            return None
+        self.bind_shared_weights()
+        return self.shared_weights[0]
 
     def is_plain(self, x: torch.Tensor, bias: torch.Tensor | None) -> bool:
         """Whether a call with input ``x`` and ``bias`` may take the short path: one tile, no
@@ -896,9 +902,10 @@ def _saturation_mask(tile: AnalogTile, y: np.ndarray, is_test: bool):
     the bound is scaled alike (by their magnitudes: a learned output scale folded into them
     may have turned negative). Its C++-backed tiles test whenever ``forward.out_bound > 0``,
     also for a perfect or IDEAL forward, whose outputs are not clipped (checked on aihwkit
-    1.2.0); its torch-based inference tiles have no such test (their perfect MVM clips
-    nothing, and a bounded one clips through torch's own clamp). Floating-point tiles have
-    no forward IO there."""
+    1.2.0). Its torch-based inference tiles have no such test: a perfect or IDEAL forward
+    there gets no mask, and a bounded one this mask as the nearest to the zero gradient of
+    their clamp (which aihwkit compares before the noise management's scale; README,
+    "Fidelity"). Floating-point tiles have no forward IO there."""
     io = tile.rpu_config.forward
     if (io.out_bound <= 0 or tile._forward_mvm.exact or y.size == 0
             or ((io.is_perfect or io.mv_type == AnalogMVType.IDEAL)
