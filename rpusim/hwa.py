@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from rpusim.configs.enums import WeightClipType, WeightModifierType, WeightRemapType
+from rpusim.kernels import io as kio
 from rpusim.kernels import modifiers as kmod
 
 __all__ = ["HardwareAwareState", "is_hardware_aware"]
@@ -57,6 +58,9 @@ class HardwareAwareState:
         self.sample_weights: np.ndarray | None = None
         self.scales = (np.ones(out_size, self.dtype)
                        if config.remap.type != WeightRemapType.NONE else None)
+        # aihwkit's torch tile (TorchInferenceRPUConfig) draws the modifier at every training
+        # forward (its own formulas, see fresh_weights); the C++ tiles hold one draw per update
+        self.per_forward = False
 
     # -- what forward and backward read --------------------------------------------------------
     @property
@@ -113,10 +117,61 @@ class HardwareAwareState:
             kmod.remap_channelwise(w, self.scales, float(remap.remapped_wmax),
                                    float(remap.max_scale_range), float(remap.max_scale_ref))
         mod = self.config.modifier
-        if self._draws(mod) and not mod.per_batch_sample:
+        if self._draws(mod) and not mod.per_batch_sample and not self.per_forward:
             out = np.empty(self.shape, self.dtype)
             self._modify(w, out, self.rng.key(), 0)
             self.fb_weights = out
+
+    def fresh_weights(self, w: np.ndarray, batch: int, is_test: bool) -> np.ndarray:
+        """The weights a forward of aihwkit's torch tile reads: a new modifier draw at every
+        training forward (``(batch, out, in)`` with ``per_batch_sample``), ``w`` in test mode
+        (unless ``enable_during_test``, which aihwkit's torch tile refuses). The draw is held
+        for the backward (as :attr:`fb_weights` or :attr:`sample_weights`).
+
+        aihwkit's torch tile has its own formulas for the modifiers it supports:
+        MULT_NORMAL ``w (1 + std_dev xi)`` (no ``assumed_wmax``), ADD_NORMAL ``w + std_dev
+        wmax xi``, DISCRETIZE ``round(w / step) step`` with ``step = res 2 wmax`` (halves to
+        even; stochastic rounding adds a uniform in (-1/2, 1/2)), ``wmax`` the
+        ``assumed_wmax`` or, with ``rel_to_actual_wmax``, ``max |w|``. The modifiers it
+        refuses take the C++ tiles' formulas here.
+        """
+        mod = self.config.modifier
+        if not self._draws(mod) or (is_test and not mod.enable_during_test):
+            return w
+        samples = batch if mod.per_batch_sample else 1
+        shape = (samples, *self.shape)
+        key = self.rng.key()
+        t = self.dtype.type
+        kind = mod.type
+        if kind in (WeightModifierType.MULT_NORMAL, WeightModifierType.ADD_NORMAL,
+                    WeightModifierType.DISCRETIZE):
+            wmax = t(np.abs(w).max()) if mod.rel_to_actual_wmax else t(mod.assumed_wmax)
+            rows = np.arange(samples * self.shape[0], dtype=np.int64)
+            if kind == WeightModifierType.DISCRETIZE:
+                res = mod.res if mod.res <= 1 else 1.0 / mod.res
+                step = t(res * 2.0) * wmax if mod.rel_to_actual_wmax else t(res * 2.0 * wmax)
+                q = np.broadcast_to(w / step, shape)
+                if mod.sto_round:
+                    q = q + (kio.row_draws(key, rows, kio.TAG_INP_UNIFORM, self.shape[1], False,
+                                           kio.constants(self.dtype)).reshape(shape) - t(0.5))
+                out = (np.rint(q) * step).astype(self.dtype)
+            else:
+                xi = kio.row_draws(key, rows, kio.TAG_W_NOISE, self.shape[1], True,
+                                   kio.constants(self.dtype)).reshape(shape)
+                if kind == WeightModifierType.MULT_NORMAL:
+                    out = w + w * t(mod.std_dev) * xi
+                else:
+                    out = w + t(mod.std_dev) * wmax * xi
+        else:
+            out = np.empty(shape, self.dtype)
+            for b in range(samples):
+                self._modify(w, out[b], key, b)
+        out = np.ascontiguousarray(out, dtype=self.dtype)
+        if mod.per_batch_sample:
+            self.sample_weights = out
+            return out
+        self.fb_weights = out[0]
+        return out[0]
 
     @staticmethod
     def _draws(mod) -> bool:

@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from rpusim.configs.enums import PulseType
-from rpusim.configs.inference import InferenceRPUConfig
+from rpusim.configs.inference import InferenceRPUConfig, TorchInferenceRPUConfig
 from rpusim.configs.irdrop import TorchInferenceRPUConfigIRDropT
 from rpusim.configs.rpu import FloatingPointRPUConfig, RPUConfig
 from rpusim.devices.ideal import FloatingPointDevice
@@ -16,6 +16,7 @@ from rpusim.devices.model import make_device_model
 from rpusim.hwa import HardwareAwareState, is_hardware_aware
 from rpusim.inference_state import InferenceState
 from rpusim.io import AnalogMVM
+from rpusim.io_torch import TorchTileMVM, torch_tile_supports
 from rpusim.irdrop import TimeDependentIRDropMVM
 from rpusim.kernels.checks import all_finite, update_magnitudes
 from rpusim.rng import TileRNG
@@ -205,11 +206,19 @@ class AnalogTile:
             config.device, FloatingPointDevice)
         self._model = make_device_model(config.device, self.out_size, self.in_size, self.dtype,
                                         self._rng, config.update.pulse_type)
+        # aihwkit's torch tile: batch-level bound management, gradients of its arithmetic
+        # (rpusim.io_torch); forward IO it refuses takes the C++ tile's MVM
+        self._torch_tile = (isinstance(config, TorchInferenceRPUConfig)
+                            and not isinstance(config, TorchInferenceRPUConfigIRDropT)
+                            and not exact and torch_tile_supports(config.forward))
         if isinstance(config, TorchInferenceRPUConfigIRDropT):
             self._forward_mvm = TimeDependentIRDropMVM(
                 config.forward, self.out_size, self.in_size, self.dtype, self._rng,
                 phys_input_size=config.mapping.max_input_size,
                 g_converter=config.noise_model.g_converter)
+        elif self._torch_tile:
+            self._forward_mvm = TorchTileMVM(config.forward, self.out_size, self.in_size,
+                                             self.dtype, self._rng)
         else:
             self._forward_mvm = AnalogMVM(config.forward, self.out_size, self.in_size,
                                           self.dtype, self._rng, exact=exact)
@@ -219,6 +228,8 @@ class AnalogTile:
                                        nm_state=self._forward_mvm.nm_state)
         self._hwa = (HardwareAwareState(config, self.out_size, self.in_size, self.dtype,
                                         self._rng) if is_hardware_aware(config) else None)
+        if self._torch_tile:
+            self._hwa.per_forward = True
         self._inference = (InferenceState(config, (self.out_size, self.in_size), self.dtype)
                            if isinstance(config, InferenceRPUConfig) else None)
 
@@ -284,6 +295,8 @@ class AnalogTile:
         """:meth:`forward` of a 2-d, C-contiguous batch in the tile dtype (the layers' path:
         what the public method checks of shape and type is known here); tests finiteness."""
         hwa = self._hwa
+        if self._torch_tile:
+            return self.forward_saving(X, is_test, save=False)[0]
         if hwa is None:
             # the MVMs test the inputs' finiteness (own_mvm: None if not finite or not taken)
             Y = self._forward_mvm.own_mvm(self._model.w, False, X)
@@ -308,6 +321,64 @@ class AnalogTile:
         if is_test and self._inference is not None:
             Y = self._inference.scale_outputs(Y)
         return Y
+
+    # -- aihwkit's torch tile (TorchInferenceRPUConfig): gradients of the forward -------------
+    @property
+    def torch_autograd(self) -> bool:
+        """Whether this tile is aihwkit's torch-based inference tile, whose layers take the
+        gradients of its forward's arithmetic (:meth:`forward_saving`,
+        :meth:`input_gradient`, :meth:`weight_gradient_pair`) instead of the analog backward
+        and ``(x, d)`` update of the other tiles (:mod:`rpusim.io_torch`)."""
+        return getattr(self, "_torch_tile", False)
+
+    def forward_saving(self, X: np.ndarray, is_test: bool, save: bool = True):
+        """Forward of a torch-based inference tile (:attr:`torch_autograd`) for a 2-d,
+        C-contiguous batch in the tile dtype: ``(y, saved)``, ``saved`` what
+        :meth:`input_gradient` and :meth:`weight_gradient_pair` read (None unless ``save``).
+        A training forward draws the weight modifier anew (aihwkit's torch tile does so at
+        every forward). Non-finite inputs or outputs raise and leave the tile unchanged."""
+        if not self.torch_autograd:
+            raise ValueError(f"forward_saving is for TorchInferenceRPUConfig tiles, this one "
+                             f"has {type(self.rpu_config).__name__}")
+        if not all_finite(X):
+            raise ValueError("x must be finite, got NaN or inf")
+        hwa = self._hwa
+        keys = self._rng.keys_drawn
+        held = hwa.fb_weights, hwa.sample_weights
+        M = hwa.fresh_weights(self._model.w, X.shape[0], is_test)
+        Y, saved = self._forward_mvm.run(M, X, save)
+        if not all_finite(Y):
+            self._rng.unkey(self._rng.keys_drawn - keys)
+            hwa.fb_weights, hwa.sample_weights = held
+            raise ValueError(f"forward overflows {self.dtype.name}: the inputs (largest "
+                             f"|value| {np.abs(X).max():g}) are too large for these weights")
+        hwa.scale_outputs(Y)
+        if is_test and self._inference is not None:
+            Y = self._inference.scale_outputs(Y)
+        return Y, saved
+
+    def _torch_errors(self, D: np.ndarray, saved) -> np.ndarray:
+        if D.shape != (saved.prepared.shape[0], self.out_size):
+            raise ValueError(f"d must have shape ({saved.prepared.shape[0]}, {self.out_size}) "
+                             f"to match its forward, got {D.shape}")
+        _require_finite(D, "d")
+        return self._hwa.scale_errors(D, backward=True)
+
+    def input_gradient(self, D: np.ndarray, saved) -> np.ndarray:
+        """``dL/dx`` of the :meth:`forward_saving` call that returned ``saved``, for ``D =
+        dL/dy`` of its training outputs (remapping scales included), in the tile dtype."""
+        G = self._torch_errors(D, saved)
+        return self._forward_mvm.input_gradient(saved, G)
+
+    def weight_gradient_pair(self, D: np.ndarray, saved) -> tuple[np.ndarray, np.ndarray]:
+        """``(v, d')`` such that :meth:`update_gradient` ``(v, d')`` is the weight gradient of
+        that forward for ``D = dL/dy``: ``v`` the prepared inputs the product read, ``d'`` the
+        errors times the output's derivative and masks (before the remapping scales, which
+        :meth:`update_gradient` divides by as for the other tiles)."""
+        if D.shape != (saved.prepared.shape[0], self.out_size):
+            raise ValueError(f"d must have shape ({saved.prepared.shape[0]}, {self.out_size}) "
+                             f"to match its forward, got {D.shape}")
+        return self._forward_mvm.weight_gradient_pair(saved, D)
 
     def _output_scales(self, is_test: bool):
         """What :meth:`_forward_rows` multiplies the MVM's outputs by (per output, or a

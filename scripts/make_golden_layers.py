@@ -103,6 +103,20 @@ def hardware_aware(remap="CHANNELWISE_SYMMETRIC", input_range=False, **mapping):
     return config
 
 
+def torch_inference(io=None, modifier=None, remap="NONE", **mapping):
+    """aihwkit's torch-based inference tile (``TorchInferenceRPUConfig``) with quantised,
+    clipped, managed but noise-free IO: its gradients are torch's autograd through that
+    forward, its bound management acts on the whole batch."""
+    forward = IOParameters(out_noise=0.0, inp_noise=0.0, w_noise=0.0, **(io or {}))
+    config = C.TorchInferenceRPUConfig(forward=forward, mapping=MappingParameter(**mapping))
+    config.drift_compensation = None
+    config.remap.type = getattr(C.WeightRemapType, remap)
+    for key, value in (modifier or {}).items():
+        setattr(config.modifier, key,
+                getattr(C.WeightModifierType, value) if key == "type" else value)
+    return config
+
+
 def tiki_taka(**mapping):
     dev = C.ConstantStepDevice(**_quiet(dw_min=0.01))
     return C.UnitCellRPUConfig(
@@ -287,6 +301,41 @@ def scenarios():
                                 weight_scaling_columnwise=True),
                  [["conv2d", {"in_channels": 2, "out_channels": 3, "kernel_size": 2}]],
                  (2, 4, 4), (3, 3, 3), steps=4, optimizer={"momentum": 0.5})
+    # aihwkit's torch-based inference tile: autograd gradients, batch-level bound management
+    yield record("torch_linear_bound_management",
+                 torch_inference(io={"out_bound": 1.0}),
+                 [lin], (6,), (4,), steps=3, batch=4, x_scale=2.0)
+    yield record("torch_linear_input_clipping",
+                 torch_inference(io={"noise_management": NoiseManagementType.NONE,
+                                     "bound_management": BoundManagementType.NONE,
+                                     "inp_res": 1 / 30, "out_res": 1 / 510, "out_bound": 3.0}),
+                 [lin], (6,), (4,), steps=3, batch=3, x_scale=1.8, optimizer={"momentum": 0.9})
+    yield record("torch_linear_asymmetry_max_nm",
+                 torch_inference(io={"noise_management": NoiseManagementType.MAX,
+                                     "nm_thres": 1.5, "inp_asymmetry": 0.1,
+                                     "out_asymmetry": 0.2, "out_scale": 2.0, "out_bound": 6.0}),
+                 [["linear", {"in_features": 5, "out_features": 3}]], (5,), (3,), steps=3,
+                 batch=4, x_scale=2.5)
+    yield record("torch_linear_remap_constant_nm",
+                 torch_inference(io={"noise_management": NoiseManagementType.CONSTANT,
+                                     "nm_thres": 2.0, "out_bound": 2.0},
+                                 remap="CHANNELWISE_SYMMETRIC", weight_scaling_omega=1.0,
+                                 learn_out_scaling=True),
+                 [lin], (6,), (4,), steps=3, batch=3, x_scale=2.0)
+    yield record("torch_linear_discretize_mapped",
+                 torch_inference(io={"out_res": -1.0, "out_bound": 2.5},
+                                 modifier={"type": "DISCRETIZE", "res": 1 / 16,
+                                           "rel_to_actual_wmax": True},
+                                 max_input_size=4, max_output_size=3),
+                 [["linear", {"in_features": 9, "out_features": 5}]], (9,), (5,), steps=3,
+                 batch=3, x_scale=1.5)
+    yield record("torch_linear_perfect_out_scale",
+                 torch_inference(io={"is_perfect": True, "out_scale": 2.0}),
+                 [lin], (6,), (4,), steps=2)
+    yield record("torch_conv2d_bound_management",
+                 torch_inference(io={"out_bound": 1.5}, max_input_size=10),
+                 [["conv2d", {"in_channels": 2, "out_channels": 3, "kernel_size": 3,
+                              "padding": 1}]], (2, 4, 4), (3, 4, 4), steps=2, x_scale=2.0)
     yield initial_weights("initial_linear", "linear",
                           {"in_features": 5, "out_features": 3}, 7)
     yield initial_weights("initial_conv2d", "conv2d",

@@ -25,6 +25,7 @@ from rpusim.configs.inference import TorchInferenceRPUConfig
 from rpusim.configs.rpu import RPUConfig
 from rpusim.devices import IdealDevice
 from rpusim.hwa import is_hardware_aware
+from rpusim.io_torch import TorchMVMSaved
 from rpusim.kernels.checks import any_at_bound
 from rpusim.tile import AnalogTile
 from rpusim.torch.tile import LayerTile
@@ -431,16 +432,24 @@ class TileGrid(nn.Module):
             x = self._input(x)
         tile = self._flat[0]
         is_test = not self.training
+        if tile.torch_autograd:
+            y, saved = tile.forward_saving(x, is_test)
+            return y, x, saved
         y = tile._forward_rows(x, is_test)
         return y, x, _saturation_mask(tile, y, is_test)
 
     def plain_backward(self, x: np.ndarray, d: np.ndarray, mask) -> np.ndarray:
         """Backward of :meth:`plain_forward` (``d`` C-contiguous in the tile dtype): stores
         ``(x, d)`` for the update and returns the input gradient."""
-        self._pending[0].append((x, d))
-        if mask is not None:
-            d = np.where(mask, 0.0, d).astype(self.dtype, copy=False)
-        z = self._flat[0]._backward_rows(d)
+        tile = self._flat[0]
+        if tile.torch_autograd:
+            self._pending[0].append(tile.weight_gradient_pair(d, mask))
+            z = tile.input_gradient(d, mask)
+        else:
+            self._pending[0].append((x, d))
+            if mask is not None:
+                d = np.where(mask, 0.0, d).astype(self.dtype, copy=False)
+            z = tile._backward_rows(d)
         return z[:, :-1] if self.analog_bias else z
 
     def _input(self, x: np.ndarray) -> np.ndarray:
@@ -458,17 +467,16 @@ class TileGrid(nn.Module):
         x = self._input(x)
         is_test = not self.training
         if len(self._flat) == 1 and self._alpha[0] is None and not scales:
-            tile = self._flat[0]
-            y = tile.forward(x, is_test)
-            return y, (x, [_saturation_mask(tile, y, is_test)], None)
+            y, mask = _tile_forward(self._flat[0], x, is_test)
+            return y, (x, [mask], None)
         y = np.empty((x.shape[0], self.out_size), self.dtype)
         masks, scaled = [], []
         k = 0
         for (a, b), row in zip(self._in_bounds, self.tiles):
             xi = x if len(self.tiles) == 1 else x[:, a:b]
             for (c, e), tile in zip(self._out_bounds, row):
-                yt = tile.forward(xi, is_test)
-                masks.append(_saturation_mask(tile, yt, is_test))
+                yt, mask = _tile_forward(tile, xi, is_test)
+                masks.append(mask)
                 if self._alpha[k] is not None:
                     yt = yt * self._alpha[k]
                 if scales:
@@ -514,8 +522,8 @@ class TileGrid(nn.Module):
                     self._init_range_from_data(k, xi)
                 r = abs(float(self.input_range[k].detach()[0]))
                 ranges.append(r)
-                yt = tile.forward(self._scaled_input(xi, r), is_test)
-                masks.append(_saturation_mask(tile, yt, is_test))
+                yt, mask = _tile_forward(tile, self._scaled_input(xi, r), is_test)
+                masks.append(mask)
                 yt = yt * r if self._alpha[k] is None else yt * (r * self._alpha[k])
                 if scales:
                     scaled.append(yt)
@@ -555,13 +563,12 @@ class TileGrid(nn.Module):
                     grad = (dt * scaled[k]).sum(axis=0)
                     grad_scales.append(grad if scales[k].size > 1 else grad.sum(keepdims=True))
                     dt = dt * scales[k]
-                self._pending[k].append((self._scaled_input(xi, ranges[k]), dt))
                 db = dt if self._alpha[k] is None else dt * self._alpha[k]
-                if masks[k] is not None:
-                    db = np.where(masks[k], 0.0, db).astype(self.dtype, copy=False)
-                z = tile.backward(db)
+                z = _tile_backward(tile, self._pending[k], self._scaled_input(xi, ranges[k]),
+                                   dt, db, masks[k])
                 grad_x[:, a:b] += z[:, :b - a]
-                grad_ranges.append(self._range_gradient(k, xi, z, masks[k], ranges[k]))
+                grad_ranges.append(self._range_gradient(k, xi, z, _clip_mask(masks[k]),
+                                                        ranges[k]))
                 k += 1
         saved.append(grad_ranges)
         return grad_x, grad_scales
@@ -585,11 +592,8 @@ class TileGrid(nn.Module):
                     grad = (dt * scaled[k]).sum(axis=0)
                     grad_scales.append(grad if scales[k].size > 1 else grad.sum(keepdims=True))
                     dt = dt * scales[k]
-                self._pending[k].append((xi, dt))
                 db = dt if self._alpha[k] is None else dt * self._alpha[k]
-                if masks[k] is not None:
-                    db = np.where(masks[k], 0.0, db).astype(self.dtype, copy=False)
-                z = tile.backward(db)
+                z = _tile_backward(tile, self._pending[k], xi, dt, db, masks[k])
                 if len(self._flat) == 1:
                     grad_x = z
                 else:
@@ -892,6 +896,35 @@ def _weight_scale(w: np.ndarray, omega: float, columnwise: bool) -> np.ndarray |
         alpha = np.array([np.abs(w).max() / omega])
     alpha[alpha == 0.0] = 1.0
     return alpha
+
+
+def _tile_forward(tile: AnalogTile, x: np.ndarray, is_test: bool):
+    """One tile's forward in a layer: ``(y, what its backward reads)``, the latter the
+    saturation mask (or None), or for a torch-based inference tile its saved forward."""
+    if tile.torch_autograd:
+        return tile.forward_saving(np.ascontiguousarray(x, dtype=tile.dtype), is_test)
+    y = tile.forward(x, is_test)
+    return y, _saturation_mask(tile, y, is_test)
+
+
+def _tile_backward(tile: AnalogTile, pending: list, x: np.ndarray, d: np.ndarray,
+                   db: np.ndarray, saved) -> np.ndarray:
+    """One tile's backward in a layer: stores the pair of its weight gradient (update) in
+    ``pending`` and returns the input gradient; ``d`` the errors of the tile's outputs,
+    ``db`` those times its weight scale, ``saved`` what :func:`_tile_forward` returned."""
+    if tile.torch_autograd:
+        d = np.ascontiguousarray(d, dtype=tile.dtype)
+        pending.append(tile.weight_gradient_pair(d, saved))
+        return tile.input_gradient(np.ascontiguousarray(db, dtype=tile.dtype), saved)
+    pending.append((x, d))
+    if saved is not None:
+        db = np.where(saved, 0.0, db).astype(tile.dtype, copy=False)
+    return tile.backward(db)
+
+
+def _clip_mask(saved):
+    """The outputs clipped at the ADC bound, from what :func:`_tile_forward` returned."""
+    return saved.clipped if isinstance(saved, TorchMVMSaved) else saved
 
 
 def _saturation_mask(tile: AnalogTile, y: np.ndarray, is_test: bool):

@@ -1,0 +1,325 @@
+"""The forward MVM of aihwkit's torch-based inference tile (``TorchInferenceRPUConfig``).
+
+aihwkit 1.2.0 simulates this config with a tile written in plain torch (``AnalogMVM.matmul``)
+and takes its backward from torch's autograd through that forward. Two things set it apart
+from the C++-backed tiles (:class:`~rpusim.io.AnalogMVM`), both checked against aihwkit:
+
+* Bound management acts on the whole batch: when any output of any row is clipped, every
+  row is read again with its inputs halved (the C++ tiles re-read only the rows that
+  clipped). The output then leaves the ADC's quantisation at a scale that depends on the
+  other rows.
+* The gradients are those of the forward's arithmetic. With ``s_b`` the final input scale
+  of row ``b`` (``1 / (nm_b * r)``: noise management ``nm_b``, bound-management reduction
+  ``r``), ``u = s_b x``, ``v`` the DAC's output (quantised with a straight-through gradient,
+  clipped, noisy, asymmetric) and ``o`` the ADC's output (asymmetry, noise, quantised
+  straight-through, clipped), ``y = out_scale * o / s_b``; so
+
+  - the weight gradient is ``H^T v`` with ``H = g * out_scale / s_b * [|o| within bound] *
+    [output asymmetry]``: the *prepared* inputs, not ``x``;
+  - the input gradient is ``s_b * (H W) * [|Q(u)| within inp_bound] * [input asymmetry]``,
+    plus, with ABS_MAX or MAX noise management, ``dL/dnm_b`` on each row's largest input
+    (``out_scale r sum_i g_i o_i - sum_j (dL/du_j) u_j / nm_b``; zero unless quantisation or
+    clipping made ``o`` differ from the exact product), unless ``nm_thres`` capped it.
+
+The MVM returns a :class:`TorchMVMSaved` holding what those gradients read;
+:meth:`TorchTileMVM.input_gradient` and :meth:`TorchTileMVM.weight_gradient_pair` compute
+them. A perfect or IDEAL forward is the bare product (no ``out_scale``, as in aihwkit's torch
+tile). The per-line output noise uses ``out_noise_std`` (aihwkit's torch tile draws
+``|out_noise (1 + xi)|``, ignoring it: a bug; rpusim keeps the C++ tiles' intended spread).
+Random numbers come from the tile's streams (one key per call); aihwkit's come from torch's
+generator, so noisy results agree in distribution.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rpusim.configs.enums import (AnalogMVType, BoundManagementType, NoiseManagementType,
+                                  WeightNoiseType)
+from rpusim.io import AnalogMVM, _Draws
+from rpusim.kernels import io as kio
+
+__all__ = ["TorchTileMVM", "TorchMVMSaved", "torch_tile_supports"]
+
+
+def torch_tile_supports(params) -> bool:
+    """Whether aihwkit's torch tile accepts the forward IO ``params`` (``check_support``):
+    ONE_PASS (or IDEAL/perfect), no SHIFT bound management, no special noise management, no
+    weight noise, IR drop, output nonlinearity, slope calibration, voltage offsets, series
+    resistance or read asymmetry. rpusim simulates the others with the C++ tile's MVM."""
+    if params.is_perfect or params.mv_type == AnalogMVType.IDEAL:
+        return True
+    return (params.mv_type == AnalogMVType.ONE_PASS
+            and params.bound_management != BoundManagementType.SHIFT
+            and params.noise_management not in (NoiseManagementType.AVERAGE_ABS_MAX,
+                                                NoiseManagementType.ABS_MAX_NP_SUM)
+            and not (params.w_noise > 0 or params.w_noise_type != WeightNoiseType.NONE)
+            and params.ir_drop <= 0 and params.out_nonlinearity <= 0
+            and params.slope_calibration <= 0 and params.v_offset_std <= 0
+            and params.v_offset_w_min <= 0 and params.r_series <= 0
+            and params.w_read_asymmetry_dtod <= 0)
+
+
+class TorchMVMSaved:
+    """What the gradients of one forward read (see the module notes).
+
+    Attributes
+    ----------
+    weights : ndarray
+        The weights read, ``(out, in)``, or ``(batch, out, in)`` with per-sample draws.
+    prepared : ndarray
+        The DAC outputs ``v`` (the inputs for a perfect forward), ``(batch, in)``.
+    out_factor : ndarray or None
+        ``dy/do`` times the output masks, ``(batch, out)``; None: ones.
+    in_factor : ndarray or None
+        Input clip mask times input asymmetry, ``(batch, in)``; None: ones.
+    scale : ndarray, float or None
+        The final input scale ``s_b`` per row (``(batch, 1)``), one number, or None (none).
+    nm : ndarray or None
+        Per row: noise management's value, the reduction ``r``, the largest input's index
+        and sign, and whether it passes a gradient; None without such a gradient.
+    zero : bool
+        The forward returned zeros without reading (all-zero inputs, no input noise).
+    clipped : ndarray or None
+        Outputs clipped at the ADC bound (for the input range's output-clipping rule).
+    """
+
+    __slots__ = ("weights", "prepared", "out_factor", "in_factor", "scale", "nm", "zero",
+                 "clipped", "outputs", "scaled")
+
+    def __init__(self, weights, prepared, *, out_factor=None, in_factor=None, scale=None,
+                 nm=None, zero=False, clipped=None, outputs=None, scaled=None):
+        self.weights = weights
+        self.prepared = prepared
+        self.out_factor = out_factor
+        self.in_factor = in_factor
+        self.scale = scale
+        self.nm = nm
+        self.zero = zero
+        self.clipped = clipped
+        self.outputs = outputs
+        self.scaled = scaled
+
+
+def _product(M: np.ndarray, V: np.ndarray) -> np.ndarray:
+    """``V @ M.T`` row by row, for one ``(out, in)`` matrix or one per row."""
+    if M.ndim == 2:
+        return V @ M.T
+    return np.matmul(M, V[:, :, None])[:, :, 0]
+
+
+def _transposed_product(M: np.ndarray, H: np.ndarray) -> np.ndarray:
+    """``H @ M`` row by row, for one ``(out, in)`` matrix or one per row."""
+    if M.ndim == 2:
+        return H @ M
+    return np.matmul(H[:, None, :], M)[:, 0, :]
+
+
+class TorchTileMVM(AnalogMVM):
+    """The forward MVM of aihwkit's torch tile (module notes): a batch-level bound
+    management around aihwkit's DAC, product and ADC, keeping what the gradients need.
+
+    Parameters are those of :class:`~rpusim.io.AnalogMVM` (forward direction); ``params``
+    must pass :func:`torch_tile_supports`.
+    """
+
+    def __init__(self, params, n_out: int, n_in: int, dtype, rng):
+        if not torch_tile_supports(params):
+            raise ValueError("TorchTileMVM needs forward IO parameters that aihwkit's torch "
+                             "tile supports (see torch_tile_supports)")
+        super().__init__(params, n_out, n_in, dtype, rng)
+        self._fusable = False
+
+    def own_mvm(self, W, transposed, U):
+        return None
+
+    def mvm_finite(self, M: np.ndarray, U: np.ndarray, check: bool = True):
+        if check and not np.isfinite(U).all():
+            return None, False
+        Y, _ = self.run(M, U, save=False)
+        return Y, bool(np.isfinite(Y).all()) if check else True
+
+    # -- the forward ----------------------------------------------------------------------------
+    def run(self, M: np.ndarray, U: np.ndarray, save: bool = True):
+        """``(Y, saved)``: the outputs for inputs ``U`` ``(batch, in)`` and weights ``M``
+        (``(out, in)``, or ``(batch, out, in)`` per sample), and a :class:`TorchMVMSaved`
+        (None unless ``save``)."""
+        dt = self.dtype
+        t = dt.type
+        m = U.shape[0]
+        if self.perfect:
+            Y = np.ascontiguousarray(_product(M, U), dtype=dt)
+            return Y, (TorchMVMSaved(M, U) if save else None)
+        p = self.params
+        nm_kind = p.noise_management
+        thres = p.nm_thres
+        nm = None          # per-row noise management values (an array), or
+        nm_number = 1.0    # one number (NONE, CONSTANT)
+        if nm_kind == NoiseManagementType.ABS_MAX or nm_kind == NoiseManagementType.MAX:
+            ref = np.abs(U) if nm_kind == NoiseManagementType.ABS_MAX else U
+            idx = ref.argmax(axis=1) if m else np.zeros(0, np.int64)
+            raw = ref[np.arange(m), idx].astype(dt)
+            nm = np.minimum(raw, t(thres)) if thres > 0 else raw.copy()
+        elif nm_kind == NoiseManagementType.CONSTANT:
+            nm_number = thres if thres > 0 else 1.0
+        if nm is not None and p.inp_noise <= 0 and not np.any(nm != 0):
+            # aihwkit's shortcut: every input is zero and nothing is noisy
+            Y = np.zeros((m, self.n_out), dt)
+            return Y, (TorchMVMSaved(M, np.zeros_like(U), zero=True) if save else None)
+        if nm is not None:
+            passes = (nm > 0) & ((raw <= t(thres)) if thres > 0 else True)
+            nm[nm <= 0] = t(1)
+        key = self.rng.key()
+        rows = np.arange(m, dtype=np.int64)
+        b_management = p.bound_management != BoundManagementType.NONE
+        inp_step = p.inp_res
+        if inp_step > 0:
+            inp_step = (1.0 / inp_step if inp_step > 1.0 else inp_step) * 2.0 * p.inp_bound
+        reduction = 0.5 if b_management else 1.0
+        bm_round = 0
+        while True:
+            if b_management:
+                reduction *= 2.0
+            # the scale as aihwkit's torch tile forms it: 1 / nm, then / reduction
+            if nm is not None:
+                scale = (t(1) / nm)[:, None]
+                if b_management:
+                    scale = scale / t(reduction)
+                scaling = True
+            else:
+                scale = 1.0 / nm_number
+                if b_management:
+                    scale /= reduction
+                scaling = scale != 1.0
+            stage = self._read(M, U, scale, scaling, _Draws(key, rows, bm_round, self._c))
+            passed = stage[0]
+            bm_round += 1
+            if not b_management or passed or reduction > p.max_bm_factor or (
+                    inp_step > 0 and reduction > p.max_bm_res / inp_step):
+                break
+        _, o, V, in_factor, out_mask, out_asym = stage
+        out_scale = p.out_scale
+        k = None  # what o is multiplied by: out_scale / scale
+        if scaling or out_scale != 1.0:
+            if isinstance(scale, np.ndarray):
+                k = (t(1) / scale) * t(out_scale)  # torch's number / tensor: reciprocal first
+            else:
+                k = t(out_scale / scale)
+        Y = o * k if k is not None else o.copy()
+        if not save:
+            return Y, None
+        factor = None
+        if k is not None:
+            factor = np.broadcast_to(k, Y.shape).astype(dt)
+        if out_mask is not None:
+            factor = out_mask.astype(dt) if factor is None else factor * out_mask
+        if out_asym is not None:
+            factor = out_asym if factor is None else factor * out_asym
+        nm_saved = None
+        if nm is not None:
+            sign = (np.sign(U[rows, idx]) if nm_kind == NoiseManagementType.ABS_MAX
+                    else np.ones(m, dt))
+            nm_saved = (nm, reduction if b_management else 1.0, idx, sign.astype(dt),
+                        passes)
+        clipped = None if out_mask is None else ~out_mask
+        scaled_inputs = U * scale if scaling else U
+        return Y, TorchMVMSaved(M, V, out_factor=factor, in_factor=in_factor,
+                                scale=scale if scaling else None, nm=nm_saved,
+                                clipped=clipped, outputs=o if nm is not None else None,
+                                scaled=scaled_inputs if nm is not None else None)
+
+    def _read(self, M, U, scale, scaling, draws: _Draws):
+        """One read at input scale ``scale``: ``(bound test passed, o, v, input factor,
+        output mask, output asymmetry factor)`` (factors None where they are ones)."""
+        p = self.params
+        t = self._t
+        dt = self.dtype
+        u = U * (scale if isinstance(scale, np.ndarray) else t(scale)) if scaling else U.copy()
+        if p.inp_res > 0:
+            u = self._quantize(u, p.inp_res, p.inp_bound, p.inp_sto_round, draws,
+                               kio.TAG_INP_UNIFORM)
+        in_factor = None
+        if p.inp_bound > 0:
+            bound = t(p.inp_bound)
+            inside = (u <= bound) & (u >= -bound)
+            if not inside.all():
+                in_factor = inside.astype(dt)
+                u = np.clip(u, -bound, bound)
+        if p.inp_noise > 0:
+            u = u + t(p.inp_noise) * draws.normals(kio.TAG_INP_NOISE, self.n_in)
+        if p.inp_asymmetry != 0:
+            negative = u < 0
+            scale_neg = t(1) - t(p.inp_asymmetry)
+            u = np.where(negative, u * scale_neg, u)
+            asym = np.where(negative, scale_neg, t(1)).astype(dt)
+            in_factor = asym if in_factor is None else in_factor * asym
+        V = np.ascontiguousarray(u, dtype=dt)
+        z = np.ascontiguousarray(_product(M, V), dtype=dt)
+        out_asym = None
+        if p.out_asymmetry != 0:
+            negative = z < 0
+            scale_neg = t(1) - t(p.out_asymmetry)
+            z = np.where(negative, z * scale_neg, z)
+            out_asym = np.where(negative, scale_neg, t(1)).astype(dt)
+        if p.out_noise > 0 or self.out_noise_values.size:
+            xi = draws.normals(kio.TAG_OUT_NOISE, self.n_out)
+            if self.out_noise_values.size:
+                z = z + xi * self.out_noise_values
+            else:
+                z = z + t(p.out_noise) * xi
+        if p.out_res > 0:
+            z = self._quantize(z, p.out_res, p.out_bound, p.out_sto_round, draws,
+                               kio.TAG_OUT_UNIFORM)
+        out_mask = None
+        passed = True
+        if p.out_bound > 0:
+            bound = t(p.out_bound)
+            inside = (z <= bound) & (z >= -bound)
+            if not inside.all():
+                passed = False
+                out_mask = inside
+                z = np.clip(z, -bound, bound)
+        return passed, z, V, in_factor, out_mask, out_asym
+
+    def _quantize(self, values, res: float, bound: float, stochastic: bool, draws: _Draws,
+                  purpose: int):
+        """aihwkit's ``UniformQuantize``: ``round(v / step) * step`` with ``step = res * 2
+        bound`` (``res`` a number of states when > 1), halves to even; stochastic rounding
+        adds a uniform in (-1/2, 1/2) first."""
+        t = self._t
+        step = (1.0 / res if res > 1.0 else res) * 2.0 * bound
+        q = values / t(step)
+        if stochastic:
+            q = q + (draws.uniforms(purpose, q.shape[1]) - t(0.5))
+        return np.rint(q) * t(step)
+
+    # -- the gradients -------------------------------------------------------------------------
+    def input_gradient(self, saved: TorchMVMSaved, G: np.ndarray) -> np.ndarray:
+        """``dL/dx`` of the forward that returned ``saved``, for ``G = dL/dy``."""
+        dt = self.dtype
+        if saved.zero:
+            return np.zeros(saved.prepared.shape, dt)
+        H = G if saved.out_factor is None else G * saved.out_factor
+        P = _transposed_product(saved.weights, H)
+        if saved.in_factor is not None:
+            P = P * saved.in_factor
+        grad = P * saved.scale if saved.scale is not None else P
+        if saved.nm is not None:
+            nm, reduction, idx, sign, passes = saved.nm
+            t = dt.type
+            direct = t(reduction * self.params.out_scale) * np.einsum(
+                "bi,bi->b", G, saved.outputs, dtype=np.float64)
+            through_inputs = np.einsum("bj,bj->b", P, saved.scaled, dtype=np.float64) / nm
+            d_nm = np.where(passes, direct - through_inputs, 0.0)
+            grad = np.array(grad, dtype=dt, copy=True)
+            grad[np.arange(grad.shape[0]), idx] += (d_nm * sign).astype(dt)
+        return np.ascontiguousarray(grad, dtype=dt)
+
+    def weight_gradient_pair(self, saved: TorchMVMSaved, G: np.ndarray):
+        """``(v, H)`` with ``dL/dW = H^T v`` summed over the batch (per-sample weights get
+        the same sum)."""
+        dt = self.dtype
+        if saved.zero:
+            return saved.prepared, np.zeros(G.shape, dt)
+        H = G if saved.out_factor is None else G * saved.out_factor
+        return saved.prepared, np.ascontiguousarray(H, dtype=dt)
