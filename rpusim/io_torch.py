@@ -34,30 +34,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from rpusim.configs.enums import (AnalogMVType, BoundManagementType, NoiseManagementType,
-                                  WeightNoiseType)
+from rpusim.configs.enums import BoundManagementType, NoiseManagementType
+from rpusim.configs.io import torch_tile_supports
 from rpusim.io import AnalogMVM, _Draws
 from rpusim.kernels import io as kio
 
 __all__ = ["TorchTileMVM", "TorchMVMSaved", "torch_tile_supports"]
-
-
-def torch_tile_supports(params) -> bool:
-    """Whether aihwkit's torch tile accepts the forward IO ``params`` (``check_support``):
-    ONE_PASS (or IDEAL/perfect), no SHIFT bound management, no special noise management, no
-    weight noise, IR drop, output nonlinearity, slope calibration, voltage offsets, series
-    resistance or read asymmetry. rpusim simulates the others with the C++ tile's MVM."""
-    if params.is_perfect or params.mv_type == AnalogMVType.IDEAL:
-        return True
-    return (params.mv_type == AnalogMVType.ONE_PASS
-            and params.bound_management != BoundManagementType.SHIFT
-            and params.noise_management not in (NoiseManagementType.AVERAGE_ABS_MAX,
-                                                NoiseManagementType.ABS_MAX_NP_SUM)
-            and not (params.w_noise > 0 or params.w_noise_type != WeightNoiseType.NONE)
-            and params.ir_drop <= 0 and params.out_nonlinearity <= 0
-            and params.slope_calibration <= 0 and params.v_offset_std <= 0
-            and params.v_offset_w_min <= 0 and params.r_series <= 0
-            and params.w_read_asymmetry_dtod <= 0)
 
 
 class TorchMVMSaved:

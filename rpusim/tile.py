@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from rpusim.configs.enums import PulseType
-from rpusim.configs.inference import InferenceRPUConfig, TorchInferenceRPUConfig
+from rpusim.configs.inference import InferenceRPUConfig
 from rpusim.configs.irdrop import TorchInferenceRPUConfigIRDropT
 from rpusim.configs.rpu import FloatingPointRPUConfig, RPUConfig
 from rpusim.devices.ideal import FloatingPointDevice
@@ -16,7 +16,8 @@ from rpusim.devices.model import make_device_model
 from rpusim.hwa import HardwareAwareState, is_hardware_aware
 from rpusim.inference_state import InferenceState
 from rpusim.io import AnalogMVM
-from rpusim.io_torch import TorchTileMVM, torch_tile_supports
+from rpusim.configs.io import torch_tile_supports
+from rpusim.io_torch import TorchTileMVM
 from rpusim.irdrop import TimeDependentIRDropMVM
 from rpusim.kernels.checks import all_finite, update_magnitudes
 from rpusim.rng import TileRNG
@@ -208,9 +209,8 @@ class AnalogTile:
                                         self._rng, config.update.pulse_type)
         # aihwkit's torch tile: batch-level bound management, gradients of its arithmetic
         # (rpusim.io_torch); forward IO it refuses takes the C++ tile's MVM
-        self._torch_tile = (isinstance(config, TorchInferenceRPUConfig)
-                            and not isinstance(config, TorchInferenceRPUConfigIRDropT)
-                            and not exact and torch_tile_supports(config.forward))
+        self._torch_tile = (config._torch_tile and not exact
+                            and torch_tile_supports(config.forward))
         if isinstance(config, TorchInferenceRPUConfigIRDropT):
             self._forward_mvm = TimeDependentIRDropMVM(
                 config.forward, self.out_size, self.in_size, self.dtype, self._rng,

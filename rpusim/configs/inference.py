@@ -9,7 +9,7 @@ imports that package only when a default is built or a config is validated, beca
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from rpusim.configs.enums import PulseType
 from rpusim.configs.io import IOParameters
@@ -101,10 +101,16 @@ class InferenceRPUConfig(RPUConfig):
 
 @dataclass
 class TorchInferenceRPUConfig(InferenceRPUConfig):
-    """aihwkit's name for an ``InferenceRPUConfig`` simulated by its torch tile.
+    """An ``InferenceRPUConfig`` simulated as aihwkit 1.2.0's torch-based tile.
 
-    aihwkit 1.2.0 pairs this config with a tile written in plain torch (autograd throughout,
-    a subset of the non-idealities); rpusim has one tile for every config, so this is
-    :class:`InferenceRPUConfig` under the name scripts and presets (``FloatingPointPreset``)
-    use.
+    aihwkit pairs this config with a tile written in plain torch, whose gradients are torch's
+    autograd through its forward. rpusim's tiles built from it follow that tile wherever it
+    accepts the forward IO (:func:`~rpusim.configs.io.torch_tile_supports`): bound
+    management over the whole batch, the gradients of the forward's arithmetic in the
+    layers, a new weight-modifier draw at every training forward, any ``inp_bound`` with
+    noise management (:mod:`rpusim.io_torch`). A forward aihwkit's torch tile refuses is
+    simulated with the C++ tiles' MVM and gradients. Presets (``FloatingPointPreset``) and
+    scripts use it under this name.
     """
+
+    _torch_tile: ClassVar[bool] = True

@@ -214,9 +214,32 @@ class IOParameters(ConfigBase):
                              "path (its CPU tile has no implementation); use NONE, ITERATIVE "
                              "or ITERATIVE_WORST_CASE")
         perfect = self.is_perfect or self.mv_type == AnalogMVType.IDEAL
+        # aihwkit's torch tile (the forward of a TorchInferenceRPUConfig, which marks it)
+        # scales by the noise management whatever the input bound
+        torch_tile = (getattr(self, "_torch_tile_forward", False)
+                      and torch_tile_supports(self))
         if (not perfect and self.noise_management != NoiseManagementType.NONE
-                and self.inp_bound != 1.0):
+                and self.inp_bound != 1.0 and not torch_tile):
             raise ValueError(f"IOParameters.inp_bound must be 1 when noise_management is "
                              f"{self.noise_management.name} (aihwkit refuses other bounds with "
                              f"noise management), got {self.inp_bound!r}; use "
                              f"noise_management=NONE for another input bound")
+
+
+def torch_tile_supports(params: IOParameters) -> bool:
+    """Whether aihwkit's torch tile accepts the (validated) forward IO ``params``: ONE_PASS
+    (or IDEAL / perfect), no SHIFT bound management, no AVERAGE_ABS_MAX or ABS_MAX_NP_SUM
+    noise management, no weight noise, IR drop, output nonlinearity, slope calibration,
+    voltage offsets, series resistance or read asymmetry. rpusim simulates the other
+    forwards of a ``TorchInferenceRPUConfig`` with the C++ tiles' MVM."""
+    if params.is_perfect or params.mv_type == AnalogMVType.IDEAL:
+        return True
+    return (params.mv_type == AnalogMVType.ONE_PASS
+            and params.bound_management != BoundManagementType.SHIFT
+            and params.noise_management not in (NoiseManagementType.AVERAGE_ABS_MAX,
+                                                NoiseManagementType.ABS_MAX_NP_SUM)
+            and not (params.w_noise > 0 or params.w_noise_type != WeightNoiseType.NONE)
+            and params.ir_drop <= 0 and params.out_nonlinearity <= 0
+            and params.slope_calibration <= 0 and params.v_offset_std <= 0
+            and params.v_offset_w_min <= 0 and params.r_series <= 0
+            and params.w_read_asymmetry_dtod <= 0)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from rpusim.configs._base import ConfigBase
 from rpusim.configs.io import IOParameters
@@ -46,6 +46,9 @@ class RPUConfig(ConfigBase, RPUConfigBase):
     pre_post: PrePostProcessingParameter = field(default_factory=PrePostProcessingParameter)
     runtime: RuntimeParameter = field(default_factory=RuntimeParameter, compare=False)
 
+    # simulated as aihwkit's torch tile (TorchInferenceRPUConfig)
+    _torch_tile: ClassVar[bool] = False
+
     def validate(self) -> None:
         if not isinstance(self.device, ConfigBase):
             raise TypeError(f"{type(self).__name__}.device must be a device config, "
@@ -57,6 +60,10 @@ class RPUConfig(ConfigBase, RPUConfigBase):
             if not isinstance(getattr(self, name), cls):
                 raise TypeError(f"{type(self).__name__}.{name} must be {cls.__name__}, "
                                 f"got {getattr(self, name)!r}")
+        # the forward of aihwkit's torch tile takes IO the C++ tiles refuse (IOParameters)
+        self.backward._torch_tile_forward = False
+        self.forward._torch_tile_forward = (self._torch_tile
+                                            and self.forward is not self.backward)
         super().validate()
 
 

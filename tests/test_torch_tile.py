@@ -1,0 +1,289 @@
+"""aihwkit's torch-based inference tile (``TorchInferenceRPUConfig``, :mod:`rpusim.io_torch`).
+
+The forward and its gradients are checked against a reference written here in torch, whose
+autograd differentiates the forward as aihwkit's torch tile does (straight-through
+quantisation, clamps, asymmetries, noise management and the batch-level bound management);
+the numbers of the worked examples come from aihwkit 1.2.0.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+torch = pytest.importorskip("torch")
+
+from rpusim import AnalogTile  # noqa: E402
+from rpusim.configs import IOParameters, InferenceRPUConfig, TorchInferenceRPUConfig  # noqa: E402
+from rpusim.configs.enums import (BoundManagementType, NoiseManagementType,  # noqa: E402
+                                  WeightModifierType)
+from rpusim.io_torch import TorchTileMVM, torch_tile_supports  # noqa: E402
+from rpusim.rng import TileRNG  # noqa: E402
+
+
+class _STE(torch.autograd.Function):
+    """round(x / step) * step with the identity as its gradient."""
+
+    @staticmethod
+    def forward(ctx, x, step):
+        return torch.round(x / step) * step
+
+    @staticmethod
+    def backward(ctx, g):
+        return g, None
+
+
+def _step(res, bound):
+    return (1.0 / res if res > 1 else res) * 2.0 * bound
+
+
+def _reference(W, X, p: IOParameters):
+    """The forward in torch (float64), differentiated by autograd: ``(y, x, w)`` with
+    gradients to take."""
+    x = torch.tensor(X, dtype=torch.float64, requires_grad=True)
+    w = torch.tensor(W, dtype=torch.float64, requires_grad=True)
+    if p.is_perfect:
+        return x @ w.T, x, w
+    nm = None
+    if p.noise_management == NoiseManagementType.ABS_MAX:
+        nm = x.abs().max(dim=1, keepdim=True)[0]
+    elif p.noise_management == NoiseManagementType.MAX:
+        nm = x.max(dim=1, keepdim=True)[0]
+    if nm is not None:
+        if p.nm_thres > 0:
+            nm = torch.clamp(nm, max=p.nm_thres)
+        nm = torch.where(nm <= 0, torch.ones_like(nm), nm)
+    number = 1.0
+    if p.noise_management == NoiseManagementType.CONSTANT and p.nm_thres > 0:
+        number = p.nm_thres
+    bm = p.bound_management != BoundManagementType.NONE
+    inp_step = _step(p.inp_res, p.inp_bound) if p.inp_res > 0 else 0.0
+    reduction = 1.0
+    while True:
+        scale = (1.0 / nm if nm is not None else torch.tensor(1.0 / number,
+                                                              dtype=torch.float64)) / reduction
+        u = x * scale
+        if p.inp_res > 0:
+            u = _STE.apply(u, _step(p.inp_res, p.inp_bound))
+        u = torch.clamp(u, -p.inp_bound, p.inp_bound)
+        if p.inp_asymmetry != 0:
+            u = torch.where(u < 0, u * (1 - p.inp_asymmetry), u)
+        z = u @ w.T
+        if p.out_asymmetry != 0:
+            z = torch.where(z < 0, z * (1 - p.out_asymmetry), z)
+        if p.out_res > 0:
+            z = _STE.apply(z, _step(p.out_res, p.out_bound))
+        clipped = bool((z.abs() > p.out_bound).any())
+        z = torch.clamp(z, -p.out_bound, p.out_bound)
+        if not bm or not clipped or reduction > p.max_bm_factor or (
+                inp_step > 0 and reduction > p.max_bm_res / inp_step):
+            break
+        reduction *= 2.0
+    return z * p.out_scale / scale, x, w
+
+
+_IO = st.fixed_dictionaries({
+    "inp_res": st.sampled_from([-1.0, 1 / 254, 1 / 14, 30.0]),
+    "inp_bound": st.sampled_from([1.0, 0.6, 2.0]),
+    "out_res": st.sampled_from([-1.0, 1 / 254, 1 / 30]),
+    "out_bound": st.sampled_from([12.0, 2.0, 0.7]),
+    "out_scale": st.sampled_from([1.0, 0.5, 2.0]),
+    "inp_asymmetry": st.sampled_from([0.0, 0.2]),
+    "out_asymmetry": st.sampled_from([0.0, -0.3, 0.1]),
+    "nm_thres": st.sampled_from([0.0, 0.8]),
+    "max_bm_factor": st.sampled_from([1000, 4]),
+    "noise_management": st.sampled_from(["ABS_MAX", "MAX", "NONE", "CONSTANT"]),
+    "bound_management": st.sampled_from(["ITERATIVE", "NONE", "ITERATIVE_WORST_CASE"]),
+})
+
+
+@settings(max_examples=60)
+@given(io=_IO, seed=st.integers(0, 2**31 - 1), shape=st.tuples(
+    st.integers(1, 5), st.integers(1, 7), st.integers(1, 6)))
+def test_forward_and_gradients_equal_torch_autograd(io, seed, shape):
+    """y, dL/dx and dL/dW of the torch tile's MVM against torch's autograd of the same
+    forward (float64, noise-free; random weights, inputs and upstream gradients)."""
+    batch, n_in, n_out = shape
+    p = IOParameters(out_noise=0.0, inp_noise=0.0, **io)
+    TorchInferenceRPUConfig(forward=p).validate()  # any inp_bound with noise management
+    rng = np.random.default_rng(seed)
+    W = rng.uniform(-1, 1, (n_out, n_in))
+    X = rng.normal(0, 1.5, (batch, n_in))
+    G = rng.normal(0, 1, (batch, n_out))
+    mvm = TorchTileMVM(p, n_out, n_in, np.float64, TileRNG(0))
+    Y, saved = mvm.run(W, X)
+    y_ref, x_ref, w_ref = _reference(W, X, p)
+    np.testing.assert_allclose(Y, y_ref.detach().numpy(), rtol=1e-9, atol=1e-12)
+    (y_ref * torch.tensor(G)).sum().backward()
+    np.testing.assert_allclose(mvm.input_gradient(saved, G), x_ref.grad.numpy(),
+                               rtol=1e-7, atol=1e-10)
+    V, H = mvm.weight_gradient_pair(saved, G)
+    np.testing.assert_allclose(H.T @ V, w_ref.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_bound_management_acts_on_the_whole_batch():
+    """One saturating row makes every row read again at half the scale. Numbers from
+    aihwkit 1.2.0 (W = 0.5, out_bound 1, out_res 1/510, default 1/126 DAC, no noise
+    management): its torch tile reads row 2 at the second scale, 0.2039216; its C++ tile
+    reads row 2 once, 0.2000000."""
+    p = IOParameters(out_noise=0.0, inp_noise=0.0, noise_management="NONE", out_bound=1.0,
+                     out_res=1 / 510)
+    p.validate()
+    W = np.full((1, 4), 0.5, np.float32)
+    X = np.array([[1, 1, 1, 1], [0.1, 0.1, 0.1, 0.1125]], np.float32)
+    Y, _ = TorchTileMVM(p, 1, 4, np.float32, TileRNG(0)).run(W, X, save=False)
+    np.testing.assert_allclose(Y[:, 0], [1.9686275720596313, 0.2039215862751007], rtol=1e-6)
+    tile = AnalogTile(1, 4, InferenceRPUConfig(forward=p))
+    tile.set_weights(W)
+    np.testing.assert_allclose(tile.forward(X)[:, 0], [1.9686275720596313, 0.20000001788139343],
+                               rtol=1e-6)
+    tile = AnalogTile(1, 4, TorchInferenceRPUConfig(forward=p))
+    tile.set_weights(W)
+    np.testing.assert_allclose(tile.forward(X)[:, 0], [1.9686275720596313, 0.2039215862751007],
+                               rtol=1e-6)
+
+
+def test_weight_gradient_reads_the_quantised_inputs():
+    """inp_res 1/14 (step 1/7), noise and bound management off: the input 0.3 is read as 2/7,
+    the weight gradient is 2/7 g (not 0.3 g), the input gradient W g (by hand; aihwkit 1.2.0
+    gives y = 0.142857, dL/dW = 0.571429, dL/dx = 1 for g = 2)."""
+    p = IOParameters(out_noise=0.0, inp_noise=0.0, noise_management="NONE",
+                     bound_management="NONE", inp_res=1 / 14, out_res=-1.0)
+    p.validate()
+    mvm = TorchTileMVM(p, 1, 1, np.float64, TileRNG(0))
+    Y, saved = mvm.run(np.array([[0.5]]), np.array([[0.3]]))
+    np.testing.assert_allclose(Y, [[0.5 * 2 / 7]])
+    V, H = mvm.weight_gradient_pair(saved, np.array([[2.0]]))
+    np.testing.assert_allclose(H.T @ V, [[4 / 7]])
+    np.testing.assert_allclose(mvm.input_gradient(saved, np.array([[2.0]])), [[1.0]])
+
+
+def test_clipped_inputs_get_no_gradient_and_abs_max_passes_one():
+    """Inputs beyond inp_bound (no noise management) get no gradient; with ABS_MAX the
+    row's largest input takes out_scale sum(g o) - sum(dL/du u) / nm (by hand here)."""
+    p = IOParameters(out_noise=0.0, inp_noise=0.0, noise_management="NONE",
+                     bound_management="NONE", inp_res=-1.0, out_res=-1.0)
+    p.validate()
+    mvm = TorchTileMVM(p, 1, 2, np.float64, TileRNG(0))
+    _, saved = mvm.run(np.array([[1.0, 1.0]]), np.array([[2.0, 0.5]]))
+    np.testing.assert_allclose(mvm.input_gradient(saved, np.array([[1.0]])), [[0.0, 1.0]])
+    # ABS_MAX, out_res 4 (step 0.5), x = (2, -0.5), W = (0.3, 0.2): nm = 2, u = (1, -0.25),
+    # z = 0.25 -> o = 0 (ties to even), y = nm o = 0. dy/dx_j = W_j, plus on x_0 (the
+    # largest) dy/dnm = o + nm W.(-x / nm^2) = 0 - (0.6 - 0.1) / 2 = -0.25 (aihwkit 1.2.0's
+    # autograd gives dL/dx = (0.05, 0.2) and dL/dW = (2, -0.5) as well)
+    p = IOParameters(out_noise=0.0, inp_noise=0.0, bound_management="NONE", inp_res=-1.0,
+                     out_res=4.0, out_bound=1.0)
+    p.validate()
+    mvm = TorchTileMVM(p, 1, 2, np.float64, TileRNG(0))
+    Y, saved = mvm.run(np.array([[0.3, 0.2]]), np.array([[2.0, -0.5]]))
+    assert Y[0, 0] == 0.0
+    np.testing.assert_allclose(mvm.input_gradient(saved, np.array([[1.0]])), [[0.05, 0.2]])
+    V, H = mvm.weight_gradient_pair(saved, np.array([[1.0]]))
+    np.testing.assert_allclose(H.T @ V, [[2.0, -0.5]])
+
+
+def test_all_zero_inputs_give_zeros_and_no_gradient():
+    p = IOParameters(out_noise=0.0, inp_noise=0.0)
+    mvm = TorchTileMVM(p, 3, 2, np.float32, TileRNG(0))
+    Y, saved = mvm.run(np.ones((3, 2), np.float32), np.zeros((2, 2), np.float32))
+    assert not Y.any()
+    assert not mvm.input_gradient(saved, np.ones((2, 3), np.float32)).any()
+    V, H = mvm.weight_gradient_pair(saved, np.ones((2, 3), np.float32))
+    assert not (H.T @ V).any()
+
+
+def test_supported_forward_configs():
+    assert torch_tile_supports(IOParameters())
+    assert torch_tile_supports(IOParameters(is_perfect=True, w_noise=0.1))
+    for kw in (dict(w_noise=0.1, w_noise_type="ADDITIVE_CONSTANT"), dict(ir_drop=0.5),
+               dict(out_nonlinearity=0.1), dict(r_series=0.1), dict(mv_type="POS_NEG_SEPARATE"),
+               dict(noise_management="AVERAGE_ABS_MAX")):
+        p = IOParameters(**kw)
+        p.validate()
+        assert not torch_tile_supports(p), kw
+    with pytest.raises(ValueError, match="torch tile"):
+        TorchTileMVM(IOParameters(ir_drop=0.5), 2, 2, np.float32, TileRNG(0))
+    # any input bound with noise management (aihwkit's torch tile); the C++ tiles refuse it
+    assert AnalogTile(2, 2, TorchInferenceRPUConfig(
+        forward=IOParameters(inp_bound=0.5))).torch_autograd
+    for config in (InferenceRPUConfig(forward=IOParameters(inp_bound=0.5)),
+                   TorchInferenceRPUConfig(forward=IOParameters(inp_bound=0.5, ir_drop=0.1)),
+                   TorchInferenceRPUConfig(backward=IOParameters(inp_bound=0.5))):
+        with pytest.raises(ValueError, match="inp_bound"):
+            config.validate()
+    # a config aihwkit's torch tile refuses takes the C++ tile's MVM
+    assert not AnalogTile(2, 2, TorchInferenceRPUConfig(
+        forward=IOParameters(ir_drop=0.5))).torch_autograd
+    assert AnalogTile(2, 2, TorchInferenceRPUConfig()).torch_autograd
+    assert not AnalogTile(2, 2, InferenceRPUConfig()).torch_autograd
+
+
+def _tile(**modifier):
+    config = TorchInferenceRPUConfig(forward=IOParameters(out_noise=0.0, inp_noise=0.0,
+                                                          is_perfect=True))
+    for key, value in modifier.items():
+        setattr(config.modifier, key, value)
+    config.validate()
+    tile = AnalogTile(3, 4, config, seed=5)
+    tile.set_weights(np.linspace(-0.6, 0.6, 12).reshape(3, 4))
+    return tile
+
+
+def test_modifier_drawn_at_every_training_forward():
+    """aihwkit's torch tile draws the modifier at each training forward (the C++ tiles hold
+    one draw per optimizer step); the backward reads that forward's draw; test mode reads
+    the weights."""
+    tile = _tile(type=WeightModifierType.ADD_NORMAL, std_dev=0.1)
+    X = np.eye(4, dtype=np.float32)
+    y1, s1 = tile.forward_saving(X, False)
+    y2, s2 = tile.forward_saving(X, False)
+    assert not np.allclose(y1, y2)
+    np.testing.assert_array_equal(y1, s1.weights.T)
+    np.testing.assert_allclose(tile.forward(X, is_test=True), tile.get_weights().T)
+    G = np.ones((4, 3), np.float32)
+    np.testing.assert_allclose(tile.input_gradient(G, s2), G @ s2.weights, rtol=1e-6)
+    # the same seed gives the same draws
+    again = _tile(type=WeightModifierType.ADD_NORMAL, std_dev=0.1)
+    np.testing.assert_array_equal(again.forward_saving(X, False)[0], y1)
+
+
+def test_per_batch_sample_draws_per_row():
+    tile = _tile(type=WeightModifierType.MULT_NORMAL, std_dev=0.2, per_batch_sample=True)
+    X = np.tile(np.eye(4, dtype=np.float32)[:1], (3, 1))
+    Y, saved = tile.forward_saving(X, False)
+    assert saved.weights.shape == (3, 3, 4)
+    np.testing.assert_allclose(Y, saved.weights[:, :, 0], rtol=1e-6)
+    assert np.ptp(Y[:, 0]) > 0
+    G = np.ones((3, 3), np.float32)
+    np.testing.assert_allclose(tile.input_gradient(G, saved),
+                               np.einsum("bo,boi->bi", G, saved.weights), rtol=1e-6)
+
+
+def test_torch_discretize_formula():
+    """aihwkit's torch DISCRETIZE: step res * 2 * wmax, halves to even (by hand: res 1/4,
+    assumed_wmax 0.5 -> step 0.25; 0.6 -> 0.5, 0.375 -> 0.5 (1.5 -> 2), 0.125 -> 0)."""
+    tile = _tile(type=WeightModifierType.DISCRETIZE, res=0.25, assumed_wmax=0.5,
+                 rel_to_actual_wmax=False)
+    tile.set_weights(np.array([[0.6, 0.375, 0.125, -0.3]] * 3))
+    Y, _ = tile.forward_saving(np.eye(4, dtype=np.float32), False)
+    np.testing.assert_allclose(Y[:, 0], [0.5, 0.5, 0.0, -0.25])
+    # relative to the actual max |w| = 0.6: step 0.3
+    tile = _tile(type=WeightModifierType.DISCRETIZE, res=0.25, rel_to_actual_wmax=True)
+    tile.set_weights(np.array([[0.6, 0.375, 0.125, -0.3]] * 3))
+    Y, _ = tile.forward_saving(np.eye(4, dtype=np.float32), False)
+    np.testing.assert_allclose(Y[:, 0], [0.6, 0.3, 0.0, -0.3], rtol=1e-6)
+
+
+def test_bad_input_changes_nothing():
+    tile = _tile(type=WeightModifierType.ADD_NORMAL, std_dev=0.1)
+    state = tile._rng.get_state()
+    with pytest.raises(ValueError, match="finite"):
+        tile.forward_saving(np.array([[np.nan, 0, 0, 0]], np.float32), False)
+    assert tile._rng.get_state() == state
+    _, saved = tile.forward_saving(np.ones((2, 4), np.float32), False)
+    with pytest.raises(ValueError, match="shape"):
+        tile.input_gradient(np.ones((3, 3), np.float32), saved)
+    with pytest.raises(ValueError, match="finite"):
+        tile.input_gradient(np.full((2, 3), np.inf, np.float32), saved)
+    with pytest.raises(ValueError, match="TorchInferenceRPUConfig"):
+        AnalogTile(2, 2).forward_saving(np.ones((1, 2), np.float32), False)
