@@ -124,9 +124,10 @@ class HardwareAwareState:
 
     def fresh_weights(self, w: np.ndarray, batch: int, is_test: bool) -> np.ndarray:
         """The weights a forward of aihwkit's torch tile reads: a new modifier draw at every
-        training forward (``(batch, out, in)`` with ``per_batch_sample``), ``w`` in test mode
-        (unless ``enable_during_test``, which aihwkit's torch tile refuses). The draw is held
-        for the backward (as :attr:`fb_weights` or :attr:`sample_weights`).
+        training forward (``(batch, out, in)`` with ``per_batch_sample``: one per sample,
+        ``batch`` the number of samples), ``w`` in test mode (unless ``enable_during_test``,
+        which aihwkit's torch tile refuses). The draw is held for the backward (as
+        :attr:`fb_weights` or :attr:`sample_weights`).
 
         aihwkit's torch tile has its own formulas for the modifiers it supports:
         MULT_NORMAL ``w (1 + std_dev xi)`` (no ``assumed_wmax``), ADD_NORMAL ``w + std_dev

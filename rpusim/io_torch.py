@@ -84,17 +84,22 @@ class TorchMVMSaved:
 
 
 def _product(M: np.ndarray, V: np.ndarray) -> np.ndarray:
-    """``V @ M.T`` row by row, for one ``(out, in)`` matrix or one per row."""
+    """``V @ M.T`` row by row, for one ``(out, in)`` matrix, or ``(samples, out, in)`` with
+    the rows in ``samples`` consecutive groups (one matrix each)."""
     if M.ndim == 2:
         return V @ M.T
-    return np.matmul(M, V[:, :, None])[:, :, 0]
+    m = V.shape[0]
+    grouped = V.reshape(M.shape[0], m // M.shape[0], V.shape[1])
+    return np.matmul(grouped, M.transpose(0, 2, 1)).reshape(m, M.shape[1])
 
 
 def _transposed_product(M: np.ndarray, H: np.ndarray) -> np.ndarray:
-    """``H @ M`` row by row, for one ``(out, in)`` matrix or one per row."""
+    """``H @ M`` row by row, matrices as in :func:`_product`."""
     if M.ndim == 2:
         return H @ M
-    return np.matmul(H[:, None, :], M)[:, 0, :]
+    m = H.shape[0]
+    grouped = H.reshape(M.shape[0], m // M.shape[0], H.shape[1])
+    return np.matmul(grouped, M).reshape(m, M.shape[2])
 
 
 class TorchTileMVM(AnalogMVM):
@@ -124,11 +129,14 @@ class TorchTileMVM(AnalogMVM):
     # -- the forward ----------------------------------------------------------------------------
     def run(self, M: np.ndarray, U: np.ndarray, save: bool = True):
         """``(Y, saved)``: the outputs for inputs ``U`` ``(batch, in)`` and weights ``M``
-        (``(out, in)``, or ``(batch, out, in)`` per sample), and a :class:`TorchMVMSaved`
-        (None unless ``save``)."""
+        (``(out, in)``, or ``(samples, out, in)``, one per group of ``batch / samples``
+        consecutive rows), and a :class:`TorchMVMSaved` (None unless ``save``)."""
         dt = self.dtype
         t = dt.type
         m = U.shape[0]
+        if m == 0:
+            return np.zeros((0, self.n_out), dt), (
+                TorchMVMSaved(M, U, zero=True) if save else None)
         if self.perfect:
             Y = np.ascontiguousarray(_product(M, U), dtype=dt)
             return Y, (TorchMVMSaved(M, U) if save else None)

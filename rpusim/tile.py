@@ -331,21 +331,30 @@ class AnalogTile:
         and ``(x, d)`` update of the other tiles (:mod:`rpusim.io_torch`)."""
         return getattr(self, "_torch_tile", False)
 
-    def forward_saving(self, X: np.ndarray, is_test: bool, save: bool = True):
+    def forward_saving(self, X: np.ndarray, is_test: bool, save: bool = True,
+                       samples: int | None = None):
         """Forward of a torch-based inference tile (:attr:`torch_autograd`) for a 2-d,
         C-contiguous batch in the tile dtype: ``(y, saved)``, ``saved`` what
         :meth:`input_gradient` and :meth:`weight_gradient_pair` read (None unless ``save``).
         A training forward draws the weight modifier anew (aihwkit's torch tile does so at
-        every forward). Non-finite inputs or outputs raise and leave the tile unchanged."""
+        every forward); with ``per_batch_sample`` one draw per sample, the rows forming
+        ``samples`` consecutive groups (a convolution's patches per image; default: one
+        row each). Non-finite inputs or outputs raise and leave the tile unchanged."""
         if not self.torch_autograd:
             raise ValueError(f"forward_saving is for TorchInferenceRPUConfig tiles, this one "
                              f"has {type(self.rpu_config).__name__}")
         if not all_finite(X):
             raise ValueError("x must be finite, got NaN or inf")
+        m = X.shape[0]
+        if samples is None:
+            samples = m
+        elif not (isinstance(samples, int) and samples > 0 and m % samples == 0) and m:
+            raise ValueError(f"samples must be a positive int dividing the batch {m}, got "
+                             f"{samples!r}")
         hwa = self._hwa
         keys = self._rng.keys_drawn
         held = hwa.fb_weights, hwa.sample_weights
-        M = hwa.fresh_weights(self._model.w, X.shape[0], is_test)
+        M = hwa.fresh_weights(self._model.w, samples, is_test)
         Y, saved = self._forward_mvm.run(M, X, save)
         if not all_finite(Y):
             self._rng.unkey(self._rng.keys_drawn - keys)

@@ -287,3 +287,27 @@ def test_bad_input_changes_nothing():
         tile.input_gradient(np.full((2, 3), np.inf, np.float32), saved)
     with pytest.raises(ValueError, match="TorchInferenceRPUConfig"):
         AnalogTile(2, 2).forward_saving(np.ones((1, 2), np.float32), False)
+
+
+def test_conv_per_batch_sample_draws_once_per_image():
+    """aihwkit's torch tile reads a convolution's patches of one image as one sample: with
+    ``per_batch_sample`` the positions of an image share a draw, images differ."""
+    import rpusim.torch as rn
+    config = TorchInferenceRPUConfig(forward=IOParameters(is_perfect=True))
+    config.modifier.type = WeightModifierType.ADD_NORMAL
+    config.modifier.std_dev = 0.3
+    config.modifier.per_batch_sample = True
+    layer = rn.AnalogConv2d(1, 2, kernel_size=1, bias=False, rpu_config=config, seed=3)
+    x = torch.ones(2, 1, 2, 2)
+    y = layer(x).detach().numpy()
+    for image in y:  # the four positions have equal patches and one draw
+        np.testing.assert_allclose(image, image[:, :1, :1] * np.ones_like(image), rtol=1e-6)
+    assert not np.allclose(y[0], y[1])
+    # the backward reads the draws of its forward
+    x.requires_grad_(True)
+    out = layer(x)
+    out.sum().backward()
+    saved_weights = layer.analog_module.tile._hwa.sample_weights
+    assert saved_weights.shape == (2, 2, 1)
+    np.testing.assert_allclose(x.grad.numpy()[:, 0, 0, 0], saved_weights.sum(axis=1)[:, 0],
+                               rtol=1e-6)

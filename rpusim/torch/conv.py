@@ -53,6 +53,7 @@ class _ConvFunction(torch.autograd.Function):
         kernel, stride, dilation, out = layer._geometry(spatial)
         x5 = x_np.reshape(batch, x_np.shape[1], *((1,) * (3 - layer._ndim)), *spatial)
         positions = out[0] * out[1] * out[2]
+        grid.rows_per_sample = positions
         patches = np.empty((batch * positions, layer.in_size), grid.dtype)
         im2col(x5, kernel, stride, dilation, out, patches)
         y, x_t, mask = grid.plain_forward(patches)
@@ -198,6 +199,7 @@ class _AnalogConvNd(AnalogLayerBase, _ConvNd):
                                grid.plain_weight())
             return y[0] if unbatched else y
         patches, out_spatial = self.unfold(x)
+        grid.rows_per_sample = math.prod(out_spatial)
         y = self.analog_module(patches)
         batch = x.shape[0]
         y = y.view(batch, math.prod(out_spatial), self.out_channels).transpose(1, 2).reshape(

@@ -433,7 +433,7 @@ class TileGrid(nn.Module):
         tile = self._flat[0]
         is_test = not self.training
         if tile.torch_autograd:
-            y, saved = tile.forward_saving(x, is_test)
+            y, saved = tile.forward_saving(x, is_test, samples=self._samples(x))
             return y, x, saved
         y = tile._forward_rows(x, is_test)
         return y, x, _saturation_mask(tile, y, is_test)
@@ -452,6 +452,16 @@ class TileGrid(nn.Module):
             z = tile._backward_rows(d)
         return z[:, :-1] if self.analog_bias else z
 
+    def _samples(self, x: np.ndarray) -> int | None:
+        """How many samples the rows of ``x`` belong to (``None``: one row each): a
+        convolution sets :attr:`rows_per_sample` to its positions before each call, so that a
+        torch-based inference tile's ``per_batch_sample`` modifier draws once per image, as
+        aihwkit's (whose torch tile reads the patches of an image as one sample)."""
+        rows = getattr(self, "rows_per_sample", 1)
+        if rows <= 1 or x.shape[0] % rows:
+            return None
+        return x.shape[0] // rows
+
     def _input(self, x: np.ndarray) -> np.ndarray:
         if not self.analog_bias:
             return x
@@ -467,7 +477,7 @@ class TileGrid(nn.Module):
         x = self._input(x)
         is_test = not self.training
         if len(self._flat) == 1 and self._alpha[0] is None and not scales:
-            y, mask = _tile_forward(self._flat[0], x, is_test)
+            y, mask = _tile_forward(self._flat[0], x, is_test, self._samples(x))
             return y, (x, [mask], None)
         y = np.empty((x.shape[0], self.out_size), self.dtype)
         masks, scaled = [], []
@@ -475,7 +485,7 @@ class TileGrid(nn.Module):
         for (a, b), row in zip(self._in_bounds, self.tiles):
             xi = x if len(self.tiles) == 1 else x[:, a:b]
             for (c, e), tile in zip(self._out_bounds, row):
-                yt, mask = _tile_forward(tile, xi, is_test)
+                yt, mask = _tile_forward(tile, xi, is_test, self._samples(xi))
                 masks.append(mask)
                 if self._alpha[k] is not None:
                     yt = yt * self._alpha[k]
@@ -522,7 +532,8 @@ class TileGrid(nn.Module):
                     self._init_range_from_data(k, xi)
                 r = abs(float(self.input_range[k].detach()[0]))
                 ranges.append(r)
-                yt, mask = _tile_forward(tile, self._scaled_input(xi, r), is_test)
+                yt, mask = _tile_forward(tile, self._scaled_input(xi, r), is_test,
+                                         self._samples(xi))
                 masks.append(mask)
                 yt = yt * r if self._alpha[k] is None else yt * (r * self._alpha[k])
                 if scales:
@@ -898,11 +909,13 @@ def _weight_scale(w: np.ndarray, omega: float, columnwise: bool) -> np.ndarray |
     return alpha
 
 
-def _tile_forward(tile: AnalogTile, x: np.ndarray, is_test: bool):
+def _tile_forward(tile: AnalogTile, x: np.ndarray, is_test: bool, samples: int | None):
     """One tile's forward in a layer: ``(y, what its backward reads)``, the latter the
-    saturation mask (or None), or for a torch-based inference tile its saved forward."""
+    saturation mask (or None), or for a torch-based inference tile its saved forward
+    (``samples``: see :meth:`TileGrid._samples`)."""
     if tile.torch_autograd:
-        return tile.forward_saving(np.ascontiguousarray(x, dtype=tile.dtype), is_test)
+        return tile.forward_saving(np.ascontiguousarray(x, dtype=tile.dtype), is_test,
+                                   samples=samples)
     y = tile.forward(x, is_test)
     return y, _saturation_mask(tile, y, is_test)
 
