@@ -278,6 +278,12 @@ class AnalogTile:
             ``not module.training``. With an ``InferenceRPUConfig`` and drift compensation,
             test-mode outputs are multiplied by the compensation's alpha.
 
+        Notes
+        -----
+        A ``TorchInferenceRPUConfig`` tile reads as aihwkit's torch-based tile
+        (:attr:`torch_autograd`): bound management over the whole batch, and a new
+        weight-modifier draw at every training forward.
+
         Returns
         -------
         ndarray, shape (out,) or (batch, out)
@@ -418,6 +424,10 @@ class AnalogTile:
 
     def backward(self, d) -> np.ndarray:
         """Analog transposed MVM ``z = W.T d`` through the backward IO model.
+
+        The layers of a ``TorchInferenceRPUConfig`` tile take the gradient of its forward
+        instead (:meth:`input_gradient`), as aihwkit's torch-based tile has no analog
+        backward; this method stays the backward MVM of the C++ tiles for such a tile.
 
         Parameters
         ----------
