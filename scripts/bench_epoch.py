@@ -5,7 +5,8 @@ linear 256->10; log-softmax and NLL loss; batch 10 over the 1437 training images
 80/20 split (144 mini-batches, same order every epoch); ``AnalogSGD`` at lr 0.05. Configs:
 ``SingleRPUConfig(device=ConstantStepDevice())`` and
 ``UnitCellRPUConfig(device=TransferCompound(unit_cell_devices=[SoftBoundsDevice(),
-SoftBoundsDevice()]))``, defaults otherwise (default IO noise and bounds on both sides).
+SoftBoundsDevice()]))`` and ``TorchInferenceRPUConfig()`` (hardware-aware training on aihwkit's
+torch-based tile), defaults otherwise (default IO noise and bounds on both sides).
 
 Timing: one warm-up epoch per library (numba compiles, aihwkit allocates), then epochs
 alternate rpusim, aihwkit, rpusim, ... on the same two models (training continues); the table
@@ -84,6 +85,8 @@ CONFIGS = {
     "ConstantStep SGD": lambda c: c.SingleRPUConfig(device=c.ConstantStepDevice()),
     "TransferCompound": lambda c: c.UnitCellRPUConfig(device=c.TransferCompound(
         unit_cell_devices=[c.SoftBoundsDevice(), c.SoftBoundsDevice()])),
+    # hardware-aware training on aihwkit's torch-based tile: torch's optimizer on the weights
+    "TorchInference HWA": lambda c: c.TorchInferenceRPUConfig(),
 }
 
 
