@@ -42,6 +42,25 @@ from rpusim.kernels import io as kio
 __all__ = ["TorchTileMVM", "TorchMVMSaved", "torch_tile_supports"]
 
 
+class _Reading:
+    """One read of the bound-management loop: whether it passed the bound test, the output
+    ``o`` (before ``out_scale / s_b``), the DAC's output ``V`` and derivative, the ADC's
+    derivative and clipped outputs of the pass that carries the input gradient, and the
+    other passes ``(V_k, bit weight, ADC derivative)`` (time-sliced reads)."""
+
+    __slots__ = ("passed", "o", "V", "in_factor", "out_factor", "clipped", "extra", "weights")
+
+    def __init__(self, passed, o, V, in_factor, out_factor, clipped, extra, weights=None):
+        self.passed = passed
+        self.o = o
+        self.V = V
+        self.in_factor = in_factor
+        self.out_factor = out_factor
+        self.clipped = clipped
+        self.extra = extra
+        self.weights = weights
+
+
 class TorchMVMSaved:
     """What the gradients of one forward read (see the module notes).
 
@@ -64,13 +83,17 @@ class TorchMVMSaved:
         The forward returned zeros without reading (all-zero inputs, no input noise).
     clipped : ndarray or None
         Outputs clipped at the ADC bound (for the input range's output-clipping rule).
+    extra : sequence
+        Further ``(prepared, out_factor)`` pairs of a time-sliced read's other passes: their
+        products add to the weight gradient; the input gradient flows through the first
+        pass only (the others read the inputs' higher bits, whose derivative is zero).
     """
 
     __slots__ = ("weights", "prepared", "out_factor", "in_factor", "scale", "nm", "zero",
-                 "clipped", "outputs", "scaled")
+                 "clipped", "outputs", "scaled", "extra")
 
     def __init__(self, weights, prepared, *, out_factor=None, in_factor=None, scale=None,
-                 nm=None, zero=False, clipped=None, outputs=None, scaled=None):
+                 nm=None, zero=False, clipped=None, outputs=None, scaled=None, extra=()):
         self.weights = weights
         self.prepared = prepared
         self.out_factor = out_factor
@@ -81,6 +104,7 @@ class TorchMVMSaved:
         self.clipped = clipped
         self.outputs = outputs
         self.scaled = scaled
+        self.extra = extra
 
 
 def _product(M: np.ndarray, V: np.ndarray) -> np.ndarray:
@@ -111,11 +135,15 @@ class TorchTileMVM(AnalogMVM):
     """
 
     def __init__(self, params, n_out: int, n_in: int, dtype, rng):
-        if not torch_tile_supports(params):
+        if not self._supported(params):
             raise ValueError("TorchTileMVM needs forward IO parameters that aihwkit's torch "
                              "tile supports (see torch_tile_supports)")
         super().__init__(params, n_out, n_in, dtype, rng)
         self._fusable = False
+
+    @staticmethod
+    def _supported(params) -> bool:
+        return torch_tile_supports(params)
 
     def own_mvm(self, W, transposed, U):
         return None
@@ -181,13 +209,12 @@ class TorchTileMVM(AnalogMVM):
                 if b_management:
                     scale /= reduction
                 scaling = scale != 1.0
-            stage = self._read(M, U, scale, scaling, _Draws(key, rows, bm_round, self._c))
-            passed = stage[0]
+            reading = self._read(M, U, scale, scaling, _Draws(key, rows, bm_round, self._c))
             bm_round += 1
-            if not b_management or passed or reduction > p.max_bm_factor or (
+            if not b_management or reading.passed or reduction > p.max_bm_factor or (
                     inp_step > 0 and reduction > p.max_bm_res / inp_step):
                 break
-        _, o, V, in_factor, out_mask, out_asym = stage
+        o = reading.o
         out_scale = p.out_scale
         k = None  # what o is multiplied by: out_scale / scale
         if scaling or out_scale != 1.0:
@@ -198,29 +225,38 @@ class TorchTileMVM(AnalogMVM):
         Y = o * k if k is not None else o.copy()
         if not save:
             return Y, None
-        factor = None
-        if k is not None:
-            factor = np.broadcast_to(k, Y.shape).astype(dt)
-        if out_mask is not None:
-            factor = out_mask.astype(dt) if factor is None else factor * out_mask
-        if out_asym is not None:
-            factor = out_asym if factor is None else factor * out_asym
+        def scaled(factor, weight=1.0):
+            # dy/dz of one pass: out_scale / s_b, its bit weight, its ADC's derivative
+            if k is None and weight == 1.0:
+                return factor
+            kw = t(weight) if k is None else (k if weight == 1.0 else k * t(weight))
+            full = np.broadcast_to(kw, Y.shape).astype(dt)
+            return full if factor is None else full * factor
+
+        extra = [(Vk, scaled(fk, wk)) for Vk, wk, fk in reading.extra]
         nm_saved = None
         if nm is not None:
             sign = (np.sign(U[rows, idx]) if nm_kind == NoiseManagementType.ABS_MAX
                     else np.ones(m, dt))
             nm_saved = (nm, reduction if b_management else 1.0, idx, sign.astype(dt),
                         passes)
-        clipped = None if out_mask is None else ~out_mask
         scaled_inputs = U * scale if scaling else U
-        return Y, TorchMVMSaved(M, V, out_factor=factor, in_factor=in_factor,
+        return Y, TorchMVMSaved(reading.weights if reading.weights is not None else M,
+                                reading.V, out_factor=scaled(reading.out_factor),
+                                in_factor=reading.in_factor,
                                 scale=scale if scaling else None, nm=nm_saved,
-                                clipped=clipped, outputs=o if nm is not None else None,
-                                scaled=scaled_inputs if nm is not None else None)
+                                clipped=reading.clipped, outputs=o if nm is not None else None,
+                                scaled=scaled_inputs if nm is not None else None, extra=extra)
 
-    def _read(self, M, U, scale, scaling, draws: _Draws):
-        """One read at input scale ``scale``: ``(bound test passed, o, v, input factor,
-        output mask, output asymmetry factor)`` (factors None where they are ones)."""
+    def _read(self, M, U, scale, scaling, draws: _Draws) -> "_Reading":
+        """One read at input scale ``scale``: the DAC, the product and the ADC."""
+        V, in_factor = self._dac(U, scale, scaling, draws)
+        passed, o, out_factor, clipped = self._adc(_product(M, V), draws)
+        return _Reading(passed, o, V, in_factor, out_factor, clipped, [])
+
+    def _dac(self, U, scale, scaling, draws: _Draws):
+        """Scale, quantise (straight through), clip, noise and asymmetry of the inputs:
+        ``(v, dv/du)`` (None where the derivative is one)."""
         p = self.params
         t = self._t
         dt = self.dtype
@@ -243,14 +279,21 @@ class TorchTileMVM(AnalogMVM):
             u = np.where(negative, u * scale_neg, u)
             asym = np.where(negative, scale_neg, t(1)).astype(dt)
             in_factor = asym if in_factor is None else in_factor * asym
-        V = np.ascontiguousarray(u, dtype=dt)
-        z = np.ascontiguousarray(_product(M, V), dtype=dt)
-        out_asym = None
+        return np.ascontiguousarray(u, dtype=dt), in_factor
+
+    def _adc(self, z, draws: _Draws):
+        """Asymmetry, noise, quantisation (straight through) and clipping of the product
+        ``z``: ``(bound test passed, o, do/dz or None, clipped or None)``."""
+        p = self.params
+        t = self._t
+        dt = self.dtype
+        z = np.ascontiguousarray(z, dtype=dt)
+        factor = None
         if p.out_asymmetry != 0:
             negative = z < 0
             scale_neg = t(1) - t(p.out_asymmetry)
             z = np.where(negative, z * scale_neg, z)
-            out_asym = np.where(negative, scale_neg, t(1)).astype(dt)
+            factor = np.where(negative, scale_neg, t(1)).astype(dt)
         if p.out_noise > 0 or self.out_noise_values.size:
             xi = draws.normals(kio.TAG_OUT_NOISE, self.n_out)
             if self.out_noise_values.size:
@@ -260,16 +303,17 @@ class TorchTileMVM(AnalogMVM):
         if p.out_res > 0:
             z = self._quantize(z, p.out_res, p.out_bound, p.out_sto_round, draws,
                                kio.TAG_OUT_UNIFORM)
-        out_mask = None
+        clipped = None
         passed = True
         if p.out_bound > 0:
             bound = t(p.out_bound)
             inside = (z <= bound) & (z >= -bound)
             if not inside.all():
                 passed = False
-                out_mask = inside
+                clipped = ~inside
+                factor = inside.astype(dt) if factor is None else factor * inside
                 z = np.clip(z, -bound, bound)
-        return passed, z, V, in_factor, out_mask, out_asym
+        return passed, z, factor, clipped
 
     def _quantize(self, values, res: float, bound: float, stochastic: bool, draws: _Draws,
                   purpose: int):
@@ -312,4 +356,8 @@ class TorchTileMVM(AnalogMVM):
         if saved.zero:
             return saved.prepared, np.zeros(G.shape, dt)
         H = G if saved.out_factor is None else G * saved.out_factor
-        return saved.prepared, np.ascontiguousarray(H, dtype=dt)
+        if not saved.extra:
+            return saved.prepared, np.ascontiguousarray(H, dtype=dt)
+        V = np.concatenate([saved.prepared, *(Vk for Vk, _ in saved.extra)])
+        H = np.concatenate([H, *(G if fk is None else G * fk for _, fk in saved.extra)])
+        return V, np.ascontiguousarray(H, dtype=dt)

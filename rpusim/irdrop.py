@@ -29,7 +29,8 @@ from __future__ import annotations
 import numpy as np
 
 from rpusim.configs.enums import AnalogMVType
-from rpusim.io import AnalogMVM, _Draws
+from rpusim.io import _Draws
+from rpusim.io_torch import TorchTileMVM, _product, _Reading
 from rpusim.kernels import io as kio
 
 __all__ = ["TimeDependentIRDropMVM"]
@@ -107,8 +108,10 @@ def thevenin_weights(G: np.ndarray, r_wire: float) -> tuple[np.ndarray, np.ndarr
     return coef / G, r_th + 0.5 * r_wire
 
 
-class TimeDependentIRDropMVM(AnalogMVM):
-    """The forward MVM of a ``TorchInferenceRPUConfigIRDropT`` tile (module notes).
+class TimeDependentIRDropMVM(TorchTileMVM):
+    """The forward MVM of a ``TorchInferenceRPUConfigIRDropT`` tile (module notes): aihwkit's
+    torch tile (:mod:`rpusim.io_torch`: batch-level bound management, the gradients of the
+    forward) with its reads time-sliced.
 
     Parameters
     ----------
@@ -118,6 +121,13 @@ class TimeDependentIRDropMVM(AnalogMVM):
     phys_input_size : int
         Rows of the physical tile (``mapping.max_input_size``); ``n_in`` rows are centred in
         it.
+
+    Notes
+    -----
+    The gradients are those of the passes' products (the first pass carries the input
+    gradient, as the higher bits' split has derivative zero in aihwkit's autograd; every pass
+    adds to the weight gradient). The IR drop and the read noise of a test-mode read are not
+    differentiated: a backward after such a read takes the products' gradients.
     g_converter : BaseConductanceConverter
         The conductances of the weights (the noise model's converter).
 
@@ -152,8 +162,11 @@ class TimeDependentIRDropMVM(AnalogMVM):
         self.g_converter = g_converter
         self.is_test = False
         super().__init__(params, n_out, n_in, dtype, rng)
-        if not self.perfect:
-            self._fusable = False
+
+    @staticmethod
+    def _supported(params) -> bool:
+        # IOParametersIRDropT.check_time_sliced_support refuses what the reads do not model
+        return True
 
     def mvm(self, M: np.ndarray, U: np.ndarray, is_test: bool = False) -> np.ndarray:
         """:meth:`AnalogMVM.mvm`, with IR drop when ``is_test``."""
@@ -202,31 +215,33 @@ class TimeDependentIRDropMVM(AnalogMVM):
     def _as_dtype(self, values: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(values, dtype=self.dtype)
 
-    def _analog_mv(self, M, U, rows, scale, draws: _Draws):
-        p = self.params
-        n = self.n_in
-        xi = draws.normals(kio.TAG_INP_NOISE, n) if p.inp_noise > 0 else self._none
-        sto = p.inp_sto_round and self._inp_res > 0
-        uni = draws.uniforms(kio.TAG_INP_UNIFORM, n) if sto else self._none
-        V = kio.prepare_input(U, rows, scale, self._inp_res, self._inp_bound,
-                              self._t(p.inp_noise), xi, self._inp_asym, p.inp_asymmetry != 0,
-                              p.inp_sto_round, uni, self._c)
-        total = np.zeros((V.shape[0], self.n_out), self.dtype)
-        passed = np.ones(V.shape[0], bool)
+    def _read(self, M, U, scale, scaling, draws: _Draws) -> _Reading:
+        """One read: the DAC, then one product and ADC per pass (bit weights summed)."""
+        V, in_factor = self._dac(U, scale, scaling, draws)
+        total, passed, first, extra = None, True, None, []
         for k, (inputs, weight, t_max, steps) in enumerate(self._passes(self._on_dac_grid(V))):
-            pass_draws = draws if k == 0 else _Draws(draws.key, rows,
+            pass_draws = draws if k == 0 else _Draws(draws.key, draws.rows,
                                                      draws.bm_round + k * _PASS_ROUND, self._c)
-            Y = self._one_pass(M, inputs, t_max, steps, pass_draws)
-            passed &= self._finalize(Y, pass_draws, kio.TAG_OUT_NOISE, kio.TAG_OUT_UNIFORM)
-            total += self._t(weight) * Y
-        return total, passed
+            z = self._one_pass(M, inputs, t_max, steps, pass_draws)
+            ok, o, factor, clipped = self._adc(z, pass_draws)
+            passed = passed and ok
+            part = o if weight == 1.0 else self._t(weight) * o
+            total = part if total is None else total + part
+            if k == 0:
+                first = (inputs, factor, clipped)
+            else:
+                extra.append((inputs, weight, factor))
+        return _Reading(passed, total, first[0], in_factor, first[1], first[2], extra)
 
     def _one_pass(self, M, V, t_max: float, steps: int, draws: _Draws) -> np.ndarray:
         p = self.params
-        W = self._read_noise(M, V, draws) if p.apply_xdep_pcm_read_noise else M
         ir_drop = p.ir_drop if self.is_test else 0.0
+        if M.ndim == 3 and (ir_drop > 0 or p.apply_xdep_pcm_read_noise):
+            raise ValueError("time-dependent IR drop and read noise need one weight matrix: "
+                             "modifier.per_batch_sample gives one per sample")
+        W = self._read_noise(M, V, draws) if p.apply_xdep_pcm_read_noise else M
         if ir_drop == 0:
-            return np.ascontiguousarray(V @ W.T, dtype=self.dtype)
+            return np.ascontiguousarray(_product(W, V), dtype=self.dtype)
         return self._time_sliced(W, V, ir_drop, t_max, steps)
 
     # -- physics -------------------------------------------------------------------------------

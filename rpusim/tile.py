@@ -209,8 +209,9 @@ class AnalogTile:
                                         self._rng, config.update.pulse_type)
         # aihwkit's torch tile: batch-level bound management, gradients of its arithmetic
         # (rpusim.io_torch); forward IO it refuses takes the C++ tile's MVM
-        self._torch_tile = (config._torch_tile and not exact
-                            and torch_tile_supports(config.forward))
+        self._torch_tile = (config._torch_tile and not exact and (
+            isinstance(config, TorchInferenceRPUConfigIRDropT)
+            or torch_tile_supports(config.forward)))
         if isinstance(config, TorchInferenceRPUConfigIRDropT):
             self._forward_mvm = TimeDependentIRDropMVM(
                 config.forward, self.out_size, self.in_size, self.dtype, self._rng,
@@ -361,7 +362,14 @@ class AnalogTile:
         keys = self._rng.keys_drawn
         held = hwa.fb_weights, hwa.sample_weights
         M = hwa.fresh_weights(self._model.w, samples, is_test)
-        Y, saved = self._forward_mvm.run(M, X, save)
+        if self._forward_mvm.time_sliced:
+            self._forward_mvm.is_test = is_test  # IR drop acts in test mode only
+        try:
+            Y, saved = self._forward_mvm.run(M, X, save)
+        except ValueError:
+            self._rng.unkey(self._rng.keys_drawn - keys)
+            hwa.fb_weights, hwa.sample_weights = held
+            raise
         if not all_finite(Y):
             self._rng.unkey(self._rng.keys_drawn - keys)
             hwa.fb_weights, hwa.sample_weights = held

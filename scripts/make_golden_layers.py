@@ -117,6 +117,16 @@ def torch_inference(io=None, modifier=None, remap="NONE", **mapping):
     return config
 
 
+def torch_irdrop(**io):
+    """aihwkit's torch tile with time-sliced reads (``TorchInferenceRPUConfigIRDropT``),
+    noise-free: training reads without IR drop (it acts in test mode), in one or several
+    passes, each through the ADC."""
+    forward = C.IOParametersIRDropT(out_noise=0.0, inp_noise=0.0, w_noise=0.0, **io)
+    config = C.TorchInferenceRPUConfigIRDropT(forward=forward)
+    config.drift_compensation = None
+    return config
+
+
 def tiki_taka(**mapping):
     dev = C.ConstantStepDevice(**_quiet(dw_min=0.01))
     return C.UnitCellRPUConfig(
@@ -336,6 +346,14 @@ def scenarios():
                  torch_inference(io={"out_bound": 1.5}, max_input_size=10),
                  [["conv2d", {"in_channels": 2, "out_channels": 3, "kernel_size": 3,
                               "padding": 1}]], (2, 4, 4), (3, 4, 4), steps=2, x_scale=2.0)
+    yield record("torch_irdrop_split_mode",
+                 torch_irdrop(mv_type=C.AnalogMVType.SPLIT_MODE, out_bound=2.0,
+                              out_res=1 / 254),
+                 [lin], (6,), (4,), steps=3, batch=3, x_scale=2.0)
+    yield record("torch_irdrop_bit_wise",
+                 torch_irdrop(mv_type=C.AnalogMVType.BIT_WISE, inp_res=1 / 30,
+                              noise_management=NoiseManagementType.NONE, out_bound=3.0),
+                 [lin], (6,), (4,), steps=3, batch=3, x_scale=1.5, optimizer={"momentum": 0.5})
     yield initial_weights("initial_linear", "linear",
                           {"in_features": 5, "out_features": 3}, 7)
     yield initial_weights("initial_conv2d", "conv2d",

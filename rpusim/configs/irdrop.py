@@ -130,9 +130,6 @@ class TorchInferenceRPUConfigIRDropT(TorchInferenceRPUConfig):
 
     forward: IOParameters = field(default_factory=IOParametersIRDropT)
 
-    # its forward is the time-sliced MVM (rpusim.irdrop), with the C++ tiles' management
-    _torch_tile: ClassVar[bool] = False
-
     def validate(self) -> None:
         if not isinstance(self.forward, IOParametersIRDropT):
             raise TypeError(f"{type(self).__name__}.forward must be IOParametersIRDropT, got "

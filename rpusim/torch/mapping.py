@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn.modules import module as _module
 
-from rpusim.configs.enums import AnalogMVType, WeightRemapType
+from rpusim.configs.enums import WeightRemapType
 from rpusim.configs.inference import TorchInferenceRPUConfig
 from rpusim.configs.rpu import RPUConfig
 from rpusim.devices import IdealDevice
@@ -948,14 +948,10 @@ def _saturation_mask(tile: AnalogTile, y: np.ndarray, is_test: bool):
     the bound is scaled alike (by their magnitudes: a learned output scale folded into them
     may have turned negative). Its C++-backed tiles test whenever ``forward.out_bound > 0``,
     also for a perfect or IDEAL forward, whose outputs are not clipped (checked on aihwkit
-    1.2.0). Its torch-based inference tiles have no such test: a perfect or IDEAL forward
-    there gets no mask, and a bounded one this mask as the nearest to the zero gradient of
-    their clamp (which aihwkit compares before the noise management's scale; README,
-    "Fidelity"). Floating-point tiles have no forward IO there."""
+    1.2.0). Its torch-based tiles take the gradients of their forward instead
+    (:func:`_tile_forward`). Floating-point tiles have no forward IO there."""
     io = tile.rpu_config.forward
-    if (io.out_bound <= 0 or tile._forward_mvm.exact or y.size == 0
-            or ((io.is_perfect or io.mv_type == AnalogMVType.IDEAL)
-                and isinstance(tile.rpu_config, TorchInferenceRPUConfig))):
+    if io.out_bound <= 0 or tile._forward_mvm.exact or y.size == 0:
         return None
     bound = 0.999 * io.out_scale * io.out_bound
     scales = tile._output_scales(is_test)
