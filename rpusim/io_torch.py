@@ -90,7 +90,7 @@ class TorchMVMSaved:
     """
 
     __slots__ = ("weights", "prepared", "out_factor", "in_factor", "scale", "nm", "zero",
-                 "clipped", "outputs", "scaled", "extra")
+                 "clipped", "outputs", "scaled", "extra", "piece")
 
     def __init__(self, weights, prepared, *, out_factor=None, in_factor=None, scale=None,
                  nm=None, zero=False, clipped=None, outputs=None, scaled=None, extra=()):
@@ -105,6 +105,7 @@ class TorchMVMSaved:
         self.outputs = outputs
         self.scaled = scaled
         self.extra = extra
+        self.piece = None  # what a layer made of the outputs (set by the layer, if needed)
 
 
 def _product(M: np.ndarray, V: np.ndarray) -> np.ndarray:

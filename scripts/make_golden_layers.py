@@ -103,7 +103,7 @@ def hardware_aware(remap="CHANNELWISE_SYMMETRIC", input_range=False, **mapping):
     return config
 
 
-def torch_inference(io=None, modifier=None, remap="NONE", **mapping):
+def torch_inference(io=None, modifier=None, remap="NONE", input_range=False, **mapping):
     """aihwkit's torch-based inference tile (``TorchInferenceRPUConfig``) with quantised,
     clipped, managed but noise-free IO: its gradients are torch's autograd through that
     forward, its bound management acts on the whole batch."""
@@ -111,6 +111,10 @@ def torch_inference(io=None, modifier=None, remap="NONE", **mapping):
     config = C.TorchInferenceRPUConfig(forward=forward, mapping=MappingParameter(**mapping))
     config.drift_compensation = None
     config.remap.type = getattr(C.WeightRemapType, remap)
+    if input_range:
+        config.pre_post.input_range.enable = True
+        config.pre_post.input_range.init_from_data = 2
+        config.pre_post.input_range.learn_input_range = True
     for key, value in (modifier or {}).items():
         setattr(config.modifier, key,
                 getattr(C.WeightModifierType, value) if key == "type" else value)
@@ -346,6 +350,12 @@ def scenarios():
                  torch_inference(io={"out_bound": 1.5}, max_input_size=10),
                  [["conv2d", {"in_channels": 2, "out_channels": 3, "kernel_size": 3,
                               "padding": 1}]], (2, 4, 4), (3, 4, 4), steps=2, x_scale=2.0)
+    yield record("torch_linear_input_range",
+                 torch_inference(io={"noise_management": NoiseManagementType.MAX,
+                                     "out_bound": 1.5, "inp_res": 1 / 30},
+                                 input_range=True, max_input_size=4),
+                 [["linear", {"in_features": 7, "out_features": 3}]], (7,), (3,), steps=4,
+                 batch=3, x_scale=2.0)
     yield record("torch_irdrop_split_mode",
                  torch_irdrop(mv_type=C.AnalogMVType.SPLIT_MODE, out_bound=2.0,
                               out_res=1 / 254),

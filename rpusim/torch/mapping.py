@@ -536,6 +536,8 @@ class TileGrid(nn.Module):
                                          self._samples(xi))
                 masks.append(mask)
                 yt = yt * r if self._alpha[k] is None else yt * (r * self._alpha[k])
+                if isinstance(mask, TorchMVMSaved):
+                    mask.piece = yt  # the range's autograd term reads it
                 if scales:
                     scaled.append(yt)
                     yt = yt * scales[k]
@@ -575,14 +577,40 @@ class TileGrid(nn.Module):
                     grad_scales.append(grad if scales[k].size > 1 else grad.sum(keepdims=True))
                     dt = dt * scales[k]
                 db = dt if self._alpha[k] is None else dt * self._alpha[k]
-                z = _tile_backward(tile, self._pending[k], self._scaled_input(xi, ranges[k]),
-                                   dt, db, masks[k])
+                r = ranges[k]
+                if tile.torch_autograd:
+                    grad_x[:, a:b] += self._backward_ranged_torch(k, tile, xi, dt, db, r,
+                                                                  masks[k], grad_ranges)
+                    k += 1
+                    continue
+                z = _tile_backward(tile, self._pending[k], self._scaled_input(xi, r), dt, db,
+                                   masks[k])
                 grad_x[:, a:b] += z[:, :b - a]
-                grad_ranges.append(self._range_gradient(k, xi, z, _clip_mask(masks[k]),
-                                                        ranges[k]))
+                grad_ranges.append(self._range_gradient(k, xi, z, _clip_mask(masks[k]), r))
                 k += 1
         saved.append(grad_ranges)
         return grad_x, grad_scales
+
+    def _backward_ranged_torch(self, k: int, tile: AnalogTile, xi: np.ndarray,
+                               dt: np.ndarray, db: np.ndarray, r: float, saved,
+                               grad_ranges: list) -> np.ndarray:
+        """Backward of a torch-based tile behind input range ``r``: aihwkit differentiates
+        ``y = r * tile(clamp(x, -r, r) / r)`` with autograd, so the inputs beyond the range
+        get no gradient, the weight gradient takes the tile's errors ``r * d``, and the
+        range's gradient is the periphery's rule plus the autograd terms of the division
+        and the output scaling, ``(sum d y_piece - sum z clamp(x)) / r``, which cancel only
+        when the tile's output is linear in its input (``z`` the gradient of the clamped
+        inputs). Returns the input gradient; appends the range's."""
+        self._pending[k].append(tile.weight_gradient_pair(
+            np.ascontiguousarray(dt * tile.dtype.type(r), dtype=tile.dtype), saved))
+        z = tile.input_gradient(np.ascontiguousarray(db, dtype=tile.dtype), saved)
+        n = xi.shape[1]
+        clamped = np.clip(xi, -r, r)
+        rule = self._range_gradient(k, xi, z, saved.clipped, r)
+        through = (np.sum(dt * saved.piece, dtype=np.float64)
+                   - np.sum(z[:, :n] * clamped, dtype=np.float64)) / r
+        grad_ranges.append(rule + through)
+        return np.where(np.abs(xi) <= r, z[:, :n], 0.0).astype(self.dtype, copy=False)
 
     def backward_numpy(self, d: np.ndarray, saved: tuple, scales: list
                        ) -> tuple[np.ndarray, list]:
