@@ -48,9 +48,9 @@ class _Reading:
     derivative and clipped outputs of the pass that carries the input gradient, and the
     other passes ``(V_k, bit weight, ADC derivative)`` (time-sliced reads)."""
 
-    __slots__ = ("passed", "o", "V", "in_factor", "out_factor", "clipped", "extra", "weights")
+    __slots__ = ("passed", "o", "V", "in_factor", "out_factor", "clipped", "extra")
 
-    def __init__(self, passed, o, V, in_factor, out_factor, clipped, extra, weights=None):
+    def __init__(self, passed, o, V, in_factor, out_factor, clipped, extra):
         self.passed = passed
         self.o = o
         self.V = V
@@ -58,7 +58,6 @@ class _Reading:
         self.out_factor = out_factor
         self.clipped = clipped
         self.extra = extra
-        self.weights = weights
 
 
 class TorchMVMSaved:
@@ -67,7 +66,7 @@ class TorchMVMSaved:
     Attributes
     ----------
     weights : ndarray
-        The weights read, ``(out, in)``, or ``(batch, out, in)`` with per-sample draws.
+        The weights read, ``(out, in)``, or ``(samples, out, in)`` with per-sample draws.
     prepared : ndarray
         The DAC outputs ``v`` (the inputs for a perfect forward), ``(batch, in)``.
     out_factor : ndarray or None
@@ -83,6 +82,11 @@ class TorchMVMSaved:
         The forward returned zeros without reading (all-zero inputs, no input noise).
     clipped : ndarray or None
         Outputs clipped at the ADC bound (for the input range's output-clipping rule).
+    outputs, scaled : ndarray or None
+        The ADC's outputs ``o`` and the scaled inputs ``u`` (for the noise management's
+        gradient; None without it).
+    piece : ndarray or None
+        What a layer made of the outputs, kept by the layer for its own gradients.
     extra : sequence
         Further ``(prepared, out_factor)`` pairs of a time-sliced read's other passes: their
         products add to the weight gradient; the input gradient flows through the first
@@ -176,7 +180,7 @@ class TorchTileMVM(AnalogMVM):
         nm_number = 1.0    # one number (NONE, CONSTANT)
         if nm_kind == NoiseManagementType.ABS_MAX or nm_kind == NoiseManagementType.MAX:
             ref = np.abs(U) if nm_kind == NoiseManagementType.ABS_MAX else U
-            idx = ref.argmax(axis=1) if m else np.zeros(0, np.int64)
+            idx = ref.argmax(axis=1)
             raw = ref[np.arange(m), idx].astype(dt)
             nm = np.minimum(raw, t(thres)) if thres > 0 else raw.copy()
         elif nm_kind == NoiseManagementType.CONSTANT:
@@ -226,6 +230,7 @@ class TorchTileMVM(AnalogMVM):
         Y = o * k if k is not None else o.copy()
         if not save:
             return Y, None
+
         def scaled(factor, weight=1.0):
             # dy/dz of one pass: out_scale / s_b, its bit weight, its ADC's derivative
             if k is None and weight == 1.0:
@@ -242,8 +247,7 @@ class TorchTileMVM(AnalogMVM):
             nm_saved = (nm, reduction if b_management else 1.0, idx, sign.astype(dt),
                         passes)
         scaled_inputs = U * scale if scaling else U
-        return Y, TorchMVMSaved(reading.weights if reading.weights is not None else M,
-                                reading.V, out_factor=scaled(reading.out_factor),
+        return Y, TorchMVMSaved(M, reading.V, out_factor=scaled(reading.out_factor),
                                 in_factor=reading.in_factor,
                                 scale=scale if scaling else None, nm=nm_saved,
                                 clipped=reading.clipped, outputs=o if nm is not None else None,

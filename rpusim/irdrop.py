@@ -121,13 +121,6 @@ class TimeDependentIRDropMVM(TorchTileMVM):
     phys_input_size : int
         Rows of the physical tile (``mapping.max_input_size``); ``n_in`` rows are centred in
         it.
-
-    Notes
-    -----
-    The gradients are those of the passes' products (the first pass carries the input
-    gradient, as the higher bits' split has derivative zero in aihwkit's autograd; every pass
-    adds to the weight gradient). The IR drop and the read noise of a test-mode read are not
-    differentiated: a backward after such a read takes the products' gradients.
     g_converter : BaseConductanceConverter
         The conductances of the weights (the noise model's converter).
 
@@ -135,6 +128,13 @@ class TimeDependentIRDropMVM(TorchTileMVM):
     ----------
     is_test : bool
         Set by the tile before each MVM: IR drop acts in test mode only.
+
+    Notes
+    -----
+    The gradients are those of the passes' products (the first pass carries the input
+    gradient, as the higher bits' split has derivative zero in aihwkit's autograd; every pass
+    adds to the weight gradient). The IR drop and the read noise of a test-mode read are not
+    differentiated: a backward after such a read takes the products' gradients.
     """
 
     time_sliced = True

@@ -9,6 +9,7 @@ import numpy as np
 
 from rpusim.configs.enums import PulseType
 from rpusim.configs.inference import InferenceRPUConfig
+from rpusim.configs.io import torch_tile_supports
 from rpusim.configs.irdrop import TorchInferenceRPUConfigIRDropT
 from rpusim.configs.rpu import FloatingPointRPUConfig, RPUConfig
 from rpusim.devices.ideal import FloatingPointDevice
@@ -16,7 +17,6 @@ from rpusim.devices.model import make_device_model
 from rpusim.hwa import HardwareAwareState, is_hardware_aware
 from rpusim.inference_state import InferenceState
 from rpusim.io import AnalogMVM
-from rpusim.configs.io import torch_tile_supports
 from rpusim.io_torch import TorchTileMVM
 from rpusim.irdrop import TimeDependentIRDropMVM
 from rpusim.kernels.checks import all_finite, update_magnitudes
@@ -279,15 +279,15 @@ class AnalogTile:
             ``not module.training``. With an ``InferenceRPUConfig`` and drift compensation,
             test-mode outputs are multiplied by the compensation's alpha.
 
+        Returns
+        -------
+        ndarray, shape (out,) or (batch, out)
+
         Notes
         -----
         A ``TorchInferenceRPUConfig`` tile reads as aihwkit's torch-based tile
         (:attr:`torch_autograd`): bound management over the whole batch, and a new
         weight-modifier draw at every training forward.
-
-        Returns
-        -------
-        ndarray, shape (out,) or (batch, out)
         """
         if is_test is not False and not isinstance(is_test, (bool, np.bool_)):
             raise TypeError(f"is_test must be a bool, got {is_test!r:.80}")
