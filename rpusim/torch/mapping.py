@@ -440,7 +440,8 @@ class TileGrid(nn.Module):
 
     def plain_backward(self, x: np.ndarray, d: np.ndarray, mask) -> np.ndarray:
         """Backward of :meth:`plain_forward` (``d`` C-contiguous in the tile dtype): stores
-        ``(x, d)`` for the update and returns the input gradient."""
+        the pair of the update (``(x, d)``; for a torch-based tile the pair of its weight
+        gradient) and returns the input gradient."""
         tile = self._flat[0]
         if tile.torch_autograd:
             self._pending[0].append(tile.weight_gradient_pair(d, mask))
