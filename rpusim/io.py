@@ -187,7 +187,7 @@ class AnalogMVM:
                          AnalogMVType.POS_NEG_SEPARATE_DIGITAL_SUM: kio.MV_POS_NEG_DIGITAL
                          }.get(p.mv_type, kio.MV_ONE_PASS)
         self._pack_parameters()
-        self._work = np.empty((9, max(self.n_in, self.n_out)), self.dtype)
+        self._work = np.zeros((9, max(self.n_in, self.n_out)), self.dtype)
         self._rows_of = np.arange(0, dtype=np.int64)
 
     def _pack_parameters(self) -> None:
@@ -392,7 +392,7 @@ class AnalogMVM:
             W, transposed = np.ascontiguousarray(M), False
         n_out = M.shape[0]
         if self._work.shape[1] < n_out or self._work.shape[1] < U.shape[1]:
-            self._work = np.empty((9, max(n_out, U.shape[1])), self.dtype)
+            self._work = np.zeros((9, max(n_out, U.shape[1])), self.dtype)
         if not U.flags.c_contiguous:
             U = np.ascontiguousarray(U)
         Y = np.empty((m, n_out), self.dtype)
@@ -417,7 +417,7 @@ class AnalogMVM:
         if not U.flags.c_contiguous:
             U = np.ascontiguousarray(U)
         if self._work.shape[1] < max(n_out, U.shape[1]):  # the kernels' scratch rows
-            self._work = np.empty((9, max(n_out, U.shape[1])), self.dtype)
+            self._work = np.zeros((9, max(n_out, U.shape[1])), self.dtype)
         if self._rows_of.size < m:
             self._rows_of = np.arange(m, dtype=np.int64)
         rows = self._rows_of[:m]
@@ -500,7 +500,7 @@ class AnalogMVM:
                 h = k // 2
                 parts = ((0, h), (h, k))
                 finite = [True, True]
-                works = (self._work, np.empty((3, n_out), self.dtype))  # one per thread
+                works = (self._work, np.zeros((3, n_out), self.dtype))  # one per thread
 
                 def adc_part(i):
                     a, b = parts[i]

@@ -667,3 +667,22 @@ def test_two_threads_runs_every_task_once_before_returning():
     for _ in range(20):
         with pytest.raises(RuntimeError, match="task 1"):
             rio._two_threads(failing, 2)
+
+
+def test_scratch_memory_never_leaks_into_outputs():
+    """The kernels' scratch rows that a configuration does not use (the noise draws of a
+    noise-free ADC) must not reach the outputs: the default ADC loop reads them, so they are
+    allocated as zeros (np.empty returned memory holding NaN from earlier arrays at times,
+    and a noise-free output became NaN or -out_bound; found by a flaky test)."""
+    p = IOParameters(out_noise=0.0, inp_res=4.0, out_res=0.0, noise_management="NONE",
+                     bound_management="NONE")
+    p.validate()
+    for n_out in (3, 40):
+        mvm = AnalogMVM(p, n_out, 3, F64, TileRNG(0))
+        M = np.zeros((n_out, 3))
+        M[:3] = np.eye(3)
+        U = np.array([[0.25, 0.75, 0.625]] * (1 if n_out == 3 else 700))
+        assert not mvm._work.any()
+        Y = mvm.mvm(M, U)  # small: one-call kernel; 700 x 40 x 3: the row kernels
+        np.testing.assert_array_equal(Y[:, :3], np.tile([[0.0, 1.0, 0.5]], (U.shape[0], 1)))
+        assert not Y[:, 3:].any()
