@@ -23,8 +23,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 def scenario_digest(seed: int) -> str:
     """Stochastic compressed updates with device noise, noisy forward/backward, decay and
-    diffusion on a tile big enough to be split across threads, then a chopped transfer
-    compound (random choppers, transfers); the digest of every output and hidden state."""
+    diffusion on a tile big enough to be split across threads, a torch-based inference tile's
+    forward and gradients, then a chopped transfer compound (random choppers, transfers); the
+    digest of every output and hidden state."""
     config = C.SingleRPUConfig(
         device=C.ConstantStepDevice(dw_min_std=0.3, lifetime=100.0, diffusion=0.001),
         update=C.UpdateParameters(pulse_type=C.PulseType.STOCHASTIC_COMPRESSED),
@@ -42,6 +43,20 @@ def scenario_digest(seed: int) -> str:
         tile.post_update_step()
     tile.diffuse_weights()
     digest.update(tile.get_weights().tobytes())
+    # aihwkit's torch-based tile: modifier drawn per forward, noisy IO, its gradients
+    torch_config = C.TorchInferenceRPUConfig(forward=C.IOParameters(out_noise=0.06,
+                                                                    inp_noise=0.01))
+    torch_config.modifier.type = C.WeightModifierType.ADD_NORMAL
+    torch_config.modifier.std_dev = 0.05
+    torch_tile = AnalogTile(24, 20, torch_config, seed=seed)
+    for _ in range(2):
+        x = gen.uniform(-1, 1, (16, 20)).astype(np.float32)
+        d = gen.uniform(-1, 1, (16, 24)).astype(np.float32)
+        y, saved = torch_tile.forward_saving(x, False)
+        digest.update(y.tobytes())
+        digest.update(torch_tile.input_gradient(d, saved).tobytes())
+        v, h = torch_tile.weight_gradient_pair(d, saved)
+        digest.update(torch_tile.update_gradient(v, h).tobytes())
     if hasattr(C, "ChoppedTransferCompound"):
         compound = AnalogTile(24, 20, C.UnitCellRPUConfig(device=C.ChoppedTransferCompound(
             unit_cell_devices=[C.ConstantStepDevice(), C.ConstantStepDevice()],
