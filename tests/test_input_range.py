@@ -148,3 +148,21 @@ def test_set_input_range():
     assert [float(r.detach()[0]) for r in grid.input_range] == [1.5, 1.5, 0.25, 1.5]
     with pytest.raises(ValueError, match="not enabled"):
         AnalogLinear(4, 3, rpu_config=InferenceRPUConfig()).analog_module.set_input_range(1.0)
+
+
+def test_range_from_data_rounds_as_aihwkit():
+    """The running mean of the data's std is computed with torch's float32 operations, as
+    aihwkit does: aihwkit 1.2.0 gives exactly these ranges for this input (a float64
+    running mean gave the first one ulp apart, which moved inputs across DAC rounding ties
+    in differential tests)."""
+    config = InferenceRPUConfig(forward=IOParameters(is_perfect=True))
+    config.pre_post.input_range.enable = True
+    config.pre_post.input_range.init_from_data = 10
+    layer = AnalogLinear(3, 2, bias=False, rpu_config=config)
+    rng = np.random.default_rng(5)
+    ranges = []
+    for i in range(4):
+        layer(torch.tensor(rng.normal(0, 1 + i, (3, 3)).astype(np.float32)))
+        ranges.append(float(layer.analog_module.input_range[0].detach()))
+    assert ranges == [2.4263594150543213, 4.873762607574463, 5.5612406730651855,
+                      5.6151933670043945]

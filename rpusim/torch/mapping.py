@@ -503,16 +503,20 @@ class TileGrid(nn.Module):
     # -- input ranges (aihwkit's periphery: pre_forward, post_forward, post_backward) ----------
     def _init_range_from_data(self, k: int, xi: np.ndarray) -> None:
         """Running mean of ``init_std_alpha * std(x)`` over the first ``init_from_data``
-        training batches (sample std, as torch's ``Tensor.std``)."""
+        training batches (sample std, as torch's ``Tensor.std``), computed with torch's
+        operations in the range's dtype as aihwkit computes it: a range one ulp apart moves
+        inputs across the DAC's rounding ties."""
         params = self.rpu_config.pre_post.input_range
         idx = int(self.input_range_update_idx[k])
         if idx >= params.init_from_data:
             return
-        std = float(np.std(xi, dtype=np.float64, ddof=1)) if xi.size > 1 else float("nan")
         with torch.no_grad():
             r = self.input_range[k]
+            std = (torch.from_numpy(np.ascontiguousarray(xi)).to(r.dtype).std() if xi.size > 1
+                   else torch.tensor(float("nan")))
             if std > 0.0:
-                r.fill_((float(r[0]) * idx + params.init_std_alpha * std) / (idx + 1))
+                count = torch.tensor(float(idx), dtype=r.dtype)
+                r.copy_((r * count + params.init_std_alpha * std) / (count + 1))
                 self.input_range_update_idx[k] += 1
             r.abs_()
 
