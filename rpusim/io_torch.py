@@ -24,8 +24,8 @@ from the C++-backed tiles (:class:`~rpusim.io.AnalogMVM`), both checked against 
 The MVM returns a :class:`TorchMVMSaved` holding what those gradients read;
 :meth:`TorchTileMVM.input_gradient` and :meth:`TorchTileMVM.weight_gradient_pair` compute
 them. A perfect or IDEAL forward is the bare product (no ``out_scale``, as in aihwkit's torch
-tile). The per-line output noise uses ``out_noise_std`` (aihwkit's torch tile draws
-``|out_noise (1 + xi)|``, ignoring it: a bug; rpusim keeps the C++ tiles' intended spread).
+tile). The per-line output noise is aihwkit's torch tile's ``|out_noise (1 + xi)|``, which
+ignores the value of ``out_noise_std`` (replicated: the observed behaviour wins).
 Random numbers come from the tile's streams (one key per call); aihwkit's come from torch's
 generator, so noisy results agree in distribution.
 """
@@ -149,6 +149,17 @@ class TorchTileMVM(AnalogMVM):
     @staticmethod
     def _supported(params) -> bool:
         return torch_tile_supports(params)
+
+    def _draw_line_parameters(self) -> None:
+        """The per-line output noise of aihwkit's torch tile, drawn once: ``|out_noise (1 +
+        xi)|`` whatever ``out_noise_std`` (> 0 switches it on; its value is not read there,
+        unlike the C++ tiles' ``|out_noise (1 + out_noise_std xi)|``). aihwkit's behaviour is
+        replicated. The other line parameters belong to IO the torch tile refuses."""
+        p = self.params
+        if p.out_noise_std > 0:
+            t = self._t
+            xi = self.rng.normal(self.n_out, self.dtype)
+            self.out_noise_values = np.abs(t(p.out_noise) * (t(1) + xi))
 
     def own_mvm(self, W, transposed, U):
         return None

@@ -351,3 +351,16 @@ def test_training_resumes_bit_identically_after_save_and_load():
     resumed_opt.load_state_dict(state["opt"])
     for _ in range(3):
         assert torch.equal(step(model, opt, x), step(resumed, resumed_opt, x))
+
+
+def test_per_line_output_noise_as_aihwkit_torch_tile():
+    """aihwkit's torch tile draws the per-line output noise as |out_noise (1 + xi)| whatever
+    the value of out_noise_std (> 0 switches it on): a folded normal N(1, 1) times out_noise,
+    mean 0.11666 and std 0.07995 for out_noise 0.1 (by hand: E|X| = sqrt(2/pi) e^(-1/2) +
+    1 - 2 Phi(-1), E X^2 = 2). The C++ tiles spread it by out_noise_std."""
+    p = IOParameters(out_noise=0.1, out_noise_std=0.01)
+    TorchInferenceRPUConfig(forward=p).validate()
+    values = TorchTileMVM(p, 4000, 2, np.float64, TileRNG(0)).out_noise_values
+    assert abs(values.mean() - 0.11666) < 0.004 and abs(values.std() - 0.07995) < 0.004
+    cpp = AnalogTile(4000, 2, InferenceRPUConfig(forward=p))._forward_mvm.out_noise_values
+    assert abs(cpp.std() - 0.001) < 0.0002
