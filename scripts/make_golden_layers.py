@@ -5,8 +5,8 @@ Run with the aihwkit oracle environment; rpusim is not needed::
     /tmp/aihwkit-venv/bin/python scripts/make_golden_layers.py [--out tests/golden/layers]
 
 Each scenario builds a small network of aihwkit layers (linear, conv 1d/2d/3d, mapped over a
-grid of tiles, weight scaling, learned output scales, analog bias, conversion of a torch model)
-with deterministic tiles (no device-to-device variation, no cycle-to-cycle noise, noise-free
+grid of tiles, weight scaling, learned output scales, analog bias, conversion of a torch model,
+aihwkit's torch-based inference tiles with quantised and clipped IO) with deterministic tiles (no device-to-device variation, no cycle-to-cycle noise, noise-free
 IO, deterministic pulse trains), writes known initial weights, trains a few steps with
 ``AnalogSGD`` on fixed data and records every output, input gradient and the final weights.
 Each scenario becomes ``<out>/<name>.json``, replayed by ``tests/test_golden_layers.py``:
