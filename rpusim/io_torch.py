@@ -32,6 +32,8 @@ generator, so noisy results agree in distribution.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from rpusim.configs.enums import BoundManagementType, NoiseManagementType
@@ -42,24 +44,23 @@ from rpusim.kernels import io as kio
 __all__ = ["TorchTileMVM", "TorchMVMSaved", "torch_tile_supports"]
 
 
+@dataclass(slots=True)
 class _Reading:
     """One read of the bound-management loop: whether it passed the bound test, the output
     ``o`` (before ``out_scale / s_b``), the DAC's output ``V`` and derivative, the ADC's
     derivative and clipped outputs of the pass that carries the input gradient, and the
     other passes ``(V_k, bit weight, ADC derivative)`` (time-sliced reads)."""
 
-    __slots__ = ("passed", "o", "V", "in_factor", "out_factor", "clipped", "extra")
-
-    def __init__(self, passed, o, V, in_factor, out_factor, clipped, extra):
-        self.passed = passed
-        self.o = o
-        self.V = V
-        self.in_factor = in_factor
-        self.out_factor = out_factor
-        self.clipped = clipped
-        self.extra = extra
+    passed: bool
+    o: np.ndarray
+    V: np.ndarray
+    in_factor: np.ndarray | None
+    out_factor: np.ndarray | None
+    clipped: np.ndarray | None
+    extra: list
 
 
+@dataclass(slots=True)
 class TorchMVMSaved:
     """What the gradients of one forward read (see the module notes).
 
@@ -75,7 +76,7 @@ class TorchMVMSaved:
         Input clip mask times input asymmetry, ``(batch, in)``; None: ones.
     scale : ndarray, float or None
         The final input scale ``s_b`` per row (``(batch, 1)``), one number, or None (none).
-    nm : ndarray or None
+    nm : tuple or None
         Per row: noise management's value, the reduction ``r``, the largest input's index
         and sign, and whether it passes a gradient; None without such a gradient.
     zero : bool
@@ -85,31 +86,26 @@ class TorchMVMSaved:
     outputs, scaled : ndarray or None
         The ADC's outputs ``o`` and the scaled inputs ``u`` (for the noise management's
         gradient; None without it).
-    piece : ndarray or None
-        What a layer made of the outputs, kept by the layer for its own gradients.
     extra : sequence
         Further ``(prepared, out_factor)`` pairs of a time-sliced read's other passes: their
         products add to the weight gradient; the input gradient flows through the first
         pass only (the others read the inputs' higher bits, whose derivative is zero).
+    piece : ndarray or None
+        What a layer made of the outputs, kept by the layer for its own gradients.
     """
 
-    __slots__ = ("weights", "prepared", "out_factor", "in_factor", "scale", "nm", "zero",
-                 "clipped", "outputs", "scaled", "extra", "piece")
-
-    def __init__(self, weights, prepared, *, out_factor=None, in_factor=None, scale=None,
-                 nm=None, zero=False, clipped=None, outputs=None, scaled=None, extra=()):
-        self.weights = weights
-        self.prepared = prepared
-        self.out_factor = out_factor
-        self.in_factor = in_factor
-        self.scale = scale
-        self.nm = nm
-        self.zero = zero
-        self.clipped = clipped
-        self.outputs = outputs
-        self.scaled = scaled
-        self.extra = extra
-        self.piece = None  # what a layer made of the outputs (set by the layer, if needed)
+    weights: np.ndarray
+    prepared: np.ndarray
+    out_factor: np.ndarray | None = None
+    in_factor: np.ndarray | None = None
+    scale: object = None
+    nm: tuple | None = None
+    zero: bool = False
+    clipped: np.ndarray | None = None
+    outputs: np.ndarray | None = None
+    scaled: np.ndarray | None = None
+    extra: tuple | list = ()
+    piece: np.ndarray | None = None
 
 
 def _product(M: np.ndarray, V: np.ndarray) -> np.ndarray:

@@ -380,27 +380,24 @@ class AnalogTile:
             Y = self._inference.scale_outputs(Y)
         return Y, saved
 
-    def _torch_errors(self, D: np.ndarray, saved) -> np.ndarray:
+    def _check_errors(self, D: np.ndarray, saved) -> None:
         if D.shape != (saved.prepared.shape[0], self.out_size):
             raise ValueError(f"d must have shape ({saved.prepared.shape[0]}, {self.out_size}) "
                              f"to match its forward, got {D.shape}")
-        _require_finite(D, "d")
-        return self._hwa.scale_errors(D, backward=True)
 
     def input_gradient(self, D: np.ndarray, saved) -> np.ndarray:
         """``dL/dx`` of the :meth:`forward_saving` call that returned ``saved``, for ``D =
         dL/dy`` of its training outputs (remapping scales included), in the tile dtype."""
-        G = self._torch_errors(D, saved)
-        return self._forward_mvm.input_gradient(saved, G)
+        self._check_errors(D, saved)
+        _require_finite(D, "d")
+        return self._forward_mvm.input_gradient(saved, self._hwa.scale_errors(D, backward=True))
 
     def weight_gradient_pair(self, D: np.ndarray, saved) -> tuple[np.ndarray, np.ndarray]:
         """``(v, d')`` such that :meth:`update_gradient` ``(v, d')`` is the weight gradient of
         that forward for ``D = dL/dy``: ``v`` the prepared inputs the product read, ``d'`` the
         errors times the output's derivative and masks (before the remapping scales, which
         :meth:`update_gradient` divides by as for the other tiles)."""
-        if D.shape != (saved.prepared.shape[0], self.out_size):
-            raise ValueError(f"d must have shape ({saved.prepared.shape[0]}, {self.out_size}) "
-                             f"to match its forward, got {D.shape}")
+        self._check_errors(D, saved)
         return self._forward_mvm.weight_gradient_pair(saved, D)
 
     def _output_scales(self, is_test: bool):

@@ -25,7 +25,6 @@ from rpusim.configs.inference import TorchInferenceRPUConfig
 from rpusim.configs.rpu import RPUConfig
 from rpusim.devices import IdealDevice
 from rpusim.hwa import is_hardware_aware
-from rpusim.io_torch import TorchMVMSaved
 from rpusim.kernels.checks import any_at_bound
 from rpusim.tile import AnalogTile
 from rpusim.torch.tile import LayerTile
@@ -541,7 +540,7 @@ class TileGrid(nn.Module):
                                          self._samples(xi))
                 masks.append(mask)
                 yt = yt * r if self._alpha[k] is None else yt * (r * self._alpha[k])
-                if isinstance(mask, TorchMVMSaved):
+                if tile.torch_autograd:
                     mask.piece = yt  # the range's autograd term reads it
                 if scales:
                     scaled.append(yt)
@@ -591,7 +590,7 @@ class TileGrid(nn.Module):
                 z = _tile_backward(tile, self._pending[k], self._scaled_input(xi, r), dt, db,
                                    masks[k])
                 grad_x[:, a:b] += z[:, :b - a]
-                grad_ranges.append(self._range_gradient(k, xi, z, _clip_mask(masks[k]), r))
+                grad_ranges.append(self._range_gradient(k, xi, z, masks[k], r))
                 k += 1
         saved.append(grad_ranges)
         return grad_x, grad_scales
@@ -966,11 +965,6 @@ def _tile_backward(tile: AnalogTile, pending: list, x: np.ndarray, d: np.ndarray
     if saved is not None:
         db = np.where(saved, 0.0, db).astype(tile.dtype, copy=False)
     return tile.backward(db)
-
-
-def _clip_mask(saved):
-    """The outputs clipped at the ADC bound, from what :func:`_tile_forward` returned."""
-    return saved.clipped if isinstance(saved, TorchMVMSaved) else saved
 
 
 def _saturation_mask(tile: AnalogTile, y: np.ndarray, is_test: bool):
