@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from rpusim.configs.enums import PulseType
+from rpusim.configs.enums import NoiseManagementType, PulseType
 from rpusim.configs.inference import InferenceRPUConfig
 from rpusim.configs.io import torch_tile_supports
 from rpusim.configs.irdrop import TorchInferenceRPUConfigIRDropT
@@ -337,6 +337,15 @@ class AnalogTile:
         :meth:`input_gradient`, :meth:`weight_gradient_pair`) instead of the analog backward
         and ``(x, d)`` update of the other tiles (:mod:`rpusim.io_torch`)."""
         return getattr(self, "_torch_tile", False)
+
+    @property
+    def backward_changes_state(self) -> bool:
+        """Whether a backward pass changes more of the tile than its random stream: with
+        AverageAbsMax noise management in the backward IO, whose running value the forward
+        shares. Otherwise a layer whose input needs no gradient may leave the pass out (its
+        result would be discarded): the first layer of a network, whose analog backward
+        aihwkit computes anyway."""
+        return self._backward_mvm.params.noise_management == NoiseManagementType.AVERAGE_ABS_MAX
 
     def forward_saving(self, X: np.ndarray, is_test: bool, save: bool = True,
                        samples: int | None = None):

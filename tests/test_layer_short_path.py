@@ -17,8 +17,9 @@ torch = pytest.importorskip("torch")
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from rpusim.configs import (ConstantStepDevice, MappingParameter,  # noqa: E402
-                            SingleRPUConfig, SoftBoundsDevice)
+from rpusim.configs import (ConstantStepDevice, IOParameters, MappingParameter,  # noqa: E402
+                            NoiseManagementType, SingleRPUConfig, SoftBoundsDevice,
+                            TorchInferenceRPUConfig)
 from rpusim.torch import (AnalogConv1d, AnalogConv2d, AnalogConv3d, AnalogLinear,  # noqa: E402
                           AnalogSGD)
 from rpusim.torch.mapping import TileGrid  # noqa: E402
@@ -26,24 +27,25 @@ from rpusim.torch.mapping import TileGrid  # noqa: E402
 CONVS = {1: AnalogConv1d, 2: AnalogConv2d, 3: AnalogConv3d}
 
 
-def run(make, x, general: bool, steps: int = 2):
+def run(make, x, general: bool, steps: int = 2, input_gradient: bool = True):
     """Train ``steps`` steps of a fresh layer on ``x`` (loss ``sum(y * g)``, fixed ``g``);
-    returns per step the output, input gradient, bias gradient and stored pairs, and the
-    final weights."""
+    returns per step the output, input gradient (None without ``input_gradient``), bias
+    gradient and stored pairs, and the final weights."""
     layer = make()
     if general:
         layer.analog_module.register_forward_hook(lambda *args: None)
     opt = AnalogSGD(layer.parameters(), lr=0.1)
     records = []
     for step in range(steps):
-        xs = x.clone().requires_grad_(True)
+        xs = x.clone().requires_grad_(input_gradient)
         opt.zero_grad()
         y = layer(xs)
         g = torch.rand(y.shape, generator=torch.Generator().manual_seed(step), dtype=y.dtype)
         (y * g).sum().backward()
         pairs = [(a.copy(), b.copy()) for a, b in layer.analog_module._pending[0]]
         bias_grad = None if layer.bias is None else layer.bias.grad.clone()
-        records.append((y.detach().clone(), xs.grad.clone(), bias_grad, pairs))
+        records.append((y.detach().clone(), None if xs.grad is None else xs.grad.clone(),
+                        bias_grad, pairs))
         opt.step()
     return records, layer.get_weights()
 
@@ -52,7 +54,9 @@ def assert_same(short, general, grad_rtol: float = 0.0):
     (rec_s, (w_s, b_s)), (rec_g, (w_g, b_g)) = short, general
     for (y1, gx1, gb1, p1), (y2, gx2, gb2, p2) in zip(rec_s, rec_g):
         torch.testing.assert_close(y1, y2, rtol=0, atol=0)
-        torch.testing.assert_close(gx1, gx2, rtol=grad_rtol, atol=grad_rtol * 1e-2)
+        assert (gx1 is None) == (gx2 is None)
+        if gx1 is not None:
+            torch.testing.assert_close(gx1, gx2, rtol=grad_rtol, atol=grad_rtol * 1e-2)
         if gb1 is not None:
             torch.testing.assert_close(gb1, gb2, rtol=1e-6, atol=1e-7)
         for (xa, da), (xb, db) in zip(p1, p2):
@@ -86,6 +90,82 @@ def test_conv_short_path_equals_general_path(ndim, kernel, stride, dilation, pad
     make = lambda: CONVS[ndim](channels, 4, kernel, stride=stride, dilation=dilation,  # noqa
                                padding=padding, bias=bias, rpu_config=config, seed=7)
     assert_same(run(make, x, False), run(make, x, True), grad_rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["linear", "conv", "analog bias"])
+def test_a_first_layer_leaves_its_backward_pass_out(kind):
+    """An input that needs no gradient: both paths skip the tile's backward MVM (one call
+    key fewer per step) and agree; everything but the random stream is as with the pass
+    (noise-free IO: the same weights and pairs as an input that needs its gradient)."""
+    def make_config(io=None):
+        return SingleRPUConfig(device=ConstantStepDevice(), mapping=MappingParameter(
+            digital_bias=kind != "analog bias"), **({} if io is None else
+                                                     dict(forward=io, backward=io)))
+    x = torch.rand(4, 2, 5, 5, generator=torch.Generator().manual_seed(3)) - 0.5
+
+    def maker(config):
+        if kind == "linear":
+            return lambda: AnalogLinear(50, 3, rpu_config=config, seed=2)
+        return lambda: AnalogConv2d(2, 3, 2, rpu_config=config, seed=2)
+    xin = x.reshape(4, 50) if kind == "linear" else x
+    steps = 3
+    short = run(maker(make_config()), xin, False, steps, input_gradient=False)
+    assert_same(short, run(maker(make_config()), xin, True, steps, input_gradient=False))
+    assert all(record[1] is None for record in short[0])
+    keys = []
+    for needs in (True, False):
+        layer = maker(make_config())()
+        opt = AnalogSGD(layer.parameters(), lr=0.1)
+        for _ in range(steps):
+            opt.zero_grad()
+            layer(xin.clone().requires_grad_(needs)).sum().backward()
+            opt.step()
+        keys.append(layer.analog_tile._rng.keys_drawn)
+    assert keys[0] - keys[1] == steps
+    perfect = IOParameters(is_perfect=True)
+    with_pass = run(maker(make_config(perfect)), xin, False, steps, input_gradient=True)
+    without = run(maker(make_config(perfect)), xin, False, steps, input_gradient=False)
+    for (y1, _, gb1, p1), (y2, _, gb2, p2) in zip(with_pass[0], without[0]):
+        torch.testing.assert_close(y1, y2, rtol=0, atol=0)
+        for (xa, da), (xb, db) in zip(p1, p2):
+            np.testing.assert_array_equal(xa, xb)
+            np.testing.assert_array_equal(da, db)
+    torch.testing.assert_close(with_pass[1][0], without[1][0], rtol=0, atol=0)
+
+
+def test_average_abs_max_keeps_the_backward_pass_of_a_first_layer():
+    """AverageAbsMax noise management in the backward IO: its running value, which the
+    forward shares, moves with every backward, so the pass stays (as in aihwkit, which
+    always runs it): the same steps as with an input that needs its gradient."""
+    io = IOParameters(noise_management=NoiseManagementType.AVERAGE_ABS_MAX)
+    config = SingleRPUConfig(device=SoftBoundsDevice(), forward=io, backward=io)
+    x = torch.rand(6, 9, generator=torch.Generator().manual_seed(5)) - 0.5
+    make = lambda: AnalogLinear(9, 4, rpu_config=config, seed=1)  # noqa: E731
+    with_grad = run(make, x, False, 3, input_gradient=True)
+    without = run(make, x, False, 3, input_gradient=False)
+    for (y1, _, _, p1), (y2, _, _, p2) in zip(with_grad[0], without[0]):
+        torch.testing.assert_close(y1, y2, rtol=0, atol=0)
+        for (xa, da), (xb, db) in zip(p1, p2):
+            np.testing.assert_array_equal(xa, xb)
+            np.testing.assert_array_equal(da, db)
+    torch.testing.assert_close(with_grad[1][0], without[1][0], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("general", [False, True])
+@pytest.mark.parametrize("input_gradient", [False, True])
+@pytest.mark.parametrize("config", [SingleRPUConfig(), TorchInferenceRPUConfig()])
+def test_non_finite_errors_raise_and_store_nothing(general, input_gradient, config):
+    """With or without the backward pass, on either path: a non-finite error raises and
+    leaves no pair for the update and the random stream as it was."""
+    layer = AnalogLinear(5, 3, rpu_config=config, seed=0)
+    if general:
+        layer.analog_module.register_forward_hook(lambda *args: None)
+    y = layer(torch.rand(2, 5, requires_grad=input_gradient))
+    keys = layer.analog_tile._rng.keys_drawn
+    with pytest.raises(ValueError, match="finite"):
+        (y * float("nan")).sum().backward()
+    assert not layer.analog_module.has_pending()
+    assert layer.analog_tile._rng.keys_drawn == keys
 
 
 def test_conv_analog_bias_and_padding_modes_take_the_short_path_correctly():

@@ -77,9 +77,9 @@ class _ConvFunction(torch.autograd.Function):
         g = g.reshape(batch, channels, math.prod(g.shape[2:]))
         d = np.empty((batch * g.shape[2], channels), grid.dtype)
         channels_to_rows(g, d)
-        z = grid.plain_backward(x_t, d, mask)  # always: it draws noise and moves the IO state
+        z = grid.plain_backward(x_t, d, mask, ctx.needs_input_grad[1])
         grad_x = None
-        if ctx.needs_input_grad[1]:
+        if z is not None:
             shape5, kernel, stride, dilation, out = ctx.geometry
             grad = np.zeros(shape5, grid.dtype)
             col2im(np.ascontiguousarray(z), kernel, stride, dilation, out, grad)

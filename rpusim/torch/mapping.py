@@ -25,7 +25,7 @@ from rpusim.configs.inference import TorchInferenceRPUConfig
 from rpusim.configs.rpu import RPUConfig
 from rpusim.devices import IdealDevice
 from rpusim.hwa import is_hardware_aware
-from rpusim.kernels.checks import any_at_bound
+from rpusim.kernels.checks import all_finite, any_at_bound
 from rpusim.tile import AnalogTile
 from rpusim.torch.tile import LayerTile
 from rpusim.torch.base import AnalogContext
@@ -116,11 +116,12 @@ class _GridFunction(torch.autograd.Function):
     def backward(ctx, grad_y):
         grid = ctx.grid
         scales = [s.detach().numpy() for s in ctx.params[:ctx.n_scales]]
-        grad_x, grad_scales = grid.backward_numpy(grad_y.detach().numpy(), ctx.saved, scales)
+        grad_x, grad_scales = grid.backward_numpy(grad_y.detach().numpy(), ctx.saved, scales,
+                                                  ctx.needs_input_grad[1])
         grad_ranges = ctx.saved[4] if grid.learned_range_count() else []
         ctx.saved = None
-        gx = torch.from_numpy(grad_x)
-        if gx.dtype != ctx.in_dtype:
+        gx = None if grad_x is None else torch.from_numpy(grad_x)
+        if gx is not None and gx.dtype != ctx.in_dtype:
             gx = gx.to(ctx.in_dtype)
         grads = [*grad_scales, *grad_ranges, *grid.take_weight_gradients()]
         return (None, gx, None,
@@ -154,7 +155,8 @@ class _TileFunction(torch.autograd.Function):
         grid = ctx.grid
         if d.dtype != grid.dtype or not d.flags.c_contiguous:
             d = np.ascontiguousarray(d, dtype=grid.dtype)
-        grad_x = torch.from_numpy(grid.plain_backward(x_t, d, mask))
+        z = grid.plain_backward(x_t, d, mask, ctx.needs_input_grad[1])
+        grad_x = None if z is None else torch.from_numpy(z)
         # the bias gradient as torch's broadcast add would sum it (same order, same bits)
         grad_bias = grad_y.sum(0) if ctx.with_bias and ctx.needs_input_grad[3] else None
         return None, grad_x, None, grad_bias, _weight_gradient(grid, ctx.needs_input_grad[4])
@@ -437,19 +439,31 @@ class TileGrid(nn.Module):
         y = tile._forward_rows(x, is_test)
         return y, x, _saturation_mask(tile, y, is_test)
 
-    def plain_backward(self, x: np.ndarray, d: np.ndarray, mask) -> np.ndarray:
+    def plain_backward(self, x: np.ndarray, d: np.ndarray, mask,
+                       input_gradient: bool = True) -> np.ndarray | None:
         """Backward of :meth:`plain_forward` (``d`` C-contiguous in the tile dtype): stores
         the pair of the update (``(x, d)``; for a torch-based tile the pair of its weight
-        gradient) and returns the input gradient."""
+        gradient) and returns the input gradient.
+
+        Without ``input_gradient`` (the layer's input needs none) it returns None and leaves
+        the backward pass out where that changes nothing but the tile's random stream (see
+        :attr:`AnalogTile.backward_changes_state`); ``d`` is still tested as the pass would
+        test it."""
         tile = self._flat[0]
-        if tile.torch_autograd:
-            self._pending[0].append(tile.weight_gradient_pair(d, mask))
+        if _backward_left_out(tile, input_gradient):
+            if not all_finite(d):
+                raise ValueError("d must be finite, got NaN or inf")
+            z = None
+        elif tile.torch_autograd:
             z = tile.input_gradient(d, mask)
         else:
-            self._pending[0].append((x, d))
-            if mask is not None:
-                d = np.where(mask, 0.0, d).astype(self.dtype, copy=False)
-            z = tile._backward_rows(d)
+            z = tile._backward_rows(d if mask is None else
+                                    np.where(mask, 0.0, d).astype(self.dtype, copy=False))
+        # stored after the pass, which refuses non-finite errors
+        self._pending[0].append(tile.weight_gradient_pair(d, mask) if tile.torch_autograd
+                                else (x, d))
+        if z is None:
+            return None
         return z[:, :-1] if self.analog_bias else z
 
     def _samples(self, x: np.ndarray) -> int | None:
@@ -616,10 +630,14 @@ class TileGrid(nn.Module):
         grad_ranges.append(rule + through)
         return np.where(np.abs(xi) <= r, z[:, :n], 0.0).astype(self.dtype, copy=False)
 
-    def backward_numpy(self, d: np.ndarray, saved: tuple, scales: list
-                       ) -> tuple[np.ndarray, list]:
+    def backward_numpy(self, d: np.ndarray, saved: tuple, scales: list,
+                       input_gradient: bool = True) -> tuple[np.ndarray | None, list]:
         """The tiles' backward pass: records each tile's (x, d) for the update and returns
-        the input gradient (and the learned scales' gradients)."""
+        the input gradient (and the learned scales' gradients). Without ``input_gradient``
+        the input gradient is None and the tiles' backward passes are left out where
+        :meth:`plain_backward` leaves them out (an input range's gradient reads them)."""
+        if not np.isfinite(d).all():  # before any tile's pass or pair
+            raise ValueError("d must be finite, got NaN or inf")
         if self.input_range is not None:
             return self._backward_ranged(d, saved, scales)
         x, masks, scaled = saved
@@ -636,15 +654,17 @@ class TileGrid(nn.Module):
                     grad_scales.append(grad if scales[k].size > 1 else grad.sum(keepdims=True))
                     dt = dt * scales[k]
                 db = dt if self._alpha[k] is None else dt * self._alpha[k]
-                z = _tile_backward(tile, self._pending[k], xi, dt, db, masks[k])
-                if len(self._flat) == 1:
+                z = _tile_backward(tile, self._pending[k], xi, dt, db, masks[k], input_gradient)
+                if z is None:
+                    pass
+                elif len(self._flat) == 1:
                     grad_x = z
                 else:
                     if grad_x is None:
                         grad_x = np.zeros((x.shape[0], n_in), self.dtype)
                     grad_x[:, a:b] += z
                 k += 1
-        if self.analog_bias:
+        if self.analog_bias and grad_x is not None:
             grad_x = grad_x[:, :n_in]
         return grad_x, grad_scales
 
@@ -952,19 +972,32 @@ def _tile_forward(tile: AnalogTile, x: np.ndarray, is_test: bool, samples: int |
     return y, _saturation_mask(tile, y, is_test)
 
 
+def _backward_left_out(tile: AnalogTile, input_gradient: bool) -> bool:
+    """Whether a layer leaves a tile's backward pass out: its input needs no gradient and
+    the pass would change nothing but the tile's random stream
+    (:attr:`AnalogTile.backward_changes_state`)."""
+    return not input_gradient and not tile.backward_changes_state
+
+
 def _tile_backward(tile: AnalogTile, pending: list, x: np.ndarray, d: np.ndarray,
-                   db: np.ndarray, saved) -> np.ndarray:
+                   db: np.ndarray, saved, input_gradient: bool = True) -> np.ndarray | None:
     """One tile's backward in a layer: stores the pair of its weight gradient (update) in
-    ``pending`` and returns the input gradient; ``d`` the errors of the tile's outputs,
-    ``db`` those times its weight scale, ``saved`` what :func:`_tile_forward` returned."""
+    ``pending`` and returns the input gradient (None, without a backward pass, where
+    :func:`_backward_left_out` says so); ``d`` the errors of the tile's outputs (finite: the
+    caller tests them), ``db`` those times its weight scale, ``saved`` what
+    :func:`_tile_forward` returned."""
     if tile.torch_autograd:
         d = np.ascontiguousarray(d, dtype=tile.dtype)
-        pending.append(tile.weight_gradient_pair(d, saved))
-        return tile.input_gradient(np.ascontiguousarray(db, dtype=tile.dtype), saved)
-    pending.append((x, d))
-    if saved is not None:
-        db = np.where(saved, 0.0, db).astype(tile.dtype, copy=False)
-    return tile.backward(db)
+    if _backward_left_out(tile, input_gradient):
+        z = None
+    elif tile.torch_autograd:
+        z = tile.input_gradient(np.ascontiguousarray(db, dtype=tile.dtype), saved)
+    else:
+        if saved is not None:
+            db = np.where(saved, 0.0, db).astype(tile.dtype, copy=False)
+        z = tile.backward(db)
+    pending.append(tile.weight_gradient_pair(d, saved) if tile.torch_autograd else (x, d))
+    return z
 
 
 def _saturation_mask(tile: AnalogTile, y: np.ndarray, is_test: bool):
