@@ -655,11 +655,9 @@ class TileGrid(nn.Module):
                     dt = dt * scales[k]
                 db = dt if self._alpha[k] is None else dt * self._alpha[k]
                 z = _tile_backward(tile, self._pending[k], xi, dt, db, masks[k], input_gradient)
-                if z is None:
-                    pass
-                elif len(self._flat) == 1:
+                if z is not None and len(self._flat) == 1:
                     grad_x = z
-                else:
+                elif z is not None:
                     if grad_x is None:
                         grad_x = np.zeros((x.shape[0], n_in), self.dtype)
                     grad_x[:, a:b] += z
