@@ -67,6 +67,17 @@ def assert_same(short, general, grad_rtol: float = 0.0):
         torch.testing.assert_close(b_s, b_g, rtol=1e-6, atol=1e-7)
 
 
+def assert_same_steps(with_pass, without):
+    """Runs with and without the input's gradient: the same outputs, stored pairs and final
+    weights, bit for bit."""
+    for (y1, _, _, p1), (y2, _, _, p2) in zip(with_pass[0], without[0]):
+        torch.testing.assert_close(y1, y2, rtol=0, atol=0)
+        for (xa, da), (xb, db) in zip(p1, p2):
+            np.testing.assert_array_equal(xa, xb)
+            np.testing.assert_array_equal(da, db)
+    torch.testing.assert_close(with_pass[1][0], without[1][0], rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("bias", ["digital", "analog", None])
 @pytest.mark.parametrize("device", [ConstantStepDevice(), SoftBoundsDevice()])
 def test_linear_short_path_equals_general_path(bias, device):
@@ -123,14 +134,8 @@ def test_a_first_layer_leaves_its_backward_pass_out(kind):
         keys.append(layer.analog_tile._rng.keys_drawn)
     assert keys[0] - keys[1] == steps
     perfect = IOParameters(is_perfect=True)
-    with_pass = run(maker(make_config(perfect)), xin, False, steps, input_gradient=True)
-    without = run(maker(make_config(perfect)), xin, False, steps, input_gradient=False)
-    for (y1, _, gb1, p1), (y2, _, gb2, p2) in zip(with_pass[0], without[0]):
-        torch.testing.assert_close(y1, y2, rtol=0, atol=0)
-        for (xa, da), (xb, db) in zip(p1, p2):
-            np.testing.assert_array_equal(xa, xb)
-            np.testing.assert_array_equal(da, db)
-    torch.testing.assert_close(with_pass[1][0], without[1][0], rtol=0, atol=0)
+    assert_same_steps(run(maker(make_config(perfect)), xin, False, steps, input_gradient=True),
+                      run(maker(make_config(perfect)), xin, False, steps, input_gradient=False))
 
 
 def test_average_abs_max_keeps_the_backward_pass_of_a_first_layer():
@@ -141,14 +146,8 @@ def test_average_abs_max_keeps_the_backward_pass_of_a_first_layer():
     config = SingleRPUConfig(device=SoftBoundsDevice(), forward=io, backward=io)
     x = torch.rand(6, 9, generator=torch.Generator().manual_seed(5)) - 0.5
     make = lambda: AnalogLinear(9, 4, rpu_config=config, seed=1)  # noqa: E731
-    with_grad = run(make, x, False, 3, input_gradient=True)
-    without = run(make, x, False, 3, input_gradient=False)
-    for (y1, _, _, p1), (y2, _, _, p2) in zip(with_grad[0], without[0]):
-        torch.testing.assert_close(y1, y2, rtol=0, atol=0)
-        for (xa, da), (xb, db) in zip(p1, p2):
-            np.testing.assert_array_equal(xa, xb)
-            np.testing.assert_array_equal(da, db)
-    torch.testing.assert_close(with_grad[1][0], without[1][0], rtol=0, atol=0)
+    assert_same_steps(run(make, x, False, 3, input_gradient=True),
+                      run(make, x, False, 3, input_gradient=False))
 
 
 @pytest.mark.parametrize("general", [False, True])
