@@ -508,7 +508,9 @@ class MixedPrecisionCompound(_CompoundBase):
         Random (uniform) start row instead of the stored pointer. aihwkit's start row favours
         the first and last row (spec compounds §9); rpusim draws uniformly.
     granularity : float
-        Transfer quantum ``eps`` (0: the device's granularity).
+        Transfer quantum ``eps`` (0: the device's granularity when the tile is built, as in
+        aihwkit; hidden parameters set later, which may re-estimate the device's ``dw_min``,
+        leave it unchanged).
     transfer_lr : float
     n_x_bins, n_d_bins : int
         Dynamic quantisation of ``x`` and ``d`` before accumulation (0: off).

@@ -28,6 +28,10 @@ class MixedPrecisionModel:
         self.row_ptr = 0
         self.current_update_idx = 0
         self.counters = None
+        # the transfer step is the device's granularity at construction, as in aihwkit: hidden
+        # parameters set later may re-estimate the device's dw_min (and its granularity), not
+        # this step
+        self.construction_granularity = device.granularity
 
     @property
     def shape(self):
@@ -82,7 +86,7 @@ class MixedPrecisionModel:
     def transfer(self, upd) -> None:
         cfg = self.config
         d = self.chi.shape[0]
-        eps = cfg.granularity if cfg.granularity > 0 else self.device.granularity
+        eps = cfg.granularity if cfg.granularity > 0 else self.construction_granularity
         n = d if cfg.n_rows_per_transfer < 0 else min(cfg.n_rows_per_transfer, d)
         if cfg.random_row and n < d:
             r0 = int(self.rng.generator.integers(0, d))  # uniform (aihwkit: edge rows favoured)
