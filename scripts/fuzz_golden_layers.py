@@ -1,0 +1,173 @@
+"""Random deterministic layer scenarios from aihwkit 1.2.0, replayed on rpusim.torch: a fuzzer
+for the layer goldens.
+
+``make_golden_layers.py`` records hand-picked networks. This script draws random ones: a linear
+or convolution layer (random sizes, kernel, stride, padding, dilation; sometimes two layers)
+with a random tile config (a device model or a compound of them without device-to-device
+variation, random deterministic update settings, random noise-free IO), random mapping (tiles
+split over a grid, digital or analog bias, weight scaling, learned output scales), known initial
+weights and a few ``AnalogSGD`` steps on random data. Every output, input gradient and final
+weight must agree within the layer goldens' tolerance. Two steps, two environments::
+
+    /tmp/aihwkit-venv/bin/python scripts/fuzz_golden_layers.py record --n 100 --out /tmp/lfuzz
+    python scripts/fuzz_golden_layers.py replay /tmp/lfuzz
+
+The files have the layer goldens' format (``make_golden_layers.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+
+import numpy as np
+
+HERE = pathlib.Path(__file__).resolve().parent
+NO_DTOD = ("dw_min_dtod", "up_down_dtod", "w_max_dtod", "w_min_dtod", "lifetime_dtod",
+           "reset_dtod", "gamma_up_dtod", "gamma_down_dtod", "pow_gamma_dtod",
+           "pow_up_down_dtod", "slope_up_dtod", "slope_down_dtod", "reference_std")
+
+
+def _without_spread(device) -> None:
+    """Switch off the device-to-device spread of ``device`` and its sub-devices (a layer's
+    tiles cannot be given aihwkit's draws)."""
+    for sub in getattr(device, "unit_cell_devices", None) or []:
+        _without_spread(sub)
+    inner = getattr(device, "device", None)
+    if inner is not None and not isinstance(inner, str):
+        _without_spread(inner)
+    for name in NO_DTOD:
+        if hasattr(device, name):
+            setattr(device, name, 0.0)
+
+
+def _layers(rng: np.random.Generator):
+    """``(model spec, input shape, output shape)`` of a random small network."""
+    kind = str(rng.choice(["linear", "linear", "conv1d", "conv2d", "conv2d", "conv3d"]))
+    if kind == "linear":
+        n_in, n_hidden, n_out = (int(v) for v in rng.integers(1, 13, 3))
+        bias = bool(rng.random() < 0.7)
+        if rng.random() < 0.3:
+            return ([["linear", {"in_features": n_in, "out_features": n_hidden, "bias": bias}],
+                     ["relu", {}],
+                     ["linear", {"in_features": n_hidden, "out_features": n_out}]],
+                    (n_in,), (n_out,))
+        return [["linear", {"in_features": n_in, "out_features": n_out, "bias": bias}]], \
+            (n_in,), (n_out,)
+    dims = int(kind[4])
+    c_in, c_out = int(rng.integers(1, 4)), int(rng.integers(1, 5))
+    k = int(rng.integers(1, 4))
+    stride = int(rng.choice([1, 1, 2]))
+    padding = int(rng.choice([0, 0, 1]))
+    dilation = int(rng.choice([1, 1, 2]))
+    size = int(rng.integers(dilation * (k - 1) + 1, dilation * (k - 1) + 5 if dims < 3 else
+                            dilation * (k - 1) + 3))
+    spec = {"in_channels": c_in, "out_channels": c_out, "kernel_size": k, "stride": stride,
+            "padding": padding, "dilation": dilation, "bias": bool(rng.random() < 0.7)}
+    out = (size + 2 * padding - dilation * (k - 1) - 1) // stride + 1
+    return [[kind, spec]], (c_in, *([size] * dims)), (c_out, *([out] * dims))
+
+
+def _mapping(rng: np.random.Generator, C):
+    kw = dict(digital_bias=bool(rng.random() < 0.6))
+    if rng.random() < 0.4:
+        kw["max_input_size"] = int(rng.integers(2, 9))
+    if rng.random() < 0.4:
+        kw["max_output_size"] = int(rng.integers(1, 5))
+    if rng.random() < 0.3:
+        kw.update(weight_scaling_omega=float(rng.choice([0.6, 1.0])),
+                  weight_scaling_columnwise=bool(rng.random() < 0.5),
+                  weight_scaling_lr_compensation=bool(rng.random() < 0.5))
+    if rng.random() < 0.3:
+        kw.update(learn_out_scaling=True, out_scaling_columnwise=bool(rng.random() < 0.5))
+    return C.MappingParameter(**kw)
+
+
+def record_one(index: int, seed: int) -> dict:
+    import torch
+    from aihwkit.simulator import configs as C
+
+    sys.path.insert(0, str(HERE))
+    import fuzz_golden
+    from make_golden_layers import record
+
+    rng = np.random.default_rng([seed, index])
+    torch.manual_seed(int(rng.integers(2**31)))
+    if rng.random() < 0.3:
+        config = fuzz_golden._compound(rng, C)
+    else:
+        config = C.SingleRPUConfig(device=fuzz_golden._device(rng, C))
+    _without_spread(config.device)
+    config.update = fuzz_golden._update(rng, C)
+    config.forward, config.backward = fuzz_golden._io(rng, C), fuzz_golden._io(rng, C)
+    config.mapping = _mapping(rng, C)
+    spec, x_shape, y_shape = _layers(rng)
+    lr = float(rng.choice([0.01, 0.1, 0.5]))
+    if config.mapping.learn_out_scaling:
+        # the learned scales of these short random runs can grow a thousandfold per step;
+        # such errors overflow aihwkit's mean-count pulse counts (README, "Differences from
+        # aihwkit")
+        lr = min(lr, 0.1)
+        config.update.pulse_type = C.PulseType.DETERMINISTIC_IMPLICIT
+    return record(f"fuzz_s{seed}_{index:04d}", config, spec, x_shape, y_shape,
+                  steps=int(rng.integers(2, 5)), lr=lr,
+                  seed=int(rng.integers(2**31)), batch=int(rng.integers(1, 5)),
+                  x_scale=float(rng.choice([0.5, 1.0, 2.0])))
+
+
+def record_many(n: int, seed: int, out: pathlib.Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    refused = 0
+    for index in range(n):
+        try:
+            scenario = record_one(index, seed)
+        except Exception as err:  # a config or layer aihwkit refuses: not a scenario
+            refused += 1
+            print(f"s{seed}_{index:04d}: aihwkit refused: {type(err).__name__}: {err}"[:200])
+            continue
+        (out / f"{scenario['name']}.json").write_text(json.dumps(scenario))
+    print(f"recorded {n - refused} scenarios into {out} ({refused} refused by aihwkit)")
+
+
+def replay(out: pathlib.Path, verbose: bool) -> int:
+    sys.path[:0] = [str(HERE.parent), str(HERE.parent / "tests")]
+    import test_golden_layers
+
+    paths = sorted(out.glob("fuzz_*.json"))
+    failed = 0
+    for path in paths:
+        try:
+            test_golden_layers.test_training_matches_aihwkit(path)
+        except Exception as err:
+            failed += 1
+            text = " ".join(str(err).split())
+            print(f"FAIL {path.stem}: {type(err).__name__}: {text}"[:400])
+            if verbose:
+                scenario = json.loads(path.read_text())
+                print(f"     model: {scenario['model']} mapping: {scenario['mapping']}")
+                print(f"     config: {scenario['config']}")
+    print(f"{len(paths) - failed} of {len(paths)} layer scenarios agree")
+    return 1 if failed else 0
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    rec = sub.add_parser("record", help="record scenarios with aihwkit")
+    rec.add_argument("--n", type=int, default=100)
+    rec.add_argument("--seed", type=int, default=0)
+    rec.add_argument("--out", type=pathlib.Path, required=True)
+    rep = sub.add_parser("replay", help="replay recorded scenarios on rpusim")
+    rep.add_argument("dir", type=pathlib.Path)
+    rep.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    if args.command == "record":
+        record_many(args.n, args.seed, args.out)
+        return 0
+    return replay(args.dir, args.verbose)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
