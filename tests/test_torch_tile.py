@@ -218,6 +218,32 @@ def test_supported_forward_configs():
     assert not AnalogTile(2, 2, InferenceRPUConfig()).torch_autograd
 
 
+@pytest.mark.parametrize("side", ["inp", "out"])
+def test_quantisation_without_a_bound_is_refused(side):
+    """The torch tile quantises in steps of ``res * 2 * bound``: aihwkit's outputs are NaN
+    for a bound of 0, so rpusim refuses it; the C++ tiles (bound 0: unbounded) accept it."""
+    io = {f"{side}_bound": 0.0, "noise_management": NoiseManagementType.NONE}
+    with pytest.raises(ValueError, match=f"{side}_res > 0 needs a nonzero {side}_bound"):
+        AnalogTile(2, 3, TorchInferenceRPUConfig(forward=IOParameters(**io)))
+    AnalogTile(2, 3, InferenceRPUConfig(forward=IOParameters(**io)))
+    AnalogTile(2, 3, TorchInferenceRPUConfig(forward=IOParameters(**io, **{f"{side}_res": 0})))
+
+
+def test_negative_input_bound_quantises_without_clipping():
+    """A negative bound (aihwkit: no clipping) quantises in steps of ``|res * 2 * bound|``:
+    with ``inp_res = 0.25``, ``inp_bound = -1`` the inputs go to multiples of 0.5, halves to
+    even, and 1.6 stays above the bound's magnitude."""
+    config = TorchInferenceRPUConfig(forward=IOParameters(
+        is_perfect=False, inp_res=0.25, inp_bound=-1.0, out_res=0.0, out_bound=0.0,
+        out_noise=0.0, noise_management=NoiseManagementType.NONE,
+        bound_management=BoundManagementType.NONE))
+    tile = AnalogTile(1, 4, config, seed=0)
+    tile.set_weights(np.ones((1, 4)))
+    # 0.3 -> 0.5, 0.75 -> 1.0 (1.5 halves to 2), -0.2 -> 0.0, 1.6 -> 1.5
+    got = tile.forward(np.array([[0.3, 0.75, -0.2, 1.6]]))
+    np.testing.assert_allclose(got, [[0.5 + 1.0 + 0.0 + 1.5]], rtol=1e-6)
+
+
 def _tile(**modifier):
     config = TorchInferenceRPUConfig(forward=IOParameters(out_noise=0.0, inp_noise=0.0,
                                                           is_perfect=True))

@@ -224,6 +224,20 @@ class IOParameters(ConfigBase):
                              f"{self.noise_management.name} (aihwkit refuses other bounds with "
                              f"noise management), got {self.inp_bound!r}; use "
                              f"noise_management=NONE for another input bound")
+        if torch_tile and not perfect:
+            # the torch tile's converters quantise in steps of res * 2 * bound (a negative
+            # bound: no clipping, steps of its size): with a bound of 0 the step is 0 and
+            # aihwkit's outputs are NaN
+            for side in ("inp", "out"):
+                res, bound = getattr(self, f"{side}_res"), getattr(self, f"{side}_bound")
+                if res > 0 and bound == 0:
+                    raise ValueError(
+                        f"IOParameters.{side}_res > 0 needs a nonzero {side}_bound in the "
+                        f"forward of a TorchInferenceRPUConfig: its torch tile quantises in "
+                        f"steps of {side}_res * 2 * {side}_bound (aihwkit's outputs are NaN "
+                        f"with a bound of 0); got {side}_res={res!r}, {side}_bound={bound!r}. "
+                        f"Set a positive {side}_bound (a negative one: no clipping), or "
+                        f"{side}_res=0 for no quantisation")
 
 
 def torch_tile_supports(params: IOParameters) -> bool:
