@@ -111,7 +111,9 @@ class HardwareAwareState:
         remap = self.config.remap
         if remap.type != WeightRemapType.NONE and self.scales is None:
             self.scales = np.ones(self.shape[0], self.dtype)  # remapping switched on later
-        if remap.type == WeightRemapType.LAYERWISE_SYMMETRIC:
+        if remap.type != WeightRemapType.NONE and self.per_forward:
+            self._remap_as_torch_tile(w, remap.type == WeightRemapType.LAYERWISE_SYMMETRIC)
+        elif remap.type == WeightRemapType.LAYERWISE_SYMMETRIC:
             kmod.remap_layerwise(w, self.scales, float(remap.remapped_wmax))
         elif remap.type == WeightRemapType.CHANNELWISE_SYMMETRIC:
             kmod.remap_channelwise(w, self.scales, float(remap.remapped_wmax),
@@ -121,6 +123,23 @@ class HardwareAwareState:
             out = np.empty(self.shape, self.dtype)
             self._modify(w, out, self.rng.key(), 0)
             self.fb_weights = out
+
+    def _remap_as_torch_tile(self, w: np.ndarray, layerwise: bool) -> None:
+        """aihwkit's torch tile remaps the weights as the layer sees them, ``W s``: the new
+        scales are their largest magnitude (of the layer, or of each row), so they are
+        positive even where ``s`` was negative (a learned output scale that changed sign), and
+        ``remapped_wmax``, ``max_scale_range`` and ``max_scale_ref`` are not read. (The C++
+        tiles scale ``W`` alone and keep the sign of ``s``.) A layer or row of zeros keeps its
+        weights and scales, where aihwkit divides by zero."""
+        scaled = w * self.scales[:, None]
+        magnitude = np.abs(scaled)
+        if layerwise:
+            new = np.full(self.shape[0], magnitude.max(), self.dtype)
+        else:
+            new = magnitude.max(axis=1)
+        rows = new > 0
+        w[rows] = scaled[rows] / new[rows, None]
+        self.scales[rows] = new[rows]
 
     def fresh_weights(self, w: np.ndarray, batch: int, is_test: bool) -> np.ndarray:
         """The weights a forward of aihwkit's torch tile reads: a new modifier draw at every

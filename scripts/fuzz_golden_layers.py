@@ -98,6 +98,11 @@ def _inference(rng: np.random.Generator, C):
     config.remap.type = rng.choice([C.WeightRemapType.NONE, C.WeightRemapType.LAYERWISE_SYMMETRIC,
                                     C.WeightRemapType.CHANNELWISE_SYMMETRIC])
     if rng.random() < 0.3:
+        config.remap.remapped_wmax = 0.8
+    elif rng.random() < 0.3:
+        # aihwkit's C++ tile needs remapped_wmax 1 for a bounded scale range
+        config.remap.max_scale_range, config.remap.max_scale_ref = 2.0, 0.5
+    if rng.random() < 0.3:
         config.pre_post.input_range.enable = True
         config.pre_post.input_range.init_from_data = int(rng.choice([0, 2]))
         config.pre_post.input_range.learn_input_range = bool(rng.random() < 0.7)
