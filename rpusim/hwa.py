@@ -111,7 +111,10 @@ class HardwareAwareState:
         remap = self.config.remap
         if remap.type != WeightRemapType.NONE and self.scales is None:
             self.scales = np.ones(self.shape[0], self.dtype)  # remapping switched on later
-        if remap.type != WeightRemapType.NONE and self.per_forward:
+        if (remap.type != WeightRemapType.NONE and self.per_forward
+                and remap.remapped_wmax == 1.0 and remap.max_scale_range == 0.0
+                and remap.max_scale_ref == 0.0):
+            # the settings aihwkit's torch tile accepts; others take the C++ tiles' remap
             self._remap_as_torch_tile(w, remap.type == WeightRemapType.LAYERWISE_SYMMETRIC)
         elif remap.type == WeightRemapType.LAYERWISE_SYMMETRIC:
             kmod.remap_layerwise(w, self.scales, float(remap.remapped_wmax))
@@ -127,10 +130,11 @@ class HardwareAwareState:
     def _remap_as_torch_tile(self, w: np.ndarray, layerwise: bool) -> None:
         """aihwkit's torch tile remaps the weights as the layer sees them, ``W s``: the new
         scales are their largest magnitude (of the layer, or of each row), so they are
-        positive even where ``s`` was negative (a learned output scale that changed sign), and
-        ``remapped_wmax``, ``max_scale_range`` and ``max_scale_ref`` are not read. (The C++
-        tiles scale ``W`` alone and keep the sign of ``s``.) A layer or row of zeros keeps its
-        weights and scales, where aihwkit divides by zero."""
+        positive even where ``s`` was negative (a learned output scale that changed sign).
+        (The C++ tiles scale ``W`` alone and keep the sign of ``s``.) aihwkit's torch tile
+        refuses ``remapped_wmax != 1`` and a bounded scale range; rpusim remaps such configs
+        as the C++ tiles. A layer or row of zeros keeps its weights and scales, where aihwkit
+        divides by zero."""
         scaled = w * self.scales[:, None]
         magnitude = np.abs(scaled)
         if layerwise:

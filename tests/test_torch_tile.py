@@ -244,6 +244,36 @@ def test_negative_input_bound_quantises_without_clipping():
     np.testing.assert_allclose(got, [[0.5 + 1.0 + 0.0 + 1.5]], rtol=1e-6)
 
 
+@pytest.mark.parametrize("remap_type", ["LAYERWISE_SYMMETRIC", "CHANNELWISE_SYMMETRIC"])
+def test_remap_as_aihwkit_torch_tile(remap_type):
+    """aihwkit's torch tile remaps the logical weights ``W s``: scales ``s = -2`` (a learned
+    output scale that turned negative, folded in) become ``2 max|W|`` (per tile or per row),
+    positive, and ``W`` becomes ``W s / (2 max|W|)``: its sign flips. The C++ tiles, and the
+    torch tile's configs aihwkit refuses (``remapped_wmax = 0.8``), divide ``W`` alone and
+    keep the sign: ``s = -2 max|W| / 0.8``, ``W / (max|W| / 0.8)``."""
+    w = np.array([[0.2, -0.5, 0.1], [0.4, 0.3, -0.1]], np.float32)
+    amax = (np.full((2, 1), 0.5, np.float32) if remap_type == "LAYERWISE_SYMMETRIC"
+            else np.array([[0.5], [0.4]], np.float32))
+    for config, wmax in ((TorchInferenceRPUConfig(), None), (InferenceRPUConfig(), 1.0),
+                         (TorchInferenceRPUConfig(), 0.8)):
+        config.remap.type = remap_type
+        config.forward = IOParameters(is_perfect=True)
+        if wmax is not None:
+            config.remap.remapped_wmax = wmax
+        tile = AnalogTile(2, 3, config, seed=0)
+        tile.set_weights(w)
+        tile._set_remap_scales(-2.0)
+        tile.post_update_step()
+        got_w, got_s = tile._model.w, tile._output_scales(False)  # analog weights, scales
+        np.testing.assert_allclose(tile.get_weights(), -2 * w, rtol=1e-6)  # the layer's view
+        if wmax is None:
+            np.testing.assert_allclose(got_s, 2 * amax.ravel(), rtol=1e-6)
+            np.testing.assert_allclose(got_w, -2 * w / (2 * amax), rtol=1e-6)
+        else:
+            np.testing.assert_allclose(got_s, -2 * amax.ravel() / wmax, rtol=1e-6)
+            np.testing.assert_allclose(got_w, w / (amax / wmax), rtol=1e-6)
+
+
 def _tile(**modifier):
     config = TorchInferenceRPUConfig(forward=IOParameters(out_noise=0.0, inp_noise=0.0,
                                                           is_perfect=True))
