@@ -4,10 +4,12 @@ for the layer goldens.
 ``make_golden_layers.py`` records hand-picked networks. This script draws random ones: a linear
 or convolution layer (random sizes, kernel, stride, padding, dilation; sometimes two layers)
 with a random tile config (a device model or a compound of them without device-to-device
-variation, random deterministic update settings, random noise-free IO), random mapping (tiles
-split over a grid, digital or analog bias, weight scaling, learned output scales), known initial
-weights and a few ``AnalogSGD`` steps on random data. Every output, input gradient and final
-weight must agree within the layer goldens' tolerance. Two steps, two environments::
+variation, random deterministic update settings, random noise-free IO; or a hardware-aware
+inference config without noise, C++-backed or torch-based, with remapping and a learned input
+range; or floating point), random mapping (tiles split over a grid, digital or analog bias,
+weight scaling, learned output scales), known initial weights and a few ``AnalogSGD`` steps
+(sometimes with momentum, Nesterov, weight decay) on random data. Every output, input gradient
+and final weight must agree within the layer goldens' tolerance. Two steps, two environments::
 
     /tmp/aihwkit-venv/bin/python scripts/fuzz_golden_layers.py record --n 100 --out /tmp/lfuzz
     python scripts/fuzz_golden_layers.py replay /tmp/lfuzz
@@ -145,10 +147,16 @@ def record_one(index: int, seed: int) -> dict:
         # aihwkit")
         lr = min(lr, 0.1)
         config.update.pulse_type = C.PulseType.DETERMINISTIC_IMPLICIT
+    optimizer = {}
+    if rng.random() < 0.3:
+        optimizer["momentum"] = float(rng.choice([0.5, 0.9]))
+        optimizer["nesterov"] = bool(rng.random() < 0.3)
+    if rng.random() < 0.2:
+        optimizer["weight_decay"] = 0.01
     scenario = record(f"fuzz_s{seed}_{index:04d}", config, spec, x_shape, y_shape,
                       steps=int(rng.integers(2, 5)), lr=lr,
                       seed=int(rng.integers(2**31)), batch=int(rng.integers(1, 5)),
-                      x_scale=float(rng.choice([0.5, 1.0, 2.0])))
+                      x_scale=float(rng.choice([0.5, 1.0, 2.0])), optimizer=optimizer)
     if not np.isfinite(np.asarray(scenario["expected"]["y"], dtype=np.float64)).all():
         # e.g. the torch tile's quantisation with a bound of 0, which rpusim refuses
         raise ValueError("aihwkit's outputs are not finite")
