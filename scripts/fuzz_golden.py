@@ -185,11 +185,11 @@ def _compound(rng: np.random.Generator, C):
                   scale_transfer_lr=bool(rng.random() < 0.7),
                   transfer_columns=bool(rng.random() < 0.7))
     if kind == "BufferedTransfer":
-        # aihwkit's buffered row transfers write past their buffer (glibc aborts under
-        # MALLOC_CHECK_=3 on e.g. a 5x14 tile); chopped ones read one slice at a time
+        # aihwkit's buffered row transfers write past their buffer on tiles with fewer
+        # outputs than inputs (glibc aborts under MALLOC_CHECK_=3 on e.g. a 5x14 tile)
         common["transfer_columns"] = True
     if kind == "ChoppedTransfer":
-        common["n_reads_per_transfer"] = 1
+        common["n_reads_per_transfer"] = 1  # aihwkit (and rpusim) refuse more
     if kind == "Transfer":
         return C.UnitCellRPUConfig(device=C.TransferCompound(
             **common, fast_lr=float(rng.choice([0.0, 0.0, 0.5])),
