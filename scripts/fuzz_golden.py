@@ -5,8 +5,8 @@ the golden fixtures.
 combinations nobody picked: a random device model with random parameters (device-to-device
 variation included: aihwkit draws it, and the scenario copies every hidden parameter into
 rpusim), random deterministic update settings, random noise-free forward and backward IO,
-random shapes, learning rates, batches and inputs, interleaved updates, MVMs, decay and column
-resets. Every result must agree within the fixtures' tolerance. Two steps, two environments::
+random shapes, learning rates, batches and inputs, interleaved updates, MVMs, decay, drift and
+column resets. Every result must agree within the fixtures' tolerance. Two steps, two environments::
 
     /tmp/aihwkit-venv/bin/python scripts/fuzz_golden.py record --n 200 --seed 0 --out /tmp/fuzz
     python scripts/fuzz_golden.py replay /tmp/fuzz [-v]
@@ -43,6 +43,13 @@ def _device(rng: np.random.Generator, C):
                   reset=float(rng.choice([0.0, 0.05])),
                   reset_dtod=float(rng.choice([0.0, 0.05])),
                   **quiet)
+    if rng.random() < 0.2:
+        # deterministic drift: no nu_std or w_noise_std (nu_dtod is a hidden parameter)
+        common["drift"] = C.DriftParameter(
+            nu=float(rng.choice([0.05, 0.1])), nu_dtod=float(rng.choice([0.0, 0.3])),
+            t_0=float(rng.choice([1.0, 10.0])), nu_k=float(rng.choice([0.0, 0.02])),
+            log_g0=float(rng.choice([0.0, 0.1])), wg_ratio=float(rng.choice([1.0, 2.0])),
+            g_offset=float(rng.choice([0.0, 0.5])), w_offset=float(rng.choice([0.0, 0.1])))
     kind = str(rng.choice(["ConstantStep", "LinearStep", "SoftBounds", "ExpStep", "PowStep",
                            "PiecewiseStep", "SoftBoundsReference", "PowStepReference"]))
     if kind == "ConstantStep":
@@ -250,8 +257,10 @@ def record_one(index: int, seed: int):
         elif op < 0.9:
             d = sc.uniform(-1, 1, (int(rng.integers(1, 5)), out_size))
             sc.backward(d * float(rng.choice([0.2, 1.0, 3.0])))
-        elif op < 0.95:
+        elif op < 0.93:
             sc.decay_weights(float(rng.choice([1.0, 0.5])))
+        elif op < 0.96:
+            sc.drift_weights(float(rng.choice([1.0, 10.0, 100.0])))
         else:
             start = int(rng.integers(0, in_size))
             sc.reset_columns(start, int(rng.integers(1, in_size - start + 1)))

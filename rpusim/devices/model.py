@@ -280,6 +280,11 @@ class PulsedDeviceModel:
             self.drift_state = _DriftState(w)
         out = _drift_step(self.drift_state, w.astype(np.float64), self.P[SLOT_DRIFT_NU],
                           self.device.drift, delta_t, self.rng.generator)
+        lost = np.isnan(out)
+        if lost.any():
+            # nu_k's logarithm of a negative conductance: aihwkit's drift gives NaN, which its
+            # saturation MIN(MAX(b_min, w), b_max) turns into the upper bound (replicated)
+            out[lost] = self.P[SLOT_MAX_BOUND][lost]
         w[...] = out
         self._clip(w)
         self.drift_state.w_prev = w.astype(np.float64)
