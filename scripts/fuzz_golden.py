@@ -6,7 +6,8 @@ combinations nobody picked: a random device model with random parameters (device
 variation included: aihwkit draws it, and the scenario copies every hidden parameter into
 rpusim), random deterministic update settings, random noise-free forward and backward IO,
 random shapes, learning rates, batches and inputs, interleaved updates, MVMs, decay, drift and
-column resets. Every result must agree within the fixtures' tolerance. Two steps, two environments::
+column resets. Every result must agree within the fixtures' tolerance. Two steps, two
+environments::
 
     /tmp/aihwkit-venv/bin/python scripts/fuzz_golden.py record --n 200 --seed 0 --out /tmp/fuzz
     python scripts/fuzz_golden.py replay /tmp/fuzz [-v]
@@ -268,18 +269,20 @@ def record_one(index: int, seed: int):
     return sc
 
 
-def record(n: int, seed: int, out: pathlib.Path) -> None:
+def record_scenarios(n: int, seed: int, out: pathlib.Path, make, save) -> None:
+    """Record scenarios ``make(index, seed)`` for ``index < n`` into ``out`` with ``save(scenario,
+    out)``; a scenario whose config aihwkit refuses (``make`` raises) is reported and skipped."""
     sys.path.insert(0, str(HERE))
     out.mkdir(parents=True, exist_ok=True)
     skipped = 0
     for index in range(n):
         try:
-            sc = record_one(index, seed)
+            scenario = make(index, seed)
         except Exception as err:  # a config aihwkit refuses: not a scenario
             skipped += 1
             print(f"s{seed}_{index:04d}: aihwkit refused: {type(err).__name__}: {err}"[:200])
             continue
-        sc.save(out)
+        save(scenario, out)
     print(f"recorded {n - skipped} scenarios into {out} ({skipped} refused by aihwkit)")
 
 
@@ -314,8 +317,10 @@ def replay(out: pathlib.Path, verbose: bool) -> int:
     return 1 if failed else 0
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def command_line(argv: list[str], description: str, make, save, replay_dir) -> int:
+    """``record --n N --seed S --out DIR`` (with aihwkit) or ``replay DIR [-v]`` (on rpusim):
+    the command line of this fuzzer and of ``fuzz_golden_layers.py``."""
+    parser = argparse.ArgumentParser(description=description)
     sub = parser.add_subparsers(dest="command", required=True)
     rec = sub.add_parser("record", help="record scenarios with aihwkit")
     rec.add_argument("--n", type=int, default=100)
@@ -326,9 +331,14 @@ def main(argv: list[str]) -> int:
     rep.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     if args.command == "record":
-        record(args.n, args.seed, args.out)
+        record_scenarios(args.n, args.seed, args.out, make, save)
         return 0
-    return replay(args.dir, args.verbose)
+    return replay_dir(args.dir, args.verbose)
+
+
+def main(argv: list[str]) -> int:
+    return command_line(argv, __doc__.split("\n")[0], record_one,
+                        lambda scenario, out: scenario.save(out), replay)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ The files have the layer goldens' format (``make_golden_layers.py``).
 
 from __future__ import annotations
 
-import argparse
 import json
 import pathlib
 import sys
@@ -27,6 +26,9 @@ import sys
 import numpy as np
 
 HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import fuzz_golden  # noqa: E402  (imports numpy only; aihwkit inside record_one)
+
 NO_DTOD = ("dw_min_dtod", "up_down_dtod", "w_max_dtod", "w_min_dtod", "lifetime_dtod",
            "reset_dtod", "gamma_up_dtod", "gamma_down_dtod", "pow_gamma_dtod",
            "pow_up_down_dtod", "slope_up_dtod", "slope_down_dtod", "reference_std")
@@ -95,7 +97,7 @@ def _inference(rng: np.random.Generator, C):
     if kind == "FloatingPoint":
         return C.FloatingPointRPUConfig()
     cls = C.InferenceRPUConfig if kind == "Inference" else C.TorchInferenceRPUConfig
-    config = cls(forward=fuzz_io(rng, C))
+    config = cls(forward=fuzz_golden._io(rng, C))
     config.drift_compensation = None  # not a dataclass (no JSON); training never reads it
     config.remap.type = rng.choice([C.WeightRemapType.NONE, C.WeightRemapType.LAYERWISE_SYMMETRIC,
                                     C.WeightRemapType.CHANNELWISE_SYMMETRIC])
@@ -111,18 +113,10 @@ def _inference(rng: np.random.Generator, C):
     return config
 
 
-def fuzz_io(rng: np.random.Generator, C):
-    sys.path.insert(0, str(HERE))
-    import fuzz_golden
-    return fuzz_golden._io(rng, C)
-
-
 def record_one(index: int, seed: int) -> dict:
     import torch
     from aihwkit.simulator import configs as C
 
-    sys.path.insert(0, str(HERE))
-    import fuzz_golden
     from make_golden_layers import record
 
     rng = np.random.default_rng([seed, index])
@@ -163,18 +157,8 @@ def record_one(index: int, seed: int) -> dict:
     return scenario
 
 
-def record_many(n: int, seed: int, out: pathlib.Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    refused = 0
-    for index in range(n):
-        try:
-            scenario = record_one(index, seed)
-        except Exception as err:  # a config or layer aihwkit refuses: not a scenario
-            refused += 1
-            print(f"s{seed}_{index:04d}: aihwkit refused: {type(err).__name__}: {err}"[:200])
-            continue
-        (out / f"{scenario['name']}.json").write_text(json.dumps(scenario))
-    print(f"recorded {n - refused} scenarios into {out} ({refused} refused by aihwkit)")
+def _save(scenario: dict, out: pathlib.Path) -> None:
+    (out / f"{scenario['name']}.json").write_text(json.dumps(scenario))
 
 
 def replay(out: pathlib.Path, verbose: bool) -> int:
@@ -199,20 +183,7 @@ def replay(out: pathlib.Path, verbose: bool) -> int:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    rec = sub.add_parser("record", help="record scenarios with aihwkit")
-    rec.add_argument("--n", type=int, default=100)
-    rec.add_argument("--seed", type=int, default=0)
-    rec.add_argument("--out", type=pathlib.Path, required=True)
-    rep = sub.add_parser("replay", help="replay recorded scenarios on rpusim")
-    rep.add_argument("dir", type=pathlib.Path)
-    rep.add_argument("-v", "--verbose", action="store_true")
-    args = parser.parse_args(argv)
-    if args.command == "record":
-        record_many(args.n, args.seed, args.out)
-        return 0
-    return replay(args.dir, args.verbose)
+    return fuzz_golden.command_line(argv, __doc__.split("\n")[0], record_one, _save, replay)
 
 
 if __name__ == "__main__":
