@@ -11,6 +11,7 @@ from typing import Callable
 from torch import nn
 
 from rpusim.torch.base import AnalogLayerBase
+from rpusim.torch.chain import sequential_forward
 
 __all__ = ["AnalogContainerBase", "AnalogSequential", "AnalogWrapper", "convert_to_analog",
            "convert_to_digital"]
@@ -67,7 +68,15 @@ class AnalogContainerBase(AnalogLayerBase):
 
 class AnalogSequential(AnalogContainerBase, nn.Sequential):
     """``nn.Sequential`` with the analog helpers (``analog_tiles()``,
-    ``program_analog_weights()``, ``drift_analog_weights()``, ...)."""
+    ``program_analog_weights()``, ``drift_analog_weights()``, ...).
+
+    Its forward runs each run of children that are analog layers on one plain tile or known
+    stateless torch modules as one autograd step, with the same results as calling them one
+    by one (:mod:`rpusim.torch.chain`)."""
+
+    def forward(self, input):  # noqa: A002 - nn.Sequential's name
+        output = sequential_forward(self, input)
+        return super().forward(input) if output is None else output
 
     @classmethod
     def from_digital(cls, module: nn.Sequential, *_args, **_kwargs) -> "AnalogSequential":

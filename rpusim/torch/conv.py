@@ -19,6 +19,7 @@ from torch.nn.modules.conv import _ConvNd
 
 from rpusim.kernels.patches import channels_to_rows, col2im, im2col, rows_to_channels
 from rpusim.torch.base import AnalogLayerBase
+from rpusim.torch.chain import AnalogStep
 from rpusim.torch.mapping import _weight_gradient, apply_function
 from rpusim.torch.linear import (_check_positive, attach_tile_grid, check_cpu_float,
                                  init_generator, torch_initial_weights)
@@ -42,52 +43,23 @@ def _tuple(name: str, value, n: int, lo: int) -> tuple[int, ...]:
 class _ConvFunction(torch.autograd.Function):
     """The convolution of a layer on one plain tile (see ``TileGrid.is_plain``) in one
     autograd step: patches, tile forward and digital bias, and in backward the tile backward
-    and the fold of its result; equal to the unfold-tile-fold path with its torch ops."""
+    and the fold of its result; equal to the unfold-tile-fold path with its torch ops
+    (:meth:`_AnalogConvNd.short_forward`)."""
 
     @staticmethod
     def forward(ctx, analog_ctx, x, layer, bias, weight):
         # weight: the tile's weight parameter of a torch-updated grid, else None
-        grid = layer.analog_module
-        x_np = np.ascontiguousarray(x.detach().numpy())
-        batch, spatial = x_np.shape[0], x_np.shape[2:]
-        kernel, stride, dilation, out = layer._geometry(spatial)
-        x5 = x_np.reshape(batch, x_np.shape[1], *((1,) * (3 - layer._ndim)), *spatial)
-        positions = out[0] * out[1] * out[2]
-        grid.rows_per_sample = positions
-        patches = np.empty((batch * positions, layer.in_size), grid.dtype)
-        im2col(x5, kernel, stride, dilation, out, patches)
-        y, x_t, mask = grid.plain_forward(patches)
-        ctx.grid = grid
-        ctx.saved = (x_t, mask)
-        ctx.geometry = (x5.shape, kernel, stride, dilation, out)
-        ctx.x_shape = x_np.shape
-        ctx.with_bias = bias is not None
-        result = np.empty((batch, y.shape[1], positions), grid.dtype)
-        rows_to_channels(y, y.reshape(-1)[:0] if bias is None else bias.detach().numpy(),
-                         bias is not None, result)
-        return torch.from_numpy(result.reshape(batch, y.shape[1], *out[3 - layer._ndim:]))
+        y, ctx.saved = layer.short_forward(x, bias)
+        ctx.layer = layer
+        return y
 
     @staticmethod
     def backward(ctx, grad_y):
-        grid = ctx.grid
-        x_t, mask = ctx.saved
-        ctx.saved = None
-        g = np.ascontiguousarray(grad_y.detach().numpy(), dtype=grid.dtype)
-        batch, channels = g.shape[0], g.shape[1]
-        g = g.reshape(batch, channels, math.prod(g.shape[2:]))
-        d = np.empty((batch * g.shape[2], channels), grid.dtype)
-        channels_to_rows(g, d)
-        z = grid.plain_backward(x_t, d, mask, ctx.needs_input_grad[1])
-        grad_x = None
-        if z is not None:
-            shape5, kernel, stride, dilation, out = ctx.geometry
-            grad = np.zeros(shape5, grid.dtype)
-            col2im(np.ascontiguousarray(z), kernel, stride, dilation, out, grad)
-            grad_x = torch.from_numpy(grad.reshape(ctx.x_shape))
-        grad_bias = None
-        if ctx.with_bias and ctx.needs_input_grad[3]:
-            grad_bias = grad_y.sum([0, *range(2, grad_y.dim())])
-        return None, grad_x, None, grad_bias, _weight_gradient(grid, ctx.needs_input_grad[4])
+        saved, ctx.saved = ctx.saved, None
+        needs = ctx.needs_input_grad
+        grad_x, grad_bias, grad_weight = ctx.layer.short_backward(saved, grad_y, needs[1],
+                                                                  needs[3], needs[4])
+        return None, grad_x, None, grad_bias, grad_weight
 
 
 class _AnalogConvNd(AnalogLayerBase, _ConvNd):
@@ -207,6 +179,74 @@ class _AnalogConvNd(AnalogLayerBase, _ConvNd):
         if self.bias is not None:
             y = y + self.bias.view(1, -1, *([1] * n))
         return y[0] if unbatched else y
+
+    def short_forward(self, x: torch.Tensor, bias: torch.Tensor | None
+                      ) -> tuple[torch.Tensor, tuple]:
+        """The short path's forward of a batched, padded input ``x`` (see
+        ``TileGrid.is_plain``): ``(convolution + bias, what :meth:`short_backward` reads)``,
+        no autograd."""
+        grid = self.analog_module
+        x_np = np.ascontiguousarray(x.detach().numpy())
+        batch, spatial = x_np.shape[0], x_np.shape[2:]
+        kernel, stride, dilation, out = self._geometry(spatial)
+        x5 = x_np.reshape(batch, x_np.shape[1], *((1,) * (3 - self._ndim)), *spatial)
+        positions = out[0] * out[1] * out[2]
+        grid.rows_per_sample = positions
+        patches = np.empty((batch * positions, self.in_size), grid.dtype)
+        im2col(x5, kernel, stride, dilation, out, patches)
+        y, x_t, mask = grid.plain_forward(patches)
+        result = np.empty((batch, y.shape[1], positions), grid.dtype)
+        rows_to_channels(y, y.reshape(-1)[:0] if bias is None else bias.detach().numpy(),
+                         bias is not None, result)
+        saved = (x_t, mask, (x5.shape, kernel, stride, dilation, out), x_np.shape)
+        return torch.from_numpy(result.reshape(batch, y.shape[1], *out[3 - self._ndim:])), saved
+
+    def short_backward(self, saved: tuple, grad_y: torch.Tensor, input_gradient: bool,
+                       bias_gradient: bool, weight_gradient: bool) -> tuple:
+        """The short path's backward: stores the update's pair and returns the gradients of
+        the (padded) input, the digital bias and the weight parameter (None where not asked
+        for)."""
+        grid = self.analog_module
+        x_t, mask, geometry, x_shape = saved
+        g = np.ascontiguousarray(grad_y.detach().numpy(), dtype=grid.dtype)
+        batch, channels = g.shape[0], g.shape[1]
+        g = g.reshape(batch, channels, math.prod(g.shape[2:]))
+        d = np.empty((batch * g.shape[2], channels), grid.dtype)
+        channels_to_rows(g, d)
+        z = grid.plain_backward(x_t, d, mask, input_gradient)
+        grad_x = None
+        if z is not None:
+            shape5, kernel, stride, dilation, out = geometry
+            grad = np.zeros(shape5, grid.dtype)
+            col2im(np.ascontiguousarray(z), kernel, stride, dilation, out, grad)
+            grad_x = torch.from_numpy(grad.reshape(x_shape))
+        grad_bias = grad_y.sum([0, *range(2, grad_y.dim())]) if bias_gradient else None
+        return grad_x, grad_bias, _weight_gradient(grid, weight_gradient)
+
+    def chain_step(self, shape: tuple, dtype: torch.dtype):
+        """This layer as a step of an ``AnalogSequential``'s chain (:mod:`rpusim.torch.chain`)
+        for a batched input of ``shape`` and ``dtype``: ``(step, output shape)``, or None
+        where the layer's own call is needed (another input, a split or scaled grid, a
+        non-zero padding mode, an override of :meth:`forward`)."""
+        n = self._ndim
+        grid = self.analog_module
+        if (type(self).forward is not _AnalogConvNd.forward or len(shape) != n + 2
+                or shape[1] != self.in_channels or not grid.is_plain_for(dtype, self.bias)):
+            return None
+        spatial = [s + a + b for s, (a, b) in zip(shape[2:], self._pad)]
+        if any(s < d * (k - 1) + 1 for s, k, d in zip(spatial, self.kernel_size,
+                                                      self.dilation)):
+            return None
+        pad = unpad = None
+        if any(a or b for a, b in self._pad):
+            if self.padding_mode != "zeros":
+                return None
+            pad = [p for pair in reversed(self._pad) for p in pair]
+            unpad = (slice(None), slice(None),
+                     *(slice(a, a + s) for s, (a, _) in zip(shape[2:], self._pad)))
+        out = self._geometry(tuple(spatial))[3][3 - n:]
+        step = AnalogStep(self, (grid.analog_ctx, self.bias, grid.plain_weight()), pad, unpad)
+        return step, (shape[0], self.out_channels, *out)
 
     def _geometry(self, spatial: tuple[int, ...]) -> tuple[tuple[int, int, int], ...]:
         """Kernel, stride, dilation and output size as three spatial dimensions each (the

@@ -11,6 +11,7 @@ from torch import nn
 
 from rpusim.configs.rpu import RPUConfig
 from rpusim.torch.base import AnalogLayerBase
+from rpusim.torch.chain import AnalogStep
 from rpusim.torch.mapping import TileGrid
 
 __all__ = ["AnalogLinear", "AnalogLinearMapped"]
@@ -151,6 +152,18 @@ class AnalogLinear(AnalogLayerBase, nn.Linear):
         if self.bias is not None and not with_bias:
             y = y + self.bias
         return y if x.dim() == 2 else y.reshape(*x.shape[:-1], self.out_features)
+
+    def chain_step(self, shape: tuple, dtype: torch.dtype):
+        """This layer as a step of an ``AnalogSequential``'s chain (:mod:`rpusim.torch.chain`)
+        for a 2-d input of ``shape`` and ``dtype``: ``(step, output shape)``, or None where
+        the layer's own call is needed (another input, a split or scaled grid, an override
+        of :meth:`forward`)."""
+        grid = self.analog_module
+        if (type(self).forward is not AnalogLinear.forward or len(shape) != 2
+                or shape[1] != self.in_features or not grid.is_plain_for(dtype, self.bias)):
+            return None
+        step = AnalogStep(grid, (grid.analog_ctx, self.bias, grid.plain_weight()))
+        return step, (shape[0], self.out_features)
 
     def get_weights(self, apply_weight_scaling: bool = True
                     ) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -133,33 +133,22 @@ class _TileFunction(torch.autograd.Function):
     """Forward/backward of a layer held by one plain tile (no weight scaling, learned output
     scale or input range, inputs in the tile dtype): the common case, with the least work per
     call. Equal to :class:`_GridFunction` followed by ``y + bias``; the digital ``bias`` (or
-    ``None``) is added to the outputs here."""
+    ``None``) is added to the outputs here (:meth:`TileGrid.short_forward`)."""
 
     @staticmethod
     def forward(ctx, analog_ctx, x, grid, bias, weight):
         # weight: the tile's weight parameter of a torch-updated grid, else None
-        x_np = x.detach().numpy()
-        y, x_t, mask = grid.plain_forward(x_np)
-        if bias is not None:
-            y += bias.detach().numpy()
+        y, ctx.saved = grid.short_forward(x, bias)
         ctx.grid = grid
-        ctx.saved = (x_t, mask)
-        ctx.with_bias = bias is not None
-        return torch.from_numpy(y)
+        return y
 
     @staticmethod
     def backward(ctx, grad_y):
-        x_t, mask = ctx.saved
-        ctx.saved = None
-        d = grad_y.detach().numpy()
-        grid = ctx.grid
-        if d.dtype != grid.dtype or not d.flags.c_contiguous:
-            d = np.ascontiguousarray(d, dtype=grid.dtype)
-        z = grid.plain_backward(x_t, d, mask, ctx.needs_input_grad[1])
-        grad_x = None if z is None else torch.from_numpy(z)
-        # the bias gradient as torch's broadcast add would sum it (same order, same bits)
-        grad_bias = grad_y.sum(0) if ctx.with_bias and ctx.needs_input_grad[3] else None
-        return None, grad_x, None, grad_bias, _weight_gradient(grid, ctx.needs_input_grad[4])
+        saved, ctx.saved = ctx.saved, None
+        needs = ctx.needs_input_grad
+        grad_x, grad_bias, grad_weight = ctx.grid.short_backward(saved, grad_y, needs[1],
+                                                                 needs[3], needs[4])
+        return None, grad_x, None, grad_bias, grad_weight
 
 
 class TileGrid(nn.Module):
@@ -408,8 +397,12 @@ class TileGrid(nn.Module):
         """Whether a call with input ``x`` and ``bias`` may take the short path: one tile, no
         weight scaling, learned output scales or input range, ``x`` and ``bias`` in the tile
         dtype, and no hooks on this module."""
+        return self.is_plain_for(x.dtype, bias)
+
+    def is_plain_for(self, dtype: torch.dtype, bias: torch.Tensor | None) -> bool:
+        """:meth:`is_plain` for an input of ``dtype``."""
         return (self._one_tile and self._alpha[0] is None and self.out_scaling_alpha is None
-                and self.input_range is None and x.dtype is self._torch_dtype
+                and self.input_range is None and dtype is self._torch_dtype
                 and (bias is None or bias.dtype is self._torch_dtype)
                 and not _has_hooks(self))
 
@@ -424,6 +417,30 @@ class TileGrid(nn.Module):
         return _GridFunction.apply(self.analog_ctx, x, self, *scales)
 
     # -- NumPy passes --------------------------------------------------------------------------
+    def short_forward(self, x: torch.Tensor, bias: torch.Tensor | None
+                      ) -> tuple[torch.Tensor, tuple]:
+        """The short path's forward (see :meth:`is_plain`): ``(W x + bias, what
+        :meth:`short_backward` reads)`` for a 2-d ``x`` in the tile dtype, no autograd."""
+        y, x_t, mask = self.plain_forward(x.detach().numpy())
+        if bias is not None:
+            y += bias.detach().numpy()
+        return torch.from_numpy(y), (x_t, mask)
+
+    def short_backward(self, saved: tuple, grad_y: torch.Tensor, input_gradient: bool,
+                       bias_gradient: bool, weight_gradient: bool) -> tuple:
+        """The short path's backward: stores the update's pair and returns the gradients of
+        the input, the digital bias and the weight parameter (each None where not asked
+        for, see :meth:`plain_backward`)."""
+        x_t, mask = saved
+        d = grad_y.detach().numpy()
+        if d.dtype != self.dtype or not d.flags.c_contiguous:
+            d = np.ascontiguousarray(d, dtype=self.dtype)
+        z = self.plain_backward(x_t, d, mask, input_gradient)
+        grad_x = None if z is None else torch.from_numpy(z)
+        # the bias gradient as torch's broadcast add would sum it (same order, same bits)
+        grad_bias = grad_y.sum(0) if bias_gradient else None
+        return grad_x, grad_bias, _weight_gradient(self, weight_gradient)
+
     def plain_forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, object]:
         """Forward of a one-tile grid without scales (see :meth:`run`): ``(y, the tile's
         input, saturation mask or None)``."""

@@ -1,0 +1,241 @@
+"""A run of layers of an ``AnalogSequential`` as one autograd step.
+
+A small network trained on a CPU spends most of its time not in the analog work but in
+per-module overhead: each module call, autograd node and Python backward costs microseconds,
+and an analog layer is a Python autograd function. ``AnalogSequential`` therefore runs each
+maximal run of its children that are analog layers on their short path (one plain tile,
+:meth:`~rpusim.torch.mapping.TileGrid.is_plain`) or stateless torch modules it knows
+(``Flatten``, ``Identity``, ``Sigmoid``, ``Tanh``, ``ReLU``, ``Softmax``, ``LogSoftmax``) as
+one autograd function. Its forward calls the same short paths and torch functions as the
+modules would, and its backward the same backward functions torch's autograd calls for them,
+in the same order: results are bit-identical to calling the modules one by one. Anything else
+(hooks, other modules, inputs a layer would refuse, tracing) takes the modules' own calls,
+which also raise their errors.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.modules import module as _module
+
+from rpusim.torch.mapping import _has_hooks, apply_function
+
+__all__ = ["AnalogStep", "sequential_forward"]
+
+_aten = torch.ops.aten
+
+
+class AnalogStep:
+    """An analog layer's short path in a chain: ``unit`` has ``short_forward(x, bias)`` and
+    ``short_backward(saved, grad_y, input_gradient, bias_gradient, weight_gradient)``;
+    ``params`` are the tensors whose gradients the step returns (the layer's analog context,
+    digital bias and weight parameter, or None); ``pad`` the zero padding applied before the
+    unit (F.pad's argument) with the slices that undo it on the gradient, or None."""
+
+    __slots__ = ("unit", "params", "pad", "unpad")
+
+    def __init__(self, unit, params: tuple, pad=None, unpad=None):
+        self.unit, self.params, self.pad, self.unpad = unit, params, pad, unpad
+
+    def forward(self, t: torch.Tensor):
+        if self.pad is not None:
+            t = torch.nn.functional.pad(t, self.pad)
+        return self.unit.short_forward(t, self.params[1])
+
+    def backward(self, saved, grad, input_gradient: bool, needs: tuple):
+        grad_x, grad_bias, grad_weight = self.unit.short_backward(
+            saved, grad, input_gradient, needs[1], needs[2])
+        if grad_x is not None and self.unpad is not None:
+            grad_x = grad_x[self.unpad]
+        return grad_x, (None, grad_bias, grad_weight)
+
+
+class _Elementwise:
+    """A stateless module whose backward reads its output (as torch's autograd does)."""
+
+    __slots__ = ("fn", "grad_fn")
+    params = ()
+
+    def __init__(self, fn, grad_fn):
+        self.fn, self.grad_fn = fn, grad_fn
+
+    def forward(self, t):
+        y = self.fn(t)
+        return y, y
+
+    def backward(self, y, grad, input_gradient, needs):
+        return (self.grad_fn(grad, y) if input_gradient else None), ()
+
+
+class _Flatten:
+    __slots__ = ("start", "end")
+    params = ()
+
+    def __init__(self, start: int, end: int):
+        self.start, self.end = start, end
+
+    def forward(self, t):
+        return t.flatten(self.start, self.end), t.shape
+
+    def backward(self, shape, grad, input_gradient, needs):
+        return (grad.reshape(shape) if input_gradient else None), ()
+
+
+class _Identity:
+    __slots__ = ()
+    params = ()
+
+    def forward(self, t):
+        return t, None
+
+    def backward(self, saved, grad, input_gradient, needs):
+        return (grad if input_gradient else None), ()
+
+
+_IDENTITY = _Identity()
+
+
+def _softmax_step(module, log: bool, ndim: int):
+    dim = module.dim
+    if dim is None or not -ndim <= dim < ndim:
+        return None  # torch's implicit-dimension warning or error: the module's own call
+    if log:
+        return _Elementwise(lambda t: t.log_softmax(dim),
+                            lambda g, y: _aten._log_softmax_backward_data(g, y, dim, y.dtype))
+    return _Elementwise(lambda t: t.softmax(dim),
+                        lambda g, y: _aten._softmax_backward_data(g, y, dim, y.dtype))
+
+
+_SIGMOID = _Elementwise(torch.sigmoid, _aten.sigmoid_backward)
+_TANH = _Elementwise(torch.tanh, _aten.tanh_backward)
+_RELU = _Elementwise(torch.relu, lambda g, y: _aten.threshold_backward(g, y, 0))
+
+
+def _flatten_step(module: nn.Flatten, shape: tuple):
+    ndim = len(shape)
+    start = module.start_dim + ndim if module.start_dim < 0 else module.start_dim
+    end = module.end_dim + ndim if module.end_dim < 0 else module.end_dim
+    if not 0 <= start <= end < ndim:
+        return None
+    size = 1
+    for n in shape[start:end + 1]:
+        size *= n
+    return _Flatten(start, end), (*shape[:start], size, *shape[end + 1:])
+
+
+def _softmax_or_none(module, shape, log: bool):
+    step = _softmax_step(module, log, len(shape))
+    return None if step is None else (step, shape)
+
+
+# the known stateless torch modules (exact types: a subclass may override forward): the
+# step for an input of ``shape`` and the output's shape, or None
+_TORCH_STEPS = {
+    nn.Sigmoid: lambda module, shape: (_SIGMOID, shape),
+    nn.Tanh: lambda module, shape: (_TANH, shape),
+    # also for inplace=True: same values, and nothing else holds the chain's intermediates
+    nn.ReLU: lambda module, shape: (_RELU, shape),
+    nn.Identity: lambda module, shape: (_IDENTITY, shape),
+    nn.Flatten: _flatten_step,
+    nn.LogSoftmax: lambda module, shape: _softmax_or_none(module, shape, True),
+    nn.Softmax: lambda module, shape: _softmax_or_none(module, shape, False),
+}
+
+
+class _ChainFunction(torch.autograd.Function):
+    """Forward and backward of a list of steps; the inputs after ``steps`` are the steps'
+    ``params``, in order."""
+
+    @staticmethod
+    def forward(ctx, x, steps, *params):
+        saved = []
+        t = x
+        for step in steps:
+            t, s = step.forward(t)
+            saved.append(s)
+        ctx.steps, ctx.saved = steps, saved
+        return t
+
+    @staticmethod
+    def backward(ctx, grad):
+        needs = ctx.needs_input_grad
+        steps, saved = ctx.steps, ctx.saved
+        ctx.saved = None
+        # a step's input needs a gradient where the chain's input or an earlier step's
+        # parameter does (as each module's input would in autograd)
+        input_needs = [needs[0]]
+        pos = 2
+        for step in steps[:-1]:
+            n = len(step.params)
+            input_needs.append(input_needs[-1] or any(needs[pos:pos + n]))
+            pos += n
+        grads = [None] * (len(needs) - 2)
+        pos = len(needs)
+        for k in range(len(steps) - 1, -1, -1):
+            step = steps[k]
+            pos -= len(step.params)
+            grad, param_grads = step.backward(saved[k], grad, input_needs[k],
+                                              needs[pos:pos + len(step.params)])
+            grads[pos - 2:pos - 2 + len(step.params)] = param_grads
+            if grad is None:
+                break  # nothing before this step needs a gradient
+        return (grad, None, *grads)
+
+
+_functorch_active = getattr(torch._C, "_are_functorch_transforms_active", None)
+
+
+def _chain_allowed(x) -> bool:
+    return (isinstance(x, torch.Tensor) and x.is_cpu and x.is_floating_point()
+            and not torch.jit.is_scripting() and torch._C._get_tracing_state() is None
+            and not torch.compiler.is_compiling()
+            and _functorch_active is not None and not _functorch_active()
+            and not (_module._global_forward_hooks or _module._global_forward_pre_hooks
+                     or _module._global_backward_hooks
+                     or _module._global_backward_pre_hooks))
+
+
+def _steps(modules: list, start: int, x: torch.Tensor) -> tuple[list, int, int]:
+    """The longest run of steps from ``modules[start]`` for input ``x``: ``(steps, index
+    after the run, analog steps in it)``. Analog layers make theirs with ``chain_step``."""
+    shape, dtype = tuple(x.shape), x.dtype
+    steps, analog = [], 0
+    for i in range(start, len(modules)):
+        module = modules[i]
+        kind = type(module)
+        make = _TORCH_STEPS.get(kind)
+        if make is not None:
+            found = make(module, shape)
+        else:
+            chain_step = getattr(kind, "chain_step", None)
+            found = None if chain_step is None else chain_step(module, shape, dtype)
+        if found is None or _has_hooks(module):
+            return steps, i, analog
+        step, shape = found
+        analog += type(step) is AnalogStep
+        steps.append(step)
+    return steps, len(modules), analog
+
+
+def sequential_forward(container: nn.Sequential, x):
+    """``nn.Sequential.forward`` with runs of known modules as one autograd step each (see
+    the module docstring); ``None`` when ``x`` cannot take that path at all."""
+    if not _chain_allowed(x):
+        return None
+    modules = list(container._modules.values())
+    i = 0
+    while i < len(modules):
+        steps, stop, analog = _steps(modules, i, x)
+        if analog and len(steps) > 1:
+            params = [p for step in steps for p in step.params]
+            x = apply_function(_ChainFunction, x, steps, *params)
+            i = stop
+        else:
+            x = modules[i](x)
+            i += 1
+            if not _chain_allowed(x):
+                for module in modules[i:]:
+                    x = module(x)
+                return x
+    return x

@@ -1,0 +1,241 @@
+"""``AnalogSequential`` runs of layers as one autograd step (``rpusim.torch.chain``) against
+the modules called one by one (``nn.Sequential.forward``).
+
+Both paths call the same short paths and torch kernels, so everything must agree bit for bit:
+outputs, input gradients, the digital parameters' gradients, the analog weights after the
+optimizer's steps (their pulsed updates read the stored (x, d) pairs and the tiles' random
+streams, which any difference in order or content would change).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from torch import nn  # noqa: E402
+
+import rpusim.torch.chain as chain  # noqa: E402
+from rpusim.configs import (ConstantStepDevice, SingleRPUConfig, SoftBoundsDevice,  # noqa: E402
+                            TransferCompound, UnitCellRPUConfig)
+from rpusim.torch import (AnalogConv1d, AnalogConv2d, AnalogLinear,  # noqa: E402
+                          AnalogSequential, AnalogSGD)
+
+CONFIGS = {
+    "constant step": lambda: SingleRPUConfig(device=ConstantStepDevice()),
+    "soft bounds": lambda: SingleRPUConfig(device=SoftBoundsDevice()),
+    "transfer": lambda: UnitCellRPUConfig(device=TransferCompound(
+        unit_cell_devices=[SoftBoundsDevice(), SoftBoundsDevice()])),
+}
+ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "identity": nn.Identity,
+               "relu inplace": lambda: nn.ReLU(inplace=True)}
+
+
+@pytest.fixture
+def chain_calls(monkeypatch):
+    """The number of steps of every chain run."""
+    calls = []
+    forward = chain._ChainFunction.forward
+
+    def counted(ctx, x, steps, *params):
+        calls.append(len(steps))
+        return forward(ctx, x, steps, *params)
+
+    monkeypatch.setattr(chain._ChainFunction, "forward", staticmethod(counted))
+    return calls
+
+
+def unfused(model: AnalogSequential) -> AnalogSequential:
+    model.forward = lambda x: nn.Sequential.forward(model, x)
+    return model
+
+
+def train(model, xs, targets, input_gradient: bool):
+    """Two steps of AnalogSGD on a softmax-free squared loss (or NLL after log-softmax);
+    returns every output, input gradient and parameter gradient, and the final weights."""
+    opt = AnalogSGD(model.parameters(), lr=0.2)
+    opt.regroup_param_groups(model)
+    records = []
+    for x, t in zip(xs, targets):
+        x = x.clone().requires_grad_(input_gradient)
+        opt.zero_grad()
+        y = model(x)
+        loss = nn.functional.nll_loss(y, t) if isinstance(model[-1], nn.LogSoftmax) else (
+            (y - t.float().unsqueeze(1)) ** 2).sum()
+        loss.backward()
+        records.append((y.detach().clone(), None if x.grad is None else x.grad.clone(),
+                        [None if p.grad is None else p.grad.clone()
+                         for p in model.parameters()]))
+        opt.step()
+    weights = {k: (w.clone(), None if b is None else b.clone())
+               for k, (w, b) in model.get_weights().items()}
+    return records, weights
+
+
+def assert_identical(a, b):
+    (rec_a, w_a), (rec_b, w_b) = a, b
+    for (y1, gx1, gp1), (y2, gx2, gp2) in zip(rec_a, rec_b):
+        assert torch.equal(y1, y2)
+        assert (gx1 is None) == (gx2 is None)
+        if gx1 is not None:
+            assert torch.equal(gx1, gx2)
+        for p1, p2 in zip(gp1, gp2):
+            assert (p1 is None) == (p2 is None)
+            if p1 is not None:
+                assert torch.equal(p1, p2)
+    assert w_a.keys() == w_b.keys()
+    for key in w_a:
+        assert torch.equal(torch.as_tensor(w_a[key][0]), torch.as_tensor(w_b[key][0])), key
+
+
+network = st.fixed_dictionaries({
+    "conv": st.sampled_from([None, 1, 2]),
+    "channels": st.integers(1, 3),
+    "kernel": st.integers(1, 3),
+    "padding": st.integers(0, 1),
+    "stride": st.integers(1, 2),
+    "hidden": st.integers(2, 9),
+    "classes": st.integers(2, 5),
+    "bias": st.booleans(),
+    "act1": st.sampled_from(sorted(ACTIVATIONS)),
+    "act2": st.sampled_from(sorted(ACTIVATIONS)),
+    "head": st.sampled_from(["log_softmax", "softmax", "none"]),
+    "config": st.sampled_from(sorted(CONFIGS)),
+    "batch": st.integers(1, 4),
+    "input_gradient": st.booleans(),
+    "seed": st.integers(0, 2**16),
+})
+
+
+def build(spec: dict) -> tuple[AnalogSequential, list, list]:
+    torch.manual_seed(spec["seed"])
+    config = CONFIGS[spec["config"]]()
+    modules, size = [], 6
+    shape = (spec["channels"], 6)
+    if spec["conv"] == 2:
+        shape = (spec["channels"], 6, 5)
+    if spec["conv"]:
+        conv = AnalogConv1d if spec["conv"] == 1 else AnalogConv2d
+        modules += [conv(spec["channels"], 3, spec["kernel"], stride=spec["stride"],
+                         padding=spec["padding"], bias=spec["bias"], rpu_config=config),
+                    ACTIVATIONS[spec["act1"]]()]
+        probe = torch.nn.Sequential(*[m for m in modules if not isinstance(m, nn.ReLU)])
+        with torch.no_grad():
+            size = probe(torch.zeros(1, *shape)).numel()
+    else:
+        shape = (6,)
+    modules += [nn.Flatten(), AnalogLinear(size, spec["hidden"], bias=spec["bias"],
+                                           rpu_config=config),
+                ACTIVATIONS[spec["act2"]](),
+                AnalogLinear(spec["hidden"], spec["classes"], rpu_config=config)]
+    if spec["head"] == "log_softmax":
+        modules.append(nn.LogSoftmax(dim=1))
+    elif spec["head"] == "softmax":
+        modules.append(nn.Softmax(dim=1))
+    gen = torch.Generator().manual_seed(spec["seed"] + 1)
+    xs = [torch.rand(spec["batch"], *shape, generator=gen) for _ in range(2)]
+    targets = [torch.randint(0, spec["classes"], (spec["batch"],), generator=gen)
+               for _ in range(2)]
+    return AnalogSequential(*modules), xs, targets
+
+
+@settings(max_examples=30, deadline=None)
+@given(spec=network)
+def test_chain_is_bit_identical_to_the_modules_one_by_one(spec):
+    fused, xs, targets = build(spec)
+    calls = []
+    forward = chain._ChainFunction.forward
+    chain._ChainFunction.forward = staticmethod(
+        lambda ctx, x, steps, *p: (calls.append(len(steps)), forward(ctx, x, steps, *p))[1])
+    try:
+        a = train(fused, xs, targets, spec["input_gradient"])
+    finally:
+        chain._ChainFunction.forward = staticmethod(forward)
+    # every module is known, so one chain of all of them per forward
+    assert calls == [len(fused)] * 2
+    b = train(unfused(build(spec)[0]), xs, targets, spec["input_gradient"])
+    assert_identical(a, b)
+
+
+def mlp(seed: int = 0, hidden=nn.Sigmoid) -> AnalogSequential:
+    torch.manual_seed(seed)
+    return AnalogSequential(nn.Flatten(), AnalogLinear(16, 8), hidden(), AnalogLinear(8, 3),
+                            nn.LogSoftmax(dim=1))
+
+
+def data(steps: int = 2):
+    gen = torch.Generator().manual_seed(5)
+    return ([torch.rand(4, 4, 4, generator=gen) for _ in range(steps)],
+            [torch.randint(0, 3, (4,), generator=gen) for _ in range(steps)])
+
+
+def test_a_hooked_module_splits_the_chain_and_its_hook_runs(chain_calls):
+    model = mlp()
+    seen = []
+    model[2].register_forward_hook(lambda module, args, out: seen.append(out.shape))
+    xs, targets = data()
+    a = train(model, xs, targets, True)
+    # (Flatten, linear) and (linear, LogSoftmax) around the hooked Sigmoid
+    assert chain_calls == [2, 2, 2, 2]
+    assert seen == [torch.Size([4, 8])] * 2
+    assert_identical(a, train(unfused(mlp()), xs, targets, True))
+
+
+def test_a_hooked_layer_and_an_unknown_module_take_their_own_calls(chain_calls):
+    class Scale(nn.Module):
+        def forward(self, x):
+            return 2 * x
+
+    def model():
+        m = mlp(hidden=Scale)
+        m[1].register_forward_pre_hook(lambda module, args: None)
+        return m
+    xs, targets = data()
+    a = train(model(), xs, targets, False)
+    # Flatten alone and Scale break every run: only (linear, LogSoftmax) remains
+    assert chain_calls == [2, 2]
+    assert_identical(a, train(unfused(model()), xs, targets, False))
+
+
+def test_a_global_hook_turns_the_chain_off(chain_calls):
+    handle = torch.nn.modules.module.register_module_forward_hook(lambda *args: None)
+    try:
+        mlp()(torch.rand(2, 16))
+    finally:
+        handle.remove()
+    assert chain_calls == []
+
+
+def test_evaluation_without_gradients_matches(chain_calls):
+    xs, _ = data(1)
+    a, b = mlp(), unfused(mlp())
+    a.eval()
+    b.eval()
+    with torch.no_grad():
+        assert torch.equal(a(xs[0]), b(xs[0]))
+    assert chain_calls == [5]
+
+
+def test_bad_inputs_get_the_layers_own_errors():
+    model = mlp()
+    with pytest.raises(ValueError, match="last dimension 16"):
+        model(torch.rand(2, 15))
+    with pytest.raises(TypeError, match="floating-point"):
+        model(torch.ones(2, 16, dtype=torch.int64))
+    with pytest.raises(ValueError, match="expects"):
+        AnalogSequential(AnalogConv2d(2, 3, 2), nn.Flatten())(torch.rand(1, 3, 4, 4))
+
+
+def test_a_split_layer_and_non_zero_padding_mode_leave_the_chain(chain_calls):
+    from rpusim.configs import MappingParameter
+    torch.manual_seed(0)
+    split = SingleRPUConfig(mapping=MappingParameter(max_input_size=5))
+    model = AnalogSequential(AnalogConv2d(1, 2, 3, padding=1, padding_mode="reflect"),
+                             nn.Tanh(), nn.Flatten(), AnalogLinear(32, 4, rpu_config=split),
+                             nn.Tanh(), AnalogLinear(4, 2))
+    model(torch.rand(3, 1, 4, 4))
+    # only (Tanh, Flatten) between the two refused layers, no analog step: not a chain;
+    # then (Tanh, linear)
+    assert chain_calls == [2]
