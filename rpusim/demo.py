@@ -26,7 +26,6 @@ from typing import Callable, NamedTuple, TextIO
 import numpy as np
 
 from rpusim import configs
-from rpusim import presets
 from rpusim.configs._base import ConfigBase, registered_config_classes
 from rpusim.devices.base import PulsedDevice
 from rpusim.plotting import MatplotlibMissing, plot_loss_curves
@@ -81,17 +80,21 @@ def make_teacher_data(n_samples: int = 512, in_size: int = 8, hidden: int = 16,
 
 
 # -- devices and configs ------------------------------------------------------------------------
-def _device_classes() -> dict[str, type]:
+def _device_classes(with_presets: bool = True) -> dict[str, type]:
     """Every single-device config class (built in, registered by a custom device, or a
-    preset), and the preset unit cells."""
+    preset), and the preset unit cells. ``with_presets=False`` leaves out the presets not
+    imported yet (importing :mod:`rpusim.presets` takes about 0.1 s of the demo's start)."""
+    if with_presets:
+        from rpusim import presets  # registers the preset device classes
     found = {name: cls for name, cls in vars(configs).items()
              if isinstance(cls, type) and issubclass(cls, ConfigBase) and name.endswith("Device")}
     found.update({name: cls for name, cls in registered_config_classes().items()
                   if issubclass(cls, PulsedDevice)})
     found.pop(PulsedDevice.__name__, None)  # the common base, not a device model
-    # a preset unit cell (the PCM pair with refresh) answers pulses like one device
-    found.update({name: getattr(presets, name) for name in presets.__all__
-                  if name.endswith("PresetUnitCell")})
+    if with_presets:
+        # a preset unit cell (the PCM pair with refresh) answers pulses like one device
+        found.update({name: getattr(presets, name) for name in presets.__all__
+                      if name.endswith("PresetUnitCell")})
     return dict(sorted(found.items()))
 
 
@@ -147,8 +150,10 @@ def make_device(name: str, fields: dict[str, str] | None = None):
         For an unknown class or field name, an unparsable value or an invalid config; the
         message lists the valid names.
     """
-    classes = _device_classes()
-    cls = classes.get(name)
+    cls = _device_classes(with_presets=False).get(name)
+    if cls is None:
+        classes = _device_classes()
+        cls = classes.get(name)
     if cls is None:
         compound = isinstance(getattr(configs, name, None), type)
         kind = "is a compound or RPU config, not a single device" if compound else "is unknown"

@@ -74,8 +74,12 @@ def uniform_of(z):
 def _normal_quantiles(bits: int) -> np.ndarray:
     """The ``2**bits`` midpoint quantiles ``Phi^-1((k + 1/2) / 2**bits)`` of the standard normal."""
     n = 1 << bits
-    inv_cdf = statistics.NormalDist().inv_cdf
-    return np.array([inv_cdf((k + 0.5) / n) for k in range(n)])
+    # NormalDist.inv_cdf's own kernel, without its per-call wrapper (the table is built at
+    # import: 2**15 calls); the same function and arguments, so the same values
+    inv_cdf = getattr(statistics, "_normal_dist_inv_cdf", None)
+    if inv_cdf is None:  # pragma: no cover - Pythons without it
+        return np.array([statistics.NormalDist().inv_cdf((k + 0.5) / n) for k in range(n)])
+    return np.array([inv_cdf((k + 0.5) / n, 0.0, 1.0) for k in range(n)])
 
 
 # aihwkit draws its per-pulse Gaussians from a list of 2**15 normal samples picked by rand();
