@@ -708,8 +708,11 @@ class TileGrid(nn.Module):
                 d = np.concatenate([p[1] for p in pending])
             if self._alpha[k] is not None:
                 d = d / (self._alpha[k] * self._lr_scale[k])
-            # the tile keeps the rate it was last updated with, as aihwkit's tiles do
-            tile.learning_rate = lr * self._lr_scale[k]
+            # the tile keeps the rate it was last updated with, as aihwkit's tiles do (set,
+            # with its checks, only when it changes: a few microseconds a step)
+            rate = lr * self._lr_scale[k]
+            if rate != tile._learning_rate or type(rate) is not float:
+                tile.learning_rate = rate
             tile.update(x, d)
 
     def post_update_step(self) -> None:
