@@ -7,7 +7,8 @@ with a random tile config (a device model or a compound of them without device-t
 variation, random deterministic update settings, random noise-free IO; or a hardware-aware
 inference config without noise, C++-backed or torch-based, with remapping and a learned input
 range; or floating point), random mapping (tiles split over a grid, digital or analog bias,
-weight scaling, learned output scales), known initial weights and a few ``AnalogSGD`` steps
+weight scaling, learned output scales), deeper networks (a convolution, activations, flatten,
+linear layers, a log-softmax), known initial weights and a few ``AnalogSGD`` steps
 (sometimes with momentum, Nesterov, weight decay) on random data. Every output, input gradient
 and final weight must agree within the layer goldens' tolerance. Two steps, two environments::
 
@@ -47,13 +48,44 @@ def _without_spread(device) -> None:
             setattr(device, name, 0.0)
 
 
-def _layers(rng: np.random.Generator):
+def _network(rng: np.random.Generator):
+    """``(model spec, input shape, output shape)`` of a random deeper network: a convolution
+    (or none), an activation, flatten, one or two linear layers with activations between them,
+    and sometimes a log-softmax (the runs that ``AnalogSequential`` chains)."""
+    act = lambda: [str(rng.choice(["relu", "tanh", "sigmoid"])), {}]  # noqa: E731
+    spec, x_shape, y_shape = _layers(rng, str(rng.choice(["linear", "conv1d", "conv2d"])),
+                                     deep=False)
+    if spec[0][0] == "linear":
+        spec = [["flatten", {}], *spec, act()]
+        x_shape = (2, x_shape[0])
+        spec[1][1]["in_features"] = 2 * x_shape[1]
+        width = spec[1][1]["out_features"]
+    else:
+        spec += [act(), ["flatten", {}]]
+        width = int(np.prod(y_shape))
+    n_out = int(rng.integers(1, 7))
+    if rng.random() < 0.5:
+        hidden = int(rng.integers(1, 9))
+        spec += [["linear", {"in_features": width, "out_features": hidden,
+                             "bias": bool(rng.random() < 0.7)}], act()]
+        width = hidden
+    spec.append(["linear", {"in_features": width, "out_features": n_out}])
+    if rng.random() < 0.4:
+        spec.append(["log_softmax", {}])
+    return spec, x_shape, (n_out,)
+
+
+def _layers(rng: np.random.Generator, kind: str | None = None, deep: bool = True):
     """``(model spec, input shape, output shape)`` of a random small network."""
-    kind = str(rng.choice(["linear", "linear", "conv1d", "conv2d", "conv2d", "conv3d"]))
+    if kind is None:
+        kind = str(rng.choice(["linear", "linear", "conv1d", "conv2d", "conv2d", "conv3d",
+                               "network", "network"]))
+    if kind == "network" and deep:
+        return _network(rng)
     if kind == "linear":
         n_in, n_hidden, n_out = (int(v) for v in rng.integers(1, 13, 3))
         bias = bool(rng.random() < 0.7)
-        if rng.random() < 0.3:
+        if deep and rng.random() < 0.3:
             return ([["linear", {"in_features": n_in, "out_features": n_hidden, "bias": bias}],
                      ["relu", {}],
                      ["linear", {"in_features": n_hidden, "out_features": n_out}]],

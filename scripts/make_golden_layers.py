@@ -13,8 +13,9 @@ Each scenario becomes ``<out>/<name>.json``, replayed by ``tests/test_golden_lay
 
 ``config``    rpusim-format config dict (``ConfigBase.to_dict``, non-default fields only)
 ``mapping``   the ``MappingParameter`` fields that differ from the default
-``model``     the layers, ``[kind, kwargs]`` each (``linear``, ``conv1d`` ... ``relu``,
-              ``flatten``); ``convert`` true: built as torch layers and converted
+``model``     the layers, ``[kind, kwargs]`` each (``linear``, ``conv1d`` ... and the
+              parameter-free ``STATELESS`` ones: ``relu``, ``tanh``, ``sigmoid``, ``flatten``,
+              ``log_softmax``); ``convert`` true: built as torch layers and converted
 ``init``      ``{layer index: [weight in torch's layout, bias or null]}``
 ``lr``, ``steps``  learning rate and the ``x``/``target`` of each step (loss ``0.5 sum (y - t)^2``)
 ``optimizer``  further ``AnalogSGD`` arguments (momentum, weight decay, ...), if any
@@ -160,13 +161,16 @@ def _input_range_dict(config) -> dict:
             if getattr(pre_post.input_range, f) != getattr(default, f)}
 
 
+# the parameter-free modules a scenario's model may hold, by name
+STATELESS = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "sigmoid": torch.nn.Sigmoid,
+             "flatten": torch.nn.Flatten, "log_softmax": lambda: torch.nn.LogSoftmax(dim=1)}
+
+
 def _build(model_spec, config, convert: bool):
     layers = []
     for kind, kwargs in model_spec:
-        if kind == "relu":
-            layers.append(torch.nn.ReLU())
-        elif kind == "flatten":
-            layers.append(torch.nn.Flatten())
+        if kind in STATELESS:
+            layers.append(STATELESS[kind]())
         elif convert:
             layers.append(_DIGITAL[kind](**kwargs))
         else:

@@ -41,14 +41,16 @@ def _config(scenario):
     return config
 
 
+# the parameter-free modules a scenario's model may hold (make_golden_layers.STATELESS)
+STATELESS = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "sigmoid": torch.nn.Sigmoid,
+             "flatten": torch.nn.Flatten, "log_softmax": lambda: torch.nn.LogSoftmax(dim=1)}
+
+
 def _build(scenario, config):
     layers = []
     for i, (kind, kwargs) in enumerate(scenario["model"]):
-        if kind == "relu":
-            layers.append(torch.nn.ReLU())
-            continue
-        if kind == "flatten":
-            layers.append(torch.nn.Flatten())
+        if kind in STATELESS:
+            layers.append(STATELESS[kind]())
             continue
         weight, bias = scenario["init"][str(i)]
         if scenario["convert"]:

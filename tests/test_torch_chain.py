@@ -239,3 +239,14 @@ def test_a_split_layer_and_non_zero_padding_mode_leave_the_chain(chain_calls):
     # only (Tanh, Flatten) between the two refused layers, no analog step: not a chain;
     # then (Tanh, linear)
     assert chain_calls == [2]
+
+
+def test_an_inplace_module_first_in_a_run_acts_on_the_input_as_torch(chain_calls):
+    torch.manual_seed(0)
+    model = AnalogSequential(nn.ReLU(inplace=True), AnalogLinear(3, 2), nn.ReLU(inplace=True),
+                             AnalogLinear(2, 2))
+    x = torch.tensor([[-1.0, 0.5, 2.0]])
+    model(x)
+    # the first ReLU ran as a module, on x itself; the second joined the chain
+    assert torch.equal(x, torch.tensor([[0.0, 0.5, 2.0]]))
+    assert chain_calls == [3]

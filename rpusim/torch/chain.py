@@ -134,7 +134,8 @@ def _softmax_or_none(module, shape, log: bool):
 _TORCH_STEPS = {
     nn.Sigmoid: lambda module, shape: (_SIGMOID, shape),
     nn.Tanh: lambda module, shape: (_TANH, shape),
-    # also for inplace=True: same values, and nothing else holds the chain's intermediates
+    # also for inplace=True (not first in a run: see _steps): the same values, and nothing
+    # else holds the chain's intermediates
     nn.ReLU: lambda module, shape: (_RELU, shape),
     nn.Identity: lambda module, shape: (_IDENTITY, shape),
     nn.Flatten: _flatten_step,
@@ -184,12 +185,13 @@ class _ChainFunction(torch.autograd.Function):
 
 
 _functorch_active = getattr(torch._C, "_are_functorch_transforms_active", None)
+_is_compiling = getattr(getattr(torch, "compiler", None), "is_compiling", lambda: False)
 
 
 def _chain_allowed(x) -> bool:
     return (isinstance(x, torch.Tensor) and x.is_cpu and x.is_floating_point()
             and not torch.jit.is_scripting() and torch._C._get_tracing_state() is None
-            and not torch.compiler.is_compiling()
+            and not _is_compiling()
             and _functorch_active is not None and not _functorch_active()
             and not (_module._global_forward_hooks or _module._global_forward_pre_hooks
                      or _module._global_backward_hooks
@@ -210,7 +212,9 @@ def _steps(modules: list, start: int, x: torch.Tensor) -> tuple[list, int, int]:
         else:
             chain_step = getattr(kind, "chain_step", None)
             found = None if chain_step is None else chain_step(module, shape, dtype)
-        if found is None or _has_hooks(module):
+        if found is None or _has_hooks(module) or (not steps and getattr(module, "inplace",
+                                                                          False)):
+            # an in-place module first in a run would act on a tensor from outside the chain
             return steps, i, analog
         step, shape = found
         analog += type(step) is AnalogStep
