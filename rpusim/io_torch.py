@@ -81,6 +81,11 @@ class TorchMVMSaved:
         and sign, and whether it passes a gradient; None without such a gradient.
     zero : bool
         The forward returned zeros without reading (all-zero inputs, no input noise).
+    detached : bool
+        Those zeros are aihwkit's shortcut for inputs whose noise management values are all
+        0: its output is a new tensor, not a function of the weights, so the weights get no
+        gradient from this forward (``None``, which torch's optimizers skip: no weight decay
+        or momentum step for them).
     clipped : ndarray or None
         Outputs clipped at the ADC bound (for the input range's output-clipping rule).
     outputs, scaled : ndarray or None
@@ -101,6 +106,7 @@ class TorchMVMSaved:
     scale: object = None
     nm: tuple | None = None
     zero: bool = False
+    detached: bool = False
     clipped: np.ndarray | None = None
     outputs: np.ndarray | None = None
     scaled: np.ndarray | None = None
@@ -195,7 +201,8 @@ class TorchTileMVM(AnalogMVM):
         if nm is not None and p.inp_noise <= 0 and not np.any(nm != 0):
             # aihwkit's shortcut: every input is zero and nothing is noisy
             Y = np.zeros((m, self.n_out), dt)
-            return Y, (TorchMVMSaved(M, np.zeros_like(U), zero=True) if save else None)
+            return Y, (TorchMVMSaved(M, np.zeros_like(U), zero=True, detached=True)
+                       if save else None)
         if nm is not None:
             passes = (nm > 0) & ((raw <= t(thres)) if thres > 0 else True)
             nm[nm <= 0] = t(1)
@@ -363,8 +370,11 @@ class TorchTileMVM(AnalogMVM):
 
     def weight_gradient_pair(self, saved: TorchMVMSaved, G: np.ndarray):
         """``(v, H)`` with ``dL/dW = H^T v`` summed over the batch (per-sample weights get
-        the same sum)."""
+        the same sum); None where the forward's output did not depend on the weights
+        (:attr:`TorchMVMSaved.detached`)."""
         dt = self.dtype
+        if saved.detached:
+            return None
         if saved.zero:
             return saved.prepared, np.zeros(G.shape, dt)
         H = G if saved.out_factor is None else G * saved.out_factor

@@ -401,11 +401,14 @@ class AnalogTile:
         _require_finite(D, "d")
         return self._forward_mvm.input_gradient(saved, self._hwa.scale_errors(D, backward=True))
 
-    def weight_gradient_pair(self, D: np.ndarray, saved) -> tuple[np.ndarray, np.ndarray]:
+    def weight_gradient_pair(self, D: np.ndarray, saved) -> tuple[np.ndarray, np.ndarray] | None:
         """``(v, d')`` such that :meth:`update_gradient` ``(v, d')`` is the weight gradient of
         that forward for ``D = dL/dy``: ``v`` the prepared inputs the product read, ``d'`` the
         errors times the output's derivative and masks (before the remapping scales, which
-        :meth:`update_gradient` divides by as for the other tiles)."""
+        :meth:`update_gradient` divides by as for the other tiles). None where that forward's
+        output did not depend on the weights: aihwkit's torch tile returns new zeros for
+        inputs whose noise management values are all 0 (and no input noise), so its weights
+        get no gradient (not a zero one) from it."""
         self._check_errors(D, saved)
         return self._forward_mvm.weight_gradient_pair(saved, D)
 

@@ -125,7 +125,8 @@ class _GridFunction(torch.autograd.Function):
             gx = gx.to(ctx.in_dtype)
         grads = [*grad_scales, *grad_ranges, *grid.take_weight_gradients()]
         return (None, gx, None,
-                *(torch.as_tensor(np.asarray(g).reshape(p.shape), dtype=p.dtype)
+                *(None if g is None else torch.as_tensor(np.asarray(g).reshape(p.shape),
+                                                         dtype=p.dtype)
                   for g, p in zip(grads, ctx.params)))
 
 
@@ -281,21 +282,24 @@ class TileGrid(nn.Module):
                 self.shared_weights[k].data = torch.from_numpy(w)
                 self._bound_arrays[k] = w
 
-    def take_weight_gradients(self) -> list[torch.Tensor]:
+    def take_weight_gradients(self) -> list[torch.Tensor | None]:
         """The gradients of the weight parameters (a torch-updated grid; ``[]`` otherwise) from
         the (x, d) pairs the backward just stored, which it takes: per tile
         ``d'^T x`` with ``d' = d / (alpha * s_lr)`` (weight scale and, except for the torch
         tile, the learning-rate compensation) divided by the tile's remapping scales
-        (:meth:`AnalogTile.update_gradient`)."""
+        (:meth:`AnalogTile.update_gradient`). None for a tile whose every pair is None (its
+        outputs did not depend on its weights: :meth:`AnalogTile.weight_gradient_pair`), as
+        aihwkit's torch tile then leaves the weight without a gradient."""
         if self.shared_weights is None:
             return []
         grads = []
         for k, tile in enumerate(self._flat):
-            pending = self._pending[k]
+            stored = self._pending[k]
             self._pending[k] = []
+            pending = [pair for pair in stored if pair is not None]
             if not pending:
-                grads.append(torch.zeros(tile.out_size, tile.in_size,
-                                         dtype=self._torch_dtype))
+                grads.append(None if stored else torch.zeros(tile.out_size, tile.in_size,
+                                                              dtype=self._torch_dtype))
                 continue
             x = pending[0][0] if len(pending) == 1 else np.concatenate([p[0] for p in pending])
             d = pending[0][1] if len(pending) == 1 else np.concatenate([p[1] for p in pending])
@@ -701,6 +705,10 @@ class TileGrid(nn.Module):
             if not pending:
                 continue
             self._pending[k] = []
+            if None in pending:  # forwards whose outputs did not read the weights
+                pending = [pair for pair in pending if pair is not None]
+                if not pending:
+                    continue
             if len(pending) == 1:
                 x, d = pending[0]
             else:
