@@ -18,7 +18,8 @@ from hypothesis import strategies as st  # noqa: E402
 from torch import nn  # noqa: E402
 
 import rpusim.torch.chain as chain  # noqa: E402
-from rpusim.configs import (ConstantStepDevice, SingleRPUConfig, SoftBoundsDevice,  # noqa: E402
+from rpusim.configs import (ConstantStepDevice, InferenceRPUConfig,  # noqa: E402
+                            SingleRPUConfig, SoftBoundsDevice, TorchInferenceRPUConfig,
                             TransferCompound, UnitCellRPUConfig)
 from rpusim.torch import (AnalogConv1d, AnalogConv2d, AnalogLinear,  # noqa: E402
                           AnalogSequential, AnalogSGD)
@@ -28,6 +29,10 @@ CONFIGS = {
     "soft bounds": lambda: SingleRPUConfig(device=SoftBoundsDevice()),
     "transfer": lambda: UnitCellRPUConfig(device=TransferCompound(
         unit_cell_devices=[SoftBoundsDevice(), SoftBoundsDevice()])),
+    # hardware-aware training (default noisy IO, weight modifiers, remapping): torch's
+    # optimizer on the tiles' weights, aihwkit's C++-backed and torch-based tiles
+    "inference": InferenceRPUConfig,
+    "torch inference": TorchInferenceRPUConfig,
 }
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "identity": nn.Identity,
                "relu inplace": lambda: nn.ReLU(inplace=True)}
@@ -141,7 +146,7 @@ def build(spec: dict) -> tuple[AnalogSequential, list, list]:
     return AnalogSequential(*modules), xs, targets
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(spec=network)
 def test_chain_is_bit_identical_to_the_modules_one_by_one(spec):
     fused, xs, targets = build(spec)
