@@ -5,9 +5,10 @@ for the layer goldens.
 or convolution layer (random sizes, kernel, stride, padding, dilation; sometimes two layers)
 with a random tile config (a device model or a compound of them without device-to-device
 variation, random deterministic update settings, random noise-free IO; or a hardware-aware
-inference config without noise, C++-backed or torch-based, with remapping and a learned input
-range; or floating point), random mapping (tiles split over a grid, digital or analog bias,
-weight scaling, learned output scales), deeper networks (a convolution, activations, flatten,
+inference config without noise, C++-backed or torch-based, with remapping; or floating
+point), random input ranges (initialised from data, learned, decayed), random mapping (tiles
+split over a grid, digital or analog bias, weight scaling, learned output scales), deeper
+networks (a convolution, activations, flatten,
 linear layers, a log-softmax), known initial weights and a few ``AnalogSGD`` steps
 (sometimes with momentum, Nesterov, weight decay) on random data. Every output, input gradient
 and final weight must agree within the layer goldens' tolerance. Two steps, two environments::
@@ -123,8 +124,8 @@ def _mapping(rng: np.random.Generator, C):
 
 def _inference(rng: np.random.Generator, C):
     """A hardware-aware training config without noise: aihwkit's C++-backed inference tile or
-    its torch-based one (random noise-free forward IO, remapping, learned input range; the
-    weights are updated by the optimizer), or a floating-point tile."""
+    its torch-based one (random noise-free forward IO, remapping; the weights are updated by
+    the optimizer), or a floating-point tile."""
     kind = rng.choice(["Inference", "TorchInference", "FloatingPoint"])
     if kind == "FloatingPoint":
         return C.FloatingPointRPUConfig()
@@ -138,11 +139,20 @@ def _inference(rng: np.random.Generator, C):
     elif rng.random() < 0.3:
         # aihwkit's C++ tile needs remapped_wmax 1 for a bounded scale range
         config.remap.max_scale_range, config.remap.max_scale_ref = 2.0, 0.5
-    if rng.random() < 0.3:
-        config.pre_post.input_range.enable = True
-        config.pre_post.input_range.init_from_data = int(rng.choice([0, 2]))
-        config.pre_post.input_range.learn_input_range = bool(rng.random() < 0.7)
     return config
+
+
+def _input_range(rng: np.random.Generator, config) -> None:
+    """Sometimes a random input range (aihwkit's ``pre_post.input_range``)."""
+    if rng.random() >= 0.3:
+        return
+    params = config.pre_post.input_range
+    params.enable = True
+    params.init_from_data = int(rng.choice([0, 1, 2]))
+    params.init_value = float(rng.choice([0.5, 1.0, 3.0]))
+    params.learn_input_range = bool(rng.random() < 0.7)
+    params.decay = float(rng.choice([0.0, 0.001, 0.01]))
+    params.gradient_relative = bool(rng.random() < 0.5)
 
 
 def record_one(index: int, seed: int) -> dict:
@@ -165,6 +175,7 @@ def record_one(index: int, seed: int) -> dict:
         config.update = fuzz_golden._update(rng, C)
         config.forward, config.backward = fuzz_golden._io(rng, C), fuzz_golden._io(rng, C)
     config.mapping = _mapping(rng, C)
+    _input_range(rng, config)
     spec, x_shape, y_shape = _layers(rng)
     lr = float(rng.choice([0.01, 0.1, 0.5]))
     if config.mapping.learn_out_scaling:

@@ -28,6 +28,7 @@ Each scenario becomes ``<out>/<name>.json``, replayed by ``tests/test_golden_lay
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import pathlib
 import sys
@@ -155,9 +156,8 @@ def _input_range_dict(config) -> dict:
     if pre_post is None:
         return {}
     default = type(pre_post.input_range)()
-    return {f: getattr(pre_post.input_range, f)
-            for f in ("enable", "init_from_data", "learn_input_range", "init_value",
-                      "init_std_alpha", "decay")
+    fields = [f.name for f in dataclasses.fields(default)]
+    return {f: getattr(pre_post.input_range, f) for f in fields
             if getattr(pre_post.input_range, f) != getattr(default, f)}
 
 

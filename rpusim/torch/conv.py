@@ -62,6 +62,30 @@ class _ConvFunction(torch.autograd.Function):
         return None, grad_x, None, grad_bias, grad_weight
 
 
+class _ImageRange:
+    """The unpadded input image of a convolution's call, for an input range that reads the
+    image (see ``_AnalogConvNd._indexed_range``), and the fold of patch gradients onto it."""
+
+    __slots__ = ("image", "layer", "padded_shape")
+
+    def __init__(self, layer, image: np.ndarray, padded_shape: tuple):
+        self.layer, self.image, self.padded_shape = layer, image, padded_shape
+
+    def fold(self, z: np.ndarray) -> np.ndarray:
+        """The gradient of the image from ``z``, the gradients of its patches (the tile's
+        inputs, tile order), summed over the patches that read each element."""
+        layer = self.layer
+        batch, channels, spatial = self.padded_shape[0], self.padded_shape[1], \
+            self.padded_shape[2:]
+        kernel, stride, dilation, out = layer._geometry(spatial)
+        shape5 = (batch, channels, *((1,) * (3 - layer._ndim)), *spatial)
+        grad = np.zeros(shape5, z.dtype)
+        col2im(np.ascontiguousarray(z), kernel, stride, dilation, out, grad)
+        grad = grad.reshape(self.padded_shape)
+        crop = tuple(slice(a, a + n) for (a, _), n in zip(layer._pad, self.image.shape[2:]))
+        return grad[(slice(None), slice(None), *crop)]
+
+
 class _AnalogConvNd(AnalogLayerBase, _ConvNd):
     """Shared body of the analog convolutions (see the module docstring)."""
 
@@ -159,6 +183,7 @@ class _AnalogConvNd(AnalogLayerBase, _ConvNd):
         unbatched = x.dim() == n + 1
         if unbatched:
             x = x.unsqueeze(0)
+        image = x
         x = self._padded(x)
         too_small = [i for i in range(n) if x.shape[2 + i] <
                      self.dilation[i] * (self.kernel_size[i] - 1) + 1]
@@ -172,6 +197,8 @@ class _AnalogConvNd(AnalogLayerBase, _ConvNd):
             return y[0] if unbatched else y
         patches, out_spatial = self.unfold(x)
         grid.rows_per_sample = math.prod(out_spatial)
+        if self._indexed_range():
+            grid.range_image = _ImageRange(self, image.detach().numpy(), tuple(x.shape))
         y = self.analog_module(patches)
         batch = x.shape[0]
         y = y.view(batch, math.prod(out_spatial), self.out_channels).transpose(1, 2).reshape(
@@ -247,6 +274,17 @@ class _AnalogConvNd(AnalogLayerBase, _ConvNd):
         out = self._geometry(tuple(spatial))[3][3 - n:]
         step = AnalogStep(self, (grid.analog_ctx, self.bias, grid.plain_weight()), pad, unpad)
         return step, (shape[0], self.out_channels, *out)
+
+    def _indexed_range(self) -> bool:
+        """Whether this layer's input range sees the image, not the patches: aihwkit runs
+        Conv1d and Conv3d on its C++ tiles as indexed convolutions, whose ``pre_forward``
+        (the range's initialisation from data) and ``post_backward`` (its gradient) read the
+        unpadded input image and its gradient. One tile only: aihwkit does not split those
+        layers; rpusim's split ones, and its torch-based tiles (which aihwkit refuses for
+        them), keep the patches."""
+        grid = self.analog_module
+        return (self._ndim != 2 and grid.input_range is not None and len(grid._flat) == 1
+                and not grid._flat[0].torch_autograd)
 
     def _geometry(self, spatial: tuple[int, ...]) -> tuple[tuple[int, int, int], ...]:
         """Kernel, stride, dilation and output size as three spatial dimensions each (the

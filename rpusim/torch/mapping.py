@@ -118,7 +118,7 @@ class _GridFunction(torch.autograd.Function):
         scales = [s.detach().numpy() for s in ctx.params[:ctx.n_scales]]
         grad_x, grad_scales = grid.backward_numpy(grad_y.detach().numpy(), ctx.saved, scales,
                                                   ctx.needs_input_grad[1])
-        grad_ranges = ctx.saved[4] if grid.learned_range_count() else []
+        grad_ranges = ctx.saved[5] if grid.learned_range_count() else []
         ctx.saved = None
         gx = None if grad_x is None else torch.from_numpy(grad_x)
         if gx is not None and gx.dtype != ctx.in_dtype:
@@ -535,6 +535,9 @@ class TileGrid(nn.Module):
         return y, (x, masks, scaled)
 
     # -- input ranges (aihwkit's periphery: pre_forward, post_forward, post_backward) ----------
+    # a convolution whose input range reads its image sets this before its call (conv.py)
+    range_image = None
+
     def _init_range_from_data(self, k: int, xi: np.ndarray) -> None:
         """Running mean of ``init_std_alpha * std(x)`` over the first ``init_from_data``
         training batches (sample std, as torch's ``Tensor.std``), computed with torch's
@@ -561,6 +564,7 @@ class TileGrid(nn.Module):
     def _forward_ranged(self, x: np.ndarray, scales: list) -> tuple[np.ndarray, tuple]:
         """Forward pass with an input range per tile."""
         is_test = not self.training
+        image, self.range_image = self.range_image, None
         y = np.zeros((x.shape[0], self.out_size), self.dtype)
         masks, scaled, ranges = [], [], []
         k = 0
@@ -568,7 +572,7 @@ class TileGrid(nn.Module):
             xi = x[:, a:b]
             for (c, e), tile in zip(self._out_bounds, row):
                 if not is_test:
-                    self._init_range_from_data(k, xi)
+                    self._init_range_from_data(k, xi if image is None else image.image)
                 r = abs(float(self.input_range[k].detach()[0]))
                 ranges.append(r)
                 yt, mask = _tile_forward(tile, self._scaled_input(xi, r), is_test,
@@ -582,12 +586,17 @@ class TileGrid(nn.Module):
                     yt = yt * scales[k]
                 y[:, c:e] += yt
                 k += 1
-        return y, [x, masks, scaled, ranges]
+        return y, [x, masks, scaled, ranges, image]
 
-    def _range_gradient(self, k: int, xi: np.ndarray, z: np.ndarray, mask, r: float) -> float:
-        """aihwkit's gradient of tile ``k``'s input range (``post_backward``)."""
+    def _range_gradient(self, k: int, xi: np.ndarray, z: np.ndarray, mask, r: float,
+                        image=None) -> float:
+        """aihwkit's gradient of tile ``k``'s input range (``post_backward``): from the tile's
+        inputs ``xi`` and their gradients ``z``, or for a convolution whose range reads its
+        image (``image``, see ``rpusim.torch.conv``) from the image and its gradient."""
         params = self.rpu_config.pre_post.input_range
         z = z[:, :xi.shape[1]]
+        if image is not None:
+            xi, z = image.image, image.fold(z)
         grad = (np.minimum(np.where(xi >= r, z, 0.0), 0.0).sum(dtype=np.float64)
                 - np.maximum(np.where(xi <= -r, z, 0.0), 0.0).sum(dtype=np.float64))
         if params.gradient_relative:
@@ -603,7 +612,7 @@ class TileGrid(nn.Module):
     def _backward_ranged(self, d: np.ndarray, saved: tuple, scales: list
                          ) -> tuple[np.ndarray, list]:
         """Backward pass with input ranges; appends the ranges' gradients to ``saved``."""
-        x, masks, scaled, ranges = saved
+        x, masks, scaled, ranges, image = saved
         grad_x = np.zeros(x.shape, self.dtype)
         grad_scales, grad_ranges = [], []
         k = 0
@@ -622,10 +631,16 @@ class TileGrid(nn.Module):
                                                                   masks[k], grad_ranges)
                     k += 1
                     continue
-                z = _tile_backward(tile, self._pending[k], self._scaled_input(xi, r), dt, db,
+                # a pulsed (or floating-point) update scales its inputs when the optimizer
+                # runs it, with the range of that moment (aihwkit's pre_update, after the
+                # digital step has moved the range); a torch-updated grid's gradient is
+                # taken now
+                deferred = self.shared_weights is None
+                z = _tile_backward(tile, self._pending[k],
+                                   xi if deferred else self._scaled_input(xi, r), dt, db,
                                    masks[k])
                 grad_x[:, a:b] += z[:, :b - a]
-                grad_ranges.append(self._range_gradient(k, xi, z, masks[k], r))
+                grad_ranges.append(self._range_gradient(k, xi, z, masks[k], r, image))
                 k += 1
         saved.append(grad_ranges)
         return grad_x, grad_scales
@@ -714,6 +729,9 @@ class TileGrid(nn.Module):
             else:
                 x = np.concatenate([p[0] for p in pending])
                 d = np.concatenate([p[1] for p in pending])
+            if self.input_range is not None and not tile.torch_autograd:
+                # the stored inputs are the layer's (see _backward_ranged)
+                x = self._scaled_input(x, abs(float(self.input_range[k].detach()[0])))
             if self._alpha[k] is not None:
                 d = d / (self._alpha[k] * self._lr_scale[k])
             # the tile keeps the rate it was last updated with, as aihwkit's tiles do (set,
