@@ -538,19 +538,35 @@ class TileGrid(nn.Module):
     # a convolution whose input range reads its image sets this before its call (conv.py)
     range_image = None
 
-    def _init_range_from_data(self, k: int, xi: np.ndarray) -> None:
+    def _range_input(self, x: np.ndarray, a: int, b: int) -> torch.Tensor:
+        """Inputs ``a:b`` of the rows ``x`` laid out in memory as aihwkit's periphery receives
+        them: a view of the layer's input (a split layer's piece is a strided view), and for a
+        convolution (``rows_per_sample`` > 1) the transposed unfold ``(N, L, C k)``. torch's
+        reductions sum in an order that depends on the layout: the standard deviation of six
+        equal inputs is 0 as a strided view and 3e-8 contiguous, which then initialises the
+        range to almost 0 instead of leaving it."""
+        t = torch.from_numpy(x)
+        rows = getattr(self, "rows_per_sample", 1)
+        if rows > 1 and x.shape[0] % rows == 0:
+            t = t.reshape(x.shape[0] // rows, rows, x.shape[1]).transpose(1, 2).contiguous()
+            t = t.transpose(1, 2)
+        return t[..., a:b]
+
+    def _init_range_from_data(self, k: int, xi) -> None:
         """Running mean of ``init_std_alpha * std(x)`` over the first ``init_from_data``
         training batches (sample std, as torch's ``Tensor.std``), computed with torch's
-        operations in the range's dtype as aihwkit computes it: a range one ulp apart moves
-        inputs across the DAC's rounding ties."""
+        operations in the range's dtype as aihwkit computes it, on ``xi`` laid out as there
+        (:meth:`_range_input`): a range one ulp apart moves inputs across the DAC's rounding
+        ties."""
         params = self.rpu_config.pre_post.input_range
         idx = int(self.input_range_update_idx[k])
         if idx >= params.init_from_data:
             return
         with torch.no_grad():
             r = self.input_range[k]
-            std = (torch.from_numpy(np.ascontiguousarray(xi)).to(r.dtype).std() if xi.size > 1
-                   else torch.tensor(float("nan")))
+            if isinstance(xi, np.ndarray):
+                xi = torch.from_numpy(xi)
+            std = (xi.to(r.dtype).std() if xi.numel() > 1 else torch.tensor(float("nan")))
             if std > 0.0:
                 count = torch.tensor(float(idx), dtype=r.dtype)
                 r.copy_((r * count + params.init_std_alpha * std) / (count + 1))
@@ -572,7 +588,8 @@ class TileGrid(nn.Module):
             xi = x[:, a:b]
             for (c, e), tile in zip(self._out_bounds, row):
                 if not is_test:
-                    self._init_range_from_data(k, xi if image is None else image.image)
+                    self._init_range_from_data(k, self._range_input(x, a, b) if image is None
+                                               else image.image)
                 r = abs(float(self.input_range[k].detach()[0]))
                 ranges.append(r)
                 yt, mask = _tile_forward(tile, self._scaled_input(xi, r), is_test,
@@ -755,7 +772,9 @@ class TileGrid(nn.Module):
                 self._fold_scales(k, tile)
             tile.post_update_step()
             if self._remapped and self.rpu_config.mapping.weight_scaling_lr_compensation:
-                mean = float(np.mean(tile._output_scales(False)))
+                # torch's float32 mean, as aihwkit's set_scales
+                mean = torch.from_numpy(np.ascontiguousarray(
+                    tile._output_scales(False), dtype=self.dtype).reshape(-1)).mean().item()
                 self._lr_scale[k] = 1.0 / mean if mean != 0 else 1.0
 
     def _fold_scales(self, k: int, tile: AnalogTile) -> None:
@@ -839,13 +858,16 @@ class TileGrid(nn.Module):
         if not apply_weight_scaling:
             self._flat[k].set_weights(piece)
             return
+        # in the tile dtype, as aihwkit scales its layers' weight tensors: the same roundings
+        piece = np.asarray(piece, dtype=self.dtype)
         alpha = _weight_scale(piece, omega, mapping.weight_scaling_columnwise)
         self._flat[k].set_weights(piece if alpha is None else piece / alpha.reshape(-1, 1))
         if alpha is not None and self._remapped:
             # aihwkit's set_scales(alpha): the weight scale replaces all the tile's scales
             self._flat[k]._set_remap_scales(1.0)
         self._alpha[k] = None if alpha is None else alpha.astype(self.dtype)
-        self._lr_scale[k] = (1.0 / float(alpha.mean()) if alpha is not None
+        # aihwkit: 1 / mapping_scales.mean().item() (torch's float32 mean)
+        self._lr_scale[k] = (1.0 / torch.from_numpy(alpha).mean().item() if alpha is not None
                              and mapping.weight_scaling_lr_compensation else 1.0)
         if self.out_scaling_alpha is not None:
             with torch.no_grad():
@@ -994,13 +1016,15 @@ def _torch_dtype(dtype) -> torch.dtype:
 
 
 def _weight_scale(w: np.ndarray, omega: float, columnwise: bool) -> np.ndarray | None:
-    """aihwkit's ``alpha = max|W| / omega`` (per row if columnwise); 0 becomes 1."""
+    """aihwkit's ``alpha = max|W| / omega`` (per row if columnwise), in ``w``'s dtype (torch
+    divides a float32 tensor by a Python number in float32); 0 becomes 1."""
     if not omega or omega <= 0:
         return None
+    t = w.dtype.type
     if columnwise:
-        alpha = np.abs(w).max(axis=1) / omega
+        alpha = np.abs(w).max(axis=1) / t(omega)
     else:
-        alpha = np.array([np.abs(w).max() / omega])
+        alpha = np.array([np.abs(w).max() / t(omega)], dtype=w.dtype)
     alpha[alpha == 0.0] = 1.0
     return alpha
 
