@@ -2,16 +2,17 @@
 for the layer goldens.
 
 ``make_golden_layers.py`` records hand-picked networks. This script draws random ones: a linear
-or convolution layer (random sizes, kernel, stride, padding, dilation; sometimes two layers)
-with a random tile config (a device model or a compound of them without device-to-device
-variation, random deterministic update settings, random noise-free IO; or a hardware-aware
-inference config without noise, C++-backed or torch-based, with remapping; or floating
-point), random input ranges (initialised from data, learned, decayed), random mapping (tiles
-split over a grid, digital or analog bias, weight scaling, learned output scales), deeper
-networks (a convolution, activations, flatten,
-linear layers, a log-softmax), known initial weights and a few ``AnalogSGD`` steps
-(sometimes with momentum, Nesterov, weight decay) on random data. Every output, input gradient
-and final weight must agree within the layer goldens' tolerance. Two steps, two environments::
+or convolution layer (random sizes, kernel, stride, padding, dilation; sometimes two layers) or
+a deeper network (a convolution, activations, flatten, linear layers, a log-softmax), sometimes
+built digital and converted (``convert_to_analog``); a random tile config (a device model or a
+compound of them without device-to-device variation, random deterministic update settings,
+random noise-free IO; or a hardware-aware inference config without noise, C++-backed or
+torch-based, with remapping; or floating point); random input ranges (initialised from data,
+learned, decayed); a random mapping (tiles split over a grid, digital or analog bias, weight
+scaling, learned output scales); known initial weights and a few ``AnalogSGD`` steps
+(sometimes with momentum, Nesterov, weight decay) or ``AnalogAdam`` steps on random data.
+Every output, input gradient and final weight must agree within the layer goldens'
+tolerance. Two steps, two environments::
 
     /tmp/aihwkit-venv/bin/python scripts/fuzz_golden_layers.py record --n 100 --out /tmp/lfuzz
     python scripts/fuzz_golden_layers.py replay /tmp/lfuzz
@@ -183,15 +184,20 @@ def record_one(index: int, seed: int) -> dict:
         # such errors overflow aihwkit's mean-count pulse counts (README, "Differences from
         # aihwkit")
         lr = min(lr, 0.1)
-        config.update.pulse_type = C.PulseType.DETERMINISTIC_IMPLICIT
+        if hasattr(config, "update"):  # not a floating-point config
+            config.update.pulse_type = C.PulseType.DETERMINISTIC_IMPLICIT
     optimizer = {}
-    if rng.random() < 0.3:
+    if rng.random() < 0.2:
+        # Adam on the digital parameters (and on a hardware-aware layer's weights)
+        optimizer["class"] = "Adam"
+        lr = min(lr, 0.1)
+    elif rng.random() < 0.3:
         optimizer["momentum"] = float(rng.choice([0.5, 0.9]))
         optimizer["nesterov"] = bool(rng.random() < 0.3)
     if rng.random() < 0.2:
         optimizer["weight_decay"] = 0.01
     scenario = record(f"fuzz_s{seed}_{index:04d}", config, spec, x_shape, y_shape,
-                      steps=int(rng.integers(2, 5)), lr=lr,
+                      convert=bool(rng.random() < 0.2), steps=int(rng.integers(2, 5)), lr=lr,
                       seed=int(rng.integers(2**31)), batch=int(rng.integers(1, 5)),
                       x_scale=float(rng.choice([0.5, 1.0, 2.0])), optimizer=optimizer)
     if not np.isfinite(np.asarray(scenario["expected"]["y"], dtype=np.float64)).all():

@@ -18,7 +18,8 @@ Each scenario becomes ``<out>/<name>.json``, replayed by ``tests/test_golden_lay
               ``log_softmax``); ``convert`` true: built as torch layers and converted
 ``init``      ``{layer index: [weight in torch's layout, bias or null]}``
 ``lr``, ``steps``  learning rate and the ``x``/``target`` of each step (loss ``0.5 sum (y - t)^2``)
-``optimizer``  further ``AnalogSGD`` arguments (momentum, weight decay, ...), if any
+``optimizer``  further ``AnalogSGD`` arguments (momentum, weight decay, ...), if any; with
+              ``"class": "Adam"`` the optimizer is ``AnalogAdam`` and the others are its
 ``input_range``  the ``pre_post.input_range`` fields that differ from the default, if any
 ``expected``  ``y`` and ``grad_x`` of every step, and ``weights`` ``{index: [w, b]}`` after the
               last step as ``get_weights()`` returns them; ``initial`` for the seed scenarios:
@@ -38,7 +39,7 @@ import torch
 from aihwkit.nn import (AnalogConv1d, AnalogConv2d, AnalogConv3d, AnalogLinear,
                         AnalogSequential)
 from aihwkit.nn.conversion import convert_to_analog
-from aihwkit.optim import AnalogSGD
+from aihwkit.optim import AnalogAdam, AnalogSGD
 from aihwkit.simulator import configs as C
 from aihwkit.simulator.configs import (BoundManagementType, IOParameters, MappingParameter,
                                        NoiseManagementType, PulseType, UpdateParameters)
@@ -212,7 +213,9 @@ def record(name, config, model_spec, x_shape, y_shape, *, steps=3, lr=0.1, conve
             init[str(i)] = [w.tolist(), None if b is None else b.tolist()]
     if convert:
         model = convert_to_analog(model, config)
-    opt = AnalogSGD(model.parameters(), lr=lr, **(optimizer or {}))
+    kwargs = dict(optimizer or {})
+    cls = AnalogAdam if kwargs.pop("class", "SGD") == "Adam" else AnalogSGD
+    opt = cls(model.parameters(), lr=lr, **kwargs)
     opt.regroup_param_groups(model)
     data, ys, grads = [], [], []
     for _ in range(steps):

@@ -19,7 +19,7 @@ torch = pytest.importorskip("torch")
 
 from rpusim.configs import config_from_dict  # noqa: E402
 from rpusim.torch import (AnalogConv1d, AnalogConv2d, AnalogConv3d, AnalogLinear,  # noqa: E402
-                          AnalogSequential, AnalogSGD, convert_to_analog)
+                          AnalogAdam, AnalogSequential, AnalogSGD, convert_to_analog)
 
 GOLDEN = pathlib.Path(__file__).parent / "golden" / "layers"
 TRAINING = sorted(p for p in GOLDEN.glob("*.json") if not p.name.startswith("initial_"))
@@ -77,7 +77,9 @@ def _close(got, expected, atol, where):
 def test_training_matches_aihwkit(path):
     scenario = json.loads(path.read_text())
     model = _build(scenario, _config(scenario))
-    opt = AnalogSGD(model.parameters(), lr=scenario["lr"], **scenario.get("optimizer", {}))
+    kwargs = dict(scenario.get("optimizer", {}))
+    cls = AnalogAdam if kwargs.pop("class", "SGD") == "Adam" else AnalogSGD
+    opt = cls(model.parameters(), lr=scenario["lr"], **kwargs)
     opt.regroup_param_groups(model)
     expected = scenario["expected"]
     for k, step in enumerate(scenario["steps"]):
