@@ -287,6 +287,25 @@ def record_scenarios(n: int, seed: int, out: pathlib.Path, make, save) -> None:
 
 
 # -- replay (rpusim) --------------------------------------------------------------------------
+def replay_checks(paths: list, check, describe, noun: str, verbose: bool) -> int:
+    """Run ``check(path)`` (a golden test) on each recorded scenario, print each failure (and
+    with ``verbose`` the lines ``describe(path)`` returns) and the count; the exit status. The
+    replay of ``fuzz_golden_layers.py`` and ``fuzz_golden_rnn.py``."""
+    failed = 0
+    for path in paths:
+        try:
+            check(path)
+        except Exception as err:
+            failed += 1
+            text = " ".join(str(err).split())
+            print(f"FAIL {path.stem}: {type(err).__name__}: {text}"[:400])
+            if verbose:
+                for line in describe(path):
+                    print(f"     {line}")
+    print(f"{len(paths) - failed} of {len(paths)} {noun} scenarios agree")
+    return 1 if failed else 0
+
+
 def replay(out: pathlib.Path, verbose: bool) -> int:
     sys.path[:0] = [str(HERE.parent), str(HERE.parent / "tests")]
     import test_golden

@@ -108,6 +108,19 @@ def _layers(rng: np.random.Generator, kind: str | None = None, deep: bool = True
     return [[kind, spec]], (c_in, *([size] * dims)), (c_out, *([out] * dims))
 
 
+def tile_config(rng: np.random.Generator, C, compound: bool):
+    """A pulsed tile config: a random compound (or one device model) without device-to-device
+    variation, random deterministic update settings and random noise-free IO on both sides."""
+    if compound:
+        config = fuzz_golden._compound(rng, C)
+    else:
+        config = C.SingleRPUConfig(device=fuzz_golden._device(rng, C))
+    _without_spread(config.device)
+    config.update = fuzz_golden._update(rng, C)
+    config.forward, config.backward = fuzz_golden._io(rng, C), fuzz_golden._io(rng, C)
+    return config
+
+
 def _mapping(rng: np.random.Generator, C):
     kw = dict(digital_bias=bool(rng.random() < 0.6))
     if rng.random() < 0.4:
@@ -165,16 +178,7 @@ def record_one(index: int, seed: int) -> dict:
     rng = np.random.default_rng([seed, index])
     torch.manual_seed(int(rng.integers(2**31)))
     family = rng.random()
-    if family < 0.25:
-        config = _inference(rng, C)
-    else:
-        if family < 0.5:
-            config = fuzz_golden._compound(rng, C)
-        else:
-            config = C.SingleRPUConfig(device=fuzz_golden._device(rng, C))
-        _without_spread(config.device)
-        config.update = fuzz_golden._update(rng, C)
-        config.forward, config.backward = fuzz_golden._io(rng, C), fuzz_golden._io(rng, C)
+    config = _inference(rng, C) if family < 0.25 else tile_config(rng, C, family < 0.5)
     config.mapping = _mapping(rng, C)
     _input_range(rng, config)
     spec, x_shape, y_shape = _layers(rng)
@@ -214,21 +218,14 @@ def replay(out: pathlib.Path, verbose: bool) -> int:
     sys.path[:0] = [str(HERE.parent), str(HERE.parent / "tests")]
     import test_golden_layers
 
-    paths = sorted(out.glob("fuzz_*.json"))
-    failed = 0
-    for path in paths:
-        try:
-            test_golden_layers.test_training_matches_aihwkit(path)
-        except Exception as err:
-            failed += 1
-            text = " ".join(str(err).split())
-            print(f"FAIL {path.stem}: {type(err).__name__}: {text}"[:400])
-            if verbose:
-                scenario = json.loads(path.read_text())
-                print(f"     model: {scenario['model']} mapping: {scenario['mapping']}")
-                print(f"     config: {scenario['config']}")
-    print(f"{len(paths) - failed} of {len(paths)} layer scenarios agree")
-    return 1 if failed else 0
+    def describe(path):
+        scenario = json.loads(path.read_text())
+        return [f"model: {scenario['model']} mapping: {scenario['mapping']}",
+                f"config: {scenario['config']}"]
+
+    return fuzz_golden.replay_checks(sorted(out.glob("fuzz_*.json")),
+                                     test_golden_layers.test_training_matches_aihwkit,
+                                     describe, "layer", verbose)
 
 
 def main(argv: list[str]) -> int:

@@ -27,7 +27,7 @@ import numpy as np
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import fuzz_golden  # noqa: E402  (imports numpy only; aihwkit inside record_one)
-from fuzz_golden_layers import _without_spread  # noqa: E402
+from fuzz_golden_layers import tile_config  # noqa: E402
 
 CELLS = ["lstm", "lstm", "gru", "gru", "vanilla", "lstm_combined"]
 
@@ -43,13 +43,7 @@ def record_one(index: int, seed: int):
     if rng.random() < 0.15:
         config = C.FloatingPointRPUConfig()
     else:
-        if rng.random() < 0.35:
-            config = fuzz_golden._compound(rng, C)
-        else:
-            config = C.SingleRPUConfig(device=fuzz_golden._device(rng, C))
-        _without_spread(config.device)
-        config.update = fuzz_golden._update(rng, C)
-        config.forward, config.backward = fuzz_golden._io(rng, C), fuzz_golden._io(rng, C)
+        config = tile_config(rng, C, rng.random() < 0.35)
     mapping = dict(digital_bias=bool(rng.random() < 0.6))
     if rng.random() < 0.3:
         mapping["max_input_size"] = int(rng.integers(2, 8))
@@ -77,22 +71,13 @@ def replay(out: pathlib.Path, verbose: bool) -> int:
     sys.path[:0] = [str(HERE.parent), str(HERE.parent / "tests")]
     import test_rnn
 
-    paths = sorted(out.glob("fuzz_*.npz"))
-    failed = 0
-    for path in paths:
-        try:
-            test_rnn.test_golden_training(path)
-        except Exception as err:
-            failed += 1
-            text = " ".join(str(err).split())
-            print(f"FAIL {path.stem}: {type(err).__name__}: {text}"[:400])
-            if verbose:
-                meta, _ = test_rnn.load(path)
-                print(f"     cell: {meta['cell']} layers: {meta['num_layers']} bidir: "
-                      f"{meta['bidir']} mapping: {meta['mapping']}")
-                print(f"     config: {meta['rpu_config']}")
-    print(f"{len(paths) - failed} of {len(paths)} recurrent scenarios agree")
-    return 1 if failed else 0
+    def describe(path):
+        meta, _ = test_rnn.load(path)
+        return [f"cell: {meta['cell']} layers: {meta['num_layers']} bidir: {meta['bidir']} "
+                f"mapping: {meta['mapping']}", f"config: {meta['rpu_config']}"]
+
+    return fuzz_golden.replay_checks(sorted(out.glob("fuzz_*.npz")), test_rnn.test_golden_training,
+                                     describe, "recurrent", verbose)
 
 
 def main(argv: list[str]) -> int:
