@@ -758,6 +758,10 @@ class _Draws:
         self.bm_round = bm_round
         self.c = c
 
+    def tag(self, purpose: int) -> int:
+        """The stream tag of ``purpose`` (``kio.TAG_*``) in this round (``kio.tag``)."""
+        return self.bm_round * kio._TAGS_PER_ROUND + purpose
+
     def normals(self, purpose: int, n: int) -> np.ndarray:
         return kio.row_draws(self.key, self.rows, kio.tag(self.bm_round, purpose), n, True,
                              self.c)

@@ -40,6 +40,7 @@ from rpusim.configs.enums import BoundManagementType, NoiseManagementType
 from rpusim.configs.io import torch_tile_supports
 from rpusim.io import AnalogMVM, _Draws
 from rpusim.kernels import io as kio
+from rpusim.kernels import io_torch as kt
 
 __all__ = ["TorchTileMVM", "TorchMVMSaved", "torch_tile_supports"]
 
@@ -192,20 +193,14 @@ class TorchTileMVM(AnalogMVM):
         nm = None          # per-row noise management values (an array), or
         nm_number = 1.0    # one number (NONE, CONSTANT)
         if nm_kind == NoiseManagementType.ABS_MAX or nm_kind == NoiseManagementType.MAX:
-            ref = np.abs(U) if nm_kind == NoiseManagementType.ABS_MAX else U
-            idx = ref.argmax(axis=1)
-            raw = ref[np.arange(m), idx].astype(dt)
-            nm = np.minimum(raw, t(thres)) if thres > 0 else raw.copy()
+            nm, idx, sign, passes, nonzero = self._noise_management(U)
+            if p.inp_noise <= 0 and not nonzero:
+                # aihwkit's shortcut: every input is zero and nothing is noisy
+                Y = np.zeros((m, self.n_out), dt)
+                return Y, (TorchMVMSaved(M, np.zeros_like(U), zero=True, detached=True)
+                           if save else None)
         elif nm_kind == NoiseManagementType.CONSTANT:
             nm_number = thres if thres > 0 else 1.0
-        if nm is not None and p.inp_noise <= 0 and not np.any(nm != 0):
-            # aihwkit's shortcut: every input is zero and nothing is noisy
-            Y = np.zeros((m, self.n_out), dt)
-            return Y, (TorchMVMSaved(M, np.zeros_like(U), zero=True, detached=True)
-                       if save else None)
-        if nm is not None:
-            passes = (nm > 0) & ((raw <= t(thres)) if thres > 0 else True)
-            nm[nm <= 0] = t(1)
         key = self.rng.key()
         rows = np.arange(m, dtype=np.int64)
         b_management = p.bound_management != BoundManagementType.NONE
@@ -250,16 +245,16 @@ class TorchTileMVM(AnalogMVM):
             if k is None and weight == 1.0:
                 return factor
             kw = t(weight) if k is None else (k if weight == 1.0 else k * t(weight))
-            full = np.broadcast_to(kw, Y.shape).astype(dt)
-            return full if factor is None else full * factor
+            if factor is not None:
+                return factor * kw
+            full = np.empty(Y.shape, dt)
+            full[...] = kw
+            return full
 
         extra = [(Vk, scaled(fk, wk)) for Vk, wk, fk in reading.extra]
         nm_saved = None
         if nm is not None:
-            sign = (np.sign(U[rows, idx]) if nm_kind == NoiseManagementType.ABS_MAX
-                    else np.ones(m, dt))
-            nm_saved = (nm, reduction if b_management else 1.0, idx, sign.astype(dt),
-                        passes)
+            nm_saved = (nm, reduction if b_management else 1.0, idx, sign, passes)
         scaled_inputs = U * scale if scaling else U
         return Y, TorchMVMSaved(M, reading.V, out_factor=scaled(reading.out_factor),
                                 in_factor=reading.in_factor,
@@ -267,38 +262,56 @@ class TorchTileMVM(AnalogMVM):
                                 clipped=reading.clipped, outputs=o if nm is not None else None,
                                 scaled=scaled_inputs if nm is not None else None, extra=extra)
 
+    def _noise_management(self, U):
+        """ABS_MAX or MAX noise management per row of ``U``: ``(nm, idx, sign, passes,
+        nonzero)``, the values ``nm`` (capped at ``nm_thres`` when it is positive, then 1
+        where not positive), the index and sign of each row's largest input, whether a row's
+        ``nm`` passes a gradient, and whether any ``nm`` was nonzero before the 1s."""
+        p = self.params
+        m = U.shape[0]
+        dt = self.dtype
+        nm = np.empty(m, dt)
+        raw = np.empty(m, dt)
+        idx = np.empty(m, np.int64)
+        sign = np.empty(m, dt)
+        passes = np.empty(m, np.bool_)
+        nonzero = kt.torch_nm(U, p.noise_management == NoiseManagementType.ABS_MAX,
+                              p.nm_thres > 0, self._t(p.nm_thres), self._c, nm, raw, idx,
+                              sign, passes)
+        return nm, idx, sign, passes, nonzero
+
     def _read(self, M, U, scale, scaling, draws: _Draws) -> "_Reading":
         """One read at input scale ``scale``: the DAC, the product and the ADC."""
         V, in_factor = self._dac(U, scale, scaling, draws)
         passed, o, out_factor, clipped = self._adc(_product(M, V), draws)
         return _Reading(passed, o, V, in_factor, out_factor, clipped, [])
 
+    @staticmethod
+    def _step(res: float, bound: float) -> float:
+        """aihwkit's ``UniformQuantize`` step: ``res * 2 bound`` (``res`` a number of states
+        when > 1); values are rounded to ``rint(v / step) * step``, halves to even."""
+        return (1.0 / res if res > 1.0 else res) * 2.0 * bound
+
     def _dac(self, U, scale, scaling, draws: _Draws):
         """Scale, quantise (straight through), clip, noise and asymmetry of the inputs:
-        ``(v, dv/du)`` (None where the derivative is one)."""
+        ``(v, dv/du)`` (None where the derivative is one). ``scale``: ``(batch, 1)`` or a
+        number."""
         p = self.params
         t = self._t
         dt = self.dtype
-        u = U * (scale if isinstance(scale, np.ndarray) else t(scale)) if scaling else U.copy()
-        if p.inp_res > 0:
-            u = self._quantize(u, p.inp_res, p.inp_bound, p.inp_sto_round, draws,
-                               kio.TAG_INP_UNIFORM)
-        in_factor = None
-        if p.inp_bound > 0:
-            bound = t(p.inp_bound)
-            inside = (u <= bound) & (u >= -bound)
-            if not inside.all():
-                in_factor = inside.astype(dt)
-                u = np.clip(u, -bound, bound)
-        if p.inp_noise > 0:
-            u = u + t(p.inp_noise) * draws.normals(kio.TAG_INP_NOISE, self.n_in)
-        if p.inp_asymmetry != 0:
-            negative = u < 0
-            scale_neg = t(1) - t(p.inp_asymmetry)
-            u = np.where(negative, u * scale_neg, u)
-            asym = np.where(negative, scale_neg, t(1)).astype(dt)
-            in_factor = asym if in_factor is None else in_factor * asym
-        return np.ascontiguousarray(u, dtype=dt), in_factor
+        m, n = U.shape
+        if isinstance(scale, np.ndarray):
+            S, per_row = scale.reshape(m), True
+        else:
+            S, per_row = np.full(1, scale, dt), False
+        V = np.empty((m, n), dt)
+        F = np.empty((m, n), dt)
+        factor = kt.torch_dac(
+            U, S, per_row, bool(scaling), p.inp_res > 0, t(self._step(p.inp_res, p.inp_bound)),
+            p.inp_sto_round, p.inp_bound > 0, t(p.inp_bound), p.inp_noise > 0, t(p.inp_noise),
+            p.inp_asymmetry != 0, t(1) - t(p.inp_asymmetry), draws.key, draws.rows,
+            draws.tag(kio.TAG_INP_UNIFORM), draws.tag(kio.TAG_INP_NOISE), self._c, V, F)
+        return V, (F if factor else None)
 
     def _adc(self, z, draws: _Draws):
         """Asymmetry, noise, quantisation (straight through) and clipping of the product
@@ -307,44 +320,20 @@ class TorchTileMVM(AnalogMVM):
         t = self._t
         dt = self.dtype
         z = np.ascontiguousarray(z, dtype=dt)
-        factor = None
-        if p.out_asymmetry != 0:
-            negative = z < 0
-            scale_neg = t(1) - t(p.out_asymmetry)
-            z = np.where(negative, z * scale_neg, z)
-            factor = np.where(negative, scale_neg, t(1)).astype(dt)
-        if p.out_noise > 0 or self.out_noise_values.size:
-            xi = draws.normals(kio.TAG_OUT_NOISE, self.n_out)
-            if self.out_noise_values.size:
-                z = z + xi * self.out_noise_values
-            else:
-                z = z + t(p.out_noise) * xi
-        if p.out_res > 0:
-            z = self._quantize(z, p.out_res, p.out_bound, p.out_sto_round, draws,
-                               kio.TAG_OUT_UNIFORM)
-        clipped = None
-        passed = True
-        if p.out_bound > 0:
-            bound = t(p.out_bound)
-            inside = (z <= bound) & (z >= -bound)
-            if not inside.all():
-                passed = False
-                clipped = ~inside
-                factor = inside.astype(dt) if factor is None else factor * inside
-                z = np.clip(z, -bound, bound)
-        return passed, z, factor, clipped
-
-    def _quantize(self, values, res: float, bound: float, stochastic: bool, draws: _Draws,
-                  purpose: int):
-        """aihwkit's ``UniformQuantize``: ``round(v / step) * step`` with ``step = res * 2
-        bound`` (``res`` a number of states when > 1), halves to even; stochastic rounding
-        adds a uniform in (-1/2, 1/2) first."""
-        t = self._t
-        step = (1.0 / res if res > 1.0 else res) * 2.0 * bound
-        q = values / t(step)
-        if stochastic:
-            q = q + (draws.uniforms(purpose, q.shape[1]) - t(0.5))
-        return np.rint(q) * t(step)
+        line_noise = self.out_noise_values
+        if line_noise.dtype != dt or not line_noise.flags.c_contiguous:
+            line_noise = np.ascontiguousarray(line_noise, dtype=dt)
+        O = np.empty(z.shape, dt)
+        F = np.empty(z.shape, dt)
+        clipped = np.empty(z.shape, np.bool_)
+        passed, factor = kt.torch_adc(
+            z, p.out_asymmetry != 0, t(1) - t(p.out_asymmetry),
+            p.out_noise > 0 or line_noise.size > 0, t(p.out_noise), line_noise,
+            p.out_res > 0, t(self._step(p.out_res, p.out_bound)), p.out_sto_round,
+            p.out_bound > 0, t(p.out_bound), draws.key, draws.rows,
+            draws.tag(kio.TAG_OUT_UNIFORM), draws.tag(kio.TAG_OUT_NOISE), self._c, O, F,
+            clipped)
+        return passed, O, (F if factor else None), (None if passed else clipped)
 
     # -- the gradients -------------------------------------------------------------------------
     def input_gradient(self, saved: TorchMVMSaved, G: np.ndarray) -> np.ndarray:

@@ -194,6 +194,9 @@ class TileGrid(nn.Module):
     # grids pickled before the short path existed lack these: they take the general path
     _one_tile = False
     _torch_dtype = None
+    # rows of the tile's batch per sample: a convolution sets its positions before each call
+    # (the default here spares the per-call lookups nn.Module's failing attribute search)
+    rows_per_sample = 1
 
     def __init__(self, out_size: int, in_size: int, rpu_config: RPUConfig | None = None,
                  bias: bool = False, *, seed: int | None = None, dtype=np.float32):
@@ -392,10 +395,13 @@ class TileGrid(nn.Module):
         """The weight parameter of a one-tile torch-updated grid, bound to the tile's array
         (an input of the short paths' autograd functions, so that it gets its gradient), or
         ``None`` for other grids."""
-        if self.shared_weights is None:
+        bound = self.__dict__.get("_bound_arrays")
+        if bound is None or self.shared_weights is None:
             return None
-        self.bind_shared_weights()
-        return self.shared_weights[0]
+        if self._flat[0].update_target() is not bound[0]:
+            self.bind_shared_weights()
+        # the list's own entry, without nn.Module's attribute lookups (about 3 us a call)
+        return self._modules["shared_weights"]._parameters["0"]
 
     def is_plain(self, x: torch.Tensor, bias: torch.Tensor | None) -> bool:
         """Whether a call with input ``x`` and ``bias`` may take the short path: one tile, no
