@@ -134,6 +134,20 @@ def _transposed_product(M: np.ndarray, H: np.ndarray) -> np.ndarray:
     return np.matmul(grouped, M).reshape(m, M.shape[2])
 
 
+_NOTHING: dict = {}
+
+
+def _nothing(dtype: np.dtype) -> tuple:
+    """Empty arrays for the kernels' unused arguments (one numba type each): 1-d and 2-d in
+    ``dtype``, int64 and bool; and the kernels' constants in ``dtype``."""
+    arrays = _NOTHING.get(dtype)
+    if arrays is None:
+        arrays = _NOTHING[dtype] = (np.zeros(0, dtype), np.zeros((0, 0), dtype),
+                                    np.zeros(0, np.int64), np.zeros(0, np.bool_),
+                                    kio.constants(dtype))
+    return arrays
+
+
 class TorchTileMVM(AnalogMVM):
     """The forward MVM of aihwkit's torch tile (module notes): a batch-level bound
     management around aihwkit's DAC, product and ADC, keeping what the gradients need.
@@ -342,20 +356,28 @@ class TorchTileMVM(AnalogMVM):
         if saved.zero:
             return np.zeros(saved.prepared.shape, dt)
         H = G if saved.out_factor is None else G * saved.out_factor
-        P = _transposed_product(saved.weights, H)
-        if saved.in_factor is not None:
-            P = P * saved.in_factor
-        grad = P * saved.scale if saved.scale is not None else P
+        P = np.ascontiguousarray(_transposed_product(saved.weights, H), dtype=dt)
+        m = P.shape[0]
+        scale = saved.scale
+        if isinstance(scale, np.ndarray):
+            S, per_row = scale.reshape(m), True
+        else:
+            S, per_row = np.full(1, 1.0 if scale is None else scale, dt), False
+        none, none2, none_idx, none_mask, c = _nothing(dt)
         if saved.nm is not None:
             nm, reduction, idx, sign, passes = saved.nm
-            t = dt.type
-            direct = t(reduction * self.params.out_scale) * np.einsum(
-                "bi,bi->b", G, saved.outputs, dtype=np.float64)
-            through_inputs = np.einsum("bj,bj->b", P, saved.scaled, dtype=np.float64) / nm
-            d_nm = np.where(passes, direct - through_inputs, 0.0)
-            grad = np.array(grad, dtype=dt, copy=True)
-            grad[np.arange(grad.shape[0]), idx] += (d_nm * sign).astype(dt)
-        return np.ascontiguousarray(grad, dtype=dt)
+            G = np.ascontiguousarray(G, dtype=dt)
+            outputs, scaled = saved.outputs, saved.scaled
+            red_out_scale = dt.type(reduction * self.params.out_scale)
+        else:
+            nm, idx, sign, passes = none, none_idx, none, none_mask
+            outputs = scaled = G = none2
+            red_out_scale = dt.type(0)
+        in_factor = none2 if saved.in_factor is None else saved.in_factor
+        grad = np.empty(P.shape, dt)
+        kt.torch_input_gradient(P, in_factor, S, per_row, scale is not None, nm, red_out_scale,
+                                idx, sign, passes, G, outputs, scaled, c, grad)
+        return grad
 
     def weight_gradient_pair(self, saved: TorchMVMSaved, G: np.ndarray):
         """``(v, H)`` with ``dL/dW = H^T v`` summed over the batch (per-sample weights get

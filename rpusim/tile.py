@@ -603,6 +603,11 @@ class AnalogTile:
         if X.shape[0] != D.shape[0]:
             raise ValueError(f"x and d must have the same batch size, got x {X.shape} and "
                              f"d {D.shape}")
+        return self._update_gradient_rows(X, D)
+
+    def _update_gradient_rows(self, X: np.ndarray, D: np.ndarray) -> np.ndarray:
+        """:meth:`update_gradient` of 2-d batches of the same length in the tile dtype (the
+        layers' stored pairs); tests finiteness."""
         _require_finite(X, "x")
         _require_finite(D, "d")
         if self._hwa is not None:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from rpusim.configs import IOParameters, TorchInferenceRPUConfig
 from rpusim.configs.enums import BoundManagementType, NoiseManagementType
 from rpusim.io import _Draws
-from rpusim.io_torch import TorchMVMSaved, TorchTileMVM
+from rpusim.io_torch import TorchMVMSaved, TorchTileMVM, _transposed_product
 from rpusim.kernels import io as kio
 from rpusim.rng import TileRNG
 
@@ -106,6 +106,34 @@ class NumpyTorchTileMVM(TorchTileMVM):
                 factor = inside.astype(dt) if factor is None else factor * inside
                 z = np.clip(z, -bound, bound)
         return passed, z, factor, clipped
+
+
+    def input_gradient(self, saved, G):
+        """The formulas of ``TorchTileMVM.input_gradient``, the float64 sums of the noise
+        management's gradient in index order."""
+        dt = self.dtype
+        if saved.zero:
+            return np.zeros(saved.prepared.shape, dt)
+        H = G if saved.out_factor is None else G * saved.out_factor
+        P = np.ascontiguousarray(_transposed_product(saved.weights, H), dtype=dt)
+        if saved.in_factor is not None:
+            P = P * saved.in_factor
+        grad = P * saved.scale if saved.scale is not None else P
+        if saved.nm is not None:
+            nm, reduction, idx, sign, passes = saved.nm
+            m = P.shape[0]
+            direct = np.zeros(m)
+            through = np.zeros(m)
+            for r in range(m):
+                for i in range(G.shape[1]):
+                    direct[r] += np.float64(G[r, i]) * np.float64(saved.outputs[r, i])
+                for j in range(P.shape[1]):
+                    through[r] += np.float64(P[r, j]) * np.float64(saved.scaled[r, j])
+            direct = dt.type(reduction * self.params.out_scale) * direct
+            d_nm = np.where(passes, direct - through / nm, 0.0)
+            grad = np.array(grad, dtype=dt, copy=True)
+            grad[np.arange(m), idx] += (d_nm * sign).astype(dt)
+        return np.ascontiguousarray(grad, dtype=dt)
 
 
 def _same(a, b, what: str) -> None:

@@ -21,8 +21,9 @@ import numpy as np
 from numba import njit
 
 from rpusim.kernels.io import _C_HALF, _C_ONE, _C_ZERO, _fill
+from rpusim.kernels.numeric import cast_like
 
-__all__ = ["torch_nm", "torch_dac", "torch_adc"]
+__all__ = ["torch_nm", "torch_dac", "torch_adc", "torch_input_gradient"]
 
 
 @njit(cache=True)
@@ -222,3 +223,37 @@ def torch_adc(Z, asymmetric, asym_scale, noisy, noise, line_noise, quantize, ste
                     passed = False
                     break
     return passed, asymmetric or not passed
+
+
+@njit(cache=True)
+def torch_input_gradient(P, in_factor, S, per_row, scaling, nm, red_out_scale, idx, sign, passes,
+                         G, outputs, scaled, c, out):
+    """The torch tile's input gradient (``TorchTileMVM.input_gradient``) after its product
+    ``P = (G * do/dz) @ W``: ``out = P * in_factor * s`` (``in_factor`` where it has rows;
+    ``s = S[r]`` with ``per_row``, else ``S[0]``, without ``scaling`` none). Where ``nm``
+    has entries (ABS_MAX or MAX noise management) each row's largest input also gets
+    ``dL/dnm`` times its ``sign``: ``red_out_scale * sum_i G_i o_i - sum_j P_j u_j / nm``
+    (``o`` the ADC's ``outputs``, ``u`` the ``scaled`` inputs; sums in float64, in index
+    order), zero for rows that do not ``pass`` it."""
+    m, n = P.shape
+    zero = c[_C_ZERO]
+    factor = in_factor.shape[0] > 0
+    nm_on = nm.shape[0] > 0
+    for r in range(m):
+        s = S[r] if per_row else S[0]
+        through = 0.0
+        for j in range(n):
+            p = P[r, j] * in_factor[r, j] if factor else P[r, j]
+            if nm_on:
+                through += np.float64(p) * np.float64(scaled[r, j])
+            out[r, j] = p * s if scaling else p
+        if nm_on:
+            d = 0.0
+            if passes[r]:
+                direct = 0.0
+                for i in range(G.shape[1]):
+                    direct += np.float64(G[r, i]) * np.float64(outputs[r, i])
+                d = np.float64(red_out_scale) * direct - through / np.float64(nm[r])
+            # added to every row (a zero too: -0 + 0 is +0, as NumPy's fancy-index add)
+            k = idx[r]
+            out[r, k] = out[r, k] + cast_like(d * np.float64(sign[r]), zero)

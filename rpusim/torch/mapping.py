@@ -311,7 +311,10 @@ class TileGrid(nn.Module):
                 d = d / (self._alpha[k] * lr_scale)
             elif lr_scale != 1.0:
                 d = d / self.dtype.type(lr_scale)
-            grads.append(torch.from_numpy(tile.update_gradient(x, d)))
+            fits = (x.dtype == d.dtype == tile.dtype and x.ndim == d.ndim == 2
+                    and x.shape == (d.shape[0], tile.in_size) and d.shape[1] == tile.out_size)
+            grads.append(torch.from_numpy(tile._update_gradient_rows(x, d) if fits
+                                          else tile.update_gradient(x, d)))
         return grads
 
     def _init_input_range(self, rpu_config: RPUConfig, count: int) -> None:
