@@ -212,8 +212,9 @@ def _steps(modules: list, start: int, x: torch.Tensor) -> tuple[list, int, int]:
         else:
             chain_step = getattr(kind, "chain_step", None)
             found = None if chain_step is None else chain_step(module, shape, dtype)
-        if found is None or _has_hooks(module) or (not steps and getattr(module, "inplace",
-                                                                          False)):
+        # (``inplace`` is an instance attribute where a module has it: no failing lookup)
+        if found is None or _has_hooks(module) or (not steps and module.__dict__.get("inplace",
+                                                                                  False)):
             # an in-place module first in a run would act on a tensor from outside the chain
             return steps, i, analog
         step, shape = found

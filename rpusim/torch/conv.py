@@ -256,10 +256,28 @@ class _AnalogConvNd(AnalogLayerBase, _ConvNd):
         where the layer's own call is needed (another input, a split or scaled grid, a
         non-zero padding mode, an override of :meth:`forward`)."""
         n = self._ndim
-        grid = self.analog_module
+        grid = self._modules["analog_module"]
+        bias = self.bias
         if (type(self).forward is not _AnalogConvNd.forward or len(shape) != n + 2
-                or shape[1] != self.in_channels or not grid.is_plain_for(dtype, self.bias)):
+                or shape[1] != self.in_channels or not grid.is_plain_for(dtype, bias)):
             return None
+        # the geometry of the last input shape, kept (a chain asks at every call)
+        memo = self.__dict__.get("_chain_geometry")
+        settings = (tuple(self._pad), self.kernel_size, self.stride, self.dilation,
+                    self.padding_mode)
+        if memo is None or memo[0] != shape[1:] or memo[1] != settings:
+            memo = self._chain_geometry = (shape[1:], settings, self._chain_shape(shape))
+        if memo[2] is None:
+            return None
+        out, pad, unpad = memo[2]
+        step = AnalogStep(self, (grid._parameters["analog_ctx"], bias, grid.plain_weight()),
+                          pad, unpad)
+        return step, (shape[0], self.out_channels, *out)
+
+    def _chain_shape(self, shape: tuple):
+        """``(output spatial shape, F.pad's argument, the slices that undo it)`` of a chain
+        step for inputs of ``shape`` (no padding: None, None), or None where the layer's own
+        call is needed (an input smaller than the kernel, a non-zero padding mode)."""
         spatial = [s + a + b for s, (a, b) in zip(shape[2:], self._pad)]
         if any(s < d * (k - 1) + 1 for s, k, d in zip(spatial, self.kernel_size,
                                                       self.dilation)):
@@ -271,9 +289,7 @@ class _AnalogConvNd(AnalogLayerBase, _ConvNd):
             pad = [p for pair in reversed(self._pad) for p in pair]
             unpad = (slice(None), slice(None),
                      *(slice(a, a + s) for s, (a, _) in zip(shape[2:], self._pad)))
-        out = self._geometry(tuple(spatial))[3][3 - n:]
-        step = AnalogStep(self, (grid.analog_ctx, self.bias, grid.plain_weight()), pad, unpad)
-        return step, (shape[0], self.out_channels, *out)
+        return self._geometry(tuple(spatial))[3][3 - self._ndim:], pad, unpad
 
     def _indexed_range(self) -> bool:
         """Whether this layer's input range sees the image, not the patches: aihwkit runs

@@ -158,11 +158,12 @@ class AnalogLinear(AnalogLayerBase, nn.Linear):
         for a 2-d input of ``shape`` and ``dtype``: ``(step, output shape)``, or None where
         the layer's own call is needed (another input, a split or scaled grid, an override
         of :meth:`forward`)."""
-        grid = self.analog_module
+        grid = self._modules["analog_module"]
+        bias = self.bias
         if (type(self).forward is not AnalogLinear.forward or len(shape) != 2
-                or shape[1] != self.in_features or not grid.is_plain_for(dtype, self.bias)):
+                or shape[1] != self.in_features or not grid.is_plain_for(dtype, bias)):
             return None
-        step = AnalogStep(grid, (grid.analog_ctx, self.bias, grid.plain_weight()))
+        step = AnalogStep(grid, (grid._parameters["analog_ctx"], bias, grid.plain_weight()))
         return step, (shape[0], self.out_features)
 
     def get_weights(self, apply_weight_scaling: bool = True
