@@ -260,11 +260,18 @@ def test_clip_bounds_hold(rows, cols, data, kind, sigma, fixed):
         assert c <= np.float32(fixed)
 
 
+# The bound below holds for normal floats. A largest weight that is subnormal makes the
+# scale subnormal too, with few significant bits, and W / scale lands up to a few parts in
+# 1e4 above remapped_wmax (1.44e-42 / 0.75 -> 0.75018): aihwkit's float32 division does the
+# same, so only the test's weights are kept normal.
+normal = st.floats(-3, 3, allow_nan=False, width=32, allow_subnormal=False)
+
+
 @given(st.integers(1, 6), st.integers(1, 6), st.data(),
        st.sampled_from([WeightRemapType.LAYERWISE_SYMMETRIC,
                         WeightRemapType.CHANNELWISE_SYMMETRIC]), st.floats(0.25, 4))
 def test_remap_keeps_logical_weights(rows, cols, data, kind, wmax):
-    W = np.array(data.draw(st.lists(finite, min_size=rows * cols, max_size=rows * cols)),
+    W = np.array(data.draw(st.lists(normal, min_size=rows * cols, max_size=rows * cols)),
                  np.float32).reshape(rows, cols)
     s = np.ones(rows, np.float32)
     logical = W.astype(np.float64)
