@@ -27,7 +27,9 @@ them. A perfect or IDEAL forward is the bare product (no ``out_scale``, as in ai
 tile). The per-line output noise is aihwkit's torch tile's ``|out_noise (1 + xi)|``, which
 ignores the value of ``out_noise_std`` (replicated: the observed behaviour wins).
 Random numbers come from the tile's streams (one key per call); aihwkit's come from torch's
-generator, so noisy results agree in distribution.
+generator, so noisy results agree in distribution. The elementwise stages (noise management,
+DAC, ADC, the input gradient after its product) run in the numba kernels of
+:mod:`rpusim.kernels.io_torch`; the products are BLAS calls.
 """
 
 from __future__ import annotations
