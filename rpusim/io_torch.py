@@ -86,9 +86,10 @@ class TorchMVMSaved:
         The forward returned zeros without reading (all-zero inputs, no input noise).
     detached : bool
         Those zeros are aihwkit's shortcut for inputs whose noise management values are all
-        0: its output is a new tensor, not a function of the weights, so the weights get no
-        gradient from this forward (``None``, which torch's optimizers skip: no weight decay
-        or momentum step for them).
+        0: its output is a new tensor, not a function of the weights or the inputs, so
+        neither gets a gradient from this forward (``None``: torch's optimizers skip such a
+        weight, no weight decay or momentum step, and nothing before the tile gets one
+        either).
     clipped : ndarray or None
         Outputs clipped at the ADC bound (for the input range's output-clipping rule).
     outputs, scaled : ndarray or None
@@ -353,8 +354,13 @@ class TorchTileMVM(AnalogMVM):
 
     # -- the gradients -------------------------------------------------------------------------
     def input_gradient(self, saved: TorchMVMSaved, G: np.ndarray) -> np.ndarray:
-        """``dL/dx`` of the forward that returned ``saved``, for ``G = dL/dy``."""
+        """``dL/dx`` of the forward that returned ``saved``, for ``G = dL/dy``; None where
+        that forward's output did not depend on its inputs (:attr:`TorchMVMSaved.detached`:
+        aihwkit's new zeros, which cut the autograd graph, so nothing before the tile gets a
+        gradient from it)."""
         dt = self.dtype
+        if saved.detached:
+            return None
         if saved.zero:
             return np.zeros(saved.prepared.shape, dt)
         H = G if saved.out_factor is None else G * saved.out_factor

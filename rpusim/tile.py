@@ -396,7 +396,10 @@ class AnalogTile:
 
     def input_gradient(self, D: np.ndarray, saved) -> np.ndarray:
         """``dL/dx`` of the :meth:`forward_saving` call that returned ``saved``, for ``D =
-        dL/dy`` of its training outputs (remapping scales included), in the tile dtype."""
+        dL/dy`` of its training outputs (remapping scales included), in the tile dtype; None
+        where that forward's outputs did not depend on its inputs (aihwkit's torch tile
+        returns new zeros for inputs whose noise management values are all 0, which cuts
+        the autograd graph: :attr:`TorchMVMSaved.detached <rpusim.io_torch.TorchMVMSaved>`)."""
         self._check_errors(D, saved)
         _require_finite(D, "d")
         return self._forward_mvm.input_gradient(saved, self._hwa.scale_errors(D, backward=True))

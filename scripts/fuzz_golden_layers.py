@@ -17,12 +17,15 @@ tolerance. Two steps, two environments::
     /tmp/aihwkit-venv/bin/python scripts/fuzz_golden_layers.py record --n 100 --out /tmp/lfuzz
     python scripts/fuzz_golden_layers.py replay /tmp/lfuzz
 
+With ``RPUSIM_FUZZ_TORCH_TILE=1`` in the environment of ``record`` every scenario uses aihwkit's
+torch-based tile (``TorchInferenceRPUConfig``, forward IO that tile accepts, a digital bias).
 The files have the layer goldens' format (``make_golden_layers.py``).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import sys
 
@@ -156,6 +159,24 @@ def _inference(rng: np.random.Generator, C):
     return config
 
 
+def _torch_tile(rng: np.random.Generator, C):
+    """A ``TorchInferenceRPUConfig`` with random noise-free forward IO that aihwkit's torch
+    tile accepts (redrawn until it does) and remapping."""
+    for _ in range(200):
+        io = fuzz_golden._io(rng, C)
+        if (io.mv_type == C.AnalogMVType.ONE_PASS
+                and io.noise_management not in (C.NoiseManagementType.AVERAGE_ABS_MAX,
+                                                C.NoiseManagementType.ABS_MAX_NP_SUM)
+                and io.out_nonlinearity == 0 and io.ir_drop == 0 and io.w_noise == 0
+                and io.bound_management != C.BoundManagementType.SHIFT):
+            break
+    config = C.TorchInferenceRPUConfig(forward=io)
+    config.drift_compensation = None  # not a dataclass (no JSON); training never reads it
+    config.remap.type = rng.choice([C.WeightRemapType.NONE, C.WeightRemapType.LAYERWISE_SYMMETRIC,
+                                    C.WeightRemapType.CHANNELWISE_SYMMETRIC])
+    return config
+
+
 def _input_range(rng: np.random.Generator, config) -> None:
     """Sometimes a random input range (aihwkit's ``pre_post.input_range``)."""
     if rng.random() >= 0.3:
@@ -178,8 +199,14 @@ def record_one(index: int, seed: int) -> dict:
     rng = np.random.default_rng([seed, index])
     torch.manual_seed(int(rng.integers(2**31)))
     family = rng.random()
-    config = _inference(rng, C) if family < 0.25 else tile_config(rng, C, family < 0.5)
+    torch_tile = os.environ.get("RPUSIM_FUZZ_TORCH_TILE") == "1"
+    if torch_tile:
+        config = _torch_tile(rng, C)
+    else:
+        config = _inference(rng, C) if family < 0.25 else tile_config(rng, C, family < 0.5)
     config.mapping = _mapping(rng, C)
+    if torch_tile:
+        config.mapping.digital_bias = True  # the torch tile has no analog bias
     _input_range(rng, config)
     spec, x_shape, y_shape = _layers(rng)
     lr = float(rng.choice([0.01, 0.1, 0.5]))

@@ -112,6 +112,8 @@ class NumpyTorchTileMVM(TorchTileMVM):
         """The formulas of ``TorchTileMVM.input_gradient``, the float64 sums of the noise
         management's gradient in index order."""
         dt = self.dtype
+        if saved.detached:
+            return None
         if saved.zero:
             return np.zeros(saved.prepared.shape, dt)
         H = G if saved.out_factor is None else G * saved.out_factor

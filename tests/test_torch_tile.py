@@ -187,8 +187,8 @@ def test_all_zero_inputs_give_zeros_and_no_gradient():
     mvm = TorchTileMVM(p, 3, 2, np.float32, TileRNG(0))
     Y, saved = mvm.run(np.ones((3, 2), np.float32), np.zeros((2, 2), np.float32))
     assert not Y.any()
-    assert not mvm.input_gradient(saved, np.ones((2, 3), np.float32)).any()
-    # not a zero gradient but none (see the layer test below)
+    # not zero gradients but none, for the inputs and the weights (see the layer tests below)
+    assert mvm.input_gradient(saved, np.ones((2, 3), np.float32)) is None
     assert mvm.weight_gradient_pair(saved, np.ones((2, 3), np.float32)) is None
 
 
@@ -449,3 +449,36 @@ def test_a_tile_whose_inputs_are_all_zero_gets_no_weight_gradient(momentum):
     opt.step()
     expected = torch.tensor([[0.2, -0.4, 0.6 - 0.1 * (0.5 + 0.3), 0.8 - 0.1 * (-1.0 + 0.4)]])
     torch.testing.assert_close(layer.get_weights()[0], expected)
+
+
+@pytest.mark.parametrize("chained", [True, False])
+def test_a_tile_whose_inputs_are_all_zero_passes_no_input_gradient(chained):
+    """The same shortcut cuts the graph for the inputs too: nothing before such a tile gets a
+    gradient (None, not zeros), so a first layer's weight is skipped by torch's SGD, weight
+    decay included (aihwkit 1.2.0, the layer golden ``fuzz_s31_0091``: a conv layer whose
+    ReLU outputs were all 0 left the input's gradient None). By hand: the first layer's
+    outputs are -1 and -2, the ReLU gives zeros, the second layer's output is its bias."""
+    from torch import nn
+
+    from rpusim.torch import AnalogLinear, AnalogSequential, AnalogSGD
+
+    config = TorchInferenceRPUConfig(forward=IOParameters(out_noise=0.0, inp_res=0.0,
+                                                          out_res=0.0, out_bound=0.0))
+    first = AnalogLinear(2, 2, bias=False, rpu_config=config)
+    second = AnalogLinear(2, 1, rpu_config=config)
+    first.set_weights(torch.tensor([[-1.0, 0.0], [0.0, -2.0]]))
+    second.set_weights(torch.tensor([[0.5, 0.5]]), torch.tensor([0.25]))
+    layers = [first, nn.ReLU(), second]
+    model = AnalogSequential(*layers) if chained else None
+    opt = AnalogSGD([*first.parameters(), *second.parameters()], lr=0.1, weight_decay=0.5)
+    x = torch.tensor([[1.0, 1.0]], requires_grad=True)
+    y = model(x) if chained else second(torch.relu(first(x)))
+    torch.testing.assert_close(y, torch.tensor([[0.25]]))
+    y.sum().backward()
+    assert x.grad is None
+    assert first.analog_module.shared_weights[0].grad is None
+    assert second.analog_module.shared_weights[0].grad is None
+    torch.testing.assert_close(second.bias.grad, torch.tensor([1.0]))
+    opt.step()
+    torch.testing.assert_close(first.get_weights()[0], torch.tensor([[-1.0, 0.0], [0.0, -2.0]]))
+    torch.testing.assert_close(second.get_weights()[1], torch.tensor([0.25 - 0.1 * (1.0 + 0.125)]))

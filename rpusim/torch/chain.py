@@ -156,6 +156,8 @@ class _ChainFunction(torch.autograd.Function):
             t, s = step.forward(t)
             saved.append(s)
         ctx.steps, ctx.saved = steps, saved
+        # an undefined gradient stays None (see the note in rpusim.torch.mapping)
+        ctx.set_materialize_grads(False)
         return t
 
     @staticmethod
@@ -163,6 +165,8 @@ class _ChainFunction(torch.autograd.Function):
         needs = ctx.needs_input_grad
         steps, saved = ctx.steps, ctx.saved
         ctx.saved = None
+        if grad is None:
+            return (None,) * len(needs)
         # a step's input needs a gradient where the chain's input or an earlier step's
         # parameter does (as each module's input would in autograd)
         input_needs = [needs[0]]

@@ -51,11 +51,14 @@ class _ConvFunction(torch.autograd.Function):
         # weight: the tile's weight parameter of a torch-updated grid, else None
         y, ctx.saved = layer.short_forward(x, bias)
         ctx.layer = layer
+        ctx.set_materialize_grads(False)  # see the note above mapping._GridFunction
         return y
 
     @staticmethod
     def backward(ctx, grad_y):
         saved, ctx.saved = ctx.saved, None
+        if grad_y is None:
+            return None, None, None, None, None
         needs = ctx.needs_input_grad
         grad_x, grad_bias, grad_weight = ctx.layer.short_backward(saved, grad_y, needs[1],
                                                                   needs[3], needs[4])

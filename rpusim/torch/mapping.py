@@ -93,6 +93,15 @@ def _to_numpy(value) -> np.ndarray:
     return np.asarray(value)
 
 
+# An undefined output gradient (None) reaches a layer's autograd function only from a layer
+# after it whose output did not depend on its input: aihwkit's torch-based tile returns new
+# zeros for inputs whose noise management values are all 0 (TorchMVMSaved.detached), which
+# cuts aihwkit's graph there, so no layer before it runs a backward pass. torch would turn the
+# None into zeros for a Python function (and into a zero gradient, which weight decay and
+# momentum act on); the layers' functions therefore keep it None (``set_materialize_grads
+# (False)``) and pass it on: no backward pass, no update pair, no gradient.
+
+
 class _GridFunction(torch.autograd.Function):
     """Forward/backward through the grid; backward records (x, d) per tile for the update."""
 
@@ -109,11 +118,15 @@ class _GridFunction(torch.autograd.Function):
         ctx.params = params
         ctx.n_scales = n_scales
         ctx.in_dtype = x.dtype
+        ctx.set_materialize_grads(False)  # see the note above _GridFunction
         out = torch.from_numpy(y)
         return out if out.dtype == x.dtype else out.to(x.dtype)
 
     @staticmethod
     def backward(ctx, grad_y):
+        if grad_y is None:
+            ctx.saved = None
+            return (None, None, None, *(None for _ in ctx.params))
         grid = ctx.grid
         scales = [s.detach().numpy() for s in ctx.params[:ctx.n_scales]]
         grad_x, grad_scales = grid.backward_numpy(grad_y.detach().numpy(), ctx.saved, scales,
@@ -141,11 +154,14 @@ class _TileFunction(torch.autograd.Function):
         # weight: the tile's weight parameter of a torch-updated grid, else None
         y, ctx.saved = grid.short_forward(x, bias)
         ctx.grid = grid
+        ctx.set_materialize_grads(False)  # see the note above _GridFunction
         return y
 
     @staticmethod
     def backward(ctx, grad_y):
         saved, ctx.saved = ctx.saved, None
+        if grad_y is None:
+            return None, None, None, None, None
         needs = ctx.needs_input_grad
         grad_x, grad_bias, grad_weight = ctx.grid.short_backward(saved, grad_y, needs[1],
                                                                  needs[3], needs[4])
@@ -583,8 +599,12 @@ class TileGrid(nn.Module):
             r.abs_()
 
     def _scaled_input(self, xi: np.ndarray, r: float) -> np.ndarray:
-        """``clip(x, -r, r) / r``, with the analog-bias column (input 1) appended."""
-        return self._input((np.clip(xi, -r, r) / r).astype(self.dtype, copy=False))
+        """``clip(x, -|r|, |r|) / r``, with the analog-bias column (input 1) appended.
+
+        A learned range can turn negative; aihwkit then clips to ``|r|`` and divides (and
+        scales the outputs) by ``r`` itself, which flips the tile's inputs: replicated."""
+        a = abs(r)
+        return self._input((np.clip(xi, -a, a) / r).astype(self.dtype, copy=False))
 
     def _forward_ranged(self, x: np.ndarray, scales: list) -> tuple[np.ndarray, tuple]:
         """Forward pass with an input range per tile."""
@@ -599,7 +619,7 @@ class TileGrid(nn.Module):
                 if not is_test:
                     self._init_range_from_data(k, self._range_input(x, a, b) if image is None
                                                else image.image)
-                r = abs(float(self.input_range[k].detach()[0]))
+                r = float(self.input_range[k].detach()[0])  # signed (see _scaled_input)
                 ranges.append(r)
                 yt, mask = _tile_forward(tile, self._scaled_input(xi, r), is_test,
                                          self._samples(xi))
@@ -640,6 +660,7 @@ class TileGrid(nn.Module):
         """Backward pass with input ranges; appends the ranges' gradients to ``saved``."""
         x, masks, scaled, ranges, image = saved
         grad_x = np.zeros(x.shape, self.dtype)
+        cut = 0  # torch-based tiles whose forward read nothing: no input gradient
         grad_scales, grad_ranges = [], []
         k = 0
         for (a, b), row in zip(self._in_bounds, self.tiles):
@@ -653,8 +674,12 @@ class TileGrid(nn.Module):
                 db = dt if self._alpha[k] is None else dt * self._alpha[k]
                 r = ranges[k]
                 if tile.torch_autograd:
-                    grad_x[:, a:b] += self._backward_ranged_torch(k, tile, xi, dt, db, r,
-                                                                  masks[k], grad_ranges)
+                    z = self._backward_ranged_torch(k, tile, xi, dt, db, r, masks[k],
+                                                    grad_ranges)
+                    if z is None:
+                        cut += 1
+                    else:
+                        grad_x[:, a:b] += z
                     k += 1
                     continue
                 # a pulsed (or floating-point) update scales its inputs when the optimizer
@@ -669,7 +694,7 @@ class TileGrid(nn.Module):
                 grad_ranges.append(self._range_gradient(k, xi, z, masks[k], r, image))
                 k += 1
         saved.append(grad_ranges)
-        return grad_x, grad_scales
+        return (None if cut == len(self._flat) else grad_x), grad_scales
 
     def _backward_ranged_torch(self, k: int, tile: AnalogTile, xi: np.ndarray,
                                dt: np.ndarray, db: np.ndarray, r: float, saved,
@@ -680,17 +705,26 @@ class TileGrid(nn.Module):
         range's gradient is the periphery's rule plus the autograd terms of the division
         and the output scaling, ``(sum d y_piece - sum z clamp(x)) / r``, which cancel only
         when the tile's output is linear in its input (``z`` the gradient of the clamped
-        inputs). Returns the input gradient; appends the range's."""
+        inputs). Returns the input gradient; appends the range's.
+
+        A forward that read nothing (:attr:`TorchMVMSaved.detached
+        <rpusim.io_torch.TorchMVMSaved>`) cut aihwkit's graph before the range: the input
+        gradient is None, and the range's gradient only the output scaling's term."""
         self._pending[k].append(tile.weight_gradient_pair(
             np.ascontiguousarray(dt * tile.dtype.type(r), dtype=tile.dtype), saved))
         z = tile.input_gradient(np.ascontiguousarray(db, dtype=tile.dtype), saved)
+        if z is None:
+            grad_ranges.append(np.sum(dt * saved.piece, dtype=np.float64) / r)
+            return None
         n = xi.shape[1]
-        clamped = np.clip(xi, -r, r)
-        rule = self._range_gradient(k, xi, z, saved.clipped, r)
+        a = abs(r)
+        clamped = np.clip(xi, -a, a)
+        # aihwkit's torch tile compares the clipped inputs with the (signed) range
+        rule = self._range_gradient(k, clamped, z, saved.clipped, r)
         through = (np.sum(dt * saved.piece, dtype=np.float64)
                    - np.sum(z[:, :n] * clamped, dtype=np.float64)) / r
         grad_ranges.append(rule + through)
-        return np.where(np.abs(xi) <= r, z[:, :n], 0.0).astype(self.dtype, copy=False)
+        return np.where(np.abs(xi) <= a, z[:, :n], 0.0).astype(self.dtype, copy=False)
 
     def backward_numpy(self, d: np.ndarray, saved: tuple, scales: list,
                        input_gradient: bool = True) -> tuple[np.ndarray | None, list]:
@@ -757,7 +791,7 @@ class TileGrid(nn.Module):
                 d = np.concatenate([p[1] for p in pending])
             if self.input_range is not None and not tile.torch_autograd:
                 # the stored inputs are the layer's (see _backward_ranged)
-                x = self._scaled_input(x, abs(float(self.input_range[k].detach()[0])))
+                x = self._scaled_input(x, float(self.input_range[k].detach()[0]))
             if self._alpha[k] is not None:
                 d = d / (self._alpha[k] * self._lr_scale[k])
             # the tile keeps the rate it was last updated with, as aihwkit's tiles do (set,
