@@ -168,7 +168,11 @@ def _torch_tile(rng: np.random.Generator, C):
                 and io.noise_management not in (C.NoiseManagementType.AVERAGE_ABS_MAX,
                                                 C.NoiseManagementType.ABS_MAX_NP_SUM)
                 and io.out_nonlinearity == 0 and io.ir_drop == 0 and io.w_noise == 0
-                and io.bound_management != C.BoundManagementType.SHIFT):
+                and io.bound_management != C.BoundManagementType.SHIFT
+                # rpusim refuses quantising with a bound of 0 (aihwkit's outputs are NaN
+                # wherever its quantiser runs)
+                and not (io.out_res > 0 and io.out_bound == 0)
+                and not (io.inp_res > 0 and io.inp_bound == 0)):
             break
     config = C.TorchInferenceRPUConfig(forward=io)
     config.drift_compensation = None  # not a dataclass (no JSON); training never reads it
