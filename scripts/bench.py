@@ -11,7 +11,8 @@ and NumPy (its site-packages is appended to the path, after the venv's own):
     RPUSIM_BENCH_SITE=$(python -c "import numba, os; print(os.path.dirname(os.path.dirname(
         numba.__file__)))") /tmp/aihwkit-venv/bin/python scripts/bench.py
 
-Without aihwkit only rpusim's times are reported. Timings alternate A B A B ... after warm-up;
+Without aihwkit only rpusim's times are reported. Timings alternate A B A B ... after a warm-up
+round each;
 the table gives the median time of each, the median of the pairwise ratios rpusim/aihwkit and
 their range over the rounds (min-max), and for updates the time per pulse and per thread
 (time x threads / pulses; pulses counted by rpusim, whose count has aihwkit's mean).
@@ -286,6 +287,11 @@ def main() -> None:
         if fb:
             fb()
             reps_b = max(1, int(args.min_time / max(timed(fb, 1), 1e-6)))
+        # one untimed round each: the first calls of a process (allocator, caches, threads
+        # starting) moved the first workload's rpusim time by up to 30 % between runs
+        timed(fa, reps_a)
+        if fb:
+            timed(fb, reps_b)
         ta, tb, ratios = [], [], []
         for _ in range(args.rounds):
             a = timed(fa, reps_a)
