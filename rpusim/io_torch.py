@@ -340,7 +340,7 @@ class TorchTileMVM(AnalogMVM):
         line_noise = self.out_noise_values
         if line_noise.dtype != dt or not line_noise.flags.c_contiguous:
             line_noise = np.ascontiguousarray(line_noise, dtype=dt)
-        O = np.empty(z.shape, dt)
+        out = np.empty(z.shape, dt)
         F = np.empty(z.shape, dt)
         clipped = np.empty(z.shape, np.bool_)
         passed, factor = kt.torch_adc(
@@ -348,9 +348,9 @@ class TorchTileMVM(AnalogMVM):
             p.out_noise > 0 or line_noise.size > 0, t(p.out_noise), line_noise,
             p.out_res > 0, t(self._step(p.out_res, p.out_bound)), p.out_sto_round,
             p.out_bound > 0, t(p.out_bound), draws.key, draws.rows,
-            draws.tag(kio.TAG_OUT_UNIFORM), draws.tag(kio.TAG_OUT_NOISE), self._c, O, F,
+            draws.tag(kio.TAG_OUT_UNIFORM), draws.tag(kio.TAG_OUT_NOISE), self._c, out, F,
             clipped)
-        return passed, O, (F if factor else None), (None if passed else clipped)
+        return passed, out, (F if factor else None), (None if passed else clipped)
 
     # -- the gradients -------------------------------------------------------------------------
     def input_gradient(self, saved: TorchMVMSaved, G: np.ndarray) -> np.ndarray:

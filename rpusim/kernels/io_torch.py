@@ -178,8 +178,8 @@ def torch_dac(U, S, per_row, scaling, quantize, step, sto, clip, bound, noisy, n
 
 @njit(cache=True)
 def torch_adc(Z, asymmetric, asym_scale, noisy, noise, line_noise, quantize, step, sto, clip,
-              bound, key, rows, tag_uniform, tag_noise, c, O, F, clipped):
-    """The torch tile's ADC (``TorchTileMVM._adc``) of the products ``Z`` into ``O``, its
+              bound, key, rows, tag_uniform, tag_noise, c, out, F, clipped):
+    """The torch tile's ADC (``TorchTileMVM._adc``) of the products ``Z`` into ``out``, its
     derivative into ``F`` and the clipped outputs into ``clipped``: negative values times
     ``asym_scale`` (``asymmetric``; the derivative too), with ``noisy`` plus a normal times
     ``line_noise[i]`` (when it has entries) or times ``noise``, quantised and clipped as in
@@ -198,7 +198,7 @@ def torch_adc(Z, asymmetric, asym_scale, noisy, noise, line_noise, quantize, ste
     folded = quantize and clip and not (asymmetric or sto or per_line)
     passed = True
     Zf = Z.reshape(m * n)
-    Of = O.reshape(m * n)
+    Of = out.reshape(m * n)
     Ff = F.reshape(m * n)
     Cf = clipped.reshape(m * n)
     for r in range(m):
