@@ -288,13 +288,12 @@ class TorchTileMVM(AnalogMVM):
         m = U.shape[0]
         dt = self.dtype
         nm = np.empty(m, dt)
-        raw = np.empty(m, dt)
         idx = np.empty(m, np.int64)
         sign = np.empty(m, dt)
         passes = np.empty(m, np.bool_)
         nonzero = kt.torch_nm(U, p.noise_management == NoiseManagementType.ABS_MAX,
-                              p.nm_thres > 0, self._t(p.nm_thres), self._c, nm, raw, idx,
-                              sign, passes)
+                              p.nm_thres > 0, self._t(p.nm_thres), self._c, nm, idx, sign,
+                              passes)
         return nm, idx, sign, passes, nonzero
 
     def _read(self, M, U, scale, scaling, draws: _Draws) -> "_Reading":
@@ -306,7 +305,9 @@ class TorchTileMVM(AnalogMVM):
     @staticmethod
     def _step(res: float, bound: float) -> float:
         """aihwkit's ``UniformQuantize`` step: ``res * 2 bound`` (``res`` a number of states
-        when > 1); values are rounded to ``rint(v / step) * step``, halves to even."""
+        when > 1); values are rounded to ``rint(v / step) * step``, halves to even. In Python
+        floats, rounded to the tile dtype once, as the torch tile computes it (not
+        ``rpusim.io._effective_step``, the C++ tiles' step in the tile dtype throughout)."""
         return (1.0 / res if res > 1.0 else res) * 2.0 * bound
 
     def _dac(self, U, scale, scaling, draws: _Draws):

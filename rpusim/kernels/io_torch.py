@@ -27,10 +27,10 @@ __all__ = ["torch_nm", "torch_dac", "torch_adc", "torch_input_gradient"]
 
 
 @njit(cache=True)
-def torch_nm(U, absolute, capped, thres, c, nm, raw, idx, sign, passes):
+def torch_nm(U, absolute, capped, thres, c, nm, idx, sign, passes):
     """Noise management of the torch tile (ABS_MAX with ``absolute``, else MAX), per row of
     ``U``: the index ``idx`` of the largest (absolute) input, first of ties, as argmax;
-    its value ``raw``; ``nm = min(raw, thres)`` (with ``capped``, else ``raw``), then 1 where
+    with that value ``v``, ``nm = min(v, thres)`` (with ``capped``, else ``v``), then 1 where
     that is not positive; ``sign`` of the chosen input (ones for MAX); ``passes``: whether
     ``nm`` carries a gradient (positive and not capped by ``thres``). Returns whether any
     ``nm`` was nonzero before the substitution."""
@@ -46,7 +46,6 @@ def torch_nm(U, absolute, capped, thres, c, nm, raw, idx, sign, passes):
             if v > best:
                 best = v
                 best_j = j
-        raw[r] = best
         idx[r] = best_j
         value = min(best, thres) if capped else best
         nonzero = nonzero or value != zero
