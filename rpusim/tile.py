@@ -134,9 +134,6 @@ def _require_finite(arr: np.ndarray, name: str) -> None:
 _MAX_PULSE_RATIO = 2.0 ** 40
 # Pulse trains of a variable bit length (fixed_bl=False, no BL management) hold ceil(lr/g) bits.
 _MAX_VARIABLE_BL = 2 ** 24
-# Ratio of the largest |x| and |d| of a sample that update management can balance without
-# overflowing the scale factors in float32.
-_MAX_XD_RATIO = 2.0 ** 60
 
 
 class AnalogTile:
@@ -567,10 +564,10 @@ class AnalogTile:
         if X.shape[0] == 0:
             return
         upd = self.rpu_config.update
-        magnitudes = update_magnitudes(X, D, float(upd.um_grad_scale))
-        if not magnitudes[4]:
+        magnitudes = update_magnitudes(X, D)
+        if not magnitudes[2]:
             _require_finite(X, "x")
-        if not magnitudes[5]:
+        if not magnitudes[3]:
             _require_finite(D, "d")
         if lr == 0:
             return
@@ -631,24 +628,22 @@ class AnalogTile:
                 or limits[2] is not self.dtype):
             limits = self._update_range_limits(lr, g, upd)
             object.__setattr__(upd, "_range", limits)
-        if (magnitudes[0] * lr > limits[3] or magnitudes[1] * limits[4] > _MAX_PULSE_RATIO
-                or magnitudes[2] > limits[5] or magnitudes[3] < limits[6]):
+        if magnitudes[0] * lr > limits[3] or magnitudes[1] * limits[4] > _MAX_PULSE_RATIO:
             self._refuse_update_range(magnitudes, lr, upd)
 
     def _update_range_limits(self, lr: float, g: float, upd) -> tuple:
         """``(lr, g, dtype, limit of total * lr, factor of the largest product in the pulse
-        ratio, max and min of the x/d ratios)`` for :meth:`_check_update_range`; raises for
-        the limits that do not depend on the batch."""
+        ratio)`` for :meth:`_check_update_range`; raises for the limits that do not depend
+        on the batch."""
         limit = _UPDATE_LIMIT[self.dtype]
         if g <= 0 or upd.pulse_type is _NONE or upd.pulse_type is _NONE_WITH_DEVICE:
-            return (lr, g, self.dtype, limit, 0.0, math.inf, -math.inf)
-        self._refuse_update_range((0.0, 0.0, 1.0, 1.0), lr, upd)
-        return (lr, g, self.dtype, limit, lr * max(upd.um_grad_scale, 1.0) / g,
-                _MAX_XD_RATIO, 1 / _MAX_XD_RATIO)
+            return (lr, g, self.dtype, limit, 0.0)
+        self._refuse_update_range((0.0, 0.0), lr, upd)
+        return (lr, g, self.dtype, limit, lr * max(upd.um_grad_scale, 1.0) / g)
 
     def _refuse_update_range(self, magnitudes, lr: float, upd) -> None:
         """Raise the ``ValueError`` of the first limit the update fails, if any."""
-        total, largest, r_max, r_min = magnitudes[:4]
+        total, largest = magnitudes[:2]
         limit = _UPDATE_LIMIT[self.dtype]
         if total * lr > limit:
             raise ValueError(f"update too large for {self.dtype.name}: lr * sum of "
@@ -664,9 +659,6 @@ class AnalogTile:
         if lr / g > _MAX_PULSE_RATIO or k > _MAX_PULSE_RATIO:
             raise ValueError(f"update too large: lr * max|x| * max|d| / dw_min reaches "
                              f"{max(k, lr / g):g}, limit {_MAX_PULSE_RATIO:g}")
-        if r_max > _MAX_XD_RATIO or r_min < 1 / _MAX_XD_RATIO:
-            raise ValueError(f"update management cannot balance max|x| / max|d| ratios from "
-                             f"{r_min:g} to {r_max:g} (limit {_MAX_XD_RATIO:g})")
 
     @property
     def learning_rate(self) -> float:

@@ -31,6 +31,8 @@ def bl_a_b(x, d, lr, g, desired_bl, fixed_bl, ubm, um, um_grad_scale=1.0, T=f32)
             d_val = d_val * (T(desired_bl) / k)
         a = a * np.sqrt(x_val / d_val)
         b = b * np.sqrt(d_val / x_val)
+        if not (0 < a < np.inf and 0 < b < np.inf):
+            return 0, T(1), T(1)  # one probability side is all 0: no coincidence
     return bl, T(a), T(b)
 
 

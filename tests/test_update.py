@@ -349,6 +349,59 @@ def test_update_of_denormal_inputs_is_no_pulse(dtype, tiny):
     assert tile.get_pulse_counters().sum() == 0
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("pulse_type", [PulseType.STOCHASTIC_COMPRESSED,
+                                        PulseType.DETERMINISTIC_IMPLICIT, PulseType.MEAN_COUNT])
+@pytest.mark.parametrize("ubm", [True, False])
+def test_update_management_balances_any_representable_xd_ratio(dtype, pulse_type, ubm):
+    """Update management scales x by B and d by A with ``A / B = max|x| / max|d|`` (spec
+    update §4.2), so scaling x by 2^-s and d by 2^s (exact in floats) gives the same
+    probabilities and the same pulses, bit for bit, for ratios far beyond 2^60 (a vanishing
+    gradient behind saturated units; rpusim refused ratios above 2^60 before, aihwkit trains
+    on)."""
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-1, 1, (5, 6)).astype(dtype)
+    d = rng.uniform(-1, 1, (5, 4)).astype(dtype)
+    cfg = SingleRPUConfig(device=ConstantStepDevice(), update=UpdateParameters(
+        pulse_type=pulse_type, update_bl_management=ubm, update_management=True))
+    results = []
+    for s in (0, 40, -40, 60):
+        tile = AnalogTile(4, 6, cfg, seed=9, dtype=dtype)
+        tile.update(x * dtype(2.0 ** -s), d * dtype(2.0 ** s), lr=0.1)
+        results.append(tile.get_weights())
+    assert not np.array_equal(results[0], AnalogTile(4, 6, cfg, seed=9, dtype=dtype)
+                              .get_weights())
+    for w in results[1:]:
+        np.testing.assert_array_equal(w, results[0])
+
+
+@pytest.mark.parametrize("pulse_type", [PulseType.STOCHASTIC_COMPRESSED,
+                                        PulseType.DETERMINISTIC_IMPLICIT, PulseType.MEAN_COUNT])
+def test_xd_ratio_beyond_float_range_is_no_pulse(pulse_type):
+    """max|x| / max|d| beyond float32's range makes one scale 0 and the other inf: aihwkit's
+    probabilities on one side are then 0 (or below 2^-60), so no pulse; the other samples of
+    the batch are updated as usual (the same weights as without the extreme sample)."""
+    cfg = SingleRPUConfig(device=ConstantStepDevice(count_pulses=True), update=UpdateParameters(
+        pulse_type=pulse_type))
+    rng = np.random.default_rng(4)
+    x = rng.uniform(-1, 1, (3, 6)).astype(np.float32)
+    d = rng.uniform(-1, 1, (3, 4)).astype(np.float32)
+    for scale_x, scale_d in ((1e-30, 1e30), (1.0, 1e-39), (1e-25, 1e-15)):
+        tile = AnalogTile(4, 6, cfg, seed=2)
+        before = tile.get_weights()
+        tile.update(x[:1] * np.float32(scale_x), d[:1] * np.float32(scale_d), lr=0.1)
+        np.testing.assert_array_equal(tile.get_weights(), before)
+        assert tile.get_pulse_counters().sum() == 0
+    if pulse_type != PulseType.STOCHASTIC_COMPRESSED:  # deterministic: the others unchanged
+        alone, mixed = AnalogTile(4, 6, cfg, seed=2), AnalogTile(4, 6, cfg, seed=2)
+        alone.update(x[1:], d[1:], lr=0.1)
+        x_mixed, d_mixed = x.copy(), d.copy()
+        x_mixed[0] *= np.float32(1e-30)
+        d_mixed[0] *= np.float32(1e30)
+        mixed.update(x_mixed, d_mixed, lr=0.1)
+        np.testing.assert_array_equal(mixed.get_weights(), alone.get_weights())
+
+
 @given(desired_bl=st.sampled_from([1, 2, 31, 64, 100]), ubm=st.booleans(), um=st.booleans(),
        res=st.sampled_from([0.0, 0.1, 1 / 7]), sto=st.booleans(),
        lr=st.sampled_from([0.001, 0.05, 1.0]), seed=st.integers(0, 10_000),

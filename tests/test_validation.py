@@ -404,10 +404,7 @@ def test_huge_update_is_refused_and_tile_unchanged():
     for name in ("constant_step", "ideal", "deterministic_implicit"):
         tile = fresh_tile(name)
         before = tile.state_dict()
-        cases = [(1e30, 1e30, 0.1), (3e38, 3e38, 1.0), (1.0, 1.0, 1e39)]
-        if name != "ideal":  # pulse arithmetic only: unbalanceable x/d magnitudes
-            cases.append((1e-30, 1e30, 0.1))
-        for x, d, lr in cases:
+        for x, d, lr in [(1e30, 1e30, 0.1), (3e38, 3e38, 1.0), (1.0, 1.0, 1e39)]:
             with pytest.raises(ValueError):
                 tile.update(np.full(IN, x), np.full(OUT, d), lr)
         assert state_differences(before, tile.state_dict()) == []

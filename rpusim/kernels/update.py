@@ -221,6 +221,11 @@ def _bl_a_b(x, d, c, flags):
             d_val = d_val * (dbl / k)
         a = a * np.sqrt(x_val / d_val)
         b = b * np.sqrt(d_val / x_val)
+        if a == zero or b == zero or a - a != zero or b - b != zero:
+            # max|x| / max|d| beyond the dtype's range (e.g. a vanishing gradient): aihwkit's
+            # arithmetic then gives one side probabilities 0 or below 2^-60 (the other inf or
+            # NaN), so no coincidence in distribution: this sample gets no pulse
+            return 0, one, one
     return bl, a, b
 
 
