@@ -17,6 +17,28 @@ from rpusim.compounds import kernels
 from rpusim.compounds.base import (CompoundModel, build_submodel, construction_generator,
                                    chunk_key, is_leaf, make_reader, one_hot,
                                    physics_of, sub_update)
+from rpusim.compounds.chopped_loop import chop_period, chopped_loop, raw_needed
+from rpusim.configs.enums import PulseType
+from rpusim.devices.model import PulsedDeviceModel
+from rpusim import io as _io
+from rpusim.kernels.update import _PARALLEL_WORK, _constants, _is_builtin, _plan
+
+# ChoppedTransferModel.update takes the numba loop where it applies (tests switch it off to
+# compare it with the Python loop)
+FUSED_LOOP = True
+
+
+def _loop_device(dev, rng) -> bool:
+    """Whether ``dev`` is a device the numba loop updates: one of rpusim's own pulsed
+    devices, without write noise and pulse counters, drawing from the compound's generator."""
+    return (type(dev) is PulsedDeviceModel and not dev._write_noise and dev.counters is None
+            and dev.rng is rng and _is_builtin(dev.params))
+
+
+def _loop_update(upd) -> bool:
+    """Whether ``upd`` gives stochastic trains of at most 64 bits (the pulse composite)."""
+    return (upd.pulse_type in (PulseType.STOCHASTIC, PulseType.STOCHASTIC_COMPRESSED)
+            and (upd.fixed_bl or upd.update_bl_management) and 0 < upd.desired_bl <= 64)
 
 __all__ = ["TransferModel", "BufferedTransferModel", "ChoppedTransferModel",
            "DynamicTransferModel", "build_transfer"]
@@ -372,6 +394,93 @@ class ChoppedTransferModel(TransferModel):
             lr_pc = self.pulse_count_lr(lr)
             self.last_lr_pc = lr_pc
             sub_update(self.devices[0], Xs, Ds, lr_pc, upd, g, key, m_batch)
+
+    def update(self, X, D, lr, upd, granularity=None, key=None, m_batch=None) -> None:
+        if not (FUSED_LOOP and self._fused_update(X, D, lr, upd, granularity, key, m_batch)):
+            super().update(X, D, lr, upd, granularity, key, m_batch)
+
+    def _fused_update(self, X, D, lr, upd, granularity, key, m_batch) -> bool:
+        """:meth:`update` in one numba call (:mod:`rpusim.compounds.chopped_loop`) where the
+        configuration is one it covers; False, having changed nothing, where not."""
+        cfg = self.config
+        tu = cfg.transfer_update
+        a, c_dev = self.devices
+        m, nx = X.shape
+        nd = D.shape[1]
+        m_batch = m if m_batch is None else m_batch
+        periods = [e for e in self.periods(m_batch) if e > 0]
+        reader = getattr(self._read_mvm, "__self__", None)
+        if (key is not None or not cfg.transfer_columns or cfg.n_reads_per_transfer != 1
+                or not all(_loop_device(dev, self.rng) for dev in (a, c_dev))
+                or not all(_loop_update(u) for u in (upd, tu))
+                or reader is None or reader.perfect or not reader._fusable or _io.STAGED_ONLY
+                or reader.rng is not self.rng or nx * nd > _io.FUSED_WORK
+                or (min(periods, default=1) if not cfg.auto_scale else 1) * nx * nd
+                >= _PARALLEL_WORK or not X.flags.carray or not D.flags.carray
+                or X.dtype is not self.dtype or D.dtype is not self.dtype):
+            return False
+        dt = self.dtype.type
+        g = self.granularity if granularity is None else granularity
+        lr_pc = self.pulse_count_lr(lr)
+        plan = _plan(upd)
+        c_a = _constants(plan[3], lr_pc, g, self.dtype).copy()
+        lr_w = dt(cfg.step) * dt(c_dev.granularity)
+        plan_t = _plan(tu)
+        c_c = _constants(plan_t[3], lr_w, c_dev.granularity, self.dtype)
+        lr_t = self.transfer_lr(0, 1, lr)
+        dynamic = isinstance(self, DynamicTransferModel)
+        n_samples = max(math.ceil(1 / cfg.in_chop_prob), 2) if dynamic else 1
+        g_a = dt(a.granularity)
+        bg = (dt(cfg.buffer_granularity) if cfg.buffer_granularity > 0 else dt(1)) * g_a
+        if cfg.auto_granularity > 0:
+            bg = bg * dt(cfg.auto_granularity) / (dt(self.t_in) * dt(abs(cfg.transfer_every)))
+        if cfg.correct_gradient_magnitudes:
+            bg = bg * (dt(c_dev.granularity) / g_a)
+        nmax = dt(tu.desired_bl)
+        if dynamic:
+            keep, momentum = dt(1) - dt(cfg.momentum), dt(cfg.momentum)
+            cap = nmax * dt(cfg.buffer_cap)
+            beta = dt(min(dt(cfg.tail_weightening) / dt(n_samples), dt(1)))
+            running, past = self.running_mean, self.past_mean
+            switched = self.switched
+        else:
+            keep = dt(1) - dt(min(max(cfg.momentum, 0.0), 1.0))
+            momentum, cap, beta = dt(cfg.momentum), dt(0), dt(0)
+            running = past = self.buffer[:0]
+            switched = self.in_chopper[:0]
+        lam = (dt(self.buffer_scale(lr_t)) if not cfg.correct_gradient_magnitudes
+               and lr_t != 0 else dt(0))
+        t_const = np.array([lam, nmax, keep, momentum, cap, beta, dt(1) / g_a, abs(lr_t), bg],
+                           self.dtype)
+        auto = cfg.auto_scale
+        fp = np.array([lr, lr_pc, cfg.fast_lr * upd.desired_bl * a.granularity,
+                       (1 - cfg.auto_momentum) / m_batch, cfg.in_chop_prob,
+                       cfg.out_chop_prob], np.float64)
+        ip = np.array([self.periods(m_batch)[0], dynamic, auto, auto and cfg.fast_lr > 0,
+                       cfg.scale_fast_lr, cfg.in_chop_random,
+                       chop_period(cfg.in_chop_prob) if cfg.in_chop_prob > 0 else 1,
+                       cfg.forget_buffer, cfg.no_buffer, n_samples,
+                       dynamic and cfg.experimental_correct_accumulation,
+                       cfg.correct_gradient_magnitudes, lr_t != 0], np.int64)
+        state = np.array([self.m_x, self.m_d, self.last_lr_pc, self.current_update_idx,
+                          self.transfer_counter, self.slice_idx[0]], np.float64)
+        n_raw = raw_needed(m, nx, nd, cfg.out_chop_prob > 0)
+        raw = self.rng.generator.bit_generator.random_raw(n_raw)
+        used = chopped_loop(
+            X, D, a.w, a.P, c_a, plan[1], plan[2], a.params, c_dev.w, c_dev.P, c_c,
+            plan_t[2] if lr_w < 0 else plan_t[1], c_dev.params, reader._f, reader._flags,
+            reader._nl_line, reader._noise_line, reader.nm_state, reader._c, reader._work,
+            self.in_chopper, self.out_chopper, switched, self.buffer, running, past, t_const,
+            fp, ip, np.array(periods, np.int64), state, raw)
+        # the outputs not used go back: the generator is where the Python loop leaves it
+        self.rng.keys_drawn += n_raw
+        self.rng.unkey(n_raw - used)
+        self.m_x, self.m_d, self.last_lr_pc = float(state[0]), float(state[1]), float(state[2])
+        self.current_update_idx = int(state[3])
+        self.transfer_counter = int(state[4])
+        self.slice_idx[0] = int(state[5])
+        self.reduce()
+        return True
 
     def transfer_lr(self, f: int, t: int, lr: float):
         return self.gamma_factor(super().transfer_lr(f, t, lr), f, t)

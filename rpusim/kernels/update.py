@@ -659,15 +659,28 @@ def _small_call(params, W, P, upd, lr_pc, granularity):
     much again. An entry point is only valid for the argument types it was compiled for, so
     a record is reused only for the same ``params`` and state arrays ``W``, ``P`` (the model's
     own objects, checked by identity), the same update parameters (``upd`` unchanged since:
-    its ``_derived`` plan is dropped when a field changes), learning rate and granularity;
-    the caller checks that the inputs are C-contiguous, aligned and writeable in ``W``'s dtype
-    like those of the recorded call (a read-only or strided input is another numba type).
+    its ``_derived`` plan is dropped when a field changes) and granularity; the caller checks
+    that the inputs are C-contiguous, aligned and writeable in ``W``'s dtype like those of the
+    recorded call (a read-only or strided input is another numba type). Another learning rate
+    gets its own ``c`` and flags, and the record follows it: compounds that scale the rate per
+    sample (chopped and dynamic transfers with ``auto_scale``) call with a new one every
+    sample, and typing the call again cost them 100 us a sample.
     """
     hit = _SMALL.get(id(params))
-    if (hit is not None and hit[0] is params and hit[1] is W and hit[2] is P and hit[3] is upd
-            and hit[4] is upd._derived and hit[5] == lr_pc and hit[6] == granularity):
+    if (hit is None or hit[0] is not params or hit[1] is not W or hit[2] is not P
+            or hit[3] is not upd or hit[4] is not upd._derived or hit[6] != granularity):
+        return None
+    if hit[5] == lr_pc:
         return hit[7]
-    return None
+    entry, c, _ = hit[7]
+    # a new array: the recorded one may be shared through _CONSTANTS; the assignment rounds
+    # to the tile dtype as _constants' np.array does
+    c = c.copy()
+    c[_C_LR] = abs(lr_pc)
+    plan = upd._derived
+    call = (entry, c, plan[2] if lr_pc < 0 else plan[1])
+    _SMALL[id(params)] = hit[:5] + (lr_pc,) + hit[6:7] + (call,)
+    return call
 
 
 def _record_small(kernel, args, upd, lr_pc, granularity) -> None:
