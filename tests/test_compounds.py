@@ -631,3 +631,109 @@ def test_all_policy_shares_coincidences_but_not_noise():
     nb = b[mask] / pulses[mask] / -0.001 - 1
     assert mask.sum() > 200
     assert abs(np.corrcoef(na, nb)[0, 1]) < 5 / np.sqrt(mask.sum())
+
+
+# -- the numba sample loop of the chopped and dynamic transfers (compounds/chopped_loop.py) ----
+def _chopped_loop_device(draw_device, dynamic, opts):
+    unit = [draw_device(), draw_device()]
+    kw = dict(opts)
+    if dynamic:
+        kw.pop("no_buffer")
+        return C.DynamicTransferCompound(unit, **kw)
+    for name in ("buffer_cap", "tail_weightening", "experimental_correct_accumulation"):
+        kw.pop(name)
+    return C.ChoppedTransferCompound(unit, **kw)
+
+
+_loop_devices = st.sampled_from([
+    lambda: C.SoftBoundsReferenceDevice(dw_min=0.05),
+    lambda: C.ConstantStepDevice(dw_min=0.02),
+    lambda: C.SoftBoundsDevice(),
+    lambda: C.ExpStepDevice(),
+    lambda: C.PowStepDevice(),
+    lambda: C.SoftBoundsDevice(write_noise_std=0.5),  # outside the loop: the Python path
+])
+
+_loop_options = st.fixed_dictionaries({
+    "transfer_every": st.sampled_from([1.0, 2.0, 3.0, 0.5, 0.0, -1.0]),
+    "units_in_mbatch": st.booleans(),
+    "no_self_transfer": st.booleans(),
+    "fast_lr": st.sampled_from([0.1, 1.0, 0.0]),
+    "scale_fast_lr": st.booleans(),
+    "transfer_lr": st.sampled_from([1.0, 0.5, 0.0]),
+    "auto_scale": st.booleans(),
+    "auto_momentum": st.sampled_from([0.99, 0.5]),
+    "in_chop_prob": st.sampled_from([0.1, 0.5, 1.0]),
+    "in_chop_random": st.booleans(),
+    "out_chop_prob": st.sampled_from([0.0, 0.3]),
+    "momentum": st.sampled_from([0.0, 0.1]),
+    "forget_buffer": st.booleans(),
+    "no_buffer": st.booleans(),
+    "buffer_granularity": st.sampled_from([1.0, 0.5]),
+    "auto_granularity": st.sampled_from([0.0, 100.0]),
+    "correct_gradient_magnitudes": st.booleans(),
+    "buffer_cap": st.sampled_from([0.0, 2.0]),
+    "tail_weightening": st.sampled_from([5.0, 1.0]),
+    "experimental_correct_accumulation": st.booleans(),
+    "gamma": st.sampled_from([0.0, 0.3]),
+})
+
+
+@settings(max_examples=60, deadline=None)
+@given(draw_device=_loop_devices, dynamic=st.booleans(), opts=_loop_options,
+       desired_bl=st.sampled_from([1, 5, 31]), bl_t=st.sampled_from([1, 3]),
+       ubm_t=st.booleans(), sizes=st.sampled_from([(3, 4), (5, 2), (16, 25)]),
+       batches=st.lists(st.integers(1, 40), min_size=1, max_size=3),
+       noisy_read=st.booleans(), dtype=st.sampled_from([np.float32, np.float64]),
+       seed=st.integers(0, 2**16))
+def test_chopped_loop_equals_the_python_loop(draw_device, dynamic, opts, desired_bl, bl_t,
+                                             ubm_t, sizes, batches, noisy_read, dtype, seed):
+    """The numba loop of the chopped and dynamic transfers makes the same kernel calls with
+    the same keys as the Python loop: the same bits in every part of the tile's state (weights,
+    hidden parameters, buffers, choppers, counters, the generator), and over several batches
+    (the state it carries on). Configurations it does not cover take the Python loop."""
+    import rpusim.compounds.transfer as transfer
+    from rpusim.persistence import state_differences
+
+    out_size, in_size = sizes
+    read = C.IOParameters() if noisy_read else C.IOParameters(out_noise=0.0, inp_res=-1,
+                                                              out_res=-1)
+    tu = C.UpdateParameters(desired_bl=bl_t, update_bl_management=ubm_t, fixed_bl=True)
+    device = _chopped_loop_device(draw_device, dynamic, opts)
+    device.transfer_forward = read
+    device.transfer_update = tu
+    config = C.UnitCellRPUConfig(device=device, update=C.UpdateParameters(desired_bl=desired_bl))
+    rng = np.random.default_rng(seed)
+    data = [(rng.uniform(-1, 1, (m, in_size)), rng.normal(0, 0.05, (m, out_size)))
+            for m in batches]
+    states = []
+    for fused in (True, False):
+        transfer.FUSED_LOOP = fused
+        try:
+            t = AnalogTile(out_size, in_size, config, seed=seed, dtype=dtype)
+            for x, d in data:
+                t.update(x, d, lr=0.05)
+            states.append(t.state_dict())
+        finally:
+            transfer.FUSED_LOOP = True
+    assert state_differences(states[0], states[1]) == []
+
+
+def test_chopped_loop_is_taken_for_aihwkit_presets():
+    """build_config's chopped and dynamic configs (aihwkit's examples) take the numba loop."""
+    import rpusim.compounds.transfer as transfer
+
+    calls = []
+    original = transfer.chopped_loop
+
+    def counting(*args):
+        calls.append(args[0].shape[0])
+        return original(*args)
+    transfer.chopped_loop = counting
+    try:
+        for algorithm in ("ttv2", "ttv3", "ttv4", "agad"):
+            t = AnalogTile(4, 5, C.build_config(algorithm, device=C.SoftBoundsReferenceDevice()))
+            t.update(np.ones((3, 5)), np.full((3, 4), 0.01), lr=0.1)
+    finally:
+        transfer.chopped_loop = original
+    assert calls == [3, 3, 3, 3]

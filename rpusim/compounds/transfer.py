@@ -430,9 +430,11 @@ class ChoppedTransferModel(TransferModel):
         lr_t = self.transfer_lr(0, 1, lr)
         dynamic = isinstance(self, DynamicTransferModel)
         n_samples = max(math.ceil(1 / cfg.in_chop_prob), 2) if dynamic else 1
+        period = self.periods(m_batch)[0]
+        transfers = lr_t != 0 and period > 0
         g_a = dt(a.granularity)
         bg = (dt(cfg.buffer_granularity) if cfg.buffer_granularity > 0 else dt(1)) * g_a
-        if cfg.auto_granularity > 0:
+        if cfg.auto_granularity > 0 and transfers:
             bg = bg * dt(cfg.auto_granularity) / (dt(self.t_in) * dt(abs(cfg.transfer_every)))
         if cfg.correct_gradient_magnitudes:
             bg = bg * (dt(c_dev.granularity) / g_a)
@@ -449,19 +451,19 @@ class ChoppedTransferModel(TransferModel):
             running = past = self.buffer[:0]
             switched = self.in_chopper[:0]
         lam = (dt(self.buffer_scale(lr_t)) if not cfg.correct_gradient_magnitudes
-               and lr_t != 0 else dt(0))
+               and transfers else dt(0))
         t_const = np.array([lam, nmax, keep, momentum, cap, beta, dt(1) / g_a, abs(lr_t), bg],
                            self.dtype)
         auto = cfg.auto_scale
         fp = np.array([lr, lr_pc, cfg.fast_lr * upd.desired_bl * a.granularity,
                        (1 - cfg.auto_momentum) / m_batch, cfg.in_chop_prob,
                        cfg.out_chop_prob], np.float64)
-        ip = np.array([self.periods(m_batch)[0], dynamic, auto, auto and cfg.fast_lr > 0,
+        ip = np.array([period, dynamic, auto, auto and cfg.fast_lr > 0,
                        cfg.scale_fast_lr, cfg.in_chop_random,
                        chop_period(cfg.in_chop_prob) if cfg.in_chop_prob > 0 else 1,
                        cfg.forget_buffer, cfg.no_buffer, n_samples,
                        dynamic and cfg.experimental_correct_accumulation,
-                       cfg.correct_gradient_magnitudes, lr_t != 0], np.int64)
+                       cfg.correct_gradient_magnitudes, transfers], np.int64)
         state = np.array([self.m_x, self.m_d, self.last_lr_pc, self.current_update_idx,
                           self.transfer_counter, self.slice_idx[0]], np.float64)
         n_raw = raw_needed(m, nx, nd, cfg.out_chop_prob > 0)
