@@ -681,7 +681,7 @@ _loop_options = st.fixed_dictionaries({
 
 @settings(max_examples=60, deadline=None)
 @given(draw_device=_loop_devices, dynamic=st.booleans(), opts=_loop_options,
-       desired_bl=st.sampled_from([1, 5, 31]), bl_t=st.sampled_from([1, 3]),
+       desired_bl=st.sampled_from([1, 5, 31, 100]), bl_t=st.sampled_from([1, 3, 70]),
        ubm_t=st.booleans(), sizes=st.sampled_from([(3, 4), (5, 2), (16, 25)]),
        batches=st.lists(st.integers(1, 40), min_size=1, max_size=3),
        noisy_read=st.booleans(), dtype=st.sampled_from([np.float32, np.float64]),

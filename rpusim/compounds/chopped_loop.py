@@ -25,14 +25,14 @@ from numba import njit
 
 from rpusim.compounds.kernels import chopped_transfer, dynamic_transfer
 from rpusim.kernels import io as kio
-from rpusim.kernels.update import KIND_STOCHASTIC, _apply_k
+from rpusim.kernels.update import _apply_k, serial_stochastic_update
 
 __all__ = ["chopped_loop", "F_FIELDS", "I_FIELDS", "S_FIELDS"]
 
 # the pulse composite of rpusim's own devices under stochastic pulses (pulsed_update's small
-# path for them): both A's SGD and C's write take it
+# path for them): both A's SGD and C's write take it, and the staged kernels where it leaves
+# trains longer than one word (aihwkit's TTv2 presets: desired_bl 100), as pulsed_update does
 _COMPOSITE = _apply_k[(True, True)][2]
-assert KIND_STOCHASTIC is not None
 
 # float parameters (float64, as the Python loop computes them) ...
 F_FIELDS = ("lr", "lr_pc", "fast_lr_bl_g", "tau", "in_chop_prob", "out_chop_prob")
@@ -140,8 +140,9 @@ def chopped_loop(X, D, WA, PA, cA, flags_pos, flags_neg, params_a, WC, PC, cC, f
             last = lr_pc
             key = raw[pos]
             pos += 1
-            _COMPOSITE(WA, PA, Xs, Ds, cA, flags_neg if lr_pc < 0 else flags_pos, key, key,
-                       params_a)
+            flags_a = flags_neg if lr_pc < 0 else flags_pos
+            if not _COMPOSITE(WA, PA, Xs, Ds, cA, flags_a, key, key, params_a):
+                serial_stochastic_update(WA, PA, Xs, Ds, cA, flags_a, key, key, params_a)
         idx += chunk
         start += chunk
         if period <= 0 or idx % period != 0 or ip[_I_TRANSFERS] == 0:
@@ -177,7 +178,8 @@ def chopped_loop(X, D, WA, PA, cA, flags_pos, flags_neg, params_a, WC, PC, cC, f
         if nonzero and due:
             key = raw[pos]
             pos += 1
-            _COMPOSITE(WC, PC, unit, write, cC, flags_c, key, key, params_c)
+            if not _COMPOSITE(WC, PC, unit, write, cC, flags_c, key, key, params_c):
+                serial_stochastic_update(WC, PC, unit, write, cC, flags_c, key, key, params_c)
         unit[0, c] = zero
         # ... and flip the choppers
         if dynamic:

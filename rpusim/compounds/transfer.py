@@ -21,11 +21,18 @@ from rpusim.compounds.chopped_loop import chop_period, chopped_loop, raw_needed
 from rpusim.configs.enums import PulseType
 from rpusim.devices.model import PulsedDeviceModel
 from rpusim import io as _io
-from rpusim.kernels.update import _PARALLEL_WORK, _constants, _is_builtin, _plan
+from rpusim.kernels.update import (_PARALLEL_WORK, _STAGE_PARALLEL_WORK, _constants,
+                                   _is_builtin, _plan)
 
 # ChoppedTransferModel.update takes the numba loop where it applies (tests switch it off to
 # compare it with the Python loop)
 FUSED_LOOP = True
+
+
+def _serial_update(work: int, stage_work: int) -> bool:
+    """Whether ``pulsed_update`` runs a call of this work (batch x out x in) and stage work
+    (batch x max(out, in)) with the serial kernels."""
+    return work < _PARALLEL_WORK and stage_work < _STAGE_PARALLEL_WORK
 
 
 def _loop_device(dev, rng) -> bool:
@@ -36,9 +43,8 @@ def _loop_device(dev, rng) -> bool:
 
 
 def _loop_update(upd) -> bool:
-    """Whether ``upd`` gives stochastic trains of at most 64 bits (the pulse composite)."""
-    return (upd.pulse_type in (PulseType.STOCHASTIC, PulseType.STOCHASTIC_COMPRESSED)
-            and (upd.fixed_bl or upd.update_bl_management) and 0 < upd.desired_bl <= 64)
+    """Whether ``upd`` gives stochastic pulses (the kernels the loop calls)."""
+    return upd.pulse_type in (PulseType.STOCHASTIC, PulseType.STOCHASTIC_COMPRESSED)
 
 __all__ = ["TransferModel", "BufferedTransferModel", "ChoppedTransferModel",
            "DynamicTransferModel", "build_transfer"]
@@ -410,13 +416,16 @@ class ChoppedTransferModel(TransferModel):
         m_batch = m if m_batch is None else m_batch
         periods = [e for e in self.periods(m_batch) if e > 0]
         reader = getattr(self._read_mvm, "__self__", None)
+        # the largest SGD call of the loop: it runs the serial pulse kernels, as pulsed_update
+        # does for the Python loop's calls of that size (and the write's single sample)
+        chunk = 1 if cfg.auto_scale else min(periods + [m])
         if (key is not None or not cfg.transfer_columns or cfg.n_reads_per_transfer != 1
                 or not all(_loop_device(dev, self.rng) for dev in (a, c_dev))
                 or not all(_loop_update(u) for u in (upd, tu))
                 or reader is None or reader.perfect or not reader._fusable or _io.STAGED_ONLY
                 or reader.rng is not self.rng or nx * nd > _io.FUSED_WORK
-                or (min(periods, default=1) if not cfg.auto_scale else 1) * nx * nd
-                >= _PARALLEL_WORK or not X.flags.carray or not D.flags.carray
+                or not _serial_update(chunk * nx * nd, chunk * max(nx, nd))
+                or not X.flags.carray or not D.flags.carray
                 or X.dtype is not self.dtype or D.dtype is not self.dtype):
             return False
         dt = self.dtype.type

@@ -647,6 +647,44 @@ for _builtin in (True, False):
                                    _name, _builtin), _one_bit)
 
 
+
+_apply_builtin_stochastic_s = _apply_k[(True, True)][1]
+
+
+@njit(cache=True)
+def serial_stochastic_update(W, P, X, D, c, flags, key, noise, params):
+    """The staged update of rpusim's own devices under stochastic pulses with the serial
+    kernels and no pulse counters or write noise: what :func:`_staged_update` runs for a
+    small batch, here callable from other kernels (the chopped transfers' loop takes it for
+    trains longer than one word, which the small-update composite leaves)."""
+    m, nx = X.shape
+    nd = D.shape[1]
+    bl = np.empty(m, np.int64)
+    xq = np.empty((m, nx), W.dtype)
+    dq = np.empty((m, nd), W.dtype)
+    states = np.empty((max(m, nd), 2), np.uint64)
+    cols = np.empty((m, nx), np.uint32)
+    ncols = np.empty(m, np.int64)
+    xneg = np.empty((m, nx), np.bool_)
+    xwords = np.empty((m, nx), np.uint64)
+    dbits = np.empty((m, nd), np.uint64)
+    negative = flags[_F_NEGATIVE_LR] != 0
+    if _lines_s(X, D, c, flags, key, bl, xq, dq, dbits, cols, ncols, xwords, xneg,
+                states) == 0:
+        _apply_builtin_stochastic_s(W, P, xq, dq, dbits, cols, ncols, xwords, xneg, negative,
+                                    noise, params, states)
+        return
+    nw = (bl.max() + 63) // 64
+    xbits = np.empty((m, nx, nw), np.uint64)
+    dlong = np.empty((m, nd, nw), np.uint64)
+    _bit_trains_s(xq, bl, key, 2, xbits)
+    _bit_trains_s(dq, bl, key, 3, dlong)
+    xlong = np.empty((m, nx, nw), np.uint64)
+    _active_columns_s(xq, xbits, KIND_STOCHASTIC, cols, ncols, xlong, xneg)
+    _apply_builtin_stochastic_s(W, P, xq, dq, dlong, cols, ncols, xlong, xneg, negative, noise,
+                                params, states)
+
+
 _SMALL: dict = {}
 
 
@@ -821,6 +859,10 @@ def _staged_update(W, P, Wp, X, D, c, flags, kind, key, noise, params, wn_sigma,
     # the stages before the pulses (per sample) run serially below _STAGE_PARALLEL_WORK,
     # also when the pulses run in parallel (see there)
     stage = 1 if m * max(nx, nd) < _STAGE_PARALLEL_WORK else twin
+    if (twin == 1 and stage == 1 and kind == KIND_STOCHASTIC and counters is None
+            and wn_sigma <= 0 and kernels is _apply_k[(True, True)]):
+        serial_stochastic_update(W, P, X, D, c, flags, key, noise, params)
+        return
     bl = np.empty(m, np.int64)
     xq = np.empty((m, nx), W.dtype)
     dq = np.empty((m, nd), W.dtype)
