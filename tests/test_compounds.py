@@ -651,7 +651,8 @@ _loop_devices = st.sampled_from([
     lambda: C.SoftBoundsDevice(),
     lambda: C.ExpStepDevice(),
     lambda: C.PowStepDevice(),
-    lambda: C.SoftBoundsDevice(write_noise_std=0.5),  # outside the loop: the Python path
+    lambda: C.SoftBoundsDevice(write_noise_std=0.5),
+    lambda: C.ConstantStepDevice(count_pulses=True),  # outside the loop: the Python path
 ])
 
 _loop_options = st.fixed_dictionaries({

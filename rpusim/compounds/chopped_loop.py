@@ -56,16 +56,24 @@ def _uniform(raw, pos):
     return float(raw[pos] >> np.uint64(11)) * _TO_UNIT
 
 
+@njit(cache=True, inline="always")
+def _update(W, P, Wp, X, D, c, flags, key, params, wn_sigma):
+    """A device's pulsed update as ``pulsed_update`` runs a small one (no pulse counters)."""
+    if wn_sigma > 0 or not _COMPOSITE(W, P, X, D, c, flags, key, key, params):
+        serial_stochastic_update(W, P, Wp, X, D, c, flags, key, key, params, wn_sigma)
+
+
 @njit(cache=True)
-def chopped_loop(X, D, WA, PA, cA, flags_pos, flags_neg, params_a, WC, PC, cC, flags_c,
-                 params_c, rf, rflags, rnl, rnoise, rnm, rc, rwork, in_chop, out_chop,
-                 switched, H, M, Pm, t_const, fp, ip, periods, state, raw):
+def chopped_loop(X, D, WA, PA, WpA, cA, flags_pos, flags_neg, params_a, WC, PC, WpC, cC,
+                 flags_c, params_c, wn, rf, rflags, rnl, rnoise, rnm, rc, rwork, in_chop,
+                 out_chop, switched, H, M, Pm, t_const, fp, ip, periods, state, raw):
     """Run ``ChoppedTransferModel.update`` (or the dynamic model's, ``ip[dynamic]``) for the
     samples ``X``, ``D`` (tile dtype, C-contiguous, columns mode, one read per transfer).
 
-    ``WA``, ``PA``, ``cA`` (its learning-rate entry set here), ``flags_pos``/``flags_neg``,
-    ``params_a``: A's pulsed update as ``pulsed_update`` builds it; ``WC``, ``PC``, ``cC``,
-    ``flags_c``, ``params_c``: C's write. ``rf`` ... ``rwork``: the reader's
+    ``WA``, ``PA``, ``WpA``, ``cA`` (its learning-rate entry set here), ``flags_pos``/
+    ``flags_neg``, ``params_a``: A's pulsed update as ``pulsed_update`` builds it; ``WC``,
+    ``PC``, ``WpC``, ``cC``, ``flags_c``, ``params_c``: C's write; ``wn``: the write-noise
+    sigma of A and C (0: none). ``rf`` ... ``rwork``: the reader's
     ``kio.managed_mvm`` arguments. ``t_const`` (tile dtype): ``lam`` (the buffer scale),
     ``nmax``, ``keep``, ``momentum``, ``cap``, ``beta``, ``1 / g_A``, ``|lr_t|``, ``bg``.
     ``fp``, ``ip``: the parameters named by ``F_FIELDS``, ``I_FIELDS`` (``lr_pc``: the
@@ -140,9 +148,8 @@ def chopped_loop(X, D, WA, PA, cA, flags_pos, flags_neg, params_a, WC, PC, cC, f
             last = lr_pc
             key = raw[pos]
             pos += 1
-            flags_a = flags_neg if lr_pc < 0 else flags_pos
-            if not _COMPOSITE(WA, PA, Xs, Ds, cA, flags_a, key, key, params_a):
-                serial_stochastic_update(WA, PA, Xs, Ds, cA, flags_a, key, key, params_a)
+            _update(WA, PA, WpA, Xs, Ds, cA, flags_neg if lr_pc < 0 else flags_pos, key,
+                    params_a, wn[0])
         idx += chunk
         start += chunk
         if period <= 0 or idx % period != 0 or ip[_I_TRANSFERS] == 0:
@@ -178,8 +185,7 @@ def chopped_loop(X, D, WA, PA, cA, flags_pos, flags_neg, params_a, WC, PC, cC, f
         if nonzero and due:
             key = raw[pos]
             pos += 1
-            if not _COMPOSITE(WC, PC, unit, write, cC, flags_c, key, key, params_c):
-                serial_stochastic_update(WC, PC, unit, write, cC, flags_c, key, key, params_c)
+            _update(WC, PC, WpC, unit, write, cC, flags_c, key, params_c, wn[1])
         unit[0, c] = zero
         # ... and flip the choppers
         if dynamic:

@@ -37,9 +37,9 @@ def _serial_update(work: int, stage_work: int) -> bool:
 
 def _loop_device(dev, rng) -> bool:
     """Whether ``dev`` is a device the numba loop updates: one of rpusim's own pulsed
-    devices, without write noise and pulse counters, drawing from the compound's generator."""
-    return (type(dev) is PulsedDeviceModel and not dev._write_noise and dev.counters is None
-            and dev.rng is rng and _is_builtin(dev.params))
+    devices, without pulse counters, drawing from the compound's generator."""
+    return (type(dev) is PulsedDeviceModel and dev.counters is None and dev.rng is rng
+            and _is_builtin(dev.params))
 
 
 def _loop_update(upd) -> bool:
@@ -477,9 +477,11 @@ class ChoppedTransferModel(TransferModel):
                           self.transfer_counter, self.slice_idx[0]], np.float64)
         n_raw = raw_needed(m, nx, nd, cfg.out_chop_prob > 0)
         raw = self.rng.generator.bit_generator.random_raw(n_raw)
+        wn = np.array([dev.wn_sigma if dev._write_noise else 0.0 for dev in (a, c_dev)])
         used = chopped_loop(
-            X, D, a.w, a.P, c_a, plan[1], plan[2], a.params, c_dev.w, c_dev.P, c_c,
-            plan_t[2] if lr_w < 0 else plan_t[1], c_dev.params, reader._f, reader._flags,
+            X, D, a.w, a.P, a.wp, c_a, plan[1], plan[2], a.params, c_dev.w, c_dev.P, c_dev.wp,
+            c_c, plan_t[2] if lr_w < 0 else plan_t[1], c_dev.params, wn, reader._f,
+            reader._flags,
             reader._nl_line, reader._noise_line, reader.nm_state, reader._c, reader._work,
             self.in_chopper, self.out_chopper, switched, self.buffer, running, past, t_const,
             fp, ip, np.array(periods, np.int64), state, raw)

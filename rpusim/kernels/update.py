@@ -652,11 +652,12 @@ _apply_builtin_stochastic_s = _apply_k[(True, True)][1]
 
 
 @njit(cache=True)
-def serial_stochastic_update(W, P, X, D, c, flags, key, noise, params):
+def serial_stochastic_update(W, P, Wp, X, D, c, flags, key, noise, params, wn_sigma):
     """The staged update of rpusim's own devices under stochastic pulses with the serial
-    kernels and no pulse counters or write noise: what :func:`_staged_update` runs for a
-    small batch, here callable from other kernels (the chopped transfers' loop takes it for
-    trains longer than one word, which the small-update composite leaves)."""
+    kernels and no pulse counters: what :func:`_staged_update` runs for a small batch, here
+    callable from other kernels (the chopped transfers' loop takes it for write noise,
+    ``wn_sigma > 0`` on the persistent weights ``Wp``, and for trains longer than one word,
+    both of which the small-update composite leaves)."""
     m, nx = X.shape
     nd = D.shape[1]
     bl = np.empty(m, np.int64)
@@ -669,10 +670,13 @@ def serial_stochastic_update(W, P, X, D, c, flags, key, noise, params):
     xwords = np.empty((m, nx), np.uint64)
     dbits = np.empty((m, nd), np.uint64)
     negative = flags[_F_NEGATIVE_LR] != 0
+    target = Wp if wn_sigma > 0 else W
     if _lines_s(X, D, c, flags, key, bl, xq, dq, dbits, cols, ncols, xwords, xneg,
                 states) == 0:
-        _apply_builtin_stochastic_s(W, P, xq, dq, dbits, cols, ncols, xwords, xneg, negative,
-                                    noise, params, states)
+        _apply_builtin_stochastic_s(target, P, xq, dq, dbits, cols, ncols, xwords, xneg,
+                                    negative, noise, params, states)
+        if wn_sigma > 0:
+            _write_noise_s(W, Wp, xq, dq, dbits, cols, ncols, xwords, wn_sigma, noise, states)
         return
     nw = (bl.max() + 63) // 64
     xbits = np.empty((m, nx, nw), np.uint64)
@@ -681,8 +685,18 @@ def serial_stochastic_update(W, P, X, D, c, flags, key, noise, params):
     _bit_trains_s(dq, bl, key, 3, dlong)
     xlong = np.empty((m, nx, nw), np.uint64)
     _active_columns_s(xq, xbits, KIND_STOCHASTIC, cols, ncols, xlong, xneg)
-    _apply_builtin_stochastic_s(W, P, xq, dq, dlong, cols, ncols, xlong, xneg, negative, noise,
-                                params, states)
+    _apply_builtin_stochastic_s(target, P, xq, dq, dlong, cols, ncols, xlong, xneg, negative,
+                                noise, params, states)
+    if wn_sigma > 0:
+        _write_noise_s(W, Wp, xq, dq, dlong, cols, ncols, xlong, wn_sigma, noise, states)
+
+
+@njit(cache=True, inline="always")
+def _write_noise_s(W, Wp, xq, dq, dbits, cols, ncols, xwords, wn_sigma, noise, states):
+    """The apparent weights of every element the pulses touched, redrawn around ``Wp``."""
+    totals = np.zeros(W.shape, np.int64)
+    _pulse_totals_s(xq, dq, dbits, cols, ncols, xwords, KIND_STOCHASTIC, totals)
+    _redraw_touched_s(W, Wp, totals, W.dtype.type(wn_sigma), noise, states)
 
 
 _SMALL: dict = {}
@@ -860,8 +874,8 @@ def _staged_update(W, P, Wp, X, D, c, flags, kind, key, noise, params, wn_sigma,
     # also when the pulses run in parallel (see there)
     stage = 1 if m * max(nx, nd) < _STAGE_PARALLEL_WORK else twin
     if (twin == 1 and stage == 1 and kind == KIND_STOCHASTIC and counters is None
-            and wn_sigma <= 0 and kernels is _apply_k[(True, True)]):
-        serial_stochastic_update(W, P, X, D, c, flags, key, noise, params)
+            and kernels is _apply_k[(True, True)]):
+        serial_stochastic_update(W, P, Wp, X, D, c, flags, key, noise, params, float(wn_sigma))
         return
     bl = np.empty(m, np.int64)
     xq = np.empty((m, nx), W.dtype)
