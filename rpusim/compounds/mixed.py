@@ -97,7 +97,13 @@ class MixedPrecisionModel:
         K = np.trunc(self.chi[rows] / dt(eps))
         self.chi[rows] -= K * dt(eps)
         if np.any(K != 0):
-            managed = dataclasses.replace(upd, update_management=True, update_bl_management=True)
+            # kept on upd until a field of it changes: a new copy per transfer was a new
+            # object to the pulse engine, which then typed its call again (about 50 us)
+            managed = upd.__dict__.get("_managed")
+            if managed is None:
+                managed = dataclasses.replace(upd, update_management=True,
+                                              update_bl_management=True)
+                object.__setattr__(upd, "_managed", managed)
             sub_update(self.device, np.ascontiguousarray(K, dtype=self.dtype),
                        one_hot(rows, d, self.dtype), eps * cfg.transfer_lr, managed, None, None,
                        n)

@@ -10,6 +10,9 @@ from rpusim.configs.enums import PulseType
 
 __all__ = ["UpdateParameters"]
 
+# attributes derived from the fields by their users, dropped whenever a field changes
+_DERIVED = ("_derived", "_range", "_managed")
+
 
 @dataclass
 class UpdateParameters(ConfigBase):
@@ -56,12 +59,12 @@ class UpdateParameters(ConfigBase):
     um_grad_scale: float = 1.0
 
     def __setattr__(self, name, value):
-        # a field change drops what was derived from the fields: the update engine's plan
-        # and the tile's range limits
+        # a field change drops what was derived from the fields: the update engine's plan,
+        # the tile's range limits and mixed precision's managed copy
         object.__setattr__(self, name, value)
-        if name != "_derived" and name != "_range":
-            object.__setattr__(self, "_derived", None)
-            object.__setattr__(self, "_range", None)
+        if name not in _DERIVED:
+            for derived in _DERIVED:
+                object.__setattr__(self, derived, None)
 
     def validate(self) -> None:
         super().validate()
