@@ -646,11 +646,10 @@ def _chopped_loop_device(draw_device, dynamic, opts):
 
 
 _loop_devices = st.sampled_from([
+    # each device type is a compilation of the loop of its own: a few of them
     lambda: C.SoftBoundsReferenceDevice(dw_min=0.05),
     lambda: C.ConstantStepDevice(dw_min=0.02),
-    lambda: C.SoftBoundsDevice(),
     lambda: C.ExpStepDevice(),
-    lambda: C.PowStepDevice(),
     lambda: C.SoftBoundsDevice(write_noise_std=0.5),
     lambda: C.ConstantStepDevice(count_pulses=True),  # outside the loop: the Python path
 ])
