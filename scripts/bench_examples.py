@@ -17,7 +17,9 @@ rpusim importable, e.g.::
 
     PYTHONPATH=.:<dir with numba> /tmp/aihwkit-venv/bin/python scripts/bench_examples.py [NAME ...]
 
-(``NAME``: workloads whose name contains it).
+(``NAME``: workloads whose name contains it). ``--presets`` runs every preset of aihwkit's
+instead, each in a digits-size MLP (64-32-10) and CNN (conv 1->8 k3, linear 288->10) at batch
+10, 20 steps a round.
 """
 
 from __future__ import annotations
@@ -178,16 +180,59 @@ def trainer(lib: str, workload: str):
     return steps
 
 
-def run(only: list[str]) -> None:
-    for workload in WORKLOADS:
+def preset_trainer(lib: str, workload: str):
+    """``trainer`` of the ``--presets`` workloads: ``"<preset name> mlp"`` (64-32-10) or
+    ``"<preset name> cnn"`` (conv 1->8 k3, linear 288->10) on digits-sized inputs, batch 10."""
+    L, _, P, sgd = library(lib)
+    name, kind = workload.rsplit(" ", 1)
+    cfg = getattr(P, name)()
+    torch.manual_seed(0)
+    if kind == "cnn":
+        model = L.AnalogSequential(
+            L.AnalogConv2d(1, 8, 3, rpu_config=cfg), nn.Tanh(), nn.Flatten(),
+            L.AnalogLinear(8 * 36, 10, rpu_config=cfg), nn.LogSoftmax(dim=1))
+        shape = (10, 1, 8, 8)
+    else:
+        model = L.AnalogSequential(
+            L.AnalogLinear(64, 32, rpu_config=cfg), nn.Sigmoid(),
+            L.AnalogLinear(32, 10, rpu_config=cfg), nn.LogSoftmax(dim=1))
+        shape = (10, 64)
+    opt = sgd(model.parameters(), lr=LR)
+    opt.regroup_param_groups(model)
+    gen = torch.Generator().manual_seed(1)
+    data = [(torch.rand(shape, generator=gen), torch.randint(0, 10, (10,), generator=gen))
+            for _ in range(4)]
+    loss_fn = nn.NLLLoss()
+
+    def steps(n: int) -> None:
+        for i in range(n):
+            x, y = data[i % len(data)]
+            opt.zero_grad()
+            loss_fn(model(x), y).backward()
+            opt.step()
+    return steps
+
+
+def preset_workloads() -> list[str]:
+    """Every preset of aihwkit's (rpusim's names), as an MLP and as a CNN workload."""
+    import rpusim.presets as presets
+    names = sorted(n for n in dir(presets)
+                   if n.endswith("Preset") and n != "FloatingPointPreset")
+    return [f"{name} {kind}" for name in names for kind in ("mlp", "cnn")]
+
+
+def run(only: list[str], presets: bool = False) -> None:
+    workloads, make = ((preset_workloads(), preset_trainer) if presets
+                       else (list(WORKLOADS), trainer))
+    for workload in workloads:
         if only and not any(o in workload for o in only):
             continue
-        runners = {lib: trainer(lib, workload) for lib in ("rpusim", "aihwkit")}
+        runners = {lib: make(lib, workload) for lib in ("rpusim", "aihwkit")}
         for steps in runners.values():
             steps(2)
         start = time.perf_counter()
         runners["aihwkit"](2)
-        n = max(1, min(50, int(0.3 / ((time.perf_counter() - start) / 2))))
+        n = 20 if presets else max(1, min(50, int(0.3 / ((time.perf_counter() - start) / 2))))
         times = {lib: [] for lib in runners}
         for _ in range(5):
             for lib, steps in runners.items():
@@ -195,7 +240,7 @@ def run(only: list[str]) -> None:
                 steps(n)
                 times[lib].append((time.perf_counter() - start) / n)
         ratio = statistics.median(a / b for a, b in zip(times["rpusim"], times["aihwkit"]))
-        print(f"{workload:32s} rpusim {statistics.median(times['rpusim']) * 1e3:8.2f} ms   "
+        print(f"{workload:38s} rpusim {statistics.median(times['rpusim']) * 1e3:8.2f} ms   "
               f"aihwkit {statistics.median(times['aihwkit']) * 1e3:8.2f} ms   "
               f"ratio {ratio:.3f}", flush=True)
 
@@ -205,7 +250,9 @@ def main() -> None:
     from numba import get_num_threads
     print(f"torch threads 1, numba threads {get_num_threads()}, "
           f"OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}", flush=True)
-    run(sys.argv[1:])
+    args = sys.argv[1:]
+    presets = "--presets" in args
+    run([a for a in args if a != "--presets"], presets)
 
 
 if __name__ == "__main__":

@@ -337,6 +337,27 @@ def test_small_update_entry_point_only_serves_matching_inputs():
     np.testing.assert_array_equal(results[2], results[0])
 
 
+def test_small_update_record_follows_the_learning_rate():
+    """The small-update record of a state serves calls at another learning rate (compounds
+    with auto-scaling move it every sample) with that rate's constants and sign: the same
+    weights as calls that type their arguments afresh."""
+    from rpusim.kernels import update as engine
+
+    results = []
+    for fresh in (False, True):
+        tile = AnalogTile(6, 5, SingleRPUConfig(device=ConstantStepDevice()), seed=4)
+        model = tile._model
+        rng = np.random.default_rng(1)
+        for lr in (0.1, 0.2, -0.15, 0.2, 0.1):
+            if fresh:
+                engine._SMALL.clear()
+            x = rng.uniform(-1, 1, (3, 5)).astype(np.float32)
+            d = rng.uniform(-1, 1, (3, 6)).astype(np.float32)
+            model.update(x, d, lr, tile.rpu_config.update)
+        results.append(tile.get_weights())
+    np.testing.assert_array_equal(results[0], results[1])
+
+
 @pytest.mark.parametrize("dtype,tiny", [(np.float32, 1.1e-43), (np.float64, 1e-320)])
 def test_update_of_denormal_inputs_is_no_pulse(dtype, tiny):
     """lr * x * d underflows to 0: bit-length management gives BL 0, i.e. no pulse (was a
