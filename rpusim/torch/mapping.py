@@ -990,11 +990,19 @@ class TileGrid(nn.Module):
         self.bind_shared_weights()
 
     def __getattr__(self, name: str):
-        # aihwkit's ``layer.analog_module`` is the tile itself when a layer has one tile:
-        # scripts read tile attributes through it (e.g. ``drift_noise_parameters``)
+        # nn.Module's lookup of parameters, buffers and submodules first, written out: the
+        # ranged path reads its input ranges, output scales and weight parameters this way,
+        # dozens of times a step, and super().__getattr__ inside a try cost 1.5 us a read
+        d = self.__dict__
+        for store in ("_parameters", "_buffers", "_modules"):
+            found = d.get(store)
+            if found is not None and name in found:
+                return found[name]
         try:
             return super().__getattr__(name)
         except AttributeError:
+            # aihwkit's ``layer.analog_module`` is the tile itself when a layer has one tile:
+            # scripts read tile attributes through it (e.g. ``drift_noise_parameters``)
             flat = self.__dict__.get("_flat")
             if flat is not None and len(flat) == 1 and not name.startswith("_"):
                 return getattr(flat[0], name)
