@@ -324,6 +324,13 @@ class AnalogMVM:
         state.pop("_entry", None)
         return state
 
+    def kernel_arguments(self) -> tuple:
+        """``kio.managed_mvm``'s arguments after the key that this object holds: ``(f,
+        flags, nl_line, noise_line)``, then ``(nm_state, c, work)`` (kernels that call it
+        themselves pass the key between the two)."""
+        return (self._f, self._flags, self._nl_line, self._noise_line, self.nm_state, self._c,
+                self._work)
+
     def own_mvm(self, W: np.ndarray, transposed: bool, U: np.ndarray) -> np.ndarray | None:
         """The tile's own MVM in the fewest steps: ``U @ W.T`` (``U @ W`` when
         ``transposed``) through the one-call kernel's entry point, for ``W`` the tile's

@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from rpusim import io as _io
 from rpusim.compounds import kernels
 from rpusim.compounds.base import (CompoundModel, build_submodel, construction_generator,
                                    chunk_key, is_leaf, make_reader, one_hot,
@@ -20,9 +21,11 @@ from rpusim.compounds.base import (CompoundModel, build_submodel, construction_g
 from rpusim.compounds.chopped_loop import chop_period, chopped_loop, raw_needed
 from rpusim.configs.enums import PulseType
 from rpusim.devices.model import PulsedDeviceModel
-from rpusim import io as _io
 from rpusim.kernels.update import (_PARALLEL_WORK, _STAGE_PARALLEL_WORK, _constants,
                                    _is_builtin, _plan)
+
+__all__ = ["TransferModel", "BufferedTransferModel", "ChoppedTransferModel",
+           "DynamicTransferModel", "build_transfer"]
 
 # ChoppedTransferModel.update takes the numba loop where it applies (tests switch it off to
 # compare it with the Python loop)
@@ -45,9 +48,6 @@ def _loop_device(dev, rng) -> bool:
 def _loop_update(upd) -> bool:
     """Whether ``upd`` gives stochastic pulses (the kernels the loop calls)."""
     return upd.pulse_type in (PulseType.STOCHASTIC, PulseType.STOCHASTIC_COMPRESSED)
-
-__all__ = ["TransferModel", "BufferedTransferModel", "ChoppedTransferModel",
-           "DynamicTransferModel", "build_transfer"]
 
 
 def _round_half_away(v: float) -> int:
@@ -438,15 +438,12 @@ class ChoppedTransferModel(TransferModel):
         c_c = _constants(plan_t[3], lr_w, c_dev.granularity, self.dtype)
         lr_t = self.transfer_lr(0, 1, lr)
         dynamic = isinstance(self, DynamicTransferModel)
-        n_samples = max(math.ceil(1 / cfg.in_chop_prob), 2) if dynamic else 1
+        n_samples = chop_period(cfg.in_chop_prob) if dynamic else 1
         period = self.periods(m_batch)[0]
+        # what a transfer reads (the Python loop computes it at the first transfer only)
         transfers = lr_t != 0 and period > 0
+        bg = self.buffer_unit() if transfers else dt(1)
         g_a = dt(a.granularity)
-        bg = (dt(cfg.buffer_granularity) if cfg.buffer_granularity > 0 else dt(1)) * g_a
-        if cfg.auto_granularity > 0 and transfers:
-            bg = bg * dt(cfg.auto_granularity) / (dt(self.t_in) * dt(abs(cfg.transfer_every)))
-        if cfg.correct_gradient_magnitudes:
-            bg = bg * (dt(c_dev.granularity) / g_a)
         nmax = dt(tu.desired_bl)
         if dynamic:
             keep, momentum = dt(1) - dt(cfg.momentum), dt(cfg.momentum)
@@ -459,8 +456,8 @@ class ChoppedTransferModel(TransferModel):
             momentum, cap, beta = dt(cfg.momentum), dt(0), dt(0)
             running = past = self.buffer[:0]
             switched = self.in_chopper[:0]
-        lam = (dt(self.buffer_scale(lr_t)) if not cfg.correct_gradient_magnitudes
-               and transfers else dt(0))
+        lam = (dt(abs(lr_t) / bg) if not cfg.correct_gradient_magnitudes and transfers
+               else dt(0))
         t_const = np.array([lam, nmax, keep, momentum, cap, beta, dt(1) / g_a, abs(lr_t), bg],
                            self.dtype)
         auto = cfg.auto_scale
@@ -480,11 +477,10 @@ class ChoppedTransferModel(TransferModel):
         wn = np.array([dev.wn_sigma if dev._write_noise else 0.0 for dev in (a, c_dev)])
         used = chopped_loop(
             X, D, a.w, a.P, a.wp, c_a, plan[1], plan[2], a.params, c_dev.w, c_dev.P, c_dev.wp,
-            c_c, plan_t[2] if lr_w < 0 else plan_t[1], c_dev.params, wn, reader._f,
-            reader._flags,
-            reader._nl_line, reader._noise_line, reader.nm_state, reader._c, reader._work,
-            self.in_chopper, self.out_chopper, switched, self.buffer, running, past, t_const,
-            fp, ip, np.array(periods, np.int64), state, raw)
+            c_c, plan_t[2] if lr_w < 0 else plan_t[1], c_dev.params, wn,
+            *reader.kernel_arguments(), self.in_chopper, self.out_chopper, switched,
+            self.buffer, running, past, t_const, fp, ip, np.array(periods, np.int64), state,
+            raw)
         # the outputs not used go back: the generator is where the Python loop leaves it
         self.rng.keys_drawn += n_raw
         self.rng.unkey(n_raw - used)
@@ -498,17 +494,23 @@ class ChoppedTransferModel(TransferModel):
     def transfer_lr(self, f: int, t: int, lr: float):
         return self.gamma_factor(super().transfer_lr(f, t, lr), f, t)
 
-    def buffer_scale(self, lr_t):
-        """``lambda``: the factor from a read value to buffer units (compounds §7 step 3)."""
+    def buffer_unit(self):
+        """The read value of one buffer unit (the divisor of :meth:`buffer_scale`)."""
         cfg = self.config
         dt = self.dtype.type
         g_a = dt(self.devices[0].granularity)
-        g_c = dt(self.devices[1].granularity)
         bg = (dt(cfg.buffer_granularity) if cfg.buffer_granularity > 0 else dt(1)) * g_a
         if cfg.auto_granularity > 0:
             bg = bg * dt(cfg.auto_granularity) / (dt(self.t_in) * dt(abs(cfg.transfer_every)))
         if cfg.correct_gradient_magnitudes:
-            bg = bg * (g_c / g_a)
+            bg = bg * (dt(self.devices[1].granularity) / g_a)
+        return bg
+
+    def buffer_scale(self, lr_t):
+        """``lambda``: the factor from a read value to buffer units (compounds §7 step 3)."""
+        dt = self.dtype.type
+        bg = self.buffer_unit()
+        if self.config.correct_gradient_magnitudes:
             return abs(lr_t) / dt(self.last_lr_pc) / bg if self.last_lr_pc else dt(0)
         return abs(lr_t) / bg
 
@@ -524,7 +526,7 @@ class ChoppedTransferModel(TransferModel):
                 if self.rng.generator.random() < p:
                     self.in_chopper[c] = ~self.in_chopper[c]
             else:
-                period = max(math.ceil(1 / p), 2)
+                period = chop_period(p)
                 if self.transfer_counter % period + 1 == period:
                     self.in_chopper[c] = ~self.in_chopper[c]
         self.flip_out_choppers(c)
@@ -626,7 +628,7 @@ class DynamicTransferModel(ChoppedTransferModel):
         lr_t, c, v = due
         cfg = self.config
         dt = self.dtype.type
-        n_samples = max(math.ceil(1 / cfg.in_chop_prob), 2)
+        n_samples = chop_period(cfg.in_chop_prob)
         current = self.transfer_counter % n_samples + 1
         beta = dt(min(dt(cfg.tail_weightening) / dt(n_samples), dt(1)))
         prev = bool(self.switched[c])
