@@ -720,8 +720,10 @@ def test_chopped_loop_equals_the_python_loop(draw_device, dynamic, opts, desired
 
 
 def test_chopped_loop_is_taken_for_aihwkit_presets():
-    """build_config's chopped and dynamic configs (aihwkit's examples) take the numba loop."""
+    """build_config's chopped and dynamic configs (aihwkit's examples) and the presets built
+    on them (long trains, write noise) take the numba loop."""
     import rpusim.compounds.transfer as transfer
+    import rpusim.presets as P
 
     calls = []
     original = transfer.chopped_loop
@@ -729,11 +731,14 @@ def test_chopped_loop_is_taken_for_aihwkit_presets():
     def counting(*args):
         calls.append(args[0].shape[0])
         return original(*args)
+    configs = [C.build_config(algorithm, device=C.SoftBoundsReferenceDevice())
+               for algorithm in ("ttv2", "ttv3", "ttv4", "agad")]
+    configs += [P.TTv2IdealizedPreset(), P.ChoppedTTv2ReRamSBPreset(), P.AGADReRamESPreset()]
     transfer.chopped_loop = counting
     try:
-        for algorithm in ("ttv2", "ttv3", "ttv4", "agad"):
-            t = AnalogTile(4, 5, C.build_config(algorithm, device=C.SoftBoundsReferenceDevice()))
+        for config in configs:
+            t = AnalogTile(4, 5, config)
             t.update(np.ones((3, 5)), np.full((3, 4), 0.01), lr=0.1)
     finally:
         transfer.chopped_loop = original
-    assert calls == [3, 3, 3, 3]
+    assert calls == [3] * len(configs)

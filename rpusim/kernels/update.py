@@ -647,7 +647,6 @@ for _builtin in (True, False):
                                    _name, _builtin), _one_bit)
 
 
-
 _apply_builtin_stochastic_s = _apply_k[(True, True)][1]
 
 
