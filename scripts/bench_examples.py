@@ -163,10 +163,16 @@ def trainer(lib: str, workload: str):
     build, cfg, shape, classes = WORKLOADS[workload]
     torch.manual_seed(0)
     model = build(L, config(C, P, cfg))
+    batch = shape[1] if isinstance(model, RecurrentNet) else shape[0]
+    return _steps(model, sgd, shape, batch, classes)
+
+
+def _steps(model, sgd, shape: tuple, batch: int, classes: int):
+    """``steps(n)``: ``n`` training steps of ``model`` with the library's ``AnalogSGD`` on
+    four fixed random batches of inputs ``shape`` and ``batch`` labels, NLL loss."""
     opt = sgd(model.parameters(), lr=LR)
     opt.regroup_param_groups(model)
     gen = torch.Generator().manual_seed(1)
-    batch = shape[1] if isinstance(model, RecurrentNet) else shape[0]
     data = [(torch.rand(shape, generator=gen), torch.randint(0, classes, (batch,), generator=gen))
             for _ in range(4)]
     loss_fn = nn.NLLLoss()
@@ -197,20 +203,7 @@ def preset_trainer(lib: str, workload: str):
             L.AnalogLinear(64, 32, rpu_config=cfg), nn.Sigmoid(),
             L.AnalogLinear(32, 10, rpu_config=cfg), nn.LogSoftmax(dim=1))
         shape = (10, 64)
-    opt = sgd(model.parameters(), lr=LR)
-    opt.regroup_param_groups(model)
-    gen = torch.Generator().manual_seed(1)
-    data = [(torch.rand(shape, generator=gen), torch.randint(0, 10, (10,), generator=gen))
-            for _ in range(4)]
-    loss_fn = nn.NLLLoss()
-
-    def steps(n: int) -> None:
-        for i in range(n):
-            x, y = data[i % len(data)]
-            opt.zero_grad()
-            loss_fn(model(x), y).backward()
-            opt.step()
-    return steps
+    return _steps(model, sgd, shape, 10, 10)
 
 
 def preset_workloads() -> list[str]:

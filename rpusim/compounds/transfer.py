@@ -414,7 +414,8 @@ class ChoppedTransferModel(TransferModel):
         m, nx = X.shape
         nd = D.shape[1]
         m_batch = m if m_batch is None else m_batch
-        periods = [e for e in self.periods(m_batch) if e > 0]
+        schedule = self.periods(m_batch)
+        periods = [e for e in schedule if e > 0]
         reader = getattr(self._read_mvm, "__self__", None)
         # the largest SGD call of the loop: it runs the serial pulse kernels, as pulsed_update
         # does for the Python loop's calls of that size (and the write's single sample)
@@ -439,7 +440,7 @@ class ChoppedTransferModel(TransferModel):
         lr_t = self.transfer_lr(0, 1, lr)
         dynamic = isinstance(self, DynamicTransferModel)
         n_samples = chop_period(cfg.in_chop_prob) if dynamic else 1
-        period = self.periods(m_batch)[0]
+        period = schedule[0]
         # what a transfer reads (the Python loop computes it at the first transfer only)
         transfers = lr_t != 0 and period > 0
         bg = self.buffer_unit() if transfers else dt(1)

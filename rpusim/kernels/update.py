@@ -543,6 +543,17 @@ _APPLY = _PREPARE = None
 _STOCHASTIC = True
 
 
+@njit(cache=True, inline="always")
+def _scratch(X, D):
+    """The per-sample arrays of an update of ``X``, ``D`` (bit lengths, x/d quantities, stream
+    states, compact column lists), for the kernels that allocate their own."""
+    m, nx = X.shape
+    nd = D.shape[1]
+    return (np.empty(m, np.int64), np.empty((m, nx), X.dtype), np.empty((m, nd), X.dtype),
+            np.empty((max(m, nd), 2), np.uint64), np.empty((m, nx), np.uint32),
+            np.empty(m, np.int64), np.empty((m, nx), np.bool_))
+
+
 def _serial_update(W, P, X, D, c, flags, key, noise_key, params):
     """A whole small update in one call: the serial kernels in the order of ``pulsed_update``.
 
@@ -555,19 +566,10 @@ def _serial_update(W, P, X, D, c, flags, key, noise_key, params):
     staged path, so that their kernels compile only when a tile uses them (about 0.6 s of
     this composite's cold compilation).
     """
-    m = X.shape[0]
-    nx = X.shape[1]
-    nd = D.shape[1]
-    bl = np.empty(m, np.int64)
-    xq = np.empty((m, nx), X.dtype)
-    dq = np.empty((m, nd), X.dtype)
-    states = np.empty((max(m, nd), 2), np.uint64)
-    cols = np.empty((m, nx), np.uint32)
-    ncols = np.empty(m, np.int64)
-    xneg = np.empty((m, nx), np.bool_)
+    bl, xq, dq, states, cols, ncols, xneg = _scratch(X, D)
     if _STOCHASTIC:
-        xwords = np.empty((m, nx), np.uint64)
-        dbits = np.empty((m, nd), np.uint64)
+        xwords = np.empty(xq.shape, np.uint64)
+        dbits = np.empty(dq.shape, np.uint64)
         if _PREPARE(X, D, c, flags, key, bl, xq, dq, dbits, cols, ncols, xwords, xneg,
                     states) > 0:
             return False
@@ -659,13 +661,7 @@ def serial_stochastic_update(W, P, Wp, X, D, c, flags, key, noise, params, wn_si
     both of which the small-update composite leaves)."""
     m, nx = X.shape
     nd = D.shape[1]
-    bl = np.empty(m, np.int64)
-    xq = np.empty((m, nx), W.dtype)
-    dq = np.empty((m, nd), W.dtype)
-    states = np.empty((max(m, nd), 2), np.uint64)
-    cols = np.empty((m, nx), np.uint32)
-    ncols = np.empty(m, np.int64)
-    xneg = np.empty((m, nx), np.bool_)
+    bl, xq, dq, states, cols, ncols, xneg = _scratch(X, D)
     xwords = np.empty((m, nx), np.uint64)
     dbits = np.empty((m, nd), np.uint64)
     negative = flags[_F_NEGATIVE_LR] != 0
