@@ -527,8 +527,43 @@ class AnalogTile:
         if not all_finite(U):
             raise ValueError(f"{'x' if name == 'forward' else 'd'} must be finite, got NaN "
                              f"or inf")
+        Y = self._rescaled_mvm(mvm, M, U)
+        if Y is not None:
+            return Y
+        self._rng.unkey(self._rng.keys_drawn - keys)
         raise ValueError(f"{name} overflows {self.dtype.name}: the inputs (largest "
                          f"|value| {np.abs(U).max():g}) are too large for these weights")
+
+    def _rescaled_mvm(self, mvm, M: np.ndarray, U: np.ndarray) -> np.ndarray | None:
+        """The MVM of a batch whose read failed because some vectors are so small (max |u|
+        below 1 / the dtype's largest number, e.g. the errors of a log-softmax whose logits
+        are 90 apart) that the noise management's input scale ``1 / max|u|`` overflows;
+        ``None`` if there is no such vector or the MVM still fails.
+
+        aihwkit forms that scale too: a zero entry of such a vector becomes ``0 * inf``, and
+        the whole read NaN (without zero entries every entry clips at the bound and the read
+        is 0, as here: its exact value is below 1e-38 anyway). The intended result: noise
+        management makes a vector's read scale-free (the input is divided by its own max
+        |u|, the output multiplied back), so such vectors are read scaled up by a power of
+        two (exact) and their outputs scaled back down; the other vectors, and the random
+        draws, are those of the plain call."""
+        nm = mvm.params.noise_management
+        if mvm.params.is_perfect or nm not in (NoiseManagementType.ABS_MAX,
+                                                NoiseManagementType.ABS_MAX_NP_SUM,
+                                                NoiseManagementType.MAX):
+            return None
+        amax = np.abs(U).max(axis=1)
+        rows = np.flatnonzero((amax > 0) & (amax < np.sqrt(np.finfo(self.dtype).tiny)))
+        if rows.size == 0:
+            return None
+        exponent = np.frexp(amax[rows])[1][:, None]
+        V = U.copy()
+        V[rows] = np.ldexp(U[rows], -exponent)  # max |v| in [0.5, 1)
+        Y, finite = mvm.mvm_finite(M, V)
+        if not finite:
+            return None
+        Y[rows] = np.ldexp(Y[rows], exponent)
+        return Y
 
     # -- update -------------------------------------------------------------------------------
     def update(self, x, d, lr: float | None = None) -> None:

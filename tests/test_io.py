@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from rpusim import AnalogTile
 from rpusim.configs import (AnalogMVType, BoundManagementType, ConstantStepDevice,
-                            IOParameters, NoiseManagementType, RPUConfig)
+                            IOParameters, NoiseManagementType, RPUConfig, SingleRPUConfig)
 from rpusim import io as rio
 from rpusim.io import AnalogMVM
 from rpusim.rng import TileRNG
@@ -526,6 +526,57 @@ def test_noise_management_scale_invariance(seed, power, nm, bm, backward, dtype)
     mvm = AnalogMVM(p, 5, 9, dtype, TileRNG(0), backward=backward)
     c = dtype(2.0 ** power)
     np.testing.assert_array_equal(mvm.mvm(M, U * c), mvm.mvm(M, U) * c)
+
+
+@given(seed=st.integers(0, 2**31 - 1), row=st.integers(0, 3), power=st.integers(128, 145),
+       nm=st.sampled_from([NoiseManagementType.ABS_MAX, NoiseManagementType.MAX,
+                           NoiseManagementType.ABS_MAX_NP_SUM]),
+       bm=st.sampled_from(_BM), backward=st.booleans())
+def test_vectors_below_the_noise_management_range_are_read_scale_free(seed, row, power, nm,
+                                                                       bm, backward):
+    """A float32 vector whose max |u| is below 1 / FLT_MAX and which has zero entries (the
+    errors of a log-softmax whose logits are 90 apart): the noise management's scale
+    1 / max|u| overflows, and 0 * inf makes the read NaN (in aihwkit too). The tile reads it
+    as the same vector scaled up by 2^power, scaled back down (noise management makes a
+    read scale-free), and the batch's other vectors as without it."""
+    p = IOParameters(noise_management=nm, bound_management=bm)
+    p.validate()
+    g = np.random.default_rng(seed)
+    M = g.uniform(-0.5, 0.5, (5, 9))
+    U = g.uniform(-1.0, 1.0, (4, 9)).astype(np.float32)
+    U[row] = np.abs(U[row]) / np.abs(U[row]).max() * 0.75  # max 0.75 (MAX: a positive max)
+    U[row, (row + 1) % 9] = 0.0
+    tiny = U.copy()
+    tiny[row] = np.ldexp(U[row], -power)  # denormal: rounded to its grid
+    U[row] = np.ldexp(tiny[row], power)  # exact
+
+    def read(inputs):
+        cfg = SingleRPUConfig(device=ConstantStepDevice(), forward=p, backward=p)
+        tile = AnalogTile(9 if backward else 5, 5 if backward else 9, cfg, seed=seed)
+        tile.set_weights(M.T if backward else M)
+        return tile.backward(inputs) if backward else tile.forward(inputs)
+
+    got, plain = read(tiny), read(U)
+    assert np.isfinite(got).all()
+    others = [k for k in range(4) if k != row]
+    np.testing.assert_array_equal(got[others], plain[others])
+    np.testing.assert_array_equal(got[row], np.ldexp(plain[row], -power))
+
+
+def test_a_denormal_vector_reads_as_its_matrix_product():
+    """Noise-free IO without quantization: the output of a tiny vector with a zero entry (read
+    as NaN by aihwkit, see above) is W u (in float64)."""
+    p = IOParameters(out_noise=0.0, inp_res=0.0, out_res=0.0)
+    M, U = _arrays(3, 5, 9, 3, 0.5, 1.0)
+    U[1] = U[1] * 1e-40
+    U[1, 4] = 0.0
+    U = U.astype(np.float32)
+    tile = AnalogTile(5, 9, SingleRPUConfig(forward=p), seed=0)
+    tile.set_weights(M)
+    got = tile.forward(U)
+    want = U.astype(np.float64) @ tile.get_weights().T.astype(np.float64)
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-4, atol=0)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
 @given(seed=st.integers(0, 2**31 - 1), c=st.floats(0.05, 50.0))
