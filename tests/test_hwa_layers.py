@@ -297,6 +297,25 @@ def test_remapping_folds_the_learned_output_scale_as_aihwkit(remap):
                                [[0.338227, -0.341016], [0.050709, 0.138181]], rtol=2e-5)
 
 
+def test_remapping_refuses_output_scales_beyond_the_float_range():
+    """A diverged run whose learned output scale times the remapping scale overflows float32:
+    aihwkit carries on with NaN weights; rpusim says so and leaves the scales alone."""
+    config = C.InferenceRPUConfig(forward=C.IOParameters(is_perfect=True))
+    config.remap.type = C.WeightRemapType.CHANNELWISE_SYMMETRIC
+    config.mapping.learn_out_scaling = True
+    layer = AnalogLinear(2, 2, bias=False, rpu_config=config)
+    layer.set_weights(torch.tensor([[0.4, -0.2], [0.1, 0.3]]))
+    tile = layer.analog_module.tiles[0][0]
+    tile._set_remap_scales(np.array([3e30, 1.0]))
+    with torch.no_grad():
+        layer.analog_module.out_scaling_alpha[0].fill_(1e20)
+    scales = tile._output_scales(False).copy()
+    with pytest.raises(ValueError, match="diverged"):
+        layer.analog_module.post_update_step()
+    np.testing.assert_array_equal(tile._output_scales(False), scales)
+    assert float(layer.analog_module.out_scaling_alpha[0].detach()) == np.float32(1e20)
+
+
 def test_frozen_weight_parameter_gets_no_update():
     """The backward's pairs of a torch-updated layer are its weight gradient's, needed or not:
     with the weight parameter frozen (requires_grad False) nothing updates the weights."""

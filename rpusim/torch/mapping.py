@@ -824,14 +824,26 @@ class TileGrid(nn.Module):
         """Fold tile ``k``'s weight scale and learned output scale into its remapping scales
         (logical weights, outputs and gradients unchanged; the learned scale restarts at 1)."""
         factor = self._alpha[k]
+        learned = None
         if self.out_scaling_alpha is not None:
             learned = self.out_scaling_alpha[k].detach().cpu().numpy().astype(self.dtype)
             factor = learned if factor is None else factor * learned
-            with torch.no_grad():
-                self.out_scaling_alpha[k].fill_(1.0)
         if factor is None:
             return
-        tile._set_remap_scales(tile._output_scales(False) * factor)
+        with np.errstate(over="ignore", invalid="ignore"):
+            scales = tile._output_scales(False) * factor
+        if not np.isfinite(scales).all():
+            # aihwkit carries on here with NaN weights
+            raise ValueError(
+                f"the output scales of tile {k} (remapping scale times weight scale times "
+                f"learned output scale) are not finite in {np.dtype(self.dtype).name}: the "
+                "training run diverged (largest |learned output scale| "
+                f"{np.abs(learned).max() if learned is not None else 'none'}); "
+                "its scales are left as they were")
+        tile._set_remap_scales(scales)
+        if learned is not None:
+            with torch.no_grad():
+                self.out_scaling_alpha[k].fill_(1.0)
         self._alpha[k] = None
 
     # -- weights -------------------------------------------------------------------------------
