@@ -115,13 +115,14 @@ class OneSidedModel(CompoundModel):
 
     # -- refresh ------------------------------------------------------------------------------
     def _reset_elements(self, dev, sel: np.ndarray) -> None:
-        new = dev.P[SLOT_RESET_BIAS].copy()
-        if physics_of(dev).reset_std > 0:
-            new += self.dtype.type(physics_of(dev).reset_std) * self.rng.normal(self.shape,
-                                                                         self.dtype)
-        new = np.minimum(np.maximum(new, dev.P[SLOT_MIN_BOUND]), dev.P[SLOT_MAX_BOUND])
-        target = dev._stored()
-        target[sel] = new[sel]
+        """``b_reset + reset_std * xi``, clipped, at the selected elements only (one draw each,
+        as aihwkit's ``resetAtIndices``)."""
+        new = dev.P[SLOT_RESET_BIAS][sel]
+        std = physics_of(dev).reset_std
+        if std > 0:
+            new = new + self.dtype.type(std) * self.rng.normal(new.shape, self.dtype)
+        new = np.maximum(np.minimum(new, dev.P[SLOT_MAX_BOUND][sel]), dev.P[SLOT_MIN_BOUND][sel])
+        dev._stored()[sel] = new
         dev._redraw()
 
     def refresh(self) -> None:
@@ -142,14 +143,15 @@ class OneSidedModel(CompoundModel):
         for dev in self.devices:
             self._reset_elements(dev, flag)
         diff = (p - q).astype(self.dtype)
-        cols = np.arange(self.in_size)
-        X = one_hot(cols, self.in_size, self.dtype)
         # a write of +target through an ordinary update: d = -target, lr = 1 (correct sign for
-        # every pulse type; aihwkit's dense pulse types write the opposite sign)
+        # every pulse type; aihwkit's dense pulse types write the opposite sign); one sample
+        # e_j per column with something to write (a zero sample writes nothing)
         for dev, target in ((dev1, np.where(flag & (p > q), diff, 0)),
                             (dev0, np.where(flag & (p <= q), -diff, 0))):
-            if target.any():
-                dev.update(X, np.ascontiguousarray(-target.T, dtype=self.dtype), 1.0,
+            cols = np.flatnonzero(target.any(axis=0))
+            if cols.size:
+                dev.update(one_hot(cols, self.in_size, self.dtype),
+                           np.ascontiguousarray(-target[:, cols].T, dtype=self.dtype), 1.0,
                            cfg.refresh_update)
         self.reduce()
 
