@@ -405,6 +405,56 @@ def test_onesided_refresh_restores_the_difference_with_the_right_sign(pulse_type
     assert t._model.refresh_counter == 1
 
 
+def test_onesided_refresh_touches_only_the_flagged_pairs():
+    """Pairs flagged by the thresholds (compounds §4: p/P and q/Q against 0.75 and 0.25, P = Q
+    = w_max = 0.6) are reset and rewritten, g+ where p > q and g- otherwise; every other
+    element keeps its value. Hand-made: (0, 0) p > q, (2, 1) p < q, (1, 3) both high but equal
+    (p <= q branch), (0, 1) and (1, 2) below the thresholds."""
+    dev = C.OneSidedUnitCell([cs(0.001, reset_std=0.0)], refresh_every=1,
+                             refresh_forward=PERFECT,
+                             refresh_update=C.UpdateParameters(pulse_type="DETERMINISTIC_IMPLICIT"))
+    t = tile(dev, out_size=3, in_size=4)
+    g_plus = np.full((3, 4), 0.05)
+    g_minus = np.full((3, 4), 0.1)
+    g_plus[0, 0], g_minus[0, 0] = 0.5, 0.2     # p/P 0.83 > 0.75, q/Q 0.33 > 0.25: flagged
+    g_plus[2, 1], g_minus[2, 1] = 0.2, 0.55    # mirror: flagged, written on g-
+    g_plus[1, 3], g_minus[1, 3] = 0.5, 0.5     # p <= q, both above 0.75: flagged, diff 0
+    g_plus[0, 1], g_minus[0, 1] = 0.5, 0.1     # q/Q 0.17 < 0.25: kept
+    g_plus[1, 2], g_minus[1, 2] = 0.3, 0.3     # both 0.5 < 0.75: kept
+    t.set_hidden_parameters({"hidden_weights_1": g_plus, "hidden_weights_0": g_minus})
+    t.update(np.zeros(4), np.zeros(3), lr=0.1)  # no pulses, but one refresh
+    h = t.get_hidden_parameters()
+    want_plus, want_minus = g_plus.copy(), g_minus.copy()
+    for r, c in ((0, 0), (2, 1), (1, 3)):
+        want_plus[r, c] = want_minus[r, c] = 0.0  # reset to b_reset = 0
+    want_plus[0, 0] = 0.031   # at most desired_bl = 31 pulses of 0.001
+    want_minus[2, 1] = 0.031
+    np.testing.assert_allclose(h["hidden_weights_1"], want_plus, atol=1e-6)
+    np.testing.assert_allclose(h["hidden_weights_0"], want_minus, atol=1e-6)
+    assert t._model.refresh_counter == 3
+
+
+def test_onesided_refresh_reset_draws_one_normal_per_flagged_element():
+    """reset_std > 0: the flagged elements of the device not written are b_reset + std * xi
+    (5 standard errors on mean and std over 600 elements); the unflagged ones keep theirs."""
+    std = 0.05
+    dev = C.OneSidedUnitCell([cs(0.001, reset_std=std)], refresh_every=1,
+                             refresh_forward=PERFECT)
+    t = tile(dev, out_size=20, in_size=40)
+    g_plus = np.full((20, 40), 0.5)   # p/P 0.83: flagged with q/Q 0.33 where q = 0.2
+    g_minus = np.full((20, 40), 0.2)
+    g_minus[:, 30:] = 0.05           # q/Q 0.08: not flagged
+    t.set_hidden_parameters({"hidden_weights_1": g_plus, "hidden_weights_0": g_minus})
+    t.update(np.zeros(40), np.zeros(20), lr=0.1)
+    h = t.get_hidden_parameters()
+    reset = h["hidden_weights_0"][:, :30].ravel()
+    assert abs(reset.mean()) < 5 * std / np.sqrt(reset.size)
+    assert abs(reset.std() - std) < 5 * std / np.sqrt(2 * reset.size)
+    np.testing.assert_array_equal(h["hidden_weights_0"][:, 30:], np.float32(0.05))
+    np.testing.assert_array_equal(h["hidden_weights_1"][:, 30:], np.float32(0.5))
+    assert t._model.refresh_counter == 600
+
+
 def test_onesided_copy_inverted_mirrors_device_0():
     dev = C.OneSidedUnitCell([C.SoftBoundsDevice(up_down=0.2)], copy_inverted=True)
     h = tile(dev).get_hidden_parameters()

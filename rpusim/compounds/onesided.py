@@ -135,8 +135,9 @@ class OneSidedModel(CompoundModel):
         P = abs(physics_of(dev1).w_max)
         Q = abs(physics_of(dev0).w_max)
         up, lo = cfg.refresh_upper_thres, cfg.refresh_lower_thres
-        flag = (((p > q) & (p / P > up) & (q / Q > lo))
-                | ((p <= q) & (p / P > lo) & (q / Q > up)))
+        above = p > q
+        p_rel, q_rel = p / P, q / Q
+        flag = np.where(above, (p_rel > up) & (q_rel > lo), (p_rel > lo) & (q_rel > up))
         if not flag.any():
             return
         self.refresh_counter += int(flag.sum())
@@ -146,8 +147,8 @@ class OneSidedModel(CompoundModel):
         # a write of +target through an ordinary update: d = -target, lr = 1 (correct sign for
         # every pulse type; aihwkit's dense pulse types write the opposite sign); one sample
         # e_j per column with something to write (a zero sample writes nothing)
-        for dev, target in ((dev1, np.where(flag & (p > q), diff, 0)),
-                            (dev0, np.where(flag & (p <= q), -diff, 0))):
+        for dev, target in ((dev1, np.where(flag & above, diff, 0)),
+                            (dev0, np.where(flag & ~above, -diff, 0))):
             cols = np.flatnonzero(target.any(axis=0))
             if cols.size:
                 dev.update(one_hot(cols, self.in_size, self.dtype),
