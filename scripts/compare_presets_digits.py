@@ -1,0 +1,153 @@
+"""Whole training runs of every aihwkit preset on digits: rpusim's test accuracy against
+aihwkit 1.2.0's, in distribution.
+
+Each preset trains the digits MLP 64-32-10 (sigmoid, log-softmax, NLL loss, ``AnalogSGD`` at lr
+0.1, batch 10, a seeded 80/20 split of scikit-learn's bundled 8x8 digits) for ``--epochs``
+epochs from ``--seeds`` seeds in each library (``torch.manual_seed(seed)`` draws the same
+initial weights in both; the tiles' own random streams differ). The table gives the test
+accuracy and the test loss (NLL: it moves where a preset barely learns and the accuracy sits
+near chance), mean +- standard error over the seeds per library, and Welch's z of each
+difference.
+``|z| > 3`` is flagged: a preset whose physics differ between the libraries shows up here even
+where the deterministic fuzzers (``fuzz_golden*.py``) cannot reach it (stochastic pulses,
+noisy IO, device-to-device variation). Run from the aihwkit environment with rpusim
+importable::
+
+    PYTHONPATH=.:<dir with numba> /tmp/aihwkit-venv/bin/python scripts/compare_presets_digits.py \
+        [--seeds 5] [--epochs 2] [--cnn] [NAME ...]
+
+``NAME``: presets whose name contains it (all presets by default). ``--cnn`` trains the CNN of
+``bench_examples.py --presets`` (conv 1->8 k3, tanh, linear 288->10) instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import rpusim  # noqa: E402,F401  (starts numba's threads keeping torch's count)
+from bench_examples import library, preset_workloads  # noqa: E402
+
+LR = float(os.environ.get("LR", 0.1))
+BATCH = 10
+
+
+def digits():
+    """``(x_train, y_train, x_test, y_test)``: images (n, 1, 8, 8) in [0, 1]."""
+    from sklearn.datasets import load_digits
+    data = load_digits()
+    x = torch.tensor(data.images / 16.0, dtype=torch.float32).unsqueeze(1)
+    y = torch.tensor(data.target, dtype=torch.long)
+    perm = torch.from_numpy(np.random.default_rng(0).permutation(len(y)))
+    n_train = int(0.8 * len(y))
+    return x[perm[:n_train]], y[perm[:n_train]], x[perm[n_train:]], y[perm[n_train:]]
+
+
+def model_of(lib: str, preset: str, cnn: bool):
+    L, _, P, sgd = library(lib)
+    cfg = getattr(P, preset)()
+    if cnn:
+        model = L.AnalogSequential(
+            L.AnalogConv2d(1, 8, 3, rpu_config=cfg), nn.Tanh(), nn.Flatten(),
+            L.AnalogLinear(8 * 36, 10, rpu_config=cfg), nn.LogSoftmax(dim=1))
+    else:
+        model = L.AnalogSequential(
+            nn.Flatten(), L.AnalogLinear(64, 32, rpu_config=cfg), nn.Sigmoid(),
+            L.AnalogLinear(32, 10, rpu_config=cfg), nn.LogSoftmax(dim=1))
+    opt = sgd(model.parameters(), lr=LR)
+    opt.regroup_param_groups(model)
+    return model, opt
+
+
+def train(lib: str, preset: str, seed: int, epochs: int, data, cnn: bool) -> tuple:
+    """``(test accuracy, test loss)`` of one training run."""
+    x_train, y_train, x_test, y_test = data
+    torch.manual_seed(seed)
+    model, opt = model_of(lib, preset, cnn)
+    loss_fn = nn.NLLLoss()
+    order = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        model.train()
+        for idx in torch.randperm(len(y_train), generator=order).split(BATCH):
+            opt.zero_grad()
+            loss_fn(model(x_train[idx]), y_train[idx]).backward()
+            opt.step()
+    model.eval()
+    with torch.no_grad():
+        out = model(x_test)
+    return float((out.argmax(1) == y_test).float().mean()), float(loss_fn(out, y_test))
+
+
+def welch(a: list[float], b: list[float]) -> tuple[float, float, float, float, float]:
+    """Means and standard errors of the finite values of ``a`` and ``b``, and Welch's z of the
+    difference (NaN where a side has fewer than two finite values)."""
+    stats = []
+    for v in (a, b):
+        v = [x for x in v if math.isfinite(x)]
+        stats += ([statistics.fmean(v), statistics.stdev(v) / math.sqrt(len(v))] if len(v) > 1
+                  else [math.nan, math.nan])
+    m_a, s_a, m_b, s_b = stats
+    spread = math.hypot(s_a, s_b)
+    z = (m_a - m_b) / spread if spread > 0 else (0.0 if m_a == m_b else math.inf)
+    return m_a, s_a, m_b, s_b, z
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("names", nargs="*")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--cnn", action="store_true")
+    args = parser.parse_args()
+    if args.seeds < 2:
+        parser.error("--seeds must be at least 2 (a standard error needs two runs)")
+    torch.set_num_threads(1)
+    data = digits()
+    presets = sorted({w.rsplit(" ", 1)[0] for w in preset_workloads()})
+    presets = [p for p in presets if not args.names or any(n in p for n in args.names)]
+    print(f"{'CNN' if args.cnn else 'MLP'}, {args.epochs} epochs, {args.seeds} seeds, lr {LR}, "
+          f"batch {BATCH}; test accuracy and loss, mean +- standard error, rpusim / aihwkit, "
+          f"Welch's z", flush=True)
+    flagged = []
+    for preset in presets:
+        start = time.perf_counter()
+        try:
+            runs = {lib: [train(lib, preset, seed, args.epochs, data, args.cnn)
+                          for seed in range(args.seeds)] for lib in ("rpusim", "aihwkit")}
+        except Exception as err:  # a run that stops is a finding: report it, go on
+            flagged.append(preset)
+            print(f"{preset:34s}  stopped: {type(err).__name__}: {err}  <--", flush=True)
+            continue
+        line = f"{preset:34s}"
+        flag = False
+        for i, what in enumerate(("accuracy", "loss")):
+            m_r, s_r, m_a, s_a, z = welch(*([run[i] for run in runs[lib]]
+                                            for lib in ("rpusim", "aihwkit")))
+            line += f"  {what} {m_r:.3f}+-{s_r:.3f} / {m_a:.3f}+-{s_a:.3f} z {z:+5.1f}"
+            flag = flag or abs(z) > 3
+        bad = {lib: sum(not math.isfinite(run[1]) for run in runs[lib]) for lib in runs}
+        if any(bad.values()):
+            line += f"  (non-finite loss in {bad['rpusim']} / {bad['aihwkit']} runs)"
+            flag = flag or bad["rpusim"] > bad["aihwkit"]
+        if flag:
+            flagged.append(preset)
+        print(f"{line}{'  <--' if flag else ''}  ({time.perf_counter() - start:.0f} s)",
+              flush=True)
+    print(f"|z| > 3: {', '.join(flagged) if flagged else 'none'} ({len(presets)} presets)")
+
+
+if __name__ == "__main__":
+    main()
