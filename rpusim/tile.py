@@ -540,13 +540,13 @@ class AnalogTile:
         are 90 apart) that the noise management's input scale ``1 / max|u|`` overflows;
         ``None`` if there is no such vector or the MVM still fails.
 
-        aihwkit forms that scale too: a zero entry of such a vector becomes ``0 * inf``, and
-        the whole read NaN (without zero entries every entry clips at the bound and the read
-        is 0, as here: its exact value is below 1e-38 anyway). The intended result: noise
-        management makes a vector's read scale-free (the input is divided by its own max
-        |u|, the output multiplied back), so such vectors are read scaled up by a power of
-        two (exact) and their outputs scaled back down; the other vectors, and the random
-        draws, are those of the plain call."""
+        aihwkit forms that scale too: a zero entry of such a vector becomes ``0 * inf`` and
+        its backward read NaN (without zero entries every entry clips at the bound and the
+        read is finite, below 1e-38, here as there). The intended result: noise management
+        makes a vector's read scale-free (the input is divided by its own max |u|, the output
+        multiplied back), so such vectors are read scaled up by a power of two (exact) and
+        their outputs scaled back down; the other vectors, and the random draws, are those
+        of the plain call."""
         nm = mvm.params.noise_management
         if mvm.params.is_perfect or nm not in (NoiseManagementType.ABS_MAX,
                                                 NoiseManagementType.ABS_MAX_NP_SUM,

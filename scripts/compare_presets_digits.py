@@ -1,20 +1,19 @@
 """Whole training runs of every aihwkit preset on digits: rpusim's test accuracy against
 aihwkit 1.2.0's, in distribution.
 
-Each preset trains the digits MLP 64-32-10 (sigmoid, log-softmax, NLL loss, ``AnalogSGD`` at lr
-0.1, batch 10, a seeded 80/20 split of scikit-learn's bundled 8x8 digits) for ``--epochs``
-epochs from ``--seeds`` seeds in each library (``torch.manual_seed(seed)`` draws the same
-initial weights in both; the tiles' own random streams differ). The table gives the test
-accuracy and the test loss (NLL: it moves where a preset barely learns and the accuracy sits
-near chance), mean +- standard error over the seeds per library, and Welch's z of each
-difference.
-``|z| > 3`` is flagged: a preset whose physics differ between the libraries shows up here even
+Each preset trains the digits MLP 64-32-10 (sigmoid, log-softmax, NLL loss, ``AnalogSGD`` at
+``--lr``, batch 10, a seeded 80/20 split of scikit-learn's bundled 8x8 digits) for
+``--epochs`` epochs from ``--seeds`` seeds in each library (``torch.manual_seed(seed)`` draws
+the same initial weights and data order in both; the tiles' own random streams differ). The
+table gives the test accuracy and the test loss (NLL: it moves where a preset barely learns
+and the accuracy sits near chance), mean +- standard error over the seeds per library, and
+Welch's z of each difference. ``|z| > 3`` is flagged: a preset whose physics differ between the libraries shows up here even
 where the deterministic fuzzers (``fuzz_golden*.py``) cannot reach it (stochastic pulses,
 noisy IO, device-to-device variation). Run from the aihwkit environment with rpusim
 importable::
 
     PYTHONPATH=.:<dir with numba> /tmp/aihwkit-venv/bin/python scripts/compare_presets_digits.py \
-        [--seeds 5] [--epochs 2] [--cnn] [NAME ...]
+        [--seeds 6] [--epochs 2] [--lr 0.5] [--cnn] [NAME ...]
 
 ``NAME``: presets whose name contains it (all presets by default). ``--cnn`` trains the CNN of
 ``bench_examples.py --presets`` (conv 1->8 k3, tanh, linear 288->10) instead.
@@ -41,7 +40,6 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import rpusim  # noqa: E402,F401  (starts numba's threads keeping torch's count)
 from bench_examples import library, preset_workloads  # noqa: E402
 
-LR = float(os.environ.get("LR", 0.1))
 BATCH = 10
 
 
@@ -56,7 +54,7 @@ def digits():
     return x[perm[:n_train]], y[perm[:n_train]], x[perm[n_train:]], y[perm[n_train:]]
 
 
-def model_of(lib: str, preset: str, cnn: bool):
+def model_of(lib: str, preset: str, cnn: bool, lr: float):
     L, _, P, sgd = library(lib)
     cfg = getattr(P, preset)()
     if cnn:
@@ -67,16 +65,16 @@ def model_of(lib: str, preset: str, cnn: bool):
         model = L.AnalogSequential(
             nn.Flatten(), L.AnalogLinear(64, 32, rpu_config=cfg), nn.Sigmoid(),
             L.AnalogLinear(32, 10, rpu_config=cfg), nn.LogSoftmax(dim=1))
-    opt = sgd(model.parameters(), lr=LR)
+    opt = sgd(model.parameters(), lr=lr)
     opt.regroup_param_groups(model)
     return model, opt
 
 
-def train(lib: str, preset: str, seed: int, epochs: int, data, cnn: bool) -> tuple:
+def train(lib: str, preset: str, seed: int, epochs: int, data, cnn: bool, lr: float) -> tuple:
     """``(test accuracy, test loss)`` of one training run."""
     x_train, y_train, x_test, y_test = data
     torch.manual_seed(seed)
-    model, opt = model_of(lib, preset, cnn)
+    model, opt = model_of(lib, preset, cnn, lr)
     loss_fn = nn.NLLLoss()
     order = torch.Generator().manual_seed(seed)
     for _ in range(epochs):
@@ -108,9 +106,10 @@ def welch(a: list[float], b: list[float]) -> tuple[float, float, float, float, f
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("names", nargs="*")
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=6)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--cnn", action="store_true")
+    parser.add_argument("--lr", type=float, default=0.5)
     args = parser.parse_args()
     if args.seeds < 2:
         parser.error("--seeds must be at least 2 (a standard error needs two runs)")
@@ -118,14 +117,14 @@ def main() -> None:
     data = digits()
     presets = sorted({w.rsplit(" ", 1)[0] for w in preset_workloads()})
     presets = [p for p in presets if not args.names or any(n in p for n in args.names)]
-    print(f"{'CNN' if args.cnn else 'MLP'}, {args.epochs} epochs, {args.seeds} seeds, lr {LR}, "
+    print(f"{'CNN' if args.cnn else 'MLP'}, {args.epochs} epochs, {args.seeds} seeds, lr {args.lr}, "
           f"batch {BATCH}; test accuracy and loss, mean +- standard error, rpusim / aihwkit, "
           f"Welch's z", flush=True)
     flagged = []
     for preset in presets:
         start = time.perf_counter()
         try:
-            runs = {lib: [train(lib, preset, seed, args.epochs, data, args.cnn)
+            runs = {lib: [train(lib, preset, seed, args.epochs, data, args.cnn, args.lr)
                           for seed in range(args.seeds)] for lib in ("rpusim", "aihwkit")}
         except Exception as err:  # a run that stops is a finding: report it, go on
             flagged.append(preset)

@@ -410,9 +410,9 @@ def test_onesided_refresh_touches_only_the_flagged_pairs():
     = w_max = 0.6) are reset and rewritten, g+ where p > q and g- otherwise; every other
     element keeps its value. Hand-made: (0, 0) p > q, (2, 1) p < q, (1, 3) both high but equal
     (p <= q branch), (0, 1) and (1, 2) below the thresholds."""
+    write = C.UpdateParameters(pulse_type="DETERMINISTIC_IMPLICIT")
     dev = C.OneSidedUnitCell([cs(0.001, reset_std=0.0)], refresh_every=1,
-                             refresh_forward=PERFECT,
-                             refresh_update=C.UpdateParameters(pulse_type="DETERMINISTIC_IMPLICIT"))
+                             refresh_forward=PERFECT, refresh_update=write)
     t = tile(dev, out_size=3, in_size=4)
     g_plus = np.full((3, 4), 0.05)
     g_minus = np.full((3, 4), 0.1)

@@ -536,9 +536,9 @@ def test_vectors_below_the_noise_management_range_are_read_scale_free(seed, row,
                                                                        bm, backward):
     """A float32 vector whose max |u| is below 1 / FLT_MAX and which has zero entries (the
     errors of a log-softmax whose logits are 90 apart): the noise management's scale
-    1 / max|u| overflows, and 0 * inf makes the read NaN (in aihwkit too). The tile reads it
-    as the same vector scaled up by 2^power, scaled back down (noise management makes a
-    read scale-free), and the batch's other vectors as without it."""
+    1 / max|u| overflows, and 0 * inf makes the read NaN (aihwkit's backward too). The tile
+    reads it as the same vector scaled up by 2^power, scaled back down (noise management
+    makes a read scale-free), and the batch's other vectors as without it."""
     p = IOParameters(noise_management=nm, bound_management=bm)
     p.validate()
     g = np.random.default_rng(seed)
