@@ -553,7 +553,9 @@ class AnalogTile:
                                                 NoiseManagementType.MAX):
             return None
         amax = np.abs(U).max(axis=1)
-        rows = np.flatnonzero((amax > 0) & (amax < np.sqrt(np.finfo(self.dtype).tiny)))
+        # 1 / max|u| overflows (in float64: exact for both dtypes)
+        rows = np.flatnonzero((amax > 0)
+                              & (amax.astype(np.float64) * float(np.finfo(self.dtype).max) < 1))
         if rows.size == 0:
             return None
         exponent = np.frexp(amax[rows])[1][:, None]

@@ -16,7 +16,10 @@ importable::
         [--seeds 6] [--epochs 2] [--lr 0.5] [--cnn] [NAME ...]
 
 ``NAME``: presets whose name contains it (all presets by default). ``--cnn`` trains the CNN of
-``bench_examples.py --presets`` (conv 1->8 k3, tanh, linear 288->10) instead.
+``bench_examples.py --presets`` (conv 1->8 k3, tanh, linear 288->10) instead. ``--configs``
+compares each device model (``SingleRPUConfig``) and each compound (of two SoftBounds devices,
+or one) with its defaults, and the inference and floating-point configs, instead of the
+presets.
 """
 
 from __future__ import annotations
@@ -54,9 +57,37 @@ def digits():
     return x[perm[:n_train]], y[perm[:n_train]], x[perm[n_train:]], y[perm[n_train:]]
 
 
+def _sb2(C, compound, **kw):
+    return C.UnitCellRPUConfig(device=compound(
+        unit_cell_devices=[C.SoftBoundsDevice(), C.SoftBoundsDevice()], **kw))
+
+
+# ``--configs``: each device model and compound with its defaults (``C``: the library's configs)
+CONFIGS = {
+    **{f"Single{name}": (lambda C, name=name: C.SingleRPUConfig(device=getattr(C, name)()))
+       for name in ("ConstantStepDevice", "LinearStepDevice", "SoftBoundsDevice",
+                    "SoftBoundsPmaxDevice", "ExpStepDevice", "PowStepDevice",
+                    "PiecewiseStepDevice", "SoftBoundsReferenceDevice",
+                    "PowStepReferenceDevice", "IdealDevice")},
+    "TransferCompound": lambda C: _sb2(C, C.TransferCompound),
+    "BufferedTransferCompound": lambda C: _sb2(C, C.BufferedTransferCompound),
+    "ChoppedTransferCompound": lambda C: _sb2(C, C.ChoppedTransferCompound),
+    "DynamicTransferCompound": lambda C: _sb2(C, C.DynamicTransferCompound),
+    "VectorUnitCell": lambda C: _sb2(C, C.VectorUnitCell),
+    "ReferenceUnitCell": lambda C: _sb2(C, C.ReferenceUnitCell),
+    "OneSidedUnitCell": lambda C: C.UnitCellRPUConfig(device=C.OneSidedUnitCell(
+        unit_cell_devices=[C.SoftBoundsDevice()])),
+    "MixedPrecisionCompound": lambda C: C.DigitalRankUpdateRPUConfig(
+        device=C.MixedPrecisionCompound(device=C.SoftBoundsDevice())),
+    "InferenceRPUConfig": lambda C: C.InferenceRPUConfig(),
+    "TorchInferenceRPUConfig": lambda C: C.TorchInferenceRPUConfig(),
+    "FloatingPointRPUConfig": lambda C: C.FloatingPointRPUConfig(),
+}
+
+
 def model_of(lib: str, preset: str, cnn: bool, lr: float):
-    L, _, P, sgd = library(lib)
-    cfg = getattr(P, preset)()
+    L, C, P, sgd = library(lib)
+    cfg = CONFIGS[preset](C) if preset in CONFIGS else getattr(P, preset)()
     if cnn:
         model = L.AnalogSequential(
             L.AnalogConv2d(1, 8, 3, rpu_config=cfg), nn.Tanh(), nn.Flatten(),
@@ -110,12 +141,15 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--cnn", action="store_true")
     parser.add_argument("--lr", type=float, default=0.5)
+    parser.add_argument("--configs", action="store_true",
+                        help="each device model and compound with its defaults, not the presets")
     args = parser.parse_args()
     if args.seeds < 2:
         parser.error("--seeds must be at least 2 (a standard error needs two runs)")
     torch.set_num_threads(1)
     data = digits()
-    presets = sorted({w.rsplit(" ", 1)[0] for w in preset_workloads()})
+    presets = (list(CONFIGS) if args.configs
+               else sorted({w.rsplit(" ", 1)[0] for w in preset_workloads()}))
     presets = [p for p in presets if not args.names or any(n in p for n in args.names)]
     print(f"{'CNN' if args.cnn else 'MLP'}, {args.epochs} epochs, {args.seeds} seeds, lr {args.lr}, "
           f"batch {BATCH}; test accuracy and loss, mean +- standard error, rpusim / aihwkit, "
