@@ -379,8 +379,7 @@ class AnalogTile:
         if not all_finite(Y):
             self._rng.unkey(self._rng.keys_drawn - keys)
             hwa.fb_weights, hwa.sample_weights = held
-            raise ValueError(f"forward overflows {self.dtype.name}: the inputs (largest "
-                             f"|value| {np.abs(X).max():g}) are too large for these weights")
+            raise self._overflow_error("forward", X)
         hwa.scale_outputs(Y)
         if is_test and self._inference is not None:
             Y = self._inference.scale_outputs(Y)
@@ -531,8 +530,22 @@ class AnalogTile:
         if Y is not None:
             return Y
         self._rng.unkey(self._rng.keys_drawn - keys)
-        raise ValueError(f"{name} overflows {self.dtype.name}: the inputs (largest "
-                         f"|value| {np.abs(U).max():g}) are too large for these weights")
+        raise self._overflow_error(name, U)
+
+    def _overflow_error(self, name: str, U: np.ndarray) -> ValueError:
+        """The error of a read with finite inputs whose result is not: inputs too large for
+        the weights, or vectors below the noise management's range (where this tile's read
+        cannot make them scale-free)."""
+        amax = np.abs(U).max(axis=1).astype(np.float64)
+        tiny = amax[(amax > 0) & (amax * float(np.finfo(self.dtype).max) < 1)]
+        if tiny.size:
+            return ValueError(
+                f"{name} is not finite in {self.dtype.name}: {tiny.size} input vector(s) lie "
+                f"below the noise management's range (largest |value| at most "
+                f"{tiny.max():g}: the scale 1 / max|u| overflows; aihwkit reads such a vector "
+                f"as NaN)")
+        return ValueError(f"{name} overflows {self.dtype.name}: the inputs (largest |value| "
+                          f"{amax.max():g}) are too large for these weights")
 
     def _rescaled_mvm(self, mvm, M: np.ndarray, U: np.ndarray) -> np.ndarray | None:
         """The MVM of a batch whose read failed because some vectors are so small (max |u|

@@ -579,6 +579,22 @@ def test_a_denormal_vector_reads_as_its_matrix_product():
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
+def test_torch_tile_refuses_a_vector_below_the_noise_management_range():
+    """aihwkit's torch-based tile (whose gradients are those of its forward) reads such a
+    vector as NaN; rpusim's says why it cannot read it and changes nothing."""
+    from rpusim.configs import TorchInferenceRPUConfig
+    tile = AnalogTile(3, 4, TorchInferenceRPUConfig(), seed=0)
+    X = np.array([[0.0, 1e-41, 0.0, 0.0], [0.5, -0.2, 0.1, 0.3]], np.float32)
+    before = tile.state_dict()
+    with pytest.raises(ValueError, match="below the noise management's range"):
+        tile.forward_saving(X, False)
+    after = tile.state_dict()
+    for name, value in before.items():
+        np.testing.assert_array_equal(after[name], value, err_msg=name)
+    y, _ = tile.forward_saving(X[1:], False)
+    assert np.isfinite(y).all()
+
+
 @given(seed=st.integers(0, 2**31 - 1), c=st.floats(0.05, 50.0))
 def test_noise_management_scale_invariance_general(seed, c):
     """Any positive scale: equal up to rare single-step rounding differences."""
