@@ -19,7 +19,9 @@ importable::
 ``bench_examples.py --presets`` (conv 1->8 k3, tanh, linear 288->10) instead. ``--configs``
 compares each device model (``SingleRPUConfig``) and each compound (of two SoftBounds devices,
 or one) with its defaults, and the inference and floating-point configs, instead of the
-presets.
+presets. ``--drift`` (inference configs, e.g. ``--configs Inference`` or
+``StandardHWATrainingPreset``) programs each trained network once and compares its test
+accuracy after 1 s, 1 day and 1 year of drift as well.
 """
 
 from __future__ import annotations
@@ -101,8 +103,13 @@ def model_of(lib: str, preset: str, cnn: bool, lr: float):
     return model, opt
 
 
-def train(lib: str, preset: str, seed: int, epochs: int, data, cnn: bool, lr: float) -> tuple:
-    """``(test accuracy, test loss)`` of one training run."""
+DRIFT_TIMES = {"1 s": 1.0, "1 d": 86400.0, "1 y": 3.15576e7}
+
+
+def train(lib: str, preset: str, seed: int, epochs: int, data, cnn: bool, lr: float,
+          drift: bool = False) -> tuple:
+    """``(test accuracy, test loss)`` of one training run; with ``drift``, then the test
+    accuracy of the network programmed once and read at each of ``DRIFT_TIMES``."""
     x_train, y_train, x_test, y_test = data
     torch.manual_seed(seed)
     model, opt = model_of(lib, preset, cnn, lr)
@@ -117,7 +124,13 @@ def train(lib: str, preset: str, seed: int, epochs: int, data, cnn: bool, lr: fl
     model.eval()
     with torch.no_grad():
         out = model(x_test)
-    return float((out.argmax(1) == y_test).float().mean()), float(loss_fn(out, y_test))
+        result = [float((out.argmax(1) == y_test).float().mean()), float(loss_fn(out, y_test))]
+        if drift:
+            model.program_analog_weights()
+            for t in DRIFT_TIMES.values():
+                model.drift_analog_weights(t)
+                result.append(float((model(x_test).argmax(1) == y_test).float().mean()))
+    return tuple(result)
 
 
 def welch(a: list[float], b: list[float]) -> tuple[float, float, float, float, float]:
@@ -143,6 +156,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.5)
     parser.add_argument("--configs", action="store_true",
                         help="each device model and compound with its defaults, not the presets")
+    parser.add_argument("--drift", action="store_true",
+                        help="inference configs: program the trained network and compare the "
+                             "accuracy after drift")
     args = parser.parse_args()
     if args.seeds < 2:
         parser.error("--seeds must be at least 2 (a standard error needs two runs)")
@@ -151,14 +167,16 @@ def main() -> None:
     presets = (list(CONFIGS) if args.configs
                else sorted({w.rsplit(" ", 1)[0] for w in preset_workloads()}))
     presets = [p for p in presets if not args.names or any(n in p for n in args.names)]
-    print(f"{'CNN' if args.cnn else 'MLP'}, {args.epochs} epochs, {args.seeds} seeds, lr {args.lr}, "
-          f"batch {BATCH}; test accuracy and loss, mean +- standard error, rpusim / aihwkit, "
-          f"Welch's z", flush=True)
+    print(f"{'CNN' if args.cnn else 'MLP'}, {args.epochs} epochs, {args.seeds} seeds, "
+          f"lr {args.lr}, batch {BATCH}; test accuracy and loss"
+          f"{' (then accuracy after drift)' if args.drift else ''}, mean +- standard error, "
+          f"rpusim / aihwkit, Welch's z", flush=True)
     flagged = []
     for preset in presets:
         start = time.perf_counter()
         try:
-            runs = {lib: [train(lib, preset, seed, args.epochs, data, args.cnn, args.lr)
+            runs = {lib: [train(lib, preset, seed, args.epochs, data, args.cnn, args.lr,
+                                args.drift)
                           for seed in range(args.seeds)] for lib in ("rpusim", "aihwkit")}
         except Exception as err:  # a run that stops is a finding: report it, go on
             flagged.append(preset)
@@ -166,7 +184,8 @@ def main() -> None:
             continue
         line = f"{preset:34s}"
         flag = False
-        for i, what in enumerate(("accuracy", "loss")):
+        measures = ["accuracy", "loss"] + ([f"{t}" for t in DRIFT_TIMES] if args.drift else [])
+        for i, what in enumerate(measures):
             m_r, s_r, m_a, s_a, z = welch(*([run[i] for run in runs[lib]]
                                             for lib in ("rpusim", "aihwkit")))
             line += f"  {what} {m_r:.3f}+-{s_r:.3f} / {m_a:.3f}+-{s_a:.3f} z {z:+5.1f}"
