@@ -64,7 +64,9 @@ def _sb2(C, compound, **kw):
         unit_cell_devices=[C.SoftBoundsDevice(), C.SoftBoundsDevice()], **kw))
 
 
-# ``--configs``: each device model and compound with its defaults (``C``: the library's configs)
+# ``--configs``: each device model and compound with its defaults, the inference configs (one
+# with hardware-aware training: weight noise, clipping, remapping) and floating point (``C``:
+# the library's configs)
 CONFIGS = {
     **{f"Single{name}": (lambda C, name=name: C.SingleRPUConfig(device=getattr(C, name)()))
        for name in ("ConstantStepDevice", "LinearStepDevice", "SoftBoundsDevice",
@@ -82,6 +84,10 @@ CONFIGS = {
     "MixedPrecisionCompound": lambda C: C.DigitalRankUpdateRPUConfig(
         device=C.MixedPrecisionCompound(device=C.SoftBoundsDevice())),
     "InferenceRPUConfig": lambda C: C.InferenceRPUConfig(),
+    "InferenceRPUConfig HWA": lambda C: C.InferenceRPUConfig(
+        modifier=C.WeightModifierParameter(type=C.WeightModifierType.ADD_NORMAL, std_dev=0.08),
+        clip=C.WeightClipParameter(type=C.WeightClipType.LAYER_GAUSSIAN, sigma=2.5),
+        remap=C.WeightRemapParameter(type=C.WeightRemapType.CHANNELWISE_SYMMETRIC)),
     "TorchInferenceRPUConfig": lambda C: C.TorchInferenceRPUConfig(),
     "FloatingPointRPUConfig": lambda C: C.FloatingPointRPUConfig(),
 }
