@@ -168,11 +168,19 @@ def main() -> None:
     args = parser.parse_args()
     if args.seeds < 2:
         parser.error("--seeds must be at least 2 (a standard error needs two runs)")
+    try:
+        import aihwkit  # noqa: F401
+    except ImportError:
+        parser.error("aihwkit is not importable: run this from aihwkit's environment with "
+                     "rpusim on PYTHONPATH (see the docstring)")
     torch.set_num_threads(1)
     data = digits()
     presets = (list(CONFIGS) if args.configs
                else sorted({w.rsplit(" ", 1)[0] for w in preset_workloads()}))
     presets = [p for p in presets if not args.names or any(n in p for n in args.names)]
+    if not presets:
+        parser.error(f"no {'config' if args.configs else 'preset'} name contains any of "
+                     f"{args.names}")
     print(f"{'CNN' if args.cnn else 'MLP'}, {args.epochs} epochs, {args.seeds} seeds, "
           f"lr {args.lr}, batch {BATCH}; test accuracy and loss"
           f"{' (then accuracy after drift)' if args.drift else ''}, mean +- standard error, "
