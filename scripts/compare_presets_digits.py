@@ -7,13 +7,13 @@ Each preset trains the digits MLP 64-32-10 (sigmoid, log-softmax, NLL loss, ``An
 the same initial weights and data order in both; the tiles' own random streams differ). The
 table gives the test accuracy and the test loss (NLL: it moves where a preset barely learns
 and the accuracy sits near chance), mean +- standard error over the seeds per library, and
-Welch's z of each difference. ``|z| > 3`` is flagged: a preset whose physics differ between the libraries shows up here even
-where the deterministic fuzzers (``fuzz_golden*.py``) cannot reach it (stochastic pulses,
-noisy IO, device-to-device variation). Run from the aihwkit environment with rpusim
-importable::
+Welch's z of each difference. ``|z| > 3`` is flagged: a preset whose physics differ between
+the libraries shows up here even where the deterministic fuzzers (``fuzz_golden*.py``) cannot
+reach it (stochastic pulses, noisy IO, device-to-device variation). Run from the aihwkit
+environment with rpusim importable::
 
     PYTHONPATH=.:<dir with numba> /tmp/aihwkit-venv/bin/python scripts/compare_presets_digits.py \
-        [--seeds 6] [--epochs 2] [--lr 0.5] [--cnn] [NAME ...]
+        [--seeds 6] [--epochs 2] [--lr 0.5] [--cnn] [--configs] [--drift] [NAME ...]
 
 ``NAME``: presets whose name contains it (all presets by default). ``--cnn`` trains the CNN of
 ``bench_examples.py --presets`` (conv 1->8 k3, tanh, linear 288->10) instead. ``--configs``
@@ -188,13 +188,17 @@ def main() -> None:
     flagged = []
     for preset in presets:
         start = time.perf_counter()
-        try:
-            runs = {lib: [train(lib, preset, seed, args.epochs, data, args.cnn, args.lr,
-                                args.drift)
-                          for seed in range(args.seeds)] for lib in ("rpusim", "aihwkit")}
-        except Exception as err:  # a run that stops is a finding: report it, go on
+        runs = {}
+        for lib in ("rpusim", "aihwkit"):
+            try:
+                runs[lib] = [train(lib, preset, seed, args.epochs, data, args.cnn, args.lr,
+                                   args.drift) for seed in range(args.seeds)]
+            except Exception as err:  # a run that stops is a finding: report it, go on
+                print(f"{preset:34s}  {lib} stopped: {type(err).__name__}: {err}  <--",
+                      flush=True)
+                break
+        if len(runs) < 2:
             flagged.append(preset)
-            print(f"{preset:34s}  stopped: {type(err).__name__}: {err}  <--", flush=True)
             continue
         line = f"{preset:34s}"
         flag = False
@@ -212,7 +216,8 @@ def main() -> None:
             flagged.append(preset)
         print(f"{line}{'  <--' if flag else ''}  ({time.perf_counter() - start:.0f} s)",
               flush=True)
-    print(f"|z| > 3: {', '.join(flagged) if flagged else 'none'} ({len(presets)} presets)")
+    print(f"flagged: {', '.join(flagged) if flagged else 'none'} ({len(presets)} "
+          f"{'configs' if args.configs else 'presets'})")
 
 
 if __name__ == "__main__":
