@@ -153,6 +153,21 @@ def welch(a: list[float], b: list[float]) -> tuple[float, float, float, float, f
     return m_a, s_a, m_b, s_b, z
 
 
+def parse_comparison(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """The arguments of a comparison script (``parser`` has ``--seeds``), checked: at least
+    two seeds, aihwkit importable. Sets torch to one thread, as the benchmarks do."""
+    args = parser.parse_args()
+    if args.seeds < 2:
+        parser.error("--seeds must be at least 2 (a standard error needs two runs)")
+    try:
+        import aihwkit  # noqa: F401
+    except ImportError:
+        parser.error("aihwkit is not importable: run this from aihwkit's environment with "
+                     "rpusim on PYTHONPATH (see the docstring)")
+    torch.set_num_threads(1)
+    return args
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("names", nargs="*")
@@ -165,15 +180,7 @@ def main() -> None:
     parser.add_argument("--drift", action="store_true",
                         help="inference configs: program the trained network and compare the "
                              "accuracy after drift")
-    args = parser.parse_args()
-    if args.seeds < 2:
-        parser.error("--seeds must be at least 2 (a standard error needs two runs)")
-    try:
-        import aihwkit  # noqa: F401
-    except ImportError:
-        parser.error("aihwkit is not importable: run this from aihwkit's environment with "
-                     "rpusim on PYTHONPATH (see the docstring)")
-    torch.set_num_threads(1)
+    args = parse_comparison(parser)
     data = digits()
     presets = (list(CONFIGS) if args.configs
                else sorted({w.rsplit(" ", 1)[0] for w in preset_workloads()}))

@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import rpusim  # noqa: E402,F401  (starts numba's threads keeping torch's count)
 from bench_examples import library  # noqa: E402
-from compare_presets_digits import welch  # noqa: E402
+from compare_presets_digits import parse_comparison, welch  # noqa: E402
 
 CONFIGS = {
     "ConstantStep": lambda C: C.SingleRPUConfig(device=C.ConstantStepDevice()),
@@ -90,15 +90,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--lr", type=float, default=0.1)
-    args = parser.parse_args()
-    if args.seeds < 2:
-        parser.error("--seeds must be at least 2 (a standard error needs two runs)")
-    try:
-        import aihwkit  # noqa: F401
-    except ImportError:
-        parser.error("aihwkit is not importable: run this from aihwkit's environment with "
-                     "rpusim on PYTHONPATH (see the docstring)")
-    torch.set_num_threads(1)
+    args = parse_comparison(parser)
     data = sequences()
     print(f"{args.epochs} epochs, {args.seeds} seeds, lr {args.lr}; final MSE, mean +- "
           f"standard error, rpusim / aihwkit, Welch's z", flush=True)
