@@ -136,6 +136,13 @@ _MAX_PULSE_RATIO = 2.0 ** 40
 _MAX_VARIABLE_BL = 2 ** 24
 
 
+def _below_nm_range(U: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """``(max|u| per row in float64, rows whose noise-management scale 1 / max|u| overflows
+    dtype)`` (the product in float64 is exact for both dtypes)."""
+    amax = np.abs(U).max(axis=1).astype(np.float64)
+    return amax, (amax > 0) & (amax * float(np.finfo(dtype).max) < 1)
+
+
 class AnalogTile:
     """An analog crossbar tile of ``out_size x in_size`` resistive devices.
 
@@ -536,8 +543,8 @@ class AnalogTile:
         """The error of a read with finite inputs whose result is not: inputs too large for
         the weights, or vectors below the noise management's range (where this tile's read
         cannot make them scale-free)."""
-        amax = np.abs(U).max(axis=1).astype(np.float64)
-        tiny = amax[(amax > 0) & (amax * float(np.finfo(self.dtype).max) < 1)]
+        amax, below = _below_nm_range(U, self.dtype)
+        tiny = amax[below]
         if tiny.size:
             return ValueError(
                 f"{name} is not finite in {self.dtype.name}: {tiny.size} input vector(s) lie "
@@ -565,10 +572,8 @@ class AnalogTile:
                                                 NoiseManagementType.ABS_MAX_NP_SUM,
                                                 NoiseManagementType.MAX):
             return None
-        amax = np.abs(U).max(axis=1)
-        # 1 / max|u| overflows (in float64: exact for both dtypes)
-        rows = np.flatnonzero((amax > 0)
-                              & (amax.astype(np.float64) * float(np.finfo(self.dtype).max) < 1))
+        amax, below = _below_nm_range(U, self.dtype)
+        rows = np.flatnonzero(below)
         if rows.size == 0:
             return None
         exponent = np.frexp(amax[rows])[1][:, None]
