@@ -483,8 +483,7 @@ class AnalogMVM:
             # a batch of one-hot inputs (a drift compensation's identity readout) is read as a
             # gather of columns of M: exactly the product's values (one nonzero term per
             # output) at a fraction of a GEMM's cost
-            cols = (V != 0).argmax(axis=1)
-            np.multiply(M.T[cols], V[np.arange(k), cols][:, None], out=Y)
+            kio.one_hot_product(M, V, Y)
             return adc(Y, self._none)
 
         n_out = M.shape[0]

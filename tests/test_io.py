@@ -446,6 +446,32 @@ def test_one_hot_batch_is_read_exactly(any_path):
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
 
 
+@given(seed=st.integers(0, 2**31 - 1), k=st.integers(1, 40), n_in=st.integers(1, 40),
+       n_out=st.integers(1, 40), dtype=st.sampled_from([np.float32, np.float64]),
+       transposed=st.booleans())
+def test_one_hot_product_is_the_gather_of_columns(seed, k, n_in, n_out, dtype, transposed):
+    """The one-hot kernel against the gather written with NumPy's indexing, bit for bit with
+    the signs of zeros: identity rows, other columns, all-zero rows and negative zeros, a
+    contiguous or a transposed matrix, tiles of 16 cut anywhere."""
+    from rpusim.kernels import io as kio
+    rng = np.random.default_rng(seed)
+    M = rng.uniform(-1, 1, (n_in, n_out) if transposed else (n_out, n_in)).astype(dtype)
+    M = M.T if transposed else M
+    V = np.zeros((k, n_in), dtype)
+    for r in range(k):
+        kind = rng.integers(4)
+        col = r if kind == 0 and r < n_in else int(rng.integers(n_in))
+        if kind == 3:
+            V[r, col] = -0.0
+        elif kind != 2:
+            V[r, col] = rng.choice([-2.5, -1.0, 0.3, 1.0])
+    cols = (V != 0).argmax(axis=1)
+    want = np.multiply(M.T[cols], V[np.arange(k), cols][:, None])
+    got = np.full((k, n_out), np.nan, dtype)
+    kio.one_hot_product(M, V, got)
+    np.testing.assert_array_equal(got.view(f"u{got.itemsize}"), want.view(f"u{want.itemsize}"))
+
+
 def test_non_finite_outputs_are_reported(any_path):
     """Every path reports an overflow (the bound-management factor 16 on a saturated output of
     an input of 1e37) and a NaN input as a non-finite result."""

@@ -30,7 +30,8 @@ __all__ = ["NM_NONE", "NM_ABS_MAX", "NM_MAX", "NM_CONSTANT", "NM_AVERAGE_ABS_MAX
            "TAG_OUT_NOISE", "TAG_OUT_UNIFORM", "TAG_NEG_OUT_NOISE", "TAG_NEG_OUT_UNIFORM",
            "TAG_W_NOISE", "TAG_NEG_W_NOISE", "F_FIELDS", "I_FIELDS", "constants", "tag",
            "row_draws", "nm_scale", "dac", "adc", "noise_management",
-           "prepare_input", "finalize_output", "dac_rows", "adc_rows", "managed_mvm"]
+           "prepare_input", "finalize_output", "dac_rows", "adc_rows", "managed_mvm",
+           "one_hot_product"]
 
 NM_NONE = 0
 NM_ABS_MAX = 1
@@ -244,6 +245,40 @@ def _one_hot(V):
                     return False
                 seen = True
     return True
+
+
+@njit(cache=True, nogil=True)
+def one_hot_product(M, V, Y):
+    """``Y = V @ M.T`` for rows of ``V`` with at most one nonzero (a drift compensation's
+    identity readout): each output is its row's one product ``M[i, j] * V[r, j]`` (an
+    all-zero row multiplies column 0 by its zero, as a full product's signs would), read as a
+    gather of columns of ``M``. In tiles of 16 rows by 16 outputs: a row-by-row gather
+    misses the cache on every load, tiles of whole rows of ``M`` on every store."""
+    k = V.shape[0]
+    n_in = V.shape[1]
+    cols = np.empty(k, np.int64)
+    vals = np.empty(k, V.dtype)
+    for r in range(k):
+        col = 0
+        if r < n_in and V[r, r] != 0:
+            col = r  # an identity's; the row's only nonzero
+        else:
+            for j in range(n_in):
+                if V[r, j] != 0:
+                    col = j
+                    break
+        cols[r] = col
+        vals[r] = V[r, col]
+    n_out = M.shape[0]
+    for r0 in range(0, k, 16):
+        r1 = min(r0 + 16, k)
+        for i0 in range(0, n_out, 16):
+            i1 = min(i0 + 16, n_out)
+            for r in range(r0, r1):
+                col = cols[r]
+                v = vals[r]
+                for i in range(i0, i1):
+                    Y[r, i] = M[i, col] * v
 
 
 @njit(cache=True)
