@@ -55,8 +55,8 @@ FUSED_WORK = 1 << 16
 # OpenBLAS itself is kept at one thread). The halves depend on the shapes only, so the result
 # does not depend on the thread count.
 SPLIT_WORK = 1 << 21
-# for tests: every configuration through the staged path (else only those with IR drop,
-# voltage offsets, weight noise or read asymmetry)
+# for tests: every configuration through the staged path (else only those with voltage
+# offsets or read asymmetry, and those with IR drop or weight noise beyond FUSED_WORK)
 STAGED_ONLY = False
 
 _STATE_KEYS = ("nm_aux", "out_noise_values", "v_offset", "out_nonlinearity",
@@ -178,17 +178,22 @@ class AnalogMVM:
             self._ir_factor = t(1) - q * q
             self._ir_a_scale = t(self.n_in) / t(p.ir_drop_g_ratio)
         self._draw_line_parameters()
-        # what kio.managed_mvm covers; the rest takes the staged path at any batch size
-        self._fusable = not (p.ir_drop > 0 or self._has_offsets or self._w_noise
-                             or (p.w_read_asymmetry_dtod != 0
-                                 and p.mv_type != AnalogMVType.ONE_PASS))
+        # what kio.managed_mvm covers; the rest takes the staged path at any batch size. IR
+        # drop and weight noise it covers, the row kernels do not: larger calls with them take
+        # the staged path (their extra products are BLAS's work there)
+        self._nonideal = p.ir_drop > 0 or self._w_noise
+        self._fusable = not (self._has_offsets or (p.w_read_asymmetry_dtod != 0
+                                                   and p.mv_type != AnalogMVType.ONE_PASS))
         self._mv_kind = {AnalogMVType.ONE_PASS: kio.MV_ONE_PASS,
                          AnalogMVType.POS_NEG_SEPARATE: kio.MV_POS_NEG,
                          AnalogMVType.POS_NEG_SEPARATE_DIGITAL_SUM: kio.MV_POS_NEG_DIGITAL
                          }.get(p.mv_type, kio.MV_ONE_PASS)
         self._pack_parameters()
-        self._work = np.zeros((9, max(self.n_in, self.n_out)), self.dtype)
+        self._work = np.zeros((self._work_rows(), max(self.n_in, self.n_out)), self.dtype)
         self._rows_of = np.arange(0, dtype=np.int64)
+
+    def _work_rows(self) -> int:
+        return kio.WORK_ROWS_NONIDEAL if self._nonideal else kio.WORK_ROWS
 
     def _pack_parameters(self) -> None:
         """The scalar parameters of ``kio.managed_mvm`` (its ``F_FIELDS`` and ``I_FIELDS``)."""
@@ -202,6 +207,8 @@ class AnalogMVM:
             "nm_thres": self._nm_thres, "nm_wmax": NM_ASSUMED_WMAX, "np_bound": self._np_bound,
             "max_bm_res": p.max_bm_res, "nm_decay": NM_DECAY, "out_scale": self._out_scale,
             "bm_limit": np.inf if self._bm_limit is None else self._bm_limit,
+            "ir_drop": p.ir_drop, "ir_a_scale": self._ir_a_scale if p.ir_drop > 0 else 0.0,
+            "w_noise": p.w_noise if self._w_noise else 0.0,
         }
         self._f = np.array([t(values[k]) for k in kio.F_FIELDS], self.dtype)
         flags = {
@@ -212,6 +219,9 @@ class AnalogMVM:
             "max_bm_factor": p.max_bm_factor, "bm_test_negative": p.bm_test_negative_bound,
             "out_noisy": p.out_noise > 0 or self.out_noise_values.size > 0,
             "with_nl": self._has_nl,
+            "w_noise_kind": (kio.W_NOISE_NONE if not self._w_noise else kio.W_NOISE_ADDITIVE
+                             if p.w_noise_type == WeightNoiseType.ADDITIVE_CONSTANT
+                             else kio.W_NOISE_PCM),
         }
         self._flags = np.array([int(flags[k]) for k in kio.I_FIELDS], np.int64)
         # per output line, as the kernels read them (no conditional loads in their loops)
@@ -386,7 +396,7 @@ class AnalogMVM:
             return np.zeros((m, self.n_out), self.dtype), True
         # one key per call fixes every random number of it (streams per row and tag)
         key = self.rng.key()
-        if not self._fusable or STAGED_ONLY:
+        if not self._fusable or STAGED_ONLY or (self._nonideal and work > FUSED_WORK):
             Y = self._staged(M, U, key)
             return Y, not check or all_finite(Y)
         if work > FUSED_WORK:
@@ -399,7 +409,7 @@ class AnalogMVM:
             W, transposed = np.ascontiguousarray(M), False
         n_out = M.shape[0]
         if self._work.shape[1] < n_out or self._work.shape[1] < U.shape[1]:
-            self._work = np.zeros((9, max(n_out, U.shape[1])), self.dtype)
+            self._work = np.zeros((self._work_rows(), max(n_out, U.shape[1])), self.dtype)
         if not U.flags.c_contiguous:
             U = np.ascontiguousarray(U)
         Y = np.empty((m, n_out), self.dtype)
@@ -424,7 +434,7 @@ class AnalogMVM:
         if not U.flags.c_contiguous:
             U = np.ascontiguousarray(U)
         if self._work.shape[1] < max(n_out, U.shape[1]):  # the kernels' scratch rows
-            self._work = np.zeros((9, max(n_out, U.shape[1])), self.dtype)
+            self._work = np.zeros((self._work_rows(), max(n_out, U.shape[1])), self.dtype)
         if self._rows_of.size < m:
             self._rows_of = np.arange(m, dtype=np.int64)
         rows = self._rows_of[:m]

@@ -307,6 +307,38 @@ def test_paths_agree_with_noise(p, seed, n_out, n_in, batch, backward, w_scale, 
             np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12, err_msg=path)
 
 
+@given(seed=st.integers(0, 2**31 - 1), n_out=st.integers(1, 12), n_in=st.integers(1, 14),
+       batch=st.integers(1, 5), backward=st.booleans(), transposed=st.booleans(),
+       ir_drop=st.sampled_from([0.0, 1.0, 2.5]), g_ratio=st.sampled_from([50.0, 2000.0]),
+       w_noise=st.sampled_from([0.0, 0.05]), pcm=st.booleans(),
+       mv=st.sampled_from(["OnePass", "PosNegSeparate", "PosNegSeparateDigitalSum"]),
+       nm=st.sampled_from(["AbsMax", "None", "Max"]),
+       bm=st.sampled_from(["None", "Iterative", "IterativeWorstCase"]))
+def test_fused_ir_drop_and_weight_noise_match_the_staged_path(
+        seed, n_out, n_in, batch, backward, transposed, ir_drop, g_ratio, w_noise, pcm, mv, nm,
+        bm):
+    """IR drop and weight read noise in the one-call kernel: the staged path's values, with
+    its weight-noise draws (every mv type's passes and tags), and the kernel is what ran."""
+    if ir_drop == 0 and w_noise == 0:
+        w_noise = 0.02
+    p = IOParameters(ir_drop=ir_drop, ir_drop_g_ratio=g_ratio, w_noise=w_noise,
+                     w_noise_type="PCMRead" if pcm else "AdditiveConstant", mv_type=mv,
+                     noise_management=nm, bound_management=bm, out_noise=0.05, out_bound=3.0,
+                     out_res=0.0)  # unquantised outputs: the least difference shows
+    p.validate()
+    M, U = _arrays(seed, n_out, n_in, batch, 1.0, 2.0)
+    if transposed:
+        M = np.ascontiguousarray(M.T).T
+    out = {}
+    for path in ("fused", "staged"):
+        mvm = AnalogMVM(p, n_out, n_in, F64, TileRNG(seed), backward=backward)
+        with on_path(path):
+            out[path] = (mvm.mvm(M, U), mvm.mvm(M, U[::-1]))
+        assert (mvm._entry is not None) == (path == "fused")
+    for got, want in zip(out["fused"], out["staged"]):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
 def test_matches_reference_backward_view():
     """The backward direction reads ``W.T`` (a view) and never does bound management."""
     p = IOParameters(out_noise=0.0, out_bound=2.0, noise_management="AVERAGE_ABS_MAX")

@@ -17,6 +17,8 @@ passed as NumPy scalars of that dtype, and constants come in the small array ``c
 :func:`constants`) because a Python literal would promote float32 to float64.
 """
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -31,7 +33,8 @@ __all__ = ["NM_NONE", "NM_ABS_MAX", "NM_MAX", "NM_CONSTANT", "NM_AVERAGE_ABS_MAX
            "TAG_W_NOISE", "TAG_NEG_W_NOISE", "F_FIELDS", "I_FIELDS", "constants", "tag",
            "row_draws", "nm_scale", "dac", "adc", "noise_management",
            "prepare_input", "finalize_output", "dac_rows", "adc_rows", "managed_mvm",
-           "one_hot_product"]
+           "one_hot_product", "W_NOISE_NONE", "W_NOISE_ADDITIVE", "W_NOISE_PCM", "WORK_ROWS",
+           "WORK_ROWS_NONIDEAL"]
 
 NM_NONE = 0
 NM_ABS_MAX = 1
@@ -64,14 +67,23 @@ _C_ZERO, _C_ONE, _C_HALF = 0, 1, 2
 # Layout of the parameter arrays of ``managed_mvm`` (names index the arrays).
 F_FIELDS = ("inp_res", "inp_bound", "inp_noise", "inp_asym_scale", "out_res", "out_bound",
             "out_noise", "out_asym_scale", "nl_factor", "nm_thres", "nm_wmax", "np_bound",
-            "max_bm_res", "nm_decay", "out_scale", "bm_limit")
+            "max_bm_res", "nm_decay", "out_scale", "bm_limit", "ir_drop", "ir_a_scale",
+            "w_noise")
 I_FIELDS = ("nm_kind", "bm_kind", "backward", "inp_sto", "out_sto", "inp_asym", "out_asym",
-            "mv_kind", "max_bm_factor", "bm_test_negative", "out_noisy", "with_nl")
+            "mv_kind", "max_bm_factor", "bm_test_negative", "out_noisy", "with_nl", "w_noise_kind")
 (_F_INP_RES, _F_INP_BOUND, _F_INP_NOISE, _F_INP_ASYM, _F_OUT_RES, _F_OUT_BOUND, _F_OUT_NOISE,
  _F_OUT_ASYM, _F_NLF, _F_NM_THRES, _F_NM_WMAX, _F_NP_BOUND, _F_MAX_BM_RES, _F_NM_DECAY,
- _F_OUT_SCALE, _F_BM_LIMIT) = range(len(F_FIELDS))
+ _F_OUT_SCALE, _F_BM_LIMIT, _F_IR_DROP, _F_IR_A_SCALE, _F_W_NOISE) = range(len(F_FIELDS))
 (_I_NM, _I_BM, _I_BACKWARD, _I_INP_STO, _I_OUT_STO, _I_INP_ASYM, _I_OUT_ASYM, _I_MV,
- _I_MAX_BM_FACTOR, _I_BM_TEST_NEG, _I_OUT_NOISY, _I_WITH_NL) = range(len(I_FIELDS))
+ _I_MAX_BM_FACTOR, _I_BM_TEST_NEG, _I_OUT_NOISY, _I_WITH_NL, _I_W_NOISE) = range(len(I_FIELDS))
+
+# the weight read noise kinds of ``managed_mvm`` (``w_noise_kind``; spec io.md §6)
+W_NOISE_NONE = 0
+W_NOISE_ADDITIVE = 1
+W_NOISE_PCM = 2
+# the scratch rows ``managed_mvm`` needs: nine, and six more with IR drop or weight noise
+WORK_ROWS = 9
+WORK_ROWS_NONIDEAL = 15
 
 
 def constants(dtype) -> np.ndarray:
@@ -647,13 +659,83 @@ def _matvec(W, transposed, v, y):
         i += 1
 
 
+@njit(cache=True)
+def _nonideal_line(W, transposed, v, y, ir_drop, ir_a_scale, w_noise, w_noise_kind, key, row,
+                   noise_tag, work, c):
+    """IR drop and weight read noise of one row's product ``y = M v`` (``M = W``, or ``W.T``
+    when ``transposed``), in place and in this order, as the staged path's
+    ``AnalogMVM._nonidealities`` (spec io.md §6), up to the summation order of the sums over
+    the inputs: ``a_i = n_in / g_ratio sum_j |M_ij| |v_j|``, ``y_i -= a_i (a_i (a_i / 20 -
+    1/5) + 1/2) ir_drop sum_j M_ij v_j f_j`` with ``f_j = 1 - (1 - j / n_in)^2``; then
+    ``y_i += w_noise sqrt(sum_j v_j^2 [|M_ij|]) xi_i`` (additive: without ``|M_ij|``), ``xi``
+    the normals of stream ``(key, row, noise_tag)``. ``work`` rows 9-14 are scratch."""
+    n_in = v.shape[0]
+    n_out = y.shape[0]
+    zero = c[_C_ZERO]
+    one = c[_C_ONE]
+    if ir_drop > zero:
+        av = work[9, :n_in]
+        vf = work[10, :n_in]
+        n = cast_like(n_in, zero)
+        for j in range(n_in):
+            q = one - cast_like(j, zero) / n
+            av[j] = abs(v[j])
+            vf[j] = v[j] * (one - q * q)
+        a_sum = work[12, :n_out]
+        d_sum = work[13, :n_out]
+        _matvec_abs(W, transposed, av, a_sum)
+        _matvec(W, transposed, vf, d_sum)
+        c1 = cast_like(0.05, zero)
+        c2 = cast_like(0.2, zero)
+        for i in range(n_out):
+            a = ir_a_scale * a_sum[i]
+            y[i] -= a * (a * (c1 * a - c2) + c[_C_HALF]) * (ir_drop * d_sum[i])
+    if w_noise_kind != W_NOISE_NONE:
+        xi = work[14, :n_out]
+        _fill(xi, key, row, noise_tag, True)
+        if w_noise_kind == W_NOISE_ADDITIVE:
+            total = zero
+            for j in range(n_in):
+                total += v[j] * v[j]
+            std = w_noise * math.sqrt(total)
+            for i in range(n_out):
+                y[i] += std * xi[i]
+        else:
+            v2 = work[11, :n_in]
+            for j in range(n_in):
+                v2[j] = v[j] * v[j]
+            q_sum = work[12, :n_out]
+            _matvec_abs(W, transposed, v2, q_sum)
+            for i in range(n_out):
+                y[i] += w_noise * math.sqrt(q_sum[i]) * xi[i]
+
+
+@njit(cache=True)
+def _matvec_abs(W, transposed, v, y):
+    """``y = |M| v`` (:func:`_matvec` with the magnitudes of the weights)."""
+    if transposed:
+        for i in range(y.shape[0]):
+            y[i] = 0
+        for j in range(W.shape[0]):
+            vj = v[j]
+            for i in range(W.shape[1]):
+                y[i] += abs(W[j, i]) * vj
+        return
+    for i in range(y.shape[0]):
+        a = abs(W[i, 0]) * v[0]
+        for j in range(1, W.shape[1]):
+            a += abs(W[i, j]) * v[j]
+        y[i] = a
+
+
 @njit(cache=True, _nrt=False)
 def managed_mvm(W, transposed, U, Y, f, flags, nl, noise_line, key, aux, c, work):
     """The IO-managed ``Y = U @ M.T`` (``M = W``, or ``W.T`` when ``transposed``), all rows,
     all bound-management rounds, in one call (spec io.md §3-§5).
 
-    Covers the configurations without IR drop, voltage offsets / series resistance, weight
-    read noise and read asymmetry (those take the staged path). ``f`` and ``flags`` hold the
+    Covers the configurations without voltage offsets / series resistance and read
+    asymmetry (those take the staged path); IR drop and weight read noise
+    (:func:`_nonideal_line`) need ``work`` of ``WORK_ROWS_NONIDEAL`` rows. ``f`` and ``flags`` hold the
     scalar parameters as named by ``F_FIELDS`` / ``I_FIELDS``; ``aux`` is the AverageAbsMax
     running value (updated); ``nl`` and ``noise_line`` are the nonlinearity and output noise
     std of each output line (length ``n_out``; ``nl`` read when ``flags`` say so). Random
@@ -690,6 +772,11 @@ def managed_mvm(W, transposed, U, Y, f, flags, nl, noise_line, key, aux, c, work
     buf_n = work[6, :n_out]
     buf_u = work[7, :n_out]
     scratch = work[8, :n_out]
+    ir_drop = f[_F_IR_DROP]
+    ir_a_scale = f[_F_IR_A_SCALE]
+    w_noise = f[_F_W_NOISE]
+    wn_kind = flags[_I_W_NOISE]
+    nonideal = ir_drop > zero or wn_kind != W_NOISE_NONE
     finite = True
     aux_before = aux[0]
     for r in range(m):
@@ -731,13 +818,22 @@ def managed_mvm(W, transposed, U, Y, f, flags, nl, noise_line, key, aux, c, work
             # analog product: y (and the negative inputs' part y2 of the POS_NEG kinds)
             if mv_kind == MV_ONE_PASS:
                 _matvec(W, transposed, v, y)
+                if nonideal:
+                    _nonideal_line(W, transposed, v, y, ir_drop, ir_a_scale, w_noise, wn_kind,
+                                   key, r, tag(bm_round, TAG_W_NOISE), work, c)
             else:
                 for j in range(n_in):
                     v2[j] = min(v[j], zero)
                 _matvec(W, transposed, v2, y2)
+                if nonideal:
+                    _nonideal_line(W, transposed, v2, y2, ir_drop, ir_a_scale, w_noise, wn_kind,
+                                   key, r, tag(bm_round, TAG_NEG_W_NOISE), work, c)
                 for j in range(n_in):
                     v2[j] = max(v[j], zero)
                 _matvec(W, transposed, v2, y)
+                if nonideal:
+                    _nonideal_line(W, transposed, v2, y, ir_drop, ir_a_scale, w_noise, wn_kind,
+                                   key, r, tag(bm_round, TAG_W_NOISE), work, c)
                 if mv_kind == MV_POS_NEG:
                     for i in range(n_out):
                         y[i] += y2[i]
