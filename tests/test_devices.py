@@ -502,3 +502,32 @@ def test_piecewise_nodes_given_as_array_are_stored_as_a_list():
     tile = make_tile(dev, shape=(2, 2))
     assert tile.rpu_config.device.piecewise_up == [1.0, 2.0]
     assert tile.rpu_config.device.piecewise_down == [1, 1]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("seed", range(6))
+def test_decay_kernel_is_the_numpy_expression_bit_for_bit(dtype, seed):
+    """The device models' decay kernel against the NumPy expression it replaced, ``w = (w -
+    b) * (1 + alpha * (s - 1)) + b`` then ``np.minimum`` / ``np.maximum`` with the bounds:
+    the same bits, signed zeros and NaN weights included, bounds and biases at 0."""
+    from rpusim.kernels.update import decay_and_clip
+    g = np.random.default_rng(seed)
+    n, m = g.integers(1, 40, 2)
+    w = g.uniform(-1.5, 1.5, (n, m)).astype(dtype)
+    w[g.random(w.shape) < 0.1] = 0.0
+    w[g.random(w.shape) < 0.1] *= -0.0
+    w[g.random(w.shape) < 0.03] = np.nan
+    s = g.choice([1.0, 0.999, 0.9, 0.95721], (n, m)).astype(dtype)
+    b = g.choice([0.0, -0.0, 0.1, -0.2], (n, m)).astype(dtype)
+    hi = g.choice([1.0, 0.0, 0.5], (n, m)).astype(dtype)
+    lo = g.choice([-1.0, 0.0, -0.0], (n, m)).astype(dtype)
+    w[g.random(w.shape) < 0.1] = 0.5  # at a bound
+    alpha = dtype(g.choice([1.0, 0.5, 3.0]))
+    want = w.copy()
+    want[...] = (want - b) * (1 + alpha * (s - 1)) + b
+    np.minimum(want, hi, out=want)
+    np.maximum(want, lo, out=want)
+    got = w.copy()
+    decay_and_clip(got, s, b, hi, lo, alpha)
+    bits = f"u{np.dtype(dtype).itemsize}"
+    np.testing.assert_array_equal(got.view(bits), want.view(bits))

@@ -244,11 +244,11 @@ class PulsedDeviceModel:
 
     # -- whole-matrix operations --------------------------------------------------------------
     def decay(self, alpha: float = 1.0) -> None:
-        w = self._stored()
-        scale = 1 + self.dtype.type(alpha) * (self.P[SLOT_DECAY_SCALES] - 1)
-        b = self.P[SLOT_RESET_BIAS]
-        w[...] = (w - b) * scale + b
-        self._clip(w)
+        # w = (w - b) (1 + alpha (decay scale - 1)) + b, clipped: one kernel pass (the
+        # NumPy expression's bits; it made five temporaries, per device after every update)
+        P = self.P
+        engine.decay_and_clip(self._stored(), P[SLOT_DECAY_SCALES], P[SLOT_RESET_BIAS],
+                              P[SLOT_MAX_BOUND], P[SLOT_MIN_BOUND], self.dtype.type(alpha))
         self._redraw()
 
     def diffuse(self) -> None:

@@ -694,6 +694,26 @@ def _write_noise_s(W, Wp, xq, dq, dbits, cols, ncols, xwords, wn_sigma, noise, s
     _redraw_touched_s(W, Wp, totals, W.dtype.type(wn_sigma), noise, states)
 
 
+# -- whole-matrix operations of the device models -------------------------------------------------
+@njit(cache=True)
+def decay_and_clip(w, scales, bias, w_max, w_min, alpha):
+    """The device models' decay in one pass: ``w = (w - bias) (1 + alpha (scales - 1)) +
+    bias``, then ``minimum(w, w_max)`` and ``maximum(w, w_min)`` as NumPy's (a NaN weight
+    stays NaN; equal values give the bound), each element in ``w``'s dtype (``alpha`` in it
+    too), the operations of the NumPy expressions in their order: the same bits, without
+    their five temporary arrays."""
+    one = cast_like(1.0, alpha)
+    for i in range(w.shape[0]):
+        for j in range(w.shape[1]):
+            s = one + alpha * (scales[i, j] - one)
+            b = bias[i, j]
+            v = (w[i, j] - b) * s + b
+            hi = w_max[i, j]
+            v = v if v < hi or v != v else hi
+            lo = w_min[i, j]
+            w[i, j] = v if v > lo or v != v else lo
+
+
 _SMALL: dict = {}
 
 
