@@ -130,9 +130,12 @@ class CompoundModel:
     def reduce_arrays(self, arrays, out: np.ndarray | None = None) -> np.ndarray:
         """``sum_k gamma_k arrays[k]`` in the tile dtype, accumulated in slot order; written
         into ``out`` when given (the same operations, so the same bits)."""
-        if out is not None and len(arrays) == 2 and _alike(out, arrays[0], arrays[1]):
-            # the usual reduction of two devices after every update
+        if (out is not None and len(arrays) >= 2
+                and all(_alike(out, a, out) for a in arrays)):
+            # the usual reduction of the devices after every update
             kernels.weighted_sum2(out, self.gammas[0], arrays[0], self.gammas[1], arrays[1])
+            for g, a in zip(self.gammas[2:], arrays[2:]):
+                kernels.add_scaled(out, g, a)
             return out
         if out is None:
             out = self.gammas[0] * arrays[0]

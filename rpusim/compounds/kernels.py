@@ -11,7 +11,7 @@ from rpusim.kernels.rng import init_stream, normal, stream_key
 from rpusim.kernels.update import device_step
 
 __all__ = ["buffered_transfer", "chopped_transfer", "dynamic_transfer", "accumulate_chi",
-           "apply_up_pulses", "weighted_sum2"]
+           "apply_up_pulses", "weighted_sum2", "add_scaled"]
 
 
 @njit(cache=True)
@@ -25,6 +25,16 @@ def weighted_sum2(out, g0, a0, g1, a1):
     for k in range(o.shape[0]):
         o[k] = g0 * b0[k]
         o[k] += g1 * b1[k]
+
+
+@njit(cache=True)
+def add_scaled(out, g, a):
+    """``out += g * a`` element by element in the arrays' dtype: NumPy's operations (the
+    same bits) without the temporary ``g * a``."""
+    o = out.reshape(-1)
+    b = a.reshape(-1)
+    for k in range(o.shape[0]):
+        o[k] += g * b[k]
 
 
 @njit(cache=True)

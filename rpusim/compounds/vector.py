@@ -40,10 +40,17 @@ class VectorModel(CompoundModel):
                 idx = (self.current_device_idx + 1 + np.arange(m)) % n
             else:
                 idx = np.minimum((self.rng.uniform(m) * n).astype(np.int64), n - 1)
-            # devices are independent, so each one can take its samples in one call
-            for k in np.unique(idx):
-                rows = idx == k
-                sub_update(self.devices[k], X[rows], D[rows], lr, upd, g, key, m_batch)
+            # devices are independent, so each one can take its samples in one call: the
+            # batch grouped by device once (a stable sort keeps each device's samples in
+            # order), each device's group a block of rows
+            order = np.argsort(idx, kind="stable")
+            Xs, Ds = X[order], D[order]
+            start = 0
+            for k, count in enumerate(np.bincount(idx, minlength=n).tolist()):
+                if count:
+                    sub_update(self.devices[k], Xs[start:start + count],
+                               Ds[start:start + count], lr, upd, g, key, m_batch)
+                start += count
             self.current_device_idx = int(idx[-1])
         self.current_update_idx += m
         self.reduce()
