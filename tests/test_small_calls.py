@@ -113,6 +113,53 @@ def test_recorded_small_updates_follow_config_and_rate_changes(lr, bl, change):
     np.testing.assert_array_equal(weights[0], weights[1])
 
 
+def _write_noise_tile(bl: int = 31):
+    config = rc.SingleRPUConfig(device=rc.SoftBoundsDevice(write_noise_std=2.0))
+    config.update.desired_bl = bl
+    return _tile(config)
+
+
+@settings(max_examples=20, deadline=None)
+@given(layout=st.sampled_from(["plain", "read-only", "strided", "fortran", "float64"]),
+       bl=st.sampled_from([1, 31, 100]),
+       change=st.sampled_from(["none", "lr", "desired_bl", "new config", "write noise",
+                               "weights"]))
+def test_recorded_write_noise_updates_equal_the_full_path(layout, bl, change):
+    """Small updates of a device with write noise run the serial kernel through a recorded
+    entry point: with any input layout, and after a change of learning rate, update
+    parameters, write noise or weights, two updates leave weights and hidden parameters
+    (persistent weights included) exactly as on a tile that never had a record."""
+    rng = np.random.default_rng(7)
+    x1, d1 = _batch(rng, 3, 5, 1.0), _batch(rng, 3, 6, 0.1)
+    x2, d2 = _batch(rng, 4, 5, 1.0), _batch(rng, 4, 6, 0.1)
+    states = []
+    for clear in (False, True):
+        tile = _write_noise_tile(bl)
+        tile.update(x1, d1)
+        if not clear:
+            assert any(key[1] for key in ku._SMALL)  # the write-noise record was made
+        lr = 0.05
+        if change == "lr":
+            lr = 0.11
+        elif change == "desired_bl":
+            tile.rpu_config.update.desired_bl = bl + 3
+        elif change == "new config":
+            tile.rpu_config.update = copy.deepcopy(tile.rpu_config.update)
+            tile.rpu_config.update.update_bl_management = False
+        elif change == "write noise":
+            tile._model.device.write_noise_std *= 3
+        elif change == "weights":
+            tile.set_weights(np.full((6, 5), 0.2, np.float32))
+        if clear:
+            ku._SMALL.clear()
+        tile.update(_layouts(x2)[layout], _layouts(d2)[layout], lr=lr)
+        tile.update(x1, d1, lr=lr)
+        states.append((tile.get_weights(), tile.get_hidden_parameters()))
+    np.testing.assert_array_equal(states[0][0], states[1][0])
+    for name in states[0][1]:
+        np.testing.assert_array_equal(states[0][1][name], states[1][1][name])
+
+
 def test_keys_are_the_raw_draws_of_the_generator_and_pickles_without_the_box_load():
     rng = TileRNG(5)
     reference = np.random.Generator(np.random.PCG64(5)).bit_generator.random_raw(4)

@@ -717,7 +717,7 @@ def decay_and_clip(w, scales, bias, w_max, w_min, alpha):
 _SMALL: dict = {}
 
 
-def _small_call(params, W, P, upd, lr_pc, granularity):
+def _small_call(params, W, P, upd, lr_pc, granularity, Wp=None, wn_sigma=0.0):
     """The small-update composite's entry point and arguments ``(entry, c, flags)`` recorded by
     an earlier call of :func:`pulsed_update` on the same state, or None.
 
@@ -732,35 +732,50 @@ def _small_call(params, W, P, upd, lr_pc, granularity):
     gets its own ``c`` and flags, and the record follows it: compounds that scale the rate per
     sample (chopped and dynamic transfers with ``auto_scale``) call with a new one every
     sample, and typing the call again cost them 100 us a sample.
+
+    With write noise (``wn_sigma > 0``, persistent weights ``Wp``) the record is that of
+    :func:`serial_stochastic_update`, kept apart, for the same ``Wp`` and ``wn_sigma``; the
+    call then gets ``(entry, c, flags, wn_sigma)``.
     """
-    hit = _SMALL.get(id(params))
+    noisy = wn_sigma > 0
+    hit = _SMALL.get((id(params), noisy))
     if (hit is None or hit[0] is not params or hit[1] is not W or hit[2] is not P
-            or hit[3] is not upd or hit[4] is not upd._derived or hit[6] != granularity):
+            or hit[3] is not upd or hit[4] is not upd._derived or hit[6] != granularity
+            or (noisy and (hit[8] is not Wp or hit[7][3] != wn_sigma))):
         return None
     if hit[5] == lr_pc:
         return hit[7]
-    entry, c, _ = hit[7]
+    entry, c = hit[7][:2]
     # a new array: the recorded one may be shared through _CONSTANTS; the assignment rounds
     # to the tile dtype as _constants' np.array does
     c = c.copy()
     c[_C_LR] = abs(lr_pc)
     plan = upd._derived
-    call = (entry, c, plan[2] if lr_pc < 0 else plan[1])
-    _SMALL[id(params)] = hit[:5] + (lr_pc,) + hit[6:7] + (call,)
+    call = (entry, c, plan[2] if lr_pc < 0 else plan[1]) + hit[7][3:]
+    _SMALL[(id(params), noisy)] = hit[:5] + (lr_pc,) + hit[6:7] + (call,) + hit[8:]
     return call
 
 
 def _record_small(kernel, args, upd, lr_pc, granularity) -> None:
-    """Keep what :func:`_small_call` returns for the state of ``kernel(*args)`` (just run)."""
-    W, P, X, D, c, flags = args[:6]
-    params = args[-1]
+    """Keep what :func:`_small_call` returns for the state of ``kernel(*args)`` (just run):
+    the small-update composite's arguments, or :func:`serial_stochastic_update`'s."""
+    noisy = kernel is serial_stochastic_update
+    if noisy:
+        W, P, Wp, X, D, c, flags = args[:7]
+        params, wn_sigma = args[-2:]
+        arrays = (W, P, Wp, X, D)
+    else:
+        W, P, X, D, c, flags = args[:6]
+        params = args[-1]
+        arrays = (W, P, X, D)
     entry = entry_point(kernel, args)
-    if (entry is not None and all(a.flags.carray for a in (W, P, X, D))
+    if (entry is not None and all(a.flags.carray for a in arrays)
             and X.dtype is W.dtype and D.dtype is W.dtype):
         if len(_SMALL) > 1024:  # tiles come and go; keep the table small
             _SMALL.clear()
-        _SMALL[id(params)] = (params, W, P, upd, upd._derived, lr_pc, granularity,
-                              (entry, c, flags))
+        record = (params, W, P, upd, upd._derived, lr_pc, granularity)
+        _SMALL[(id(params), noisy)] = (record + ((entry, c, flags, wn_sigma), Wp) if noisy
+                                       else record + ((entry, c, flags),))
 
 
 _BUILTIN: dict = {}
@@ -854,10 +869,20 @@ def pulsed_update(W, P, Wp, X, D, lr_pc, granularity, upd, key, params, wn_sigma
     m, nx = X.shape
     nd = D.shape[1]
     small = m * nx * nd < _PARALLEL_WORK and counters is None and wn_sigma <= 0
-    if small and X.flags.carray and D.flags.carray and X.dtype is W.dtype and D.dtype is W.dtype:
+    plain = (X.flags.carray and D.flags.carray and X.dtype is W.dtype
+             and D.dtype is W.dtype)
+    if small and plain:
         known = _small_call(params, W, P, upd, lr_pc, granularity)
         # False: trains longer than one word, left to the staged path (nothing changed)
         if known is not None and known[0](W, P, X, D, known[1], known[2], key, noise, params):
+            return
+    elif (plain and counters is None and wn_sigma > 0 and m * nx * nd < _PARALLEL_WORK
+          and m * max(nx, nd) < _STAGE_PARALLEL_WORK):
+        # small work with write noise: serial_stochastic_update, as _staged_update runs it,
+        # through the entry point recorded by an earlier call on the same state
+        known = _small_call(params, W, P, upd, lr_pc, granularity, Wp, wn_sigma)
+        if known is not None:
+            known[0](W, P, Wp, X, D, known[1], known[2], key, noise, params, known[3])
             return
     # the dispatchers type a Python int by its value (int64 or uint64): one type for keys
     key, noise = np.uint64(key), np.uint64(noise)
@@ -870,6 +895,13 @@ def pulsed_update(W, P, Wp, X, D, lr_pc, granularity, upd, key, params, wn_sigma
         if kernels[2](*args):
             _record_small(kernels[2], args, upd, lr_pc, granularity)
             return
+    if (plain and counters is None and wn_sigma > 0 and m * nx * nd < _PARALLEL_WORK
+            and m * max(nx, nd) < _STAGE_PARALLEL_WORK and kind == KIND_STOCHASTIC
+            and kernels is _apply_k[(True, True)]):
+        args = (W, P, Wp, X, D, c, flags, key, noise, params, float(wn_sigma))
+        serial_stochastic_update(*args)
+        _record_small(serial_stochastic_update, args, upd, lr_pc, granularity)
+        return
     # small work the composite does not cover (counters, write noise, trains longer than 64
     # bits) runs the serial kernels; large work the parallel ones whatever the thread count:
     # numba's outlined parallel loop is also faster on one thread than a plain loop with
