@@ -792,3 +792,28 @@ def test_chopped_loop_is_taken_for_aihwkit_presets():
     finally:
         transfer.chopped_loop = original
     assert calls == [3] * len(configs)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("seed", range(4))
+def test_refresh_criterion_kernel_is_the_numpy_expression(dtype, seed):
+    """The one-sided refresh criterion kernel against the NumPy expression it replaced (with
+    Python-float scalars, NumPy 2's float32 arithmetic): the same flags, ties, NaNs and
+    thresholds that float32 cannot represent included."""
+    from rpusim.compounds import kernels as ck
+    g = np.random.default_rng(seed)
+    n, m = g.integers(1, 30, 2)
+    p = g.uniform(0, 1.2, (n, m)).astype(dtype)
+    q = g.uniform(0, 1.2, (n, m)).astype(dtype)
+    q[g.random(q.shape) < 0.1] = p[g.random(q.shape) < 0.1][:1] if p.size else 0
+    q[g.random(q.shape) < 0.05] = np.nan
+    P, Q = float(g.choice([1.0, 0.7, 1.3])), float(g.choice([1.0, 0.9]))
+    up, lo = float(g.choice([0.75, 0.8, 0.1 + 0.6])), float(g.choice([0.25, 0.1, 0.3]))
+    above = p > q
+    p_rel, q_rel = p / P, q / Q
+    want = np.where(above, (p_rel > up) & (q_rel > lo), (p_rel > lo) & (q_rel > up))
+    t = np.dtype(dtype).type
+    got = np.empty(p.shape, np.bool_)
+    count = ck.refresh_flags(p.T.T, q, t(P), t(Q), t(up), t(lo), got)
+    np.testing.assert_array_equal(got, want)
+    assert count == want.sum()

@@ -11,7 +11,7 @@ from rpusim.kernels.rng import init_stream, normal, stream_key
 from rpusim.kernels.update import device_step
 
 __all__ = ["buffered_transfer", "chopped_transfer", "dynamic_transfer", "accumulate_chi",
-           "apply_up_pulses", "weighted_sum2", "add_scaled"]
+           "apply_up_pulses", "weighted_sum2", "add_scaled", "refresh_flags"]
 
 
 @njit(cache=True)
@@ -35,6 +35,28 @@ def add_scaled(out, g, a):
     b = a.reshape(-1)
     for k in range(o.shape[0]):
         o[k] += g * b[k]
+
+
+@njit(cache=True)
+def refresh_flags(p, q, p_max, q_max, upper, lower, flag):
+    """The one-sided cell's refresh criterion into ``flag``: with ``p_rel = p / p_max`` and
+    ``q_rel = q / q_max`` (in the reads' dtype, as the scalars are passed), a pair is flagged
+    when ``p > q`` and ``p_rel > upper`` and ``q_rel > lower``, or otherwise ``p_rel > lower``
+    and ``q_rel > upper`` (NaN compares false, as in NumPy). Returns the number flagged."""
+    count = 0
+    for i in range(p.shape[0]):
+        for j in range(p.shape[1]):
+            a = p[i, j]
+            b = q[i, j]
+            pr = a / p_max
+            qr = b / q_max
+            if a > b:
+                f = pr > upper and qr > lower
+            else:
+                f = pr > lower and qr > upper
+            flag[i, j] = f
+            count += f
+    return count
 
 
 @njit(cache=True)

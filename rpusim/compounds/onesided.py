@@ -115,14 +115,15 @@ class OneSidedModel(CompoundModel):
 
     # -- refresh ------------------------------------------------------------------------------
     def _reset_elements(self, dev, sel: np.ndarray) -> None:
-        """``b_reset + reset_std * xi``, clipped, at the selected elements only (one draw each,
-        as aihwkit's ``resetAtIndices``)."""
-        new = dev.P[SLOT_RESET_BIAS][sel]
+        """``b_reset + reset_std * xi``, clipped, at the elements of flat (C-order) indices
+        ``sel`` only (one draw each, in that order, as aihwkit's ``resetAtIndices``)."""
+        new = np.take(dev.P[SLOT_RESET_BIAS], sel)
         std = physics_of(dev).reset_std
         if std > 0:
             new = new + self.dtype.type(std) * self.rng.normal(new.shape, self.dtype)
-        new = np.maximum(np.minimum(new, dev.P[SLOT_MAX_BOUND][sel]), dev.P[SLOT_MIN_BOUND][sel])
-        dev._stored()[sel] = new
+        new = np.maximum(np.minimum(new, np.take(dev.P[SLOT_MAX_BOUND], sel)),
+                         np.take(dev.P[SLOT_MIN_BOUND], sel))
+        np.put(dev._stored(), sel, new)
         dev._redraw()
 
     def refresh(self) -> None:
@@ -132,17 +133,19 @@ class OneSidedModel(CompoundModel):
         eye = np.eye(self.in_size, dtype=self.dtype)
         p = np.asarray(self._read(dev1.w, eye, False)).T
         q = np.asarray(self._read(dev0.w, eye, False)).T
-        P = abs(physics_of(dev1).w_max)
-        Q = abs(physics_of(dev0).w_max)
-        up, lo = cfg.refresh_upper_thres, cfg.refresh_lower_thres
-        above = p > q
-        p_rel, q_rel = p / P, q / Q
-        flag = np.where(above, (p_rel > up) & (q_rel > lo), (p_rel > lo) & (q_rel > up))
-        if not flag.any():
+        # the reads' dtype for every operand, as NumPy's float32 arithmetic with Python floats
+        t = p.dtype.type
+        flag = np.empty(p.shape, np.bool_)
+        count = kernels.refresh_flags(
+            p, q, t(abs(physics_of(dev1).w_max)), t(abs(physics_of(dev0).w_max)),
+            t(cfg.refresh_upper_thres), t(cfg.refresh_lower_thres), flag)
+        if not count:
             return
-        self.refresh_counter += int(flag.sum())
+        self.refresh_counter += int(count)
+        flat = np.flatnonzero(flag)
         for dev in self.devices:
-            self._reset_elements(dev, flag)
+            self._reset_elements(dev, flat)
+        above = p > q
         diff = (p - q).astype(self.dtype)
         # a write of +target through an ordinary update: d = -target, lr = 1 (correct sign for
         # every pulse type; aihwkit's dense pulse types write the opposite sign); one sample
