@@ -805,7 +805,8 @@ def test_refresh_criterion_kernel_is_the_numpy_expression(dtype, seed):
     n, m = g.integers(1, 30, 2)
     p = g.uniform(0, 1.2, (n, m)).astype(dtype)
     q = g.uniform(0, 1.2, (n, m)).astype(dtype)
-    q[g.random(q.shape) < 0.1] = p[g.random(q.shape) < 0.1][:1] if p.size else 0
+    tie = g.random(q.shape) < 0.1
+    q[tie] = p[tie]
     q[g.random(q.shape) < 0.05] = np.nan
     P, Q = float(g.choice([1.0, 0.7, 1.3])), float(g.choice([1.0, 0.9]))
     up, lo = float(g.choice([0.75, 0.8, 0.1 + 0.6])), float(g.choice([0.25, 0.1, 0.3]))
