@@ -415,12 +415,13 @@ class AnalogMVM:
         Y = np.empty((m, n_out), self.dtype)
         args = (W, transposed, U, Y, self._f, self._flags, self._nl_line, self._noise_line, key,
                 self.nm_state, self._c, self._work)
-        finite = kio.managed_mvm(*args)
+        kernel = kio.managed_mvm_nonideal if self._nonideal else kio.managed_mvm
+        finite = kernel(*args)
         # the entry point fits later calls whose W and U have these types (the other
         # arguments are this object's own arrays, of fixed types)
         if (W.flags.carray and U.flags.carray and W.dtype is self.dtype
                 and U.dtype is self.dtype):
-            self._entry = entry_point(kio.managed_mvm, args)
+            self._entry = entry_point(kernel, args)
         return Y, finite
 
     def _rows(self, M: np.ndarray, U: np.ndarray, key) -> tuple[np.ndarray, bool]:

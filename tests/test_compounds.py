@@ -734,10 +734,10 @@ _loop_options = st.fixed_dictionaries({
        desired_bl=st.sampled_from([1, 5, 31, 100]), bl_t=st.sampled_from([1, 3, 70]),
        ubm_t=st.booleans(), sizes=st.sampled_from([(3, 4), (5, 2), (16, 25)]),
        batches=st.lists(st.integers(1, 40), min_size=1, max_size=3),
-       noisy_read=st.booleans(), dtype=st.sampled_from([np.float32, np.float64]),
-       seed=st.integers(0, 2**16))
+       read_kind=st.sampled_from(["quiet", "noisy", "nonideal"]),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**16))
 def test_chopped_loop_equals_the_python_loop(draw_device, dynamic, opts, desired_bl, bl_t,
-                                             ubm_t, sizes, batches, noisy_read, dtype, seed):
+                                             ubm_t, sizes, batches, read_kind, dtype, seed):
     """The numba loop of the chopped and dynamic transfers makes the same kernel calls with
     the same keys as the Python loop: the same bits in every part of the tile's state (weights,
     hidden parameters, buffers, choppers, counters, the generator), and over several batches
@@ -746,8 +746,12 @@ def test_chopped_loop_equals_the_python_loop(draw_device, dynamic, opts, desired
     from rpusim.persistence import state_differences
 
     out_size, in_size = sizes
-    read = C.IOParameters() if noisy_read else C.IOParameters(out_noise=0.0, inp_res=-1,
-                                                              out_res=-1)
+    read = {"quiet": C.IOParameters(out_noise=0.0, inp_res=-1, out_res=-1),
+            "noisy": C.IOParameters(),
+            # reads the numba loop does not cover (it falls back to the Python loop);
+            # unquantised, so that their IR drop and weight noise show in the buffers
+            "nonideal": C.IOParameters(ir_drop=1.0, ir_drop_g_ratio=50.0, w_noise=0.02,
+                                       out_res=0.0)}[read_kind]
     tu = C.UpdateParameters(desired_bl=bl_t, update_bl_management=ubm_t, fixed_bl=True)
     device = _chopped_loop_device(draw_device, dynamic, opts)
     device.transfer_forward = read

@@ -424,6 +424,8 @@ class ChoppedTransferModel(TransferModel):
                 or not all(_loop_device(dev, self.rng) for dev in (a, c_dev))
                 or not all(_loop_update(u) for u in (upd, tu))
                 or reader is None or reader.perfect or not reader._fusable or _io.STAGED_ONLY
+                # the loop reads with kio.managed_mvm, without IR drop and weight noise
+                or reader._nonideal
                 or reader.rng is not self.rng or nx * nd > _io.FUSED_WORK
                 or not _serial_update(chunk * nx * nd, chunk * max(nx, nd))
                 or not X.flags.carray or not D.flags.carray

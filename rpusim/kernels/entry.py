@@ -11,9 +11,11 @@ their own state arrays and inputs checked to be C-contiguous, aligned and writea
 
 from __future__ import annotations
 
+import types
+
 from numba import typeof
 
-__all__ = ["entry_point"]
+__all__ = ["entry_point", "renamed"]
 
 
 def entry_point(kernel, args: tuple):
@@ -27,3 +29,13 @@ def entry_point(kernel, args: tuple):
         return None
     compiled = overloads.get(tuple(typeof(a) for a in args))
     return None if compiled is None else compiled.entry_point
+
+
+def renamed(fn, name: str, scope: dict | None = None):
+    """The same function body under another name, and optionally other globals. numba keys
+    its cache files by name, and ignores both the ``parallel`` flag and the globals a body
+    sees: twins of one body need names of their own."""
+    twin = types.FunctionType(fn.__code__, fn.__globals__ if scope is None else scope, name,
+                              fn.__defaults__, fn.__closure__)
+    twin.__qualname__ = name
+    return twin

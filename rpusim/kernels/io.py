@@ -22,6 +22,7 @@ import math
 import numpy as np
 from numba import njit
 
+from rpusim.kernels.entry import renamed
 from rpusim.kernels.numeric import abs_max, cast_like
 from rpusim.kernels.rng import (_GAMMA, _INV53, _NORMAL_SHIFT, _NORMAL_TABLE, _S11, mix64,
                                 stream_key)
@@ -33,7 +34,7 @@ __all__ = ["NM_NONE", "NM_ABS_MAX", "NM_MAX", "NM_CONSTANT", "NM_AVERAGE_ABS_MAX
            "TAG_W_NOISE", "TAG_NEG_W_NOISE", "F_FIELDS", "I_FIELDS", "constants", "tag",
            "row_draws", "nm_scale", "dac", "adc", "noise_management",
            "prepare_input", "finalize_output", "dac_rows", "adc_rows", "managed_mvm",
-           "one_hot_product", "W_NOISE_NONE", "W_NOISE_ADDITIVE", "W_NOISE_PCM", "WORK_ROWS",
+           "managed_mvm_nonideal", "one_hot_product", "W_NOISE_NONE", "W_NOISE_ADDITIVE", "W_NOISE_PCM", "WORK_ROWS",
            "WORK_ROWS_NONIDEAL"]
 
 NM_NONE = 0
@@ -84,6 +85,9 @@ W_NOISE_PCM = 2
 # the scratch rows ``managed_mvm`` needs: nine, and six more with IR drop or weight noise
 WORK_ROWS = 9
 WORK_ROWS_NONIDEAL = 15
+# whether managed_mvm's body has the IR drop and weight noise code (its twin's global; see
+# managed_mvm_nonideal)
+_NONIDEAL = False
 
 
 def constants(dtype) -> np.ndarray:
@@ -733,9 +737,10 @@ def managed_mvm(W, transposed, U, Y, f, flags, nl, noise_line, key, aux, c, work
     """The IO-managed ``Y = U @ M.T`` (``M = W``, or ``W.T`` when ``transposed``), all rows,
     all bound-management rounds, in one call (spec io.md §3-§5).
 
-    Covers the configurations without voltage offsets / series resistance and read
-    asymmetry (those take the staged path); IR drop and weight read noise
-    (:func:`_nonideal_line`) need ``work`` of ``WORK_ROWS_NONIDEAL`` rows. ``f`` and ``flags`` hold the
+    Covers the configurations without IR drop, voltage offsets / series resistance, weight
+    read noise and read asymmetry; its twin :func:`managed_mvm_nonideal` those with IR drop
+    or weight read noise too (:func:`_nonideal_line`; ``work`` of ``WORK_ROWS_NONIDEAL``
+    rows). The others take the staged path. ``f`` and ``flags`` hold the
     scalar parameters as named by ``F_FIELDS`` / ``I_FIELDS``; ``aux`` is the AverageAbsMax
     running value (updated); ``nl`` and ``noise_line`` are the nonlinearity and output noise
     std of each output line (length ``n_out``; ``nl`` read when ``flags`` say so). Random
@@ -776,7 +781,6 @@ def managed_mvm(W, transposed, U, Y, f, flags, nl, noise_line, key, aux, c, work
     ir_a_scale = f[_F_IR_A_SCALE]
     w_noise = f[_F_W_NOISE]
     wn_kind = flags[_I_W_NOISE]
-    nonideal = ir_drop > zero or wn_kind != W_NOISE_NONE
     finite = True
     aux_before = aux[0]
     for r in range(m):
@@ -818,20 +822,20 @@ def managed_mvm(W, transposed, U, Y, f, flags, nl, noise_line, key, aux, c, work
             # analog product: y (and the negative inputs' part y2 of the POS_NEG kinds)
             if mv_kind == MV_ONE_PASS:
                 _matvec(W, transposed, v, y)
-                if nonideal:
+                if _NONIDEAL:  # a compile-time constant: the other twin has no such code
                     _nonideal_line(W, transposed, v, y, ir_drop, ir_a_scale, w_noise, wn_kind,
                                    key, r, tag(bm_round, TAG_W_NOISE), work, c)
             else:
                 for j in range(n_in):
                     v2[j] = min(v[j], zero)
                 _matvec(W, transposed, v2, y2)
-                if nonideal:
+                if _NONIDEAL:
                     _nonideal_line(W, transposed, v2, y2, ir_drop, ir_a_scale, w_noise, wn_kind,
                                    key, r, tag(bm_round, TAG_NEG_W_NOISE), work, c)
                 for j in range(n_in):
                     v2[j] = max(v[j], zero)
                 _matvec(W, transposed, v2, y)
-                if nonideal:
+                if _NONIDEAL:
                     _nonideal_line(W, transposed, v2, y, ir_drop, ir_a_scale, w_noise, wn_kind,
                                    key, r, tag(bm_round, TAG_W_NOISE), work, c)
                 if mv_kind == MV_POS_NEG:
@@ -851,3 +855,10 @@ def managed_mvm(W, transposed, U, Y, f, flags, nl, noise_line, key, aux, c, work
     if not finite:
         aux[0] = aux_before
     return finite
+
+
+# managed_mvm with IR drop and weight read noise: the same body with _NONIDEAL set, so that
+# the plain kernel (every default configuration) compiles without that code: it added a
+# second to a cold start's compile of the MVM kernel (3.8 -> 4.8-5.3 s here)
+managed_mvm_nonideal = njit(cache=True, _nrt=False)(renamed(
+    managed_mvm.py_func, "managed_mvm_nonideal", {**globals(), "_NONIDEAL": True}))

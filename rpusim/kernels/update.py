@@ -9,15 +9,13 @@ once per device model and cached.
 Pulse sign convention (aihwkit): ``s = sign(x) sign(d) sign(lr)``; ``s > 0`` is a down pulse.
 """
 
-import types
-
 import numpy as np
 from numba import njit, prange
 from numba.extending import overload
 
 from rpusim.configs.enums import PulseType
 from rpusim.configs.update import effective_resolution
-from rpusim.kernels.entry import entry_point
+from rpusim.kernels.entry import entry_point, renamed as _renamed
 from rpusim.kernels.numeric import abs_max, cast_like
 from rpusim.kernels.rng import GAMMA, init_stream, normal, stream_key, uniform, uniform_of
 
@@ -581,16 +579,6 @@ def _serial_update(W, P, X, D, c, flags, key, noise_key, params):
     _APPLY(W, P, xq, dq, dbits, cols, ncols, xwords, xneg, flags[_F_NEGATIVE_LR] != 0,
            noise_key, params, states)
     return True
-
-
-def _renamed(fn, name, scope=None):
-    """The same function body under another name, and optionally other globals. numba keys
-    its cache files by name, and ignores both the ``parallel`` flag and the globals a body
-    sees: twins of one body need names of their own."""
-    twin = types.FunctionType(fn.__code__, fn.__globals__ if scope is None else scope, name,
-                              fn.__defaults__, fn.__closure__)
-    twin.__qualname__ = name
-    return twin
 
 
 def _composite(apply, prepare, stochastic, name, cache):
