@@ -178,9 +178,10 @@ class AnalogMVM:
             self._ir_factor = t(1) - q * q
             self._ir_a_scale = t(self.n_in) / t(p.ir_drop_g_ratio)
         self._draw_line_parameters()
-        # what kio.managed_mvm covers; the rest takes the staged path at any batch size. IR
-        # drop and weight noise it covers, the row kernels do not: larger calls with them take
-        # the staged path (their extra products are BLAS's work there)
+        # what the one-call kernels cover (kio.managed_mvm, and kio.managed_mvm_nonideal for
+        # IR drop and weight noise); the rest takes the staged path at any batch size. The
+        # row kernels cover neither of the two: larger calls with them take the staged path
+        # (their extra products are BLAS's work there)
         self._nonideal = p.ir_drop > 0 or self._w_noise
         self._fusable = not (self._has_offsets or (p.w_read_asymmetry_dtod != 0
                                                    and p.mv_type != AnalogMVType.ONE_PASS))
