@@ -34,8 +34,8 @@ __all__ = ["NM_NONE", "NM_ABS_MAX", "NM_MAX", "NM_CONSTANT", "NM_AVERAGE_ABS_MAX
            "TAG_W_NOISE", "TAG_NEG_W_NOISE", "F_FIELDS", "I_FIELDS", "constants", "tag",
            "row_draws", "nm_scale", "dac", "adc", "noise_management",
            "prepare_input", "finalize_output", "dac_rows", "adc_rows", "managed_mvm",
-           "managed_mvm_nonideal", "one_hot_product", "W_NOISE_NONE", "W_NOISE_ADDITIVE", "W_NOISE_PCM", "WORK_ROWS",
-           "WORK_ROWS_NONIDEAL"]
+           "managed_mvm_nonideal", "one_hot_product", "W_NOISE_NONE", "W_NOISE_ADDITIVE",
+           "W_NOISE_PCM", "WORK_ROWS", "WORK_ROWS_NONIDEAL"]
 
 NM_NONE = 0
 NM_ABS_MAX = 1
@@ -740,8 +740,8 @@ def managed_mvm(W, transposed, U, Y, f, flags, nl, noise_line, key, aux, c, work
     Covers the configurations without IR drop, voltage offsets / series resistance, weight
     read noise and read asymmetry; its twin :func:`managed_mvm_nonideal` those with IR drop
     or weight read noise too (:func:`_nonideal_line`; ``work`` of ``WORK_ROWS_NONIDEAL``
-    rows). The others take the staged path. ``f`` and ``flags`` hold the
-    scalar parameters as named by ``F_FIELDS`` / ``I_FIELDS``; ``aux`` is the AverageAbsMax
+    rows). The others take the staged path. ``f`` and ``flags`` hold the scalar parameters
+    as named by ``F_FIELDS`` / ``I_FIELDS``; ``aux`` is the AverageAbsMax
     running value (updated); ``nl`` and ``noise_line`` are the nonlinearity and output noise
     std of each output line (length ``n_out``; ``nl`` read when ``flags`` say so). Random
     numbers as ``row_draws`` with the same tags, so this equals the row kernels
