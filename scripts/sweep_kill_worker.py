@@ -61,6 +61,7 @@ def main() -> int:
     import distributed
 
     from rpusim.sweep import EXAMPLE_SPEC
+    from rpusim.sweep.driver import scheduler_workers
     from rpusim.sweep.records import RECORDS
     work = pathlib.Path(tempfile.mkdtemp(prefix="sweep_kill_"))
     spec = args.spec or work / "example.toml"
@@ -104,7 +105,7 @@ def main() -> int:
             output, _ = run.communicate(timeout=1800)
             print(output.rstrip().splitlines()[-1])
             print(f"sweep: exit {run.returncode}, {time.perf_counter() - start:.1f} s; workers "
-                  f"left: {len(client.scheduler_info(n_workers=-1)['workers'])}")
+                  f"left: {len(scheduler_workers(client))}")
             if args.compare:
                 same = _table(out) == _table(args.compare)
                 print(f"table equal to {args.compare / 'results.csv'} (wall time and worker "

@@ -17,7 +17,8 @@ import pytest
 distributed = pytest.importorskip("distributed")
 
 from rpusim.sweep import sweep  # noqa: E402
-from rpusim.sweep.driver import available_cores, start_local_cluster  # noqa: E402
+from rpusim.sweep.driver import (available_cores, scheduler_workers,  # noqa: E402
+                                 start_local_cluster)
 from rpusim.sweep.records import RECORDS  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -55,7 +56,7 @@ def test_local_cluster_is_sized_to_the_cores(local_client):
     assert len(seen) == 2
     for numba_env, blas, numba_threads in seen.values():
         assert int(numba_env) == numba_threads == max(1, cores // 2) and blas == "1"
-    info = local_client.scheduler_info(n_workers=-1)["workers"].values()
+    info = scheduler_workers(local_client).values()
     assert all(w["nthreads"] == 1 for w in info)
 
 
@@ -140,7 +141,7 @@ def _sweep_cli(spec, out, address):
 
 def test_worker_killed_mid_sweep_its_runs_finish_elsewhere(cli_cluster, tmp_path):
     address, client, processes = cli_cluster
-    workers = client.scheduler_info(n_workers=-1)["workers"]
+    workers = scheduler_workers(client)
     by_name = {info["name"]: worker for worker, info in workers.items()}
     victim, survivor = by_name["w0"], by_name["w1"]
     spec = tmp_path / "spec.toml"
@@ -162,7 +163,7 @@ def test_worker_killed_mid_sweep_its_runs_finish_elsewhere(cli_cluster, tmp_path
         _stop(run)
     assert run.returncode == 0, output
     assert "done: 12 computed, 0 skipped" in output and "0 lost" in output
-    assert list(client.scheduler_info(n_workers=-1)["workers"]) == [survivor]
+    assert list(scheduler_workers(client)) == [survivor]
 
     records = [json.loads(p.read_text()) for p in (out / RECORDS).glob("*.json")]
     assert len(records) == 12 and all(r["status"] == "ok" for r in records)

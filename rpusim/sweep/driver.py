@@ -29,7 +29,7 @@ from rpusim.sweep.report import plot_sweep, table, write_csv
 from rpusim.sweep.spec import Point, SweepSpec
 
 __all__ = ["SweepResult", "run_sweep", "run_point", "available_cores", "local_cluster_size",
-           "start_local_cluster"]
+           "start_local_cluster", "scheduler_workers"]
 
 
 @dataclasses.dataclass
@@ -186,6 +186,17 @@ def _workers_ignore_ctrl_c():
         signal.signal(signal.SIGINT, previous)
 
 
+def scheduler_workers(client) -> dict:
+    """The workers the scheduler of ``client`` (a synchronous Dask client) knows now, by
+    address, asked directly: ``Client.scheduler_info`` returns a cached copy that the client's
+    own periodic refresh, which asks for no per-worker information, can overwrite between the
+    fetch and the return (distributed 2026.8), so it can show no workers at all."""
+    async def identity():
+        return await client.scheduler.identity(n_workers=-1)
+
+    return client.sync(identity)["workers"]
+
+
 @contextlib.contextmanager
 def _client(scheduler, workers, client):
     """The client to use: given, connected to ``scheduler``, or of a new local cluster."""
@@ -200,7 +211,7 @@ def _client(scheduler, workers, client):
             raise ConnectionError(f"cannot connect to the Dask scheduler at {scheduler!r}: "
                                   f"{err}") from None
         with connected:
-            n = len(connected.scheduler_info(n_workers=-1)["workers"])
+            n = len(scheduler_workers(connected))
             yield connected, f"the cluster at {scheduler} ({n} workers now)"
         return
     n, threads = local_cluster_size(workers)
