@@ -55,6 +55,9 @@ FUSED_WORK = 1 << 16
 # OpenBLAS itself is kept at one thread). The halves depend on the shapes only, so the result
 # does not depend on the thread count.
 SPLIT_WORK = 1 << 21
+# outputs of a split round from which its ADC runs in two halves of the rows too: below, the
+# helper thread's hand-off (about 10-20 us on a 2-core VM) costs what the half saves
+SPLIT_ADC = 1 << 15
 # for tests: every configuration through the staged path (else only those with voltage
 # offsets or read asymmetry, and those with IR drop or weight noise beyond FUSED_WORK)
 STAGED_ONLY = False
@@ -513,7 +516,7 @@ class AnalogMVM:
                 np.matmul(V, M[a:b].T, out=Y[:, a:b])
 
             _two_threads(product, len(halves))
-            if k >= 2:
+            if k >= 2 and k * n_out >= SPLIT_ADC:
                 # and the ADC in two halves of the rows (it needs whole rows)
                 h = k // 2
                 parts = ((0, h), (h, k))

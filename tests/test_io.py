@@ -25,19 +25,22 @@ from rpusim.rng import TileRNG
 
 F64 = np.dtype(np.float64)
 # the ways through the IO model: one managed_mvm call (small work), the row kernels around one
-# BLAS product per round (larger work), the same with the batch in two halves on two threads
-# (large work), and the staged kernels (the configurations the others do not cover); every
-# comparison below runs all of them: (FUSED_WORK, SPLIT_WORK, STAGED_ONLY)
-PATHS = {"fused": (1 << 62, 1 << 62, False), "rows": (0, 1 << 62, False),
-         "split": (0, 0, False), "staged": (0, 1 << 62, True)}
+# BLAS product per round (larger work), the same with the product in two halves on two threads
+# and the ADC whole (large work) or in two halves too (larger work), and the staged kernels
+# (the configurations the others do not cover); every comparison below runs all of them:
+# (FUSED_WORK, SPLIT_WORK, SPLIT_ADC, STAGED_ONLY)
+PATHS = {"fused": (1 << 62, 1 << 62, 1 << 62, False), "rows": (0, 1 << 62, 1 << 62, False),
+         "split product": (0, 0, 1 << 62, False), "split": (0, 0, 0, False),
+         "staged": (0, 1 << 62, 1 << 62, True)}
 
 
 @contextlib.contextmanager
 def on_path(path: str):
     """Context in which every managed MVM takes ``path``."""
-    fused, split, staged = PATHS[path]
+    fused, split, split_adc, staged = PATHS[path]
     with mock.patch.object(rio, "FUSED_WORK", fused), \
             mock.patch.object(rio, "SPLIT_WORK", split), \
+            mock.patch.object(rio, "SPLIT_ADC", split_adc), \
             mock.patch.object(rio, "STAGED_ONLY", staged):
         yield
 
