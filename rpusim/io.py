@@ -193,11 +193,18 @@ class AnalogMVM:
                          AnalogMVType.POS_NEG_SEPARATE_DIGITAL_SUM: kio.MV_POS_NEG_DIGITAL
                          }.get(p.mv_type, kio.MV_ONE_PASS)
         self._pack_parameters()
-        self._work = np.zeros((self._work_rows(), max(self.n_in, self.n_out)), self.dtype)
+        self._work = self._new_work(max(self.n_in, self.n_out))
         self._rows_of = np.arange(0, dtype=np.int64)
 
-    def _work_rows(self) -> int:
-        return kio.WORK_ROWS_NONIDEAL if self._nonideal else kio.WORK_ROWS
+    def _new_work(self, width: int) -> np.ndarray:
+        """The kernels' scratch rows, ``width`` long: ``kio.WORK_ROWS``, or with IR drop or
+        weight noise ``kio.WORK_ROWS_NONIDEAL``, whose row ``kio.WORK_IR_FACTOR`` holds the IR
+        drop's factors of the inputs (the staged path's ``_ir_factor``)."""
+        work = np.zeros((kio.WORK_ROWS_NONIDEAL if self._nonideal else kio.WORK_ROWS, width),
+                        self.dtype)
+        if self.params.ir_drop > 0:
+            work[kio.WORK_IR_FACTOR, :self.n_in] = self._ir_factor
+        return work
 
     def _pack_parameters(self) -> None:
         """The scalar parameters of ``kio.managed_mvm`` (its ``F_FIELDS`` and ``I_FIELDS``)."""
@@ -413,7 +420,7 @@ class AnalogMVM:
             W, transposed = np.ascontiguousarray(M), False
         n_out = M.shape[0]
         if self._work.shape[1] < n_out or self._work.shape[1] < U.shape[1]:
-            self._work = np.zeros((self._work_rows(), max(n_out, U.shape[1])), self.dtype)
+            self._work = self._new_work(max(n_out, U.shape[1]))
         if not U.flags.c_contiguous:
             U = np.ascontiguousarray(U)
         Y = np.empty((m, n_out), self.dtype)
@@ -439,7 +446,7 @@ class AnalogMVM:
         if not U.flags.c_contiguous:
             U = np.ascontiguousarray(U)
         if self._work.shape[1] < max(n_out, U.shape[1]):  # the kernels' scratch rows
-            self._work = np.zeros((self._work_rows(), max(n_out, U.shape[1])), self.dtype)
+            self._work = self._new_work(max(n_out, U.shape[1]))
         if self._rows_of.size < m:
             self._rows_of = np.arange(m, dtype=np.int64)
         rows = self._rows_of[:m]

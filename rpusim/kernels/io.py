@@ -35,7 +35,7 @@ __all__ = ["NM_NONE", "NM_ABS_MAX", "NM_MAX", "NM_CONSTANT", "NM_AVERAGE_ABS_MAX
            "row_draws", "nm_scale", "dac", "adc", "noise_management",
            "prepare_input", "finalize_output", "dac_rows", "adc_rows", "managed_mvm",
            "managed_mvm_nonideal", "one_hot_product", "W_NOISE_NONE", "W_NOISE_ADDITIVE",
-           "W_NOISE_PCM", "WORK_ROWS", "WORK_ROWS_NONIDEAL"]
+           "W_NOISE_PCM", "WORK_ROWS", "WORK_ROWS_NONIDEAL", "WORK_IR_FACTOR"]
 
 NM_NONE = 0
 NM_ABS_MAX = 1
@@ -82,9 +82,11 @@ I_FIELDS = ("nm_kind", "bm_kind", "backward", "inp_sto", "out_sto", "inp_asym", 
 W_NOISE_NONE = 0
 W_NOISE_ADDITIVE = 1
 W_NOISE_PCM = 2
-# the scratch rows ``managed_mvm`` needs: nine, and six more with IR drop or weight noise
+# the scratch rows ``managed_mvm`` needs: nine, and seven more with IR drop or weight noise,
+# the last of which holds the IR drop's factors of the inputs (the caller's, see AnalogMVM)
 WORK_ROWS = 9
-WORK_ROWS_NONIDEAL = 15
+WORK_ROWS_NONIDEAL = 16
+WORK_IR_FACTOR = 15
 # whether managed_mvm's body has the IR drop and weight noise code (its twin's global; see
 # managed_mvm_nonideal)
 _NONIDEAL = False
@@ -670,21 +672,20 @@ def _nonideal_line(W, transposed, v, y, ir_drop, ir_a_scale, w_noise, w_noise_ki
     when ``transposed``), in place and in this order, as the staged path's
     ``AnalogMVM._nonidealities`` (spec io.md §6), up to the summation order of the sums over
     the inputs: ``a_i = n_in / g_ratio sum_j |M_ij| |v_j|``, ``y_i -= a_i (a_i (a_i / 20 -
-    1/5) + 1/2) ir_drop sum_j M_ij v_j f_j`` with ``f_j = 1 - (1 - j / n_in)^2``; then
-    ``y_i += w_noise sqrt(sum_j v_j^2 [|M_ij|]) xi_i`` (additive: without ``|M_ij|``), ``xi``
-    the normals of stream ``(key, row, noise_tag)``. ``work`` rows 9-14 are scratch."""
+    1/5) + 1/2) ir_drop sum_j M_ij v_j f_j`` with the factors ``f_j`` in row
+    ``WORK_IR_FACTOR`` of ``work``; then ``y_i += w_noise sqrt(sum_j v_j^2 [|M_ij|]) xi_i``
+    (additive: without ``|M_ij|``), ``xi`` the normals of stream ``(key, row, noise_tag)``.
+    ``work`` rows 9-14 are scratch."""
     n_in = v.shape[0]
     n_out = y.shape[0]
     zero = c[_C_ZERO]
-    one = c[_C_ONE]
     if ir_drop > zero:
         av = work[9, :n_in]
         vf = work[10, :n_in]
-        n = cast_like(n_in, zero)
+        factor = work[WORK_IR_FACTOR, :n_in]
         for j in range(n_in):
-            q = one - cast_like(j, zero) / n
             av[j] = abs(v[j])
-            vf[j] = v[j] * (one - q * q)
+            vf[j] = v[j] * factor[j]
         a_sum = work[12, :n_out]
         d_sum = work[13, :n_out]
         _matvec_abs(W, transposed, av, a_sum)
