@@ -859,15 +859,16 @@ def pulsed_update(W, P, Wp, X, D, lr_pc, granularity, upd, key, params, wn_sigma
     small = m * nx * nd < _PARALLEL_WORK and counters is None and wn_sigma <= 0
     plain = (X.flags.carray and D.flags.carray and X.dtype is W.dtype
              and D.dtype is W.dtype)
+    # small work with write noise in C-ordered inputs: what _staged_update gives
+    # serial_stochastic_update (for stochastic pulses), run through a recorded entry point
+    small_noisy = (plain and counters is None and wn_sigma > 0 and m * nx * nd < _PARALLEL_WORK
+                   and m * max(nx, nd) < _STAGE_PARALLEL_WORK)
     if small and plain:
         known = _small_call(params, W, P, upd, lr_pc, granularity)
         # False: trains longer than one word, left to the staged path (nothing changed)
         if known is not None and known[0](W, P, X, D, known[1], known[2], key, noise, params):
             return
-    elif (plain and counters is None and wn_sigma > 0 and m * nx * nd < _PARALLEL_WORK
-          and m * max(nx, nd) < _STAGE_PARALLEL_WORK):
-        # small work with write noise: serial_stochastic_update, as _staged_update runs it,
-        # through the entry point recorded by an earlier call on the same state
+    elif small_noisy:
         known = _small_call(params, W, P, upd, lr_pc, granularity, Wp, wn_sigma)
         if known is not None:
             known[0](W, P, Wp, X, D, known[1], known[2], key, noise, params, known[3])
@@ -883,9 +884,7 @@ def pulsed_update(W, P, Wp, X, D, lr_pc, granularity, upd, key, params, wn_sigma
         if kernels[2](*args):
             _record_small(kernels[2], args, upd, lr_pc, granularity)
             return
-    if (plain and counters is None and wn_sigma > 0 and m * nx * nd < _PARALLEL_WORK
-            and m * max(nx, nd) < _STAGE_PARALLEL_WORK and kind == KIND_STOCHASTIC
-            and kernels is _apply_k[(True, True)]):
+    if small_noisy and kind == KIND_STOCHASTIC and kernels is _apply_k[(True, True)]:
         args = (W, P, Wp, X, D, c, flags, key, noise, params, float(wn_sigma))
         serial_stochastic_update(*args)
         _record_small(serial_stochastic_update, args, upd, lr_pc, granularity)
