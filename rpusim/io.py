@@ -768,11 +768,10 @@ def _product(V: np.ndarray, M: np.ndarray) -> np.ndarray:
     """``V @ M.T``; a batch of one-hot rows (a drift compensation's identity readout) is read
     as a gather of columns of ``M``, exactly the product's values (one nonzero term per
     output) at a fraction of a GEMM's cost."""
-    if V.shape[0] > 1:
-        nonzero = V != 0
-        if (nonzero.sum(axis=1) <= 1).all():
-            cols = nonzero.argmax(axis=1)
-            return M.T[cols] * V[np.arange(V.shape[0]), cols][:, None]
+    if V.shape[0] > 1 and ((V != 0).sum(axis=1) <= 1).all():
+        Y = np.empty((V.shape[0], M.shape[0]), np.result_type(V, M))
+        kio.one_hot_product(M, V, Y)
+        return Y
     return V @ M.T
 
 
