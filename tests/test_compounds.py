@@ -879,17 +879,33 @@ def test_plain_transfer_loop_equals_the_python_loop(draw_device, opts, n_devices
     assert calls == ([m for m, lr, _ in batches if m > 0 and lr > 0] if covered else [])
 
 
-@pytest.mark.parametrize("field, values", [("fast_lr", (2.0, 0.5, 0.0)),
-                                           ("scale_fast_lr", (False, True, False)),
-                                           ("transfer_every", (2.0, 3.0, 0.5)),
-                                           ("units_in_mbatch", (False, True, False))])
-def test_plain_transfer_loop_follows_config_edits(field, values):
-    """The numba loop's arguments are kept between calls of the same learning rate and batch
-    size, but an edit of the live config between updates takes effect as in the Python loop."""
+_EDITS = [("fast_lr", (2.0, 0.5, 0.0)), ("scale_fast_lr", (False, True, False)),
+          ("transfer_every", (2.0, 3.0, 0.5)), ("units_in_mbatch", (False, True, False))]
+_CHOPPED_EDITS = [("momentum", (0.1, 0.0, 0.3)), ("in_chop_prob", (0.5, 0.1, 1.0)),
+                  ("in_chop_random", (False, True, False)), ("out_chop_prob", (0.3, 0.0, 0.5)),
+                  ("forget_buffer", (False, True, False)), ("no_buffer", (True, False, True)),
+                  ("buffer_granularity", (0.5, 2.0, 1.0)), ("auto_granularity", (100.0, 0.0, 50.0)),
+                  ("correct_gradient_magnitudes", (True, False, True)),
+                  ("auto_scale", (True, False, True)), ("auto_momentum", (0.5, 0.9, 0.99)),
+                  ("step", (0.5, 2.0, 1.0))]
+_DYNAMIC_EDITS = [("buffer_cap", (2.0, 0.0, 5.0)), ("tail_weightening", (1.0, 5.0, 2.0)),
+                  ("experimental_correct_accumulation", (True, False, True))]
+
+
+@pytest.mark.parametrize("cell, field, values",
+                         [("plain", f, v) for f, v in _EDITS]
+                         + [("chopped", f, v) for f, v in _EDITS + _CHOPPED_EDITS]
+                         + [("dynamic", f, v) for f, v in _EDITS + _DYNAMIC_EDITS])
+def test_transfer_loops_follow_config_edits(cell, field, values):
+    """The numba loops keep their arguments between calls of the same learning rate and batch
+    size, but an edit of the live config between updates takes effect as in the Python loop
+    (the plain, chopped and dynamic transfers)."""
     import rpusim.compounds.transfer as transfer
     from rpusim.persistence import state_differences
 
-    config = C.UnitCellRPUConfig(device=C.TransferCompound(
+    kind = {"plain": C.TransferCompound, "chopped": C.ChoppedTransferCompound,
+            "dynamic": C.DynamicTransferCompound}[cell]
+    config = C.UnitCellRPUConfig(device=kind(
         [C.SoftBoundsDevice(), C.SoftBoundsDevice()], fast_lr=1.0, transfer_every=1.0))
     rng = np.random.default_rng(5)
     data = [(rng.uniform(-1, 1, (10, 4)), rng.normal(0, 0.05, (10, 3))) for _ in range(4)]
@@ -932,16 +948,18 @@ def test_plain_loop_key_count_follows_its_chunks(idx, m, periods, transfers):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("seed", range(4))
-def test_refresh_criterion_kernel_is_the_numpy_expression(dtype, seed):
-    """The one-sided refresh criterion kernel against the NumPy expression it replaced (with
-    Python-float scalars, NumPy 2's float32 arithmetic): the same flags, ties, NaNs and
-    thresholds that float32 cannot represent included."""
+@pytest.mark.parametrize("seed", range(6))
+def test_refresh_plan_kernel_is_the_numpy_expressions(dtype, seed):
+    """The one-sided refresh's kernel (criterion, flagged indices, both rewrites) against the
+    NumPy expressions it replaced (with Python-float scalars, NumPy 2's float32 arithmetic):
+    the same flags, ties, NaNs and thresholds that float32 cannot represent, and the same
+    update samples (one-hot inputs, ``d = -target`` with its signed zeros) in column order."""
     from rpusim.compounds import kernels as ck
     g = np.random.default_rng(seed)
     n, m = g.integers(1, 30, 2)
-    p = g.uniform(0, 1.2, (n, m)).astype(dtype)
-    q = g.uniform(0, 1.2, (n, m)).astype(dtype)
+    # reads come transposed (out, in) views, as the refresh passes them
+    p = g.uniform(0, 1.2, (m, n)).astype(dtype).T
+    q = g.uniform(0, 1.2, (m, n)).astype(dtype).T
     tie = g.random(q.shape) < 0.1
     q[tie] = p[tie]
     q[g.random(q.shape) < 0.05] = np.nan
@@ -949,9 +967,59 @@ def test_refresh_criterion_kernel_is_the_numpy_expression(dtype, seed):
     up, lo = float(g.choice([0.75, 0.8, 0.1 + 0.6])), float(g.choice([0.25, 0.1, 0.3]))
     above = p > q
     p_rel, q_rel = p / P, q / Q
-    want = np.where(above, (p_rel > up) & (q_rel > lo), (p_rel > lo) & (q_rel > up))
+    flag = np.where(above, (p_rel > up) & (q_rel > lo), (p_rel > lo) & (q_rel > up))
+    diff = (p - q).astype(dtype)
     t = np.dtype(dtype).type
+    flat = np.empty(n * m, np.int64)
+    x1, x0 = np.full((2, m, m), 7, dtype)
+    d1, d0 = np.full((2, m, n), 7, dtype)
     got = np.empty(p.shape, np.bool_)
-    count = ck.refresh_flags(p.T.T, q, t(P), t(Q), t(up), t(lo), got)
-    np.testing.assert_array_equal(got, want)
-    assert count == want.sum()
+    count, n1, n0 = ck.refresh_plan(p, q, t(P), t(Q), t(up), t(lo), got, flat, x1, d1, x0, d0)
+    np.testing.assert_array_equal(got, flag)
+    assert count == flag.sum()
+    np.testing.assert_array_equal(flat[:count], np.flatnonzero(flag))
+    for target, x, d, k in ((np.where(flag & above, diff, 0), x1, d1, n1),
+                            (np.where(flag & ~above, -diff, 0), x0, d0, n0)):
+        cols = np.flatnonzero(target.any(axis=0))
+        assert k == cols.size
+        np.testing.assert_array_equal(x[:k], np.eye(m, dtype=dtype)[cols])
+        want = np.ascontiguousarray(-target[:, cols].T, dtype=dtype)
+        np.testing.assert_array_equal(d[:k], want)
+        assert np.array_equal(np.signbit(d[:k]), np.signbit(want))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("seed", range(4))
+def test_reset_and_split_kernels_are_the_numpy_expressions(dtype, seed):
+    """The one-sided cell's reset of selected elements (reset value plus scaled noise,
+    clipped, NaN kept) and its split of a counting device's coincidences by sign, against
+    the NumPy expressions they replaced."""
+    from rpusim.compounds import kernels as ck
+    g = np.random.default_rng(seed)
+    shape = tuple(g.integers(1, 20, 2))
+    w = g.uniform(-1, 1, shape).astype(dtype)
+    reset = g.normal(0, 0.5, shape).astype(dtype)
+    reset[g.random(shape) < 0.1] = np.nan
+    w_max = g.uniform(0.2, 1, shape).astype(dtype)
+    w_min = g.uniform(-1, -0.2, shape).astype(dtype)
+    sel = np.flatnonzero(g.random(shape) < 0.4)
+    for std in (0.0, 0.3):
+        noise = g.normal(size=sel.size).astype(dtype) if std else np.zeros(0, dtype)
+        new = np.take(reset, sel)
+        if std:
+            new = new + dtype(std) * noise
+        want = w.copy()
+        np.put(want, sel, np.maximum(np.minimum(new, np.take(w_max, sel)), np.take(w_min, sel)))
+        got = w.copy()
+        ck.reset_at(got, reset, w_max, w_min, sel, noise, dtype(std))
+        np.testing.assert_array_equal(got, want)
+    up_pulses = g.integers(0, 6, shape)
+    down_pulses = g.integers(0, 6, shape)
+    net = (up_pulses - down_pulses).astype(dtype)
+    total = up_pulses + down_pulses
+    down, up = np.empty((2,) + shape, np.int64)
+    some = ck.split_counts(net, total, down, up)
+    rint = np.rint(net).astype(np.int64)
+    np.testing.assert_array_equal(down, (total - rint) // 2)
+    np.testing.assert_array_equal(up, (total + rint) // 2)
+    assert some == (bool(down.any()), bool(up.any()))

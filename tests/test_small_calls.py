@@ -239,6 +239,31 @@ def test_compound_reduce_in_place_equals_the_weighted_sum(gammas):
     np.testing.assert_allclose(model.w, by_hand, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_chopped_reduce_kernel_equals_the_numpy_reduction(dtype, dynamic):
+    """A chopped transfer's ``reduce`` (one kernel pass, also at the end of the numba loop)
+    gives the bits of ``reduce_arrays`` (chopper matrix times A, then the weighted sum), for
+    every chopper pattern, NaN and signed zeros included, into the same ``w`` object."""
+    cell = rc.DynamicTransferCompound if dynamic else rc.ChoppedTransferCompound
+    tile = rpusim.AnalogTile(6, 7, rc.UnitCellRPUConfig(device=cell(
+        unit_cell_devices=[rc.SoftBoundsDevice(), rc.SoftBoundsDevice()], gamma=0.3)),
+        seed=1, dtype=dtype)
+    model = tile._model
+    rng = np.random.default_rng(7)
+    for dev in model.devices:
+        dev.w[...] = rng.uniform(-0.5, 0.5, dev.w.shape)
+    a = model.devices[0].w
+    a[0, 0], a[1, 1], a[2, 2] = np.nan, -0.0, 0.0
+    w_object = model.w
+    for _ in range(4):
+        model.set_choppers(rng.random(7) < 0.5, rng.random(6) < 0.5)  # reduces
+        expected = model.reduce_arrays([dev.w for dev in model.devices])
+        assert model.w is w_object
+        np.testing.assert_array_equal(model.w, expected)
+        assert np.array_equal(np.signbit(model.w), np.signbit(expected))
+
+
 def test_unpickled_inputs_take_the_short_paths_with_the_same_results():
     """An unpickled array's dtype object is equal to NumPy's but not the same object (data
     sent to a sweep worker); the tile views it with the canonical one, so the entry points are

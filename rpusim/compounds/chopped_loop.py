@@ -28,7 +28,8 @@ import math
 import numpy as np
 from numba import njit
 
-from rpusim.compounds.kernels import chopped_transfer, dynamic_transfer, weighted_sum2
+from rpusim.compounds.kernels import (chopped_sum2, chopped_transfer, dynamic_transfer,
+                                      weighted_sum2)
 from rpusim.kernels import io as kio
 from rpusim.kernels.update import _apply_k, serial_stochastic_update
 
@@ -86,9 +87,10 @@ def chopped_loop(X, D, WA, PA, WpA, cA, flags_pos, flags_neg, params_a, WC, PC, 
     ``fp``, ``ip``: the parameters named by ``F_FIELDS``, ``I_FIELDS`` (``lr_pc``: the
     rate of A's pulses when it does not move per sample, already in ``cA``); ``periods``: the
     positive transfer periods of the schedule (they cut the samples into chunks); ``state``
-    (float64, ``S_FIELDS``) is read and written back. The plain mode ends with the reduction
-    ``W = gammas[0] WA + gammas[1] WC`` (``CompoundModel.reduce``'s operations). Returns how
-    many of ``raw`` it used.
+    (float64, ``S_FIELDS``) is read and written back. The loop ends with the compound's
+    reduction into ``W`` (C-contiguous): ``gammas[0] WA + gammas[1] WC``, ``WA`` times the
+    chopper signs in the chopped modes (``reduce``'s operations). Returns how many of ``raw``
+    it used.
     """
     if (fp.shape[0] != len(F_FIELDS) or ip.shape[0] != len(I_FIELDS)
             or state.shape[0] != len(S_FIELDS) or t_const.shape[0] != 9):
@@ -246,9 +248,11 @@ def chopped_loop(X, D, WA, PA, WpA, cA, flags_pos, flags_neg, params_a, WC, PC, 
     state[_S_IDX] = idx
     state[_S_COUNTER] = counter
     state[_S_SLICE] = c
+    # the compound's reduction, with the chopper signs the loop ends with
     if ip[_I_PLAIN] != 0:
-        # the plain compound's reduction (the chopped ones reduce with their choppers)
         weighted_sum2(W, gammas[0], WA, gammas[1], WC)
+    else:
+        chopped_sum2(W, gammas[0], WA, s_d, s_x, gammas[1], WC)
     return pos
 
 

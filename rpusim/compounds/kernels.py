@@ -11,7 +11,8 @@ from rpusim.kernels.rng import init_stream, normal, stream_key
 from rpusim.kernels.update import device_step
 
 __all__ = ["buffered_transfer", "chopped_transfer", "dynamic_transfer", "accumulate_chi",
-           "apply_up_pulses", "weighted_sum2", "add_scaled", "refresh_flags"]
+           "apply_up_pulses", "weighted_sum2", "chopped_sum2", "add_scaled", "refresh_plan", "reset_at",
+           "split_counts"]
 
 
 @njit(cache=True)
@@ -28,6 +29,18 @@ def weighted_sum2(out, g0, a0, g1, a1):
 
 
 @njit(cache=True)
+def chopped_sum2(out, g0, a0, s_d, s_x, g1, a1):
+    """:func:`weighted_sum2` of ``outer(s_d, s_x) * a0`` and ``a1`` (2-d, C-contiguous):
+    NumPy's ``np.multiply(g0, np.outer(s_d, s_x) * a0, out=out); out += g1 * a1``
+    element by element, the same bits, without the two temporaries. A chopped transfer's
+    reduction (``s_d``, ``s_x``: the output and input chopper signs, +-1 in the dtype)."""
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[i, j] = g0 * ((s_d[i] * s_x[j]) * a0[i, j])
+            out[i, j] += g1 * a1[i, j]
+
+
+@njit(cache=True)
 def add_scaled(out, g, a):
     """``out += g * a`` element by element in the arrays' dtype: NumPy's operations (the
     same bits) without the temporary ``g * a``."""
@@ -38,14 +51,23 @@ def add_scaled(out, g, a):
 
 
 @njit(cache=True)
-def refresh_flags(p, q, p_max, q_max, upper, lower, flag):
-    """The one-sided cell's refresh criterion into ``flag``: with ``p_rel = p / p_max`` and
-    ``q_rel = q / q_max`` (in the reads' dtype, as the scalars are passed), a pair is flagged
-    when ``p > q`` and ``p_rel > upper`` and ``q_rel > lower``, or otherwise ``p_rel > lower``
-    and ``q_rel > upper`` (NaN compares false, as in NumPy). Returns the number flagged."""
+def refresh_plan(p, q, p_max, q_max, upper, lower, flag, flat, x1, d1, x0, d0):
+    """What a one-sided cell's refresh does after its reads ``p`` (of ``g+``) and ``q`` (of
+    ``g-``), both (out, in), in one pass; the scalars in the reads' dtype, as passed.
+
+    The criterion into ``flag``: with ``p_rel = p / p_max``, ``q_rel = q / q_max``, a pair
+    is flagged when ``p > q`` and ``p_rel > upper`` and ``q_rel > lower``, or otherwise
+    ``p_rel > lower`` and ``q_rel > upper`` (NaN compares false, as in NumPy). ``flat``
+    (>= out * in) gets the flagged pairs' C-order flat indices. The rewrites: ``g+`` gets
+    ``p - q`` where flagged and ``p > q``, ``g-`` gets ``q - p`` where flagged and not; each
+    as an update of one sample per column with something to write (in column order): the
+    one-hot input into ``x1``/``x0`` (>= in, in), ``d = -target`` into ``d1``/``d0``
+    (>= in, out). Returns (flagged, samples of ``g+``, samples of ``g-``)."""
+    n_out, n_in = p.shape
+    zero = p_max - p_max
     count = 0
-    for i in range(p.shape[0]):
-        for j in range(p.shape[1]):
+    for i in range(n_out):
+        for j in range(n_in):
             a = p[i, j]
             b = q[i, j]
             pr = a / p_max
@@ -55,8 +77,79 @@ def refresh_flags(p, q, p_max, q_max, upper, lower, flag):
             else:
                 f = pr > lower and qr > upper
             flag[i, j] = f
-            count += f
-    return count
+            if f:
+                flat[count] = i * n_in + j
+                count += 1
+    n1 = 0
+    n0 = 0
+    if count == 0:
+        return count, n1, n0
+    for j in range(n_in):
+        any1 = False
+        any0 = False
+        for i in range(n_out):
+            if flag[i, j]:
+                diff = p[i, j] - q[i, j]
+                if p[i, j] > q[i, j]:
+                    any1 = any1 or diff != zero
+                else:
+                    any0 = any0 or -diff != zero
+        for used, x, d, n, up in ((any1, x1, d1, n1, True), (any0, x0, d0, n0, False)):
+            if not used:
+                continue
+            x[n, :] = zero
+            x[n, j] = zero + 1
+            for i in range(n_out):
+                target = zero
+                if flag[i, j] and (p[i, j] > q[i, j]) == up:
+                    diff = p[i, j] - q[i, j]
+                    target = diff if up else -diff
+                d[n, i] = -target
+        n1 += any1
+        n0 += any0
+    return count, n1, n0
+
+
+@njit(cache=True)
+def split_counts(w, total, down, up):
+    """A counting device's coincidences split by sign: ``w`` holds up minus down pulses
+    (whole numbers, rounded half to even as ``np.rint``), ``total`` up plus down; ``down``
+    and ``up`` get the pulses of each sign. Returns whether each got any."""
+    any_down = False
+    any_up = False
+    for i in range(w.shape[0]):
+        for j in range(w.shape[1]):
+            net = np.int64(np.rint(w[i, j]))
+            n = total[i, j]
+            dn = (n - net) // 2
+            un = (n + net) // 2
+            down[i, j] = dn
+            up[i, j] = un
+            any_down = any_down or dn != 0
+            any_up = any_up or un != 0
+    return any_down, any_up
+
+
+@njit(cache=True)
+def reset_at(w, reset, w_max, w_min, sel, noise, std):
+    """Reset the elements of C-order flat indices ``sel`` of ``w`` (C-contiguous): ``reset +
+    std * noise[k]`` (without the noise when ``noise`` is empty), clipped to the element's
+    bounds as ``np.maximum(np.minimum(v, w_max), w_min)`` (NaN propagates)."""
+    o = w.reshape(-1)
+    r = reset.reshape(-1)
+    hi_ = w_max.reshape(-1)
+    lo_ = w_min.reshape(-1)
+    noisy = noise.shape[0] > 0
+    for k in range(sel.shape[0]):
+        e = sel[k]
+        v = r[e]
+        if noisy:
+            v = v + std * noise[k]
+        hi = hi_[e]
+        v = v if v < hi or v != v else hi
+        lo = lo_[e]
+        v = v if v > lo or v != v else lo
+        o[e] = v
 
 
 @njit(cache=True)

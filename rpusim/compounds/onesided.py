@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from rpusim.compounds.base import (CompoundModel, build_submodel, chunk_key,
-                                   construction_generator, one_hot, physics_of)
+                                   construction_generator, physics_of)
 from rpusim.configs.enums import PulseType
 from rpusim.compounds import kernels
 from rpusim.devices.base import (FIRST_EXTRA_SLOT, SLOT_DWMIN_DOWN, SLOT_DWMIN_UP,
@@ -91,12 +91,11 @@ class OneSidedModel(CompoundModel):
         counter.w[...] = 0
         counter.counters[...] = 0
         counter.update(X, D, lr, upd, granularity=g, key=key)
-        total = counter.counters
-        net = np.rint(counter.w).astype(np.int64)  # up minus down pulses
         # a down pulse (weight should fall) is an up pulse on g-, an up pulse one on g+
-        for dev, counts in ((self.devices[0], (total - net) // 2),
-                            (self.devices[1], (total + net) // 2)):
-            if counts.any():
+        down, up = np.empty((2,) + counter.w.shape, np.int64)
+        some = kernels.split_counts(counter.w, counter.counters, down, up)
+        for dev, counts, any_ in zip(self.devices, (down, up), some):
+            if any_:
                 kernels.apply_up_pulses(dev.w, dev.P, dev.wp, counts, self.rng.key(),
                                         dev.params, dev.wn_sigma, dev.counters)
 
@@ -117,46 +116,46 @@ class OneSidedModel(CompoundModel):
     def _reset_elements(self, dev, sel: np.ndarray) -> None:
         """``b_reset + reset_std * xi``, clipped, at the elements of flat (C-order) indices
         ``sel`` only (one draw each, in that order, as aihwkit's ``resetAtIndices``)."""
-        new = np.take(dev.P[SLOT_RESET_BIAS], sel)
         std = physics_of(dev).reset_std
-        if std > 0:
-            new = new + self.dtype.type(std) * self.rng.normal(new.shape, self.dtype)
-        new = np.maximum(np.minimum(new, np.take(dev.P[SLOT_MAX_BOUND], sel)),
-                         np.take(dev.P[SLOT_MIN_BOUND], sel))
-        np.put(dev._stored(), sel, new)
+        noise = (self.rng.normal(sel.shape, self.dtype) if std > 0
+                 else np.zeros(0, self.dtype))
+        P = dev.P
+        kernels.reset_at(dev._stored(), P[SLOT_RESET_BIAS], P[SLOT_MAX_BOUND],
+                         P[SLOT_MIN_BOUND], sel, noise, self.dtype.type(std))
         dev._redraw()
 
     def refresh(self) -> None:
         """Reset both devices where a pair nears saturation and rewrite the difference."""
         cfg = self.config
         dev0, dev1 = self.devices
-        eye = np.eye(self.in_size, dtype=self.dtype)
+        n_out, n_in = self.out_size, self.in_size
+        eye = self.__dict__.get("_eye")
+        if eye is None:  # the kernels only read it
+            eye = self._eye = np.eye(n_in, dtype=self.dtype)
         p = np.asarray(self._read(dev1.w, eye, False)).T
         q = np.asarray(self._read(dev0.w, eye, False)).T
         # the reads' dtype for every operand, as NumPy's float32 arithmetic with Python floats
         t = p.dtype.type
-        flag = np.empty(p.shape, np.bool_)
-        count = kernels.refresh_flags(
+        flat = np.empty(n_out * n_in, np.int64)
+        x1, x0 = np.empty((2, n_in, n_in), self.dtype)
+        d1, d0 = np.empty((2, n_in, n_out), self.dtype)
+        # the criterion and both rewrites in one pass (a dozen NumPy passes before)
+        count, n1, n0 = kernels.refresh_plan(
             p, q, t(abs(physics_of(dev1).w_max)), t(abs(physics_of(dev0).w_max)),
-            t(cfg.refresh_upper_thres), t(cfg.refresh_lower_thres), flag)
+            t(cfg.refresh_upper_thres), t(cfg.refresh_lower_thres),
+            np.empty(p.shape, np.bool_), flat, x1, d1, x0, d0)
         if not count:
             return
         self.refresh_counter += int(count)
-        flat = np.flatnonzero(flag)
+        flat = flat[:count]
         for dev in self.devices:
             self._reset_elements(dev, flat)
-        above = p > q
-        diff = (p - q).astype(self.dtype)
         # a write of +target through an ordinary update: d = -target, lr = 1 (correct sign for
         # every pulse type; aihwkit's dense pulse types write the opposite sign); one sample
         # e_j per column with something to write (a zero sample writes nothing)
-        for dev, target in ((dev1, np.where(flag & above, diff, 0)),
-                            (dev0, np.where(flag & ~above, -diff, 0))):
-            cols = np.flatnonzero(target.any(axis=0))
-            if cols.size:
-                dev.update(one_hot(cols, self.in_size, self.dtype),
-                           np.ascontiguousarray(-target[:, cols].T, dtype=self.dtype), 1.0,
-                           cfg.refresh_update)
+        for dev, x, d, n in ((dev1, x1, d1, n1), (dev0, x0, d0, n0)):
+            if n:
+                dev.update(x[:n], d[:n], 1.0, cfg.refresh_update)
         self.reduce()
 
     # -- weights ------------------------------------------------------------------------------

@@ -10,14 +10,15 @@ order, so the physics is that of the per-sample loop).
 from __future__ import annotations
 
 import math
+import operator
 
 import numpy as np
 
 from rpusim import io as _io
 from rpusim.compounds import kernels
-from rpusim.compounds.base import (CompoundModel, build_submodel, construction_generator,
-                                   chunk_key, is_leaf, make_reader, one_hot,
-                                   physics_of, sub_update)
+from rpusim.compounds.base import (CompoundModel, _alike, build_submodel,
+                                   construction_generator, chunk_key, is_leaf, make_reader,
+                                   one_hot, physics_of, sub_update)
 from rpusim.compounds.chopped_loop import S_FIELDS, chop_period, chopped_loop, raw_needed
 from rpusim.configs.enums import PulseType
 from rpusim.devices.model import PulsedDeviceModel
@@ -30,6 +31,15 @@ __all__ = ["TransferModel", "BufferedTransferModel", "ChoppedTransferModel",
 # TransferModel.update and ChoppedTransferModel.update take the numba loop where it applies (tests switch it off to
 # compare it with the Python loop)
 FUSED_LOOP = True
+
+
+# the chopped and dynamic transfers' config fields that the numba loop's arguments read
+_CHOPPED_FIELDS = operator.attrgetter(
+    "step", "momentum", "correct_gradient_magnitudes", "fast_lr", "scale_fast_lr",
+    "auto_scale", "auto_momentum", "in_chop_prob", "in_chop_random", "out_chop_prob",
+    "forget_buffer", "no_buffer", "buffer_granularity", "auto_granularity", "transfer_every")
+_DYNAMIC_FIELDS = operator.attrgetter("buffer_cap", "tail_weightening",
+                                      "experimental_correct_accumulation")
 
 
 def _serial_update(work: int, stage_work: int) -> bool:
@@ -184,7 +194,9 @@ class TransferModel(CompoundModel):
                 # for the Python loop's calls of that size (and the write's single sample)
                 or not _serial_update(chunk * nx * nd, chunk * max(nx, nd))
                 or not X.flags.carray or not D.flags.carray
-                or X.dtype is not self.dtype or D.dtype is not self.dtype):
+                or X.dtype is not self.dtype or D.dtype is not self.dtype
+                # the loop ends with the reduction into w
+                or not _alike(self.w, self.devices[0].w, self.devices[1].w)):
             return None
         return reader
 
@@ -222,7 +234,7 @@ class TransferModel(CompoundModel):
         (periods, cuts, c_a, c_c, flags_c, fp, ip, period, transfers, wn_arr, static,
          chunk) = memo[3]
         reader = self._loop_reader(X, D, upd, chunk)
-        if reader is None or not self.w.flags.c_contiguous:
+        if reader is None:
             return False
         in_chop, out_chop, switched, empty, t_const, state = static
         idx = self.current_update_idx
@@ -406,6 +418,49 @@ class BufferedTransferModel(TransferModel):
             if f"buffered_FP_weight_{k}" in params:
                 b[...] = params[f"buffered_FP_weight_{k}"]
 
+    def _chopped_loop_arguments(self, lr, lr_pc, lr_t, plan, plan_t, g, m_batch, schedule,
+                                periods, dynamic) -> tuple:
+        """The arguments of :meth:`_fused_update`'s call that follow from its memo key:
+        ``(c_a, c_c, flags_c, t_const, fp, ip, periods)``."""
+        cfg = self.config
+        tu = cfg.transfer_update
+        a, c_dev = self.devices
+        dt = self.dtype.type
+        # a copy: the loop writes the rate of A's pulses into it when that moves per sample
+        c_a = _constants(plan[3], lr_pc, g, self.dtype).copy()
+        lr_w = dt(cfg.step) * dt(c_dev.granularity)
+        c_c = _constants(plan_t[3], lr_w, c_dev.granularity, self.dtype)
+        n_samples = chop_period(cfg.in_chop_prob) if dynamic else 1
+        period = schedule[0]
+        # what a transfer reads (the Python loop computes it at the first transfer only)
+        transfers = lr_t != 0 and period > 0
+        bg = self.buffer_unit() if transfers else dt(1)
+        g_a = dt(a.granularity)
+        nmax = dt(tu.desired_bl)
+        if dynamic:
+            keep, momentum = dt(1) - dt(cfg.momentum), dt(cfg.momentum)
+            cap = nmax * dt(cfg.buffer_cap)
+            beta = dt(min(dt(cfg.tail_weightening) / dt(n_samples), dt(1)))
+        else:
+            keep = dt(1) - dt(min(max(cfg.momentum, 0.0), 1.0))
+            momentum, cap, beta = dt(cfg.momentum), dt(0), dt(0)
+        lam = (dt(abs(lr_t) / bg) if not cfg.correct_gradient_magnitudes and transfers
+               else dt(0))
+        t_const = np.array([lam, nmax, keep, momentum, cap, beta, dt(1) / g_a, abs(lr_t), bg],
+                           self.dtype)
+        auto = cfg.auto_scale
+        fp = np.array([lr, lr_pc, cfg.fast_lr * plan[3][1] * a.granularity,
+                       (1 - cfg.auto_momentum) / m_batch, cfg.in_chop_prob,
+                       cfg.out_chop_prob], np.float64)
+        ip = np.array([period, dynamic, auto, auto and cfg.fast_lr > 0,
+                       cfg.scale_fast_lr, cfg.in_chop_random,
+                       chop_period(cfg.in_chop_prob) if cfg.in_chop_prob > 0 else 1,
+                       cfg.forget_buffer, cfg.no_buffer, n_samples,
+                       dynamic and cfg.experimental_correct_accumulation,
+                       cfg.correct_gradient_magnitudes, transfers, False], np.int64)
+        return (c_a, c_c, plan_t[2] if lr_w < 0 else plan_t[1], t_const, fp, ip,
+                np.array(periods, np.int64))
+
     def transfer_lr(self, f: int, t: int, lr: float):
         return self.gamma_factor(super().transfer_lr(f, t, lr), f, t)
 
@@ -462,6 +517,17 @@ class ChoppedTransferModel(TransferModel):
     def reduce_arrays(self, arrays, out: np.ndarray | None = None) -> np.ndarray:
         return super().reduce_arrays([self.chopper_matrix() * arrays[0]] + list(arrays[1:]),
                                      out)
+
+    def reduce(self) -> None:
+        # after every update and decay: one kernel pass (reduce_arrays' bits) where it applies
+        devices = self.devices
+        if (len(devices) == 2 and "in_chopper" in self.__dict__
+                and _alike(self.w, devices[0].w, devices[1].w)):
+            s_d, s_x = self._signs()
+            kernels.chopped_sum2(self.w, self.gammas[0], devices[0].w, s_d, s_x,
+                                 self.gammas[1], devices[1].w)
+        else:
+            super().reduce()
 
     def extra_hidden_names(self) -> list[str]:
         return ["buffered_FP_weight_0"]
@@ -528,7 +594,6 @@ class ChoppedTransferModel(TransferModel):
         """:meth:`update` in one numba call (:mod:`rpusim.compounds.chopped_loop`) where the
         configuration is one it covers; False, having changed nothing, where not."""
         cfg = self.config
-        tu = cfg.transfer_update
         a, c_dev = self.devices
         m, nx = X.shape
         nd = D.shape[1]
@@ -540,16 +605,56 @@ class ChoppedTransferModel(TransferModel):
         reader = self._loop_reader(X, D, upd, 1 if cfg.auto_scale else min(periods + [m]))
         if reader is None:
             return False
-        dt = self.dtype.type
         g = self.granularity if granularity is None else granularity
-        lr_pc = self.pulse_count_lr(lr)
-        plan = _plan(upd)
+        lr_pc, lr_t = self.pulse_count_lr(lr), self.transfer_lr(0, 1, lr)
+        plan, plan_t = _plan(upd), _plan(cfg.transfer_update)
+        dynamic = isinstance(self, DynamicTransferModel)
+        # the arrays that follow from these values are kept until one of them changes (in
+        # training they stay the same call after call); the plans, which hold arrays, are
+        # compared by identity, the config's fields that the arrays read by value
+        memo_key = (lr, lr_pc, lr_t, m, m_batch, g, a.granularity, c_dev.granularity,
+                    schedule, _CHOPPED_FIELDS(cfg), _DYNAMIC_FIELDS(cfg) if dynamic else None)
+        memo = self.__dict__.get("_loop_memo")
+        if memo is None or memo[0] != memo_key or memo[1] is not plan or memo[2] is not plan_t:
+            memo = self._loop_memo = (memo_key, plan, plan_t, self._chopped_loop_arguments(
+                lr, lr_pc, lr_t, plan, plan_t, g, m_batch, schedule, periods, dynamic))
+        c_a, c_c, flags_c, t_const, fp, ip, periods_arr = memo[3]
+        if dynamic:
+            running, past, switched = self.running_mean, self.past_mean, self.switched
+        else:
+            running = past = self.buffer[:0]
+            switched = self.in_chopper[:0]
+        state = np.array([self.m_x, self.m_d, self.last_lr_pc, self.current_update_idx,
+                          self.transfer_counter, self.slice_idx[0]], np.float64)
+        n_raw = raw_needed(m, nx, nd, cfg.out_chop_prob > 0)
+        raw = self.rng.generator.bit_generator.random_raw(n_raw)
+        wn = np.array([dev.wn_sigma if dev._write_noise else 0.0 for dev in (a, c_dev)])
+        used = chopped_loop(
+            X, D, a.w, a.P, a.wp, c_a, plan[1], plan[2], a.params, c_dev.w, c_dev.P, c_dev.wp,
+            c_c, flags_c, c_dev.params, wn, *reader.kernel_arguments(), self.in_chopper,
+            self.out_chopper, switched, self.buffer, running, past, t_const, fp, ip,
+            periods_arr, state, raw, self.w, self.gammas)
+        # the outputs not used go back: the generator is where the Python loop leaves it
+        self.rng.keys_drawn += n_raw
+        self.rng.unkey(n_raw - used)
+        self.m_x, self.m_d, self.last_lr_pc = float(state[0]), float(state[1]), float(state[2])
+        self.current_update_idx = int(state[3])
+        self.transfer_counter = int(state[4])
+        self.slice_idx[0] = int(state[5])
+        return True
+
+    def _chopped_loop_arguments(self, lr, lr_pc, lr_t, plan, plan_t, g, m_batch, schedule,
+                                periods, dynamic) -> tuple:
+        """The arguments of :meth:`_fused_update`'s call that follow from its memo key:
+        ``(c_a, c_c, flags_c, t_const, fp, ip, periods)``."""
+        cfg = self.config
+        tu = cfg.transfer_update
+        a, c_dev = self.devices
+        dt = self.dtype.type
+        # a copy: the loop writes the rate of A's pulses into it when that moves per sample
         c_a = _constants(plan[3], lr_pc, g, self.dtype).copy()
         lr_w = dt(cfg.step) * dt(c_dev.granularity)
-        plan_t = _plan(tu)
         c_c = _constants(plan_t[3], lr_w, c_dev.granularity, self.dtype)
-        lr_t = self.transfer_lr(0, 1, lr)
-        dynamic = isinstance(self, DynamicTransferModel)
         n_samples = chop_period(cfg.in_chop_prob) if dynamic else 1
         period = schedule[0]
         # what a transfer reads (the Python loop computes it at the first transfer only)
@@ -561,19 +666,15 @@ class ChoppedTransferModel(TransferModel):
             keep, momentum = dt(1) - dt(cfg.momentum), dt(cfg.momentum)
             cap = nmax * dt(cfg.buffer_cap)
             beta = dt(min(dt(cfg.tail_weightening) / dt(n_samples), dt(1)))
-            running, past = self.running_mean, self.past_mean
-            switched = self.switched
         else:
             keep = dt(1) - dt(min(max(cfg.momentum, 0.0), 1.0))
             momentum, cap, beta = dt(cfg.momentum), dt(0), dt(0)
-            running = past = self.buffer[:0]
-            switched = self.in_chopper[:0]
         lam = (dt(abs(lr_t) / bg) if not cfg.correct_gradient_magnitudes and transfers
                else dt(0))
         t_const = np.array([lam, nmax, keep, momentum, cap, beta, dt(1) / g_a, abs(lr_t), bg],
                            self.dtype)
         auto = cfg.auto_scale
-        fp = np.array([lr, lr_pc, cfg.fast_lr * upd.desired_bl * a.granularity,
+        fp = np.array([lr, lr_pc, cfg.fast_lr * plan[3][1] * a.granularity,
                        (1 - cfg.auto_momentum) / m_batch, cfg.in_chop_prob,
                        cfg.out_chop_prob], np.float64)
         ip = np.array([period, dynamic, auto, auto and cfg.fast_lr > 0,
@@ -582,26 +683,8 @@ class ChoppedTransferModel(TransferModel):
                        cfg.forget_buffer, cfg.no_buffer, n_samples,
                        dynamic and cfg.experimental_correct_accumulation,
                        cfg.correct_gradient_magnitudes, transfers, False], np.int64)
-        state = np.array([self.m_x, self.m_d, self.last_lr_pc, self.current_update_idx,
-                          self.transfer_counter, self.slice_idx[0]], np.float64)
-        n_raw = raw_needed(m, nx, nd, cfg.out_chop_prob > 0)
-        raw = self.rng.generator.bit_generator.random_raw(n_raw)
-        wn = np.array([dev.wn_sigma if dev._write_noise else 0.0 for dev in (a, c_dev)])
-        used = chopped_loop(
-            X, D, a.w, a.P, a.wp, c_a, plan[1], plan[2], a.params, c_dev.w, c_dev.P, c_dev.wp,
-            c_c, plan_t[2] if lr_w < 0 else plan_t[1], c_dev.params, wn,
-            *reader.kernel_arguments(), self.in_chopper, self.out_chopper, switched,
-            self.buffer, running, past, t_const, fp, ip, np.array(periods, np.int64), state,
-            raw, self.w, self.gammas)
-        # the outputs not used go back: the generator is where the Python loop leaves it
-        self.rng.keys_drawn += n_raw
-        self.rng.unkey(n_raw - used)
-        self.m_x, self.m_d, self.last_lr_pc = float(state[0]), float(state[1]), float(state[2])
-        self.current_update_idx = int(state[3])
-        self.transfer_counter = int(state[4])
-        self.slice_idx[0] = int(state[5])
-        self.reduce()
-        return True
+        return (c_a, c_c, plan_t[2] if lr_w < 0 else plan_t[1], t_const, fp, ip,
+                np.array(periods, np.int64))
 
     def transfer_lr(self, f: int, t: int, lr: float):
         return self.gamma_factor(super().transfer_lr(f, t, lr), f, t)
