@@ -989,6 +989,33 @@ def test_refresh_plan_kernel_is_the_numpy_expressions(dtype, seed):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("seed", range(6))
+def test_mixed_transfer_kernel_is_the_numpy_expressions(dtype, seed):
+    """Mixed precision's transfer kernel against the NumPy expressions it replaced: whole
+    multiples of ``eps`` of the rows from ``r0`` on (wrapping past the last row), taken out of
+    ``chi`` (NaN and values that round to zero included), and the rows' one-hot inputs."""
+    from rpusim.compounds import kernels as ck
+    from rpusim.compounds.base import one_hot
+    g = np.random.default_rng(seed)
+    d, m = g.integers(1, 12, 2)
+    chi = g.normal(0, 0.01, (d, m)).astype(dtype)
+    chi[g.random(chi.shape) < 0.05] = np.nan
+    eps = dtype(g.choice([0.001, 0.003, 0.05]))
+    r0, n = int(g.integers(0, d)), int(g.integers(1, d + 1))
+    rows = (r0 + np.arange(n)) % d
+    want_chi = chi.copy()
+    want_k = np.trunc(want_chi[rows] / eps)
+    want_chi[rows] -= want_k * eps
+    K = np.empty((n, m), dtype)
+    X = np.empty((n, d), dtype)
+    some = ck.mixed_transfer(chi, r0, eps, K, X)
+    np.testing.assert_array_equal(K, want_k)
+    np.testing.assert_array_equal(chi, want_chi)
+    np.testing.assert_array_equal(X, one_hot(rows, d, dtype))
+    assert some == bool(np.any(want_k != 0))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("seed", range(4))
 def test_reset_and_split_kernels_are_the_numpy_expressions(dtype, seed):
     """The one-sided cell's reset of selected elements (reset value plus scaled noise,

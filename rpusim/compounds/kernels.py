@@ -12,7 +12,8 @@ from rpusim.kernels.update import device_step
 
 __all__ = ["buffered_transfer", "chopped_transfer", "dynamic_transfer", "accumulate_chi",
            "apply_up_pulses", "weighted_sum2", "chopped_sum2", "add_scaled", "refresh_plan", "reset_at",
-           "split_counts"]
+           "split_counts",
+           "mixed_transfer"]
 
 
 @njit(cache=True)
@@ -231,6 +232,27 @@ def dynamic_transfer(H, M, Pm, c, v, chi, lam, nmax, keep, momentum, forget, cap
         counts[r] = steps
         M[r, c] = M[r, c] * (one - beta) + v[r] * beta
     return counts
+
+
+@njit(cache=True)
+def mixed_transfer(chi, r0, eps, K, X):
+    """Mixed precision's transfer of the rows ``r0, r0 + 1, ...`` (modulo the rows of ``chi``;
+    as many as ``K`` has): ``K[k] = trunc(chi[row] / eps)`` and ``chi[row] -= K[k] * eps``
+    in the dtype of ``chi`` (NumPy's operations on the fancy-indexed rows, the same bits),
+    and ``X[k]`` the one-hot input of the row. Returns whether any ``K`` is not zero."""
+    d, m = chi.shape
+    some = False
+    for k in range(K.shape[0]):
+        row = (r0 + k) % d
+        for j in range(m):
+            q = np.trunc(chi[row, j] / eps)
+            K[k, j] = q
+            chi[row, j] -= q * eps
+            some = some or q != 0
+        for j in range(d):
+            X[k, j] = 0
+        X[k, row] = 1
+    return some
 
 
 @njit(cache=True)

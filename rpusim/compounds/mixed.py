@@ -10,7 +10,7 @@ import numpy as np
 
 from rpusim.compounds import kernels
 from rpusim.compounds.base import (CompoundModel, build_submodel, construction_generator,
-                                   is_leaf, one_hot, sub_update)
+                                   is_leaf, sub_update)
 
 __all__ = ["MixedPrecisionModel", "build_mixed"]
 
@@ -92,11 +92,11 @@ class MixedPrecisionModel:
             r0 = int(self.rng.generator.integers(0, d))  # uniform (aihwkit: edge rows favoured)
         else:
             r0 = self.row_ptr
-        rows = (r0 + np.arange(n)) % d
-        dt = self.dtype.type
-        K = np.trunc(self.chi[rows] / dt(eps))
-        self.chi[rows] -= K * dt(eps)
-        if np.any(K != 0):
+        # rows r0, r0 + 1, ... (wrapping): their whole multiples of eps, taken out of chi,
+        # and the rows' one-hot inputs, in one kernel pass
+        K = np.empty((n, self.chi.shape[1]), self.dtype)
+        rows = np.empty((n, d), self.dtype)
+        if kernels.mixed_transfer(self.chi, r0, self.dtype.type(eps), K, rows):
             # kept on upd until a field of it changes: a new copy per transfer was a new
             # object to the pulse engine, which then typed its call again (about 50 us)
             managed = upd.__dict__.get("_managed")
@@ -104,9 +104,7 @@ class MixedPrecisionModel:
                 managed = dataclasses.replace(upd, update_management=True,
                                               update_bl_management=True)
                 object.__setattr__(upd, "_managed", managed)
-            sub_update(self.device, np.ascontiguousarray(K, dtype=self.dtype),
-                       one_hot(rows, d, self.dtype), eps * cfg.transfer_lr, managed, None, None,
-                       n)
+            sub_update(self.device, K, rows, eps * cfg.transfer_lr, managed, None, None, n)
         self.row_ptr = int((r0 + n) % d)
 
     # -- weights and hidden parameters --------------------------------------------------------
