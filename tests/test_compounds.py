@@ -798,87 +798,6 @@ def test_chopped_loop_is_taken_for_aihwkit_presets():
     assert calls == [3] * len(configs)
 
 
-_plain_options = st.fixed_dictionaries({
-    "transfer_every": st.sampled_from([1.0, 2.0, 3.0, 0.5, 0.0, -1.0]),
-    "units_in_mbatch": st.booleans(),
-    "no_self_transfer": st.booleans(),
-    "fast_lr": st.sampled_from([0.1, 1.0, 0.0]),
-    "scale_fast_lr": st.booleans(),
-    "transfer_lr": st.sampled_from([1.0, 0.5, 0.0, -0.5]),
-    "scale_transfer_lr": st.booleans(),
-    "gamma": st.sampled_from([0.0, 0.3]),
-    # outside the loop (the Python loop): several reads, a random slice, resets, rows
-    "n_reads_per_transfer": st.sampled_from([1, 1, 1, 2]),
-    "random_selection": st.sampled_from([False, False, False, True]),
-    "with_reset_prob": st.sampled_from([0.0, 0.0, 0.0, 0.5]),
-    "transfer_columns": st.sampled_from([True, True, True, False]),
-})
-
-
-@settings(max_examples=50, deadline=None)
-@given(draw_device=_loop_devices, opts=_plain_options, n_devices=st.sampled_from([2, 2, 2, 3]),
-       desired_bl=st.sampled_from([1, 5, 31, 100]), bl_t=st.sampled_from([1, 3, 31, 70]),
-       ubm_t=st.booleans(), sizes=st.sampled_from([(3, 4), (5, 2), (16, 25), (1, 6), (4, 1)]),
-       batches=st.lists(st.tuples(st.integers(0, 40), st.sampled_from([0.05, 0.2, 0.0]),
-                                  st.sampled_from([None, 0.5, 2.0])),
-                        min_size=1, max_size=3),
-       read_kind=st.sampled_from(["quiet", "noisy", "nonideal"]),
-       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**16))
-def test_plain_transfer_loop_equals_the_python_loop(draw_device, opts, n_devices, desired_bl,
-                                                    bl_t, ubm_t, sizes, batches, read_kind,
-                                                    dtype, seed):
-    """``TransferCompound`` (Tiki-taka v1) through the numba loop gives the bits of its Python
-    loop (SGD chunks, reads, writes and keys in the same order; the reduction), over several
-    batches, learning rates and edits of the config (the loop's memo of its arguments); it is
-    taken exactly where it covers the configuration."""
-    import rpusim.compounds.transfer as transfer
-    from rpusim.persistence import state_differences
-
-    out_size, in_size = sizes
-    read = {"quiet": C.IOParameters(out_noise=0.0, inp_res=-1, out_res=-1),
-            "noisy": C.IOParameters(),
-            "nonideal": C.IOParameters(ir_drop=1.0, ir_drop_g_ratio=50.0, w_noise=0.02,
-                                       out_res=0.0)}[read_kind]
-    if not opts["transfer_columns"]:
-        opts = dict(opts, with_reset_prob=0.0)  # resets need columns
-    device = C.TransferCompound([draw_device() for _ in range(n_devices)], **opts)
-    device.transfer_forward = read
-    device.transfer_update = C.UpdateParameters(desired_bl=bl_t, update_bl_management=ubm_t,
-                                                fixed_bl=True)
-    config = C.UnitCellRPUConfig(device=device, update=C.UpdateParameters(desired_bl=desired_bl))
-    rng = np.random.default_rng(seed)
-    data = [(rng.uniform(-1, 1, (m, in_size)), rng.normal(0, 0.05, (m, out_size)), lr, rate)
-            for m, lr, rate in batches]
-    states, calls = [], []
-    original = transfer.chopped_loop
-
-    def counting(*args):
-        calls.append(args[0].shape[0])
-        return original(*args)
-    transfer.chopped_loop = counting
-    try:
-        for fused in (True, False):
-            transfer.FUSED_LOOP = fused
-            t = AnalogTile(out_size, in_size, config, seed=seed, dtype=dtype)
-            for x, d, lr, rate in data:
-                if rate is not None:  # the live config edited between updates
-                    t.rpu_config.device.fast_lr = rate * opts["fast_lr"]
-                    t.rpu_config.device.transfer_lr = rate * opts["transfer_lr"]
-                t.update(x, d, lr=lr)
-            states.append(t.state_dict())
-    finally:
-        transfer.FUSED_LOOP = True
-        transfer.chopped_loop = original
-    assert state_differences(states[0], states[1]) == []
-    devices = t._model.devices
-    covered = (n_devices == 2 and opts["n_reads_per_transfer"] * (in_size > 1) <= 1
-               and opts["transfer_columns"] and not opts["random_selection"]
-               and opts["with_reset_prob"] == 0 and read_kind != "nonideal"
-               and all(dev.counters is None for dev in devices))
-    # (the fused run's calls: a tile passes on no empty batch and no update at rate 0)
-    assert calls == ([m for m, lr, _ in batches if m > 0 and lr > 0] if covered else [])
-
-
 _EDITS = [("fast_lr", (2.0, 0.5, 0.0)), ("scale_fast_lr", (False, True, False)),
           ("transfer_every", (2.0, 3.0, 0.5)), ("units_in_mbatch", (False, True, False))]
 _CHOPPED_EDITS = [("momentum", (0.1, 0.0, 0.3)), ("in_chop_prob", (0.5, 0.1, 1.0)),
@@ -893,18 +812,16 @@ _DYNAMIC_EDITS = [("buffer_cap", (2.0, 0.0, 5.0)), ("tail_weightening", (1.0, 5.
 
 
 @pytest.mark.parametrize("cell, field, values",
-                         [("plain", f, v) for f, v in _EDITS]
-                         + [("chopped", f, v) for f, v in _EDITS + _CHOPPED_EDITS]
+                         [("chopped", f, v) for f, v in _EDITS + _CHOPPED_EDITS]
                          + [("dynamic", f, v) for f, v in _EDITS + _DYNAMIC_EDITS])
-def test_transfer_loops_follow_config_edits(cell, field, values):
-    """The numba loops keep their arguments between calls of the same learning rate and batch
+def test_chopped_loop_follows_config_edits(cell, field, values):
+    """The numba loop keeps its arguments between calls of the same learning rate and batch
     size, but an edit of the live config between updates takes effect as in the Python loop
-    (the plain, chopped and dynamic transfers)."""
+    (the chopped and dynamic transfers)."""
     import rpusim.compounds.transfer as transfer
     from rpusim.persistence import state_differences
 
-    kind = {"plain": C.TransferCompound, "chopped": C.ChoppedTransferCompound,
-            "dynamic": C.DynamicTransferCompound}[cell]
+    kind = {"chopped": C.ChoppedTransferCompound, "dynamic": C.DynamicTransferCompound}[cell]
     config = C.UnitCellRPUConfig(device=kind(
         [C.SoftBoundsDevice(), C.SoftBoundsDevice()], fast_lr=1.0, transfer_every=1.0))
     rng = np.random.default_rng(5)
@@ -922,29 +839,6 @@ def test_transfer_loops_follow_config_edits(cell, field, values):
         finally:
             transfer.FUSED_LOOP = True
     assert state_differences(states[0], states[1]) == []
-
-
-@settings(max_examples=200, deadline=None)
-@given(idx=st.integers(0, 500), m=st.integers(0, 60),
-       periods=st.lists(st.integers(1, 12), min_size=0, max_size=3),
-       transfers=st.booleans())
-def test_plain_loop_key_count_follows_its_chunks(idx, m, periods, transfers):
-    """The keys drawn ahead for the plain transfer's loop: one per SGD chunk (cut at every
-    multiple of a period) and two per transfer, counted as the Python loop walks."""
-    from rpusim.compounds.transfer import _plain_keys
-    period = periods[0] if periods else 0
-    transfers = transfers and period > 0
-    want, start, i = 0, 0, idx
-    while start < m:
-        chunk = m - start
-        for e in periods:
-            chunk = min(chunk, e - i % e)
-        want += 1
-        i += chunk
-        start += chunk
-        if transfers and i % period == 0:
-            want += 2
-    assert _plain_keys(idx, m, tuple(periods), period, transfers) == want
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

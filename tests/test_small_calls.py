@@ -185,11 +185,10 @@ def test_keys_are_the_raw_draws_of_the_generator_and_pickles_without_the_box_loa
 
 
 @pytest.mark.parametrize("n_reads", [1, 3])
-def test_transfer_unit_rows_equal_one_hot_and_leave_no_stale_bit(n_reads, monkeypatch):
+def test_transfer_unit_rows_equal_one_hot_and_leave_no_stale_bit(n_reads):
     """The kept unit row of single-slice transfers: after transfers from every column it still
     has exactly one bit, and a transfer compound trains bit-identically to one whose unit rows
     are built fresh each time."""
-    from rpusim.compounds import transfer
     from rpusim.compounds.base import one_hot
 
     def config():
@@ -200,8 +199,6 @@ def test_transfer_unit_rows_equal_one_hot_and_leave_no_stale_bit(n_reads, monkey
     rng = np.random.default_rng(4)
     batches = [(_batch(rng, 2, 5, 1.0), _batch(rng, 2, 6, 0.1)) for _ in range(7)]
     weights = []
-    # the Python loop (the numba loop, taken otherwise, has its own unit row)
-    monkeypatch.setattr(transfer, "FUSED_LOOP", False)
     for fresh in (False, True):
         tile = _tile(config())
         model = tile._model

@@ -1,5 +1,5 @@
-"""The sample loop of the chopped and dynamic transfers (Tiki-taka v3 and v4, AGAD), and of
-the plain one (Tiki-taka v1, ``TransferCompound``), in one numba call.
+"""The sample loop of the chopped and dynamic transfers (Tiki-taka v3 and v4, AGAD) in one
+numba call.
 
 These compounds read one column of A and write it into C after every sample by default
 (``transfer_every=1``, ``units_in_mbatch=False``): a conv layer's update of 8 images of 28x28
@@ -8,11 +8,6 @@ Done in Python (``ChoppedTransferModel.update``), each sample cost about 40 us o
 kernels of 1-2 us. This loop makes the same kernel calls, with the same arguments and random
 keys, in the same order, so it gives the same bits (``tests/test_compounds.py`` checks it
 against the Python loop). ``ChoppedTransferModel`` decides when it applies.
-
-The plain transfer (v1) reads a column only once per mini-batch by default
-(``units_in_mbatch=True``), but a training step of a small layer is then a handful of such
-calls (an SGD chunk or two, a read, a write, each 1-15 us of kernel) with 5-10 us of Python
-around each; ``TransferModel`` takes the same loop, without choppers and buffer.
 
 Random numbers: the Python loop takes every key and uniform from the tile's PCG64 generator as
 it goes (a device update's key, the read's key, a chopper's coin). The loop gets a block of
@@ -28,8 +23,7 @@ import math
 import numpy as np
 from numba import njit
 
-from rpusim.compounds.kernels import (chopped_sum2, chopped_transfer, dynamic_transfer,
-                                      weighted_sum2)
+from rpusim.compounds.kernels import chopped_sum2, chopped_transfer, dynamic_transfer
 from rpusim.kernels import io as kio
 from rpusim.kernels.update import _apply_k, serial_stochastic_update
 
@@ -46,10 +40,10 @@ F_FIELDS = ("lr", "lr_pc", "fast_lr_bl_g", "tau", "in_chop_prob", "out_chop_prob
 # ... integer and boolean parameters ...
 I_FIELDS = ("period", "dynamic", "auto_scale", "lr_per_sample", "scale_fast_lr",
             "in_chop_random", "chop_period", "forget", "no_buffer", "n_samples",
-            "correct_accumulation", "correct_magnitudes", "transfers", "plain")
+            "correct_accumulation", "correct_magnitudes", "transfers")
 (_I_PERIOD, _I_DYNAMIC, _I_AUTO, _I_LR_SAMPLE, _I_SCALE_FAST, _I_IN_RANDOM, _I_CHOP_PERIOD,
  _I_FORGET, _I_NO_BUFFER, _I_N_SAMPLES, _I_CORRECT_ACC, _I_CORRECT_MAG,
- _I_TRANSFERS, _I_PLAIN) = range(len(I_FIELDS))
+ _I_TRANSFERS) = range(len(I_FIELDS))
 # ... and the state the loop carries on (float64): in and out
 S_FIELDS = ("m_x", "m_d", "last_lr_pc", "update_idx", "transfer_counter", "slice")
 (_S_MX, _S_MD, _S_LAST, _S_IDX, _S_COUNTER, _S_SLICE) = range(len(S_FIELDS))
@@ -73,10 +67,8 @@ def _update(W, P, Wp, X, D, c, flags, key, params, wn_sigma):
 def chopped_loop(X, D, WA, PA, WpA, cA, flags_pos, flags_neg, params_a, WC, PC, WpC, cC,
                  flags_c, params_c, wn, rf, rflags, rnl, rnoise, rnm, rc, rwork, in_chop,
                  out_chop, switched, H, M, Pm, t_const, fp, ip, periods, state, raw, W, gammas):
-    """Run ``ChoppedTransferModel.update`` (or the dynamic model's, ``ip[dynamic]``, or the
-    plain ``TransferModel``'s, ``ip[plain]``: no choppers, no buffer, the negated read is C's
-    write) for the samples ``X``, ``D`` (tile dtype, C-contiguous, columns mode, one read per
-    transfer).
+    """Run ``ChoppedTransferModel.update`` (or the dynamic model's, ``ip[dynamic]``) for the
+    samples ``X``, ``D`` (tile dtype, C-contiguous, columns mode, one read per transfer).
 
     ``WA``, ``PA``, ``WpA``, ``cA`` (its learning-rate entry set here), ``flags_pos``/
     ``flags_neg``, ``params_a``: A's pulsed update as ``pulsed_update`` builds it; ``WC``,
@@ -88,9 +80,8 @@ def chopped_loop(X, D, WA, PA, WpA, cA, flags_pos, flags_neg, params_a, WC, PC, 
     rate of A's pulses when it does not move per sample, already in ``cA``); ``periods``: the
     positive transfer periods of the schedule (they cut the samples into chunks); ``state``
     (float64, ``S_FIELDS``) is read and written back. The loop ends with the compound's
-    reduction into ``W`` (C-contiguous): ``gammas[0] WA + gammas[1] WC``, ``WA`` times the
-    chopper signs in the chopped modes (``reduce``'s operations). Returns how many of ``raw``
-    it used.
+    reduction into ``W`` (C-contiguous): ``gammas[0] (WA times the chopper signs) + gammas[1]
+    WC`` (``reduce``'s operations). Returns how many of ``raw`` it used.
     """
     if (fp.shape[0] != len(F_FIELDS) or ip.shape[0] != len(I_FIELDS)
             or state.shape[0] != len(S_FIELDS) or t_const.shape[0] != 9):
@@ -120,6 +111,7 @@ def chopped_loop(X, D, WA, PA, WpA, cA, flags_pos, flags_neg, params_a, WC, PC, 
     s_d = np.empty(nd, X.dtype)
     for i in range(nd):
         s_d[i] = -one if out_chop[i] else one
+    transposed = m < 0
     unit = np.zeros((1, nx), X.dtype)
     v = np.empty((1, nd), X.dtype)
     write = np.empty((1, nd), X.dtype)
@@ -170,18 +162,10 @@ def chopped_loop(X, D, WA, PA, WpA, cA, flags_pos, flags_neg, params_a, WC, PC, 
             continue
         # the transfer of slice c: read A's column through the transfer IO ...
         unit[0, c] = one
-        kio.managed_mvm(WA, False, unit, v, rf, rflags, rnl, rnoise, raw[pos], rnm, rc, rwork)
+        # (a bool variable, not the constant: a literal would compile another managed_mvm)
+        kio.managed_mvm(WA, transposed, unit, v, rf, rflags, rnl, rnoise, raw[pos], rnm, rc,
+                        rwork)
         pos += 1
-        if ip[_I_PLAIN] != 0:
-            # TransferCompound (v1): the read, negated, is C's write, whatever its values
-            for i in range(nd):
-                write[0, i] = -v[0, i]
-            key = raw[pos]
-            pos += 1
-            _update(WC, PC, WpC, unit, write, cC, flags_c, key, params_c, wn[1])
-            unit[0, c] = zero
-            c = (c + 1) % nx
-            continue
         s_in = -one if in_chop[c] else one
         for i in range(nd):
             chi[i] = -s_in if out_chop[i] else s_in
@@ -249,10 +233,7 @@ def chopped_loop(X, D, WA, PA, WpA, cA, flags_pos, flags_neg, params_a, WC, PC, 
     state[_S_COUNTER] = counter
     state[_S_SLICE] = c
     # the compound's reduction, with the chopper signs the loop ends with
-    if ip[_I_PLAIN] != 0:
-        weighted_sum2(W, gammas[0], WA, gammas[1], WC)
-    else:
-        chopped_sum2(W, gammas[0], WA, s_d, s_x, gammas[1], WC)
+    chopped_sum2(W, gammas[0], WA, s_d, s_x, gammas[1], WC)
     return pos
 
 

@@ -19,7 +19,7 @@ from rpusim.compounds import kernels
 from rpusim.compounds.base import (CompoundModel, _alike, build_submodel,
                                    construction_generator, chunk_key, is_leaf, make_reader,
                                    one_hot, physics_of, sub_update)
-from rpusim.compounds.chopped_loop import S_FIELDS, chop_period, chopped_loop, raw_needed
+from rpusim.compounds.chopped_loop import chop_period, chopped_loop, raw_needed
 from rpusim.configs.enums import PulseType
 from rpusim.devices.model import PulsedDeviceModel
 from rpusim.kernels.update import (_PARALLEL_WORK, _STAGE_PARALLEL_WORK, _constants,
@@ -28,7 +28,7 @@ from rpusim.kernels.update import (_PARALLEL_WORK, _STAGE_PARALLEL_WORK, _consta
 __all__ = ["TransferModel", "BufferedTransferModel", "ChoppedTransferModel",
            "DynamicTransferModel", "build_transfer"]
 
-# TransferModel.update and ChoppedTransferModel.update take the numba loop where it applies (tests switch it off to
+# ChoppedTransferModel.update takes the numba loop where it applies (tests switch it off to
 # compare it with the Python loop)
 FUSED_LOOP = True
 
@@ -58,26 +58,6 @@ def _loop_device(dev, rng) -> bool:
 def _loop_update(upd) -> bool:
     """Whether ``upd`` gives stochastic pulses (the kernels the loop calls)."""
     return upd.pulse_type in (PulseType.STOCHASTIC, PulseType.STOCHASTIC_COMPRESSED)
-
-
-def _plain_keys(idx: int, m: int, periods: tuple, period: int, transfers: bool) -> int:
-    """The raw outputs :func:`chopped_loop` takes for ``m`` samples of a plain transfer from
-    sample ``idx`` on: a key per SGD chunk (the samples are cut at every multiple of a
-    period), a read and a write key per transfer (every multiple of ``period``)."""
-    if m <= 0:
-        return 0
-    last = idx + m - 1  # cuts fall on multiples in (idx, last]
-    cuts = 0
-    for e in periods:
-        cuts += last // e - idx // e
-    if len(periods) == 2:  # two periods cut at their common multiples once
-        lcm = math.lcm(periods[0], periods[1])
-        cuts -= last // lcm - idx // lcm
-    elif len(periods) > 2:
-        cuts = sum(1 for s in range(idx + 1, last + 1) if any(s % e == 0 for e in periods))
-    if transfers:
-        return 1 + cuts + 2 * ((idx + m) // period - idx // period)
-    return 1 + cuts
 
 
 def _round_half_away(v: float) -> int:
@@ -151,9 +131,6 @@ class TransferModel(CompoundModel):
         sub_update(self.devices[0], X, D, self.pulse_count_lr(lr), upd, g, key, m_batch)
 
     def update(self, X, D, lr, upd, granularity=None, key=None, m_batch=None) -> None:
-        if (FUSED_LOOP and type(self) is TransferModel
-                and self._plain_loop(X, D, lr, upd, granularity, key, m_batch)):
-            return
         g = self.granularity if granularity is None else granularity
         m = X.shape[0]
         m_batch = m if m_batch is None else m_batch
@@ -176,104 +153,6 @@ class TransferModel(CompoundModel):
                 if self.current_update_idx % e == 0:
                     self.transfer(j, min(j + 1, n - 1), lr)
         self.reduce()
-
-    def _loop_reader(self, X, D, upd, chunk: int):
-        """The transfer reader, if the numba loop (:mod:`rpusim.compounds.chopped_loop`) covers
-        this call of two devices whose largest SGD call has ``chunk`` samples; else None."""
-        reader = getattr(self._read_mvm, "__self__", None)
-        nx, nd = X.shape[1], D.shape[1]
-        rng = self.rng
-        if (len(self.devices) != 2 or reader is None
-                or not (_loop_device(self.devices[0], rng) and _loop_device(self.devices[1], rng))
-                or not (_loop_update(upd) and _loop_update(self.config.transfer_update))
-                or reader.perfect or not reader._fusable or _io.STAGED_ONLY
-                # the loop reads with kio.managed_mvm, without IR drop and weight noise
-                or reader._nonideal
-                or reader.rng is not rng or nx * nd > _io.FUSED_WORK
-                # the largest SGD call runs the serial pulse kernels, as pulsed_update does
-                # for the Python loop's calls of that size (and the write's single sample)
-                or not _serial_update(chunk * nx * nd, chunk * max(nx, nd))
-                or not X.flags.carray or not D.flags.carray
-                or X.dtype is not self.dtype or D.dtype is not self.dtype
-                # the loop ends with the reduction into w
-                or not _alike(self.w, self.devices[0].w, self.devices[1].w)):
-            return None
-        return reader
-
-    def _plain_loop(self, X, D, lr, upd, granularity, key, m_batch) -> bool:
-        """:meth:`update` of a plain transfer (not a subclass) in one numba call, the chopped
-        transfers' loop without choppers and buffer, the reduction included; False, having
-        changed nothing, where the loop does not cover the configuration (several reads per
-        transfer, a random slice, resets, more than two devices, rows, and what
-        :meth:`_loop_reader` names)."""
-        cfg = self.config
-        devices = self.devices
-        if (key is not None or len(devices) != 2 or not cfg.transfer_columns
-                or cfg.random_selection or cfg.with_reset_prob > 0
-                or min(cfg.n_reads_per_transfer, self.t_in) != 1
-                or type(devices[0]) is not PulsedDeviceModel
-                or type(devices[1]) is not PulsedDeviceModel
-                or not (_loop_update(upd) and _loop_update(cfg.transfer_update))):
-            return False
-        m = X.shape[0]
-        m_batch = m if m_batch is None else m_batch
-        schedule = self.periods(m_batch)
-        g = self.granularity if granularity is None else granularity
-        a, c_dev = devices
-        plan, plan_t = _plan(upd), _plan(cfg.transfer_update)
-        wn = (a.wn_sigma if a._write_noise else 0.0, c_dev.wn_sigma if c_dev._write_noise else 0.0)
-        lr_pc, lr_t = self.pulse_count_lr(lr), self.transfer_lr(0, 1, lr)
-        # the arrays that follow from these values are kept until one of them changes (in
-        # training they stay the same call after call; building them again cost a third of
-        # a small layer's update); the plans, which hold arrays, are compared by identity
-        memo_key = (lr, lr_pc, lr_t, m, g, wn, schedule, c_dev.granularity)
-        memo = self.__dict__.get("_loop_memo")
-        if memo is None or memo[0] != memo_key or memo[1] is not plan or memo[2] is not plan_t:
-            memo = self._loop_memo = (memo_key, plan, plan_t, self._plain_loop_arguments(
-                m, lr, lr_pc, lr_t, plan, plan_t, g, schedule, wn))
-        (periods, cuts, c_a, c_c, flags_c, fp, ip, period, transfers, wn_arr, static,
-         chunk) = memo[3]
-        reader = self._loop_reader(X, D, upd, chunk)
-        if reader is None:
-            return False
-        in_chop, out_chop, switched, empty, t_const, state = static
-        idx = self.current_update_idx
-        n_raw = _plain_keys(idx, m, cuts, period, transfers)
-        state[3] = idx
-        state[5] = self.slice_idx[0]
-        raw = self.rng.generator.bit_generator.random_raw(n_raw)
-        self.rng.keys_drawn += n_raw
-        used = chopped_loop(
-            X, D, a.w, a.P, a.wp, c_a, plan[1], plan[2], a.params, c_dev.w, c_dev.P, c_dev.wp,
-            c_c, flags_c, c_dev.params, wn_arr, *reader.kernel_arguments(), in_chop,
-            out_chop, switched, empty, empty, empty, t_const, fp, ip, periods, state, raw,
-            self.w, self.gammas)
-        if used != n_raw:  # not expected: _plain_keys counts what the loop takes
-            self.rng.unkey(n_raw - used)
-        self.current_update_idx = int(state[3])
-        self.slice_idx[0] = int(state[5])
-        return True
-
-    def _plain_loop_arguments(self, m, lr, lr_pc, lr_t, plan, plan_t, g, schedule,
-                              wn) -> tuple:
-        """The arguments of :meth:`_plain_loop`'s call that follow from its memo key."""
-        cuts = tuple(e for e in schedule if e > 0)
-        periods = np.array(cuts, np.int64)
-        # the loop does not write A's constants in this mode: the shared array is passed
-        c_a = _constants(plan[3], lr_pc, g, self.dtype)
-        c_c = _constants(plan_t[3], lr_t, self.devices[1].granularity, self.dtype)
-        period = schedule[0]
-        fp = np.array([lr, lr_pc, 0.0, 0.0, 0.0, 0.0])
-        ip = np.array([period, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0, lr_t != 0 and period > 0, 1],
-                      np.int64)
-        nx, nd = self.in_size, self.out_size
-        # the arguments of the chopped modes this one does not read: no chopper flips, no
-        # buffer (types as the chopped calls pass them: one compilation for all modes)
-        empty = np.zeros((0, 0), self.dtype)
-        static = (np.zeros(nx, np.bool_), np.zeros(nd, np.bool_), np.zeros(0, np.bool_),
-                  empty, np.zeros(9, self.dtype), np.zeros(len(S_FIELDS)))
-        return (periods, cuts, c_a, c_c, plan_t[2] if lr_t < 0 else plan_t[1], fp, ip, period,
-                bool(ip[12]), np.array(wn), static, min(cuts + (m,)))
 
     # -- transfer -----------------------------------------------------------------------------
     def unit_rows(self, slices: np.ndarray) -> np.ndarray:
@@ -418,49 +297,6 @@ class BufferedTransferModel(TransferModel):
             if f"buffered_FP_weight_{k}" in params:
                 b[...] = params[f"buffered_FP_weight_{k}"]
 
-    def _chopped_loop_arguments(self, lr, lr_pc, lr_t, plan, plan_t, g, m_batch, schedule,
-                                periods, dynamic) -> tuple:
-        """The arguments of :meth:`_fused_update`'s call that follow from its memo key:
-        ``(c_a, c_c, flags_c, t_const, fp, ip, periods)``."""
-        cfg = self.config
-        tu = cfg.transfer_update
-        a, c_dev = self.devices
-        dt = self.dtype.type
-        # a copy: the loop writes the rate of A's pulses into it when that moves per sample
-        c_a = _constants(plan[3], lr_pc, g, self.dtype).copy()
-        lr_w = dt(cfg.step) * dt(c_dev.granularity)
-        c_c = _constants(plan_t[3], lr_w, c_dev.granularity, self.dtype)
-        n_samples = chop_period(cfg.in_chop_prob) if dynamic else 1
-        period = schedule[0]
-        # what a transfer reads (the Python loop computes it at the first transfer only)
-        transfers = lr_t != 0 and period > 0
-        bg = self.buffer_unit() if transfers else dt(1)
-        g_a = dt(a.granularity)
-        nmax = dt(tu.desired_bl)
-        if dynamic:
-            keep, momentum = dt(1) - dt(cfg.momentum), dt(cfg.momentum)
-            cap = nmax * dt(cfg.buffer_cap)
-            beta = dt(min(dt(cfg.tail_weightening) / dt(n_samples), dt(1)))
-        else:
-            keep = dt(1) - dt(min(max(cfg.momentum, 0.0), 1.0))
-            momentum, cap, beta = dt(cfg.momentum), dt(0), dt(0)
-        lam = (dt(abs(lr_t) / bg) if not cfg.correct_gradient_magnitudes and transfers
-               else dt(0))
-        t_const = np.array([lam, nmax, keep, momentum, cap, beta, dt(1) / g_a, abs(lr_t), bg],
-                           self.dtype)
-        auto = cfg.auto_scale
-        fp = np.array([lr, lr_pc, cfg.fast_lr * plan[3][1] * a.granularity,
-                       (1 - cfg.auto_momentum) / m_batch, cfg.in_chop_prob,
-                       cfg.out_chop_prob], np.float64)
-        ip = np.array([period, dynamic, auto, auto and cfg.fast_lr > 0,
-                       cfg.scale_fast_lr, cfg.in_chop_random,
-                       chop_period(cfg.in_chop_prob) if cfg.in_chop_prob > 0 else 1,
-                       cfg.forget_buffer, cfg.no_buffer, n_samples,
-                       dynamic and cfg.experimental_correct_accumulation,
-                       cfg.correct_gradient_magnitudes, transfers, False], np.int64)
-        return (c_a, c_c, plan_t[2] if lr_w < 0 else plan_t[1], t_const, fp, ip,
-                np.array(periods, np.int64))
-
     def transfer_lr(self, f: int, t: int, lr: float):
         return self.gamma_factor(super().transfer_lr(f, t, lr), f, t)
 
@@ -590,6 +426,29 @@ class ChoppedTransferModel(TransferModel):
         if not (FUSED_LOOP and self._fused_update(X, D, lr, upd, granularity, key, m_batch)):
             super().update(X, D, lr, upd, granularity, key, m_batch)
 
+    def _loop_reader(self, X, D, upd, chunk: int):
+        """The transfer reader, if the numba loop (:mod:`rpusim.compounds.chopped_loop`) covers
+        this call of two devices whose largest SGD call has ``chunk`` samples; else None."""
+        reader = getattr(self._read_mvm, "__self__", None)
+        nx, nd = X.shape[1], D.shape[1]
+        rng = self.rng
+        if (len(self.devices) != 2 or reader is None
+                or not (_loop_device(self.devices[0], rng) and _loop_device(self.devices[1], rng))
+                or not (_loop_update(upd) and _loop_update(self.config.transfer_update))
+                or reader.perfect or not reader._fusable or _io.STAGED_ONLY
+                # the loop reads with kio.managed_mvm, without IR drop and weight noise
+                or reader._nonideal
+                or reader.rng is not rng or nx * nd > _io.FUSED_WORK
+                # the largest SGD call runs the serial pulse kernels, as pulsed_update does
+                # for the Python loop's calls of that size (and the write's single sample)
+                or not _serial_update(chunk * nx * nd, chunk * max(nx, nd))
+                or not X.flags.carray or not D.flags.carray
+                or X.dtype is not self.dtype or D.dtype is not self.dtype
+                # the loop ends with the reduction into w
+                or not _alike(self.w, self.devices[0].w, self.devices[1].w)):
+            return None
+        return reader
+
     def _fused_update(self, X, D, lr, upd, granularity, key, m_batch) -> bool:
         """:meth:`update` in one numba call (:mod:`rpusim.compounds.chopped_loop`) where the
         configuration is one it covers; False, having changed nothing, where not."""
@@ -682,7 +541,7 @@ class ChoppedTransferModel(TransferModel):
                        chop_period(cfg.in_chop_prob) if cfg.in_chop_prob > 0 else 1,
                        cfg.forget_buffer, cfg.no_buffer, n_samples,
                        dynamic and cfg.experimental_correct_accumulation,
-                       cfg.correct_gradient_magnitudes, transfers, False], np.int64)
+                       cfg.correct_gradient_magnitudes, transfers], np.int64)
         return (c_a, c_c, plan_t[2] if lr_w < 0 else plan_t[1], t_const, fp, ip,
                 np.array(periods, np.int64))
 
