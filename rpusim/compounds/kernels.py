@@ -11,9 +11,8 @@ from rpusim.kernels.rng import init_stream, normal, stream_key
 from rpusim.kernels.update import device_step
 
 __all__ = ["buffered_transfer", "chopped_transfer", "dynamic_transfer", "accumulate_chi",
-           "apply_up_pulses", "weighted_sum2", "chopped_sum2", "add_scaled", "refresh_plan", "reset_at",
-           "split_counts",
-           "mixed_transfer"]
+           "apply_up_pulses", "weighted_sum2", "chopped_sum2", "add_scaled", "refresh_plan",
+           "reset_at", "split_counts", "mixed_transfer"]
 
 
 @njit(cache=True)

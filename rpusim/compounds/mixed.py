@@ -95,8 +95,8 @@ class MixedPrecisionModel:
         # rows r0, r0 + 1, ... (wrapping): their whole multiples of eps, taken out of chi,
         # and the rows' one-hot inputs, in one kernel pass
         K = np.empty((n, self.chi.shape[1]), self.dtype)
-        rows = np.empty((n, d), self.dtype)
-        if kernels.mixed_transfer(self.chi, r0, self.dtype.type(eps), K, rows):
+        onehot = np.empty((n, d), self.dtype)
+        if kernels.mixed_transfer(self.chi, r0, self.dtype.type(eps), K, onehot):
             # kept on upd until a field of it changes: a new copy per transfer was a new
             # object to the pulse engine, which then typed its call again (about 50 us)
             managed = upd.__dict__.get("_managed")
@@ -104,7 +104,7 @@ class MixedPrecisionModel:
                 managed = dataclasses.replace(upd, update_management=True,
                                               update_bl_management=True)
                 object.__setattr__(upd, "_managed", managed)
-            sub_update(self.device, K, rows, eps * cfg.transfer_lr, managed, None, None, n)
+            sub_update(self.device, K, onehot, eps * cfg.transfer_lr, managed, None, None, n)
         self.row_ptr = int((r0 + n) % d)
 
     # -- weights and hidden parameters --------------------------------------------------------
