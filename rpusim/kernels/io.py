@@ -610,9 +610,19 @@ def adc_rows(Y, Y2, rows, out, alpha, scale, f, flags, nl, noise_line, key, bm_r
 
 
 # -- the whole managed MVM in one call (small batches) -------------------------------------------
-@njit(cache=True)
-def _matvec(W, transposed, v, y):
+@njit(cache=True, inline="always")
+def _as_is(w):
+    return w
+
+
+@njit(cache=True, inline="always")
+def _magnitude(w):
+    return abs(w)
+
+
+def _matvec_body(W, transposed, v, y):
     """``y = M v`` with ``M = W`` or ``W.T``; each output sums over the inputs in order.
+    (:func:`_matvec_abs`: ``y = |M| v``, the same body with ``_weight`` taking magnitudes.)
 
     Eight forward rows at a time with their own accumulators: independent chains (the
     adds of one sum wait for each other; eight keep both add units busy, four half of them)
@@ -624,30 +634,30 @@ def _matvec(W, transposed, v, y):
         for j in range(W.shape[0]):
             vj = v[j]
             for i in range(W.shape[1]):
-                y[i] += W[j, i] * vj
+                y[i] += _weight(W[j, i]) * vj
         return
     n_out, n_in = W.shape
     i = 0
     while i + 8 <= n_out:
         v0 = v[0]
-        a0 = W[i, 0] * v0
-        a1 = W[i + 1, 0] * v0
-        a2 = W[i + 2, 0] * v0
-        a3 = W[i + 3, 0] * v0
-        a4 = W[i + 4, 0] * v0
-        a5 = W[i + 5, 0] * v0
-        a6 = W[i + 6, 0] * v0
-        a7 = W[i + 7, 0] * v0
+        a0 = _weight(W[i, 0]) * v0
+        a1 = _weight(W[i + 1, 0]) * v0
+        a2 = _weight(W[i + 2, 0]) * v0
+        a3 = _weight(W[i + 3, 0]) * v0
+        a4 = _weight(W[i + 4, 0]) * v0
+        a5 = _weight(W[i + 5, 0]) * v0
+        a6 = _weight(W[i + 6, 0]) * v0
+        a7 = _weight(W[i + 7, 0]) * v0
         for j in range(1, n_in):
             vj = v[j]
-            a0 += W[i, j] * vj
-            a1 += W[i + 1, j] * vj
-            a2 += W[i + 2, j] * vj
-            a3 += W[i + 3, j] * vj
-            a4 += W[i + 4, j] * vj
-            a5 += W[i + 5, j] * vj
-            a6 += W[i + 6, j] * vj
-            a7 += W[i + 7, j] * vj
+            a0 += _weight(W[i, j]) * vj
+            a1 += _weight(W[i + 1, j]) * vj
+            a2 += _weight(W[i + 2, j]) * vj
+            a3 += _weight(W[i + 3, j]) * vj
+            a4 += _weight(W[i + 4, j]) * vj
+            a5 += _weight(W[i + 5, j]) * vj
+            a6 += _weight(W[i + 6, j]) * vj
+            a7 += _weight(W[i + 7, j]) * vj
         y[i] = a0
         y[i + 1] = a1
         y[i + 2] = a2
@@ -658,11 +668,18 @@ def _matvec(W, transposed, v, y):
         y[i + 7] = a7
         i += 8
     while i < n_out:
-        a = W[i, 0] * v[0]
+        a = _weight(W[i, 0]) * v[0]
         for j in range(1, n_in):
-            a += W[i, j] * v[j]
+            a += _weight(W[i, j]) * v[j]
         y[i] = a
         i += 1
+
+
+_weight = _as_is
+_matvec = njit(cache=True)(_matvec_body)
+# IR drop and PCM read noise sum over |M|: the same loops (and sums, in the same order)
+_matvec_abs = njit(cache=True)(renamed(_matvec_body, "_matvec_abs",
+                                       {**globals(), "_weight": _magnitude}))
 
 
 @njit(cache=True)
@@ -713,24 +730,6 @@ def _nonideal_line(W, transposed, v, y, ir_drop, ir_a_scale, w_noise, w_noise_ki
             _matvec_abs(W, transposed, v2, q_sum)
             for i in range(n_out):
                 y[i] += w_noise * math.sqrt(q_sum[i]) * xi[i]
-
-
-@njit(cache=True)
-def _matvec_abs(W, transposed, v, y):
-    """``y = |M| v`` (:func:`_matvec` with the magnitudes of the weights)."""
-    if transposed:
-        for i in range(y.shape[0]):
-            y[i] = 0
-        for j in range(W.shape[0]):
-            vj = v[j]
-            for i in range(W.shape[1]):
-                y[i] += abs(W[j, i]) * vj
-        return
-    for i in range(y.shape[0]):
-        a = abs(W[i, 0]) * v[0]
-        for j in range(1, W.shape[1]):
-            a += abs(W[i, j]) * v[j]
-        y[i] = a
 
 
 @njit(cache=True, _nrt=False)
