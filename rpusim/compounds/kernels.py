@@ -8,7 +8,7 @@ import numpy as np
 from numba import njit
 
 from rpusim.kernels.rng import init_stream, normal, stream_key
-from rpusim.kernels.update import device_step
+from rpusim.kernels.update import clip_as_numpy, device_step
 
 __all__ = ["buffered_transfer", "chopped_transfer", "dynamic_transfer", "accumulate_chi",
            "apply_up_pulses", "weighted_sum2", "chopped_sum2", "add_scaled", "refresh_plan",
@@ -145,11 +145,7 @@ def reset_at(w, reset, w_max, w_min, sel, noise, std):
         v = r[e]
         if noisy:
             v = v + std * noise[k]
-        hi = hi_[e]
-        v = v if v < hi or v != v else hi
-        lo = lo_[e]
-        v = v if v > lo or v != v else lo
-        o[e] = v
+        o[e] = clip_as_numpy(v, lo_[e], hi_[e])
 
 
 @njit(cache=True)

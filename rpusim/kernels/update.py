@@ -683,6 +683,14 @@ def _write_noise_s(W, Wp, xq, dq, dbits, cols, ncols, xwords, wn_sigma, noise, s
 
 
 # -- whole-matrix operations of the device models -------------------------------------------------
+@njit(cache=True, inline="always")
+def clip_as_numpy(v, lo, hi):
+    """``np.maximum(np.minimum(v, hi), lo)`` of one value: a NaN value stays NaN, a NaN
+    bound is taken, equal values give the bound."""
+    v = v if v < hi or v != v else hi
+    return v if v > lo or v != v else lo
+
+
 @njit(cache=True)
 def decay_and_clip(w, scales, bias, w_max, w_min, alpha):
     """The device models' decay in one pass: ``w = (w - bias) (1 + alpha (scales - 1)) +
@@ -695,11 +703,7 @@ def decay_and_clip(w, scales, bias, w_max, w_min, alpha):
         for j in range(w.shape[1]):
             s = one + alpha * (scales[i, j] - one)
             b = bias[i, j]
-            v = (w[i, j] - b) * s + b
-            hi = w_max[i, j]
-            v = v if v < hi or v != v else hi
-            lo = w_min[i, j]
-            w[i, j] = v if v > lo or v != v else lo
+            w[i, j] = clip_as_numpy((w[i, j] - b) * s + b, w_min[i, j], w_max[i, j])
 
 
 _SMALL: dict = {}
