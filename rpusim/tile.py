@@ -439,8 +439,12 @@ class AnalogTile:
         if hwa is None or hwa.scales is None:
             raise ValueError("this tile has no remapping scales (InferenceRPUConfig with "
                              "remap.type != NONE)")
-        values = np.broadcast_to(np.asarray(scales, dtype=self.dtype).reshape(-1),
-                                 hwa.scales.shape)
+        if (type(scales) is np.ndarray and scales.dtype == self.dtype
+                and scales.shape == hwa.scales.shape):
+            values = scales  # the layers' folded scales (once a step): no conversion
+        else:
+            values = np.broadcast_to(np.asarray(scales, dtype=self.dtype).reshape(-1),
+                                     hwa.scales.shape)
         if not np.isfinite(values).all():
             raise ValueError("remapping scales must be finite")
         hwa.scales[...] = values

@@ -166,3 +166,28 @@ def test_range_from_data_rounds_as_aihwkit():
         ranges.append(float(layer.analog_module.input_range[0].detach()))
     assert ranges == [2.4263594150543213, 4.873762607574463, 5.5612406730651855,
                       5.6151933670043945]
+
+
+def test_a_replaced_range_parameter_is_the_one_used_and_trained():
+    """The ranged path reads the ranges from the list's parameter dict (``_entries``): a
+    parameter put in the list's place is read in the forward (its value clips the inputs),
+    and gets the gradient; the others keep theirs. ``_entries`` equals iterating the list."""
+    from rpusim.torch.mapping import _entries
+
+    layer = _layer("split_scaled")                       # 2 x 2 tiles
+    twin = _layer("split_scaled")
+    twin.load_state_dict(layer.state_dict())
+    grid = layer.analog_module
+    old = list(grid.input_range)
+    new = torch.nn.Parameter(torch.full((1,), 0.5))
+    grid.input_range[2] = new
+    assert _entries(grid.input_range) == tuple(grid.input_range)
+    assert _entries(grid.input_range)[2] is new and old[2] is not new
+    # the forward reads the new value: as the twin with that value set in place
+    twin.analog_module.set_input_range(0.5, tile=2)
+    x = torch.randn(5, layer.in_features)
+    np.testing.assert_array_equal(layer.eval()(x).detach().numpy(),
+                                  twin.eval()(x).detach().numpy())
+    layer.train()(x).sum().backward()
+    assert new.grad is not None and old[2].grad is None
+    assert all(r.grad is not None for k, r in enumerate(old) if k != 2)

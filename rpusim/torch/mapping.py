@@ -87,6 +87,15 @@ def _has_hooks(module: nn.Module) -> bool:
                 or _module._global_backward_pre_hooks)
 
 
+def _entries(plist: nn.ParameterList) -> tuple:
+    """The entries of ``plist`` in order, read from its parameter dict: ``tuple(plist)``
+    without nn.Module's attribute lookup per entry (microseconds each, several times a step
+    on the ranged path). Its entries are parameters (the list wraps any tensor it is given)
+    under the keys "0", "1", ... in insertion order, which replacing one keeps."""
+    found = plist._parameters
+    return tuple(found.values()) if len(found) == len(plist) else tuple(plist)
+
+
 def _to_numpy(value) -> np.ndarray:
     if isinstance(value, torch.Tensor):
         return value.detach().cpu().numpy()
@@ -106,17 +115,18 @@ class _GridFunction(torch.autograd.Function):
     """Forward/backward through the grid; backward records (x, d) per tile for the update."""
 
     @staticmethod
-    def forward(ctx, analog_ctx, x, grid, *params):
+    def forward(ctx, analog_ctx, x, grid, counts, *params):
         # params: the learned output scales, the learned input ranges, and the tiles' weight
-        # parameters of a torch-updated grid (see TileGrid.shared_weights)
+        # parameters of a torch-updated grid (see TileGrid.shared_weights); counts: how
+        # many of the first two kinds
         x_np = x.detach().numpy()
-        n_scales = len(params) - grid.learned_range_count() - grid.weight_parameter_count()
-        out_scales = params[:n_scales]
-        y, saved = grid.forward_numpy(x_np, [s.detach().numpy() for s in out_scales])
+        n_scales, n_ranges = counts
+        y, saved = grid.forward_numpy(x_np, [s.detach().numpy() for s in params[:n_scales]])
         ctx.grid = grid
         ctx.saved = saved
         ctx.params = params
         ctx.n_scales = n_scales
+        ctx.n_ranges = n_ranges
         ctx.in_dtype = x.dtype
         ctx.set_materialize_grads(False)  # see the note above _GridFunction
         out = torch.from_numpy(y)
@@ -126,21 +136,28 @@ class _GridFunction(torch.autograd.Function):
     def backward(ctx, grad_y):
         if grad_y is None:
             ctx.saved = None
-            return (None, None, None, *(None for _ in ctx.params))
+            return (None, None, None, None, *(None for _ in ctx.params))
         grid = ctx.grid
         scales = [s.detach().numpy() for s in ctx.params[:ctx.n_scales]]
         grad_x, grad_scales = grid.backward_numpy(grad_y.detach().numpy(), ctx.saved, scales,
                                                   ctx.needs_input_grad[1])
-        grad_ranges = ctx.saved[5] if grid.learned_range_count() else []
+        grad_ranges = ctx.saved[6] if ctx.n_ranges else []
         ctx.saved = None
         gx = None if grad_x is None else torch.from_numpy(grad_x)
         if gx is not None and gx.dtype != ctx.in_dtype:
             gx = gx.to(ctx.in_dtype)
         grads = [*grad_scales, *grad_ranges, *grid.take_weight_gradients()]
-        return (None, gx, None,
-                *(None if g is None else torch.as_tensor(np.asarray(g).reshape(p.shape),
-                                                         dtype=p.dtype)
-                  for g, p in zip(grads, ctx.params)))
+        return (None, gx, None, None, *(_as_gradient(g, p) for g, p in zip(grads, ctx.params)))
+
+
+def _as_gradient(g, p: torch.Tensor) -> torch.Tensor | None:
+    """``g`` (an array, a float or a tensor; None for no gradient) as the gradient of ``p``:
+    its shape and dtype."""
+    if g is None:
+        return None
+    if type(g) is torch.Tensor and g.dtype == p.dtype and g.shape == p.shape:
+        return g
+    return torch.as_tensor(np.asarray(g).reshape(p.shape), dtype=p.dtype)
 
 
 class _TileFunction(torch.autograd.Function):
@@ -437,13 +454,19 @@ class TileGrid(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``y = W x`` for a 2-d ``x`` of shape (batch, in_size) on the CPU."""
-        scales = () if self.out_scaling_alpha is None else tuple(self.out_scaling_alpha)
-        if self.learned_range_count():
-            scales = (*scales, *self.input_range)
-        if self.shared_weights is not None:
+        modules = self._modules
+        found = modules.get("out_scaling_alpha")
+        scales = () if found is None else _entries(found)
+        n_scales = len(scales)
+        n_ranges = self.learned_range_count()
+        if n_ranges:
+            scales = (*scales, *_entries(modules["input_range"]))
+        found = modules.get("shared_weights")
+        if found is not None:
             self.bind_shared_weights()
-            scales = (*scales, *self.shared_weights)
-        return _GridFunction.apply(self.analog_ctx, x, self, *scales)
+            scales = (*scales, *_entries(found))
+        return apply_function(_GridFunction, self._parameters["analog_ctx"], x, self,
+                              (n_scales, n_ranges), *scales)
 
     # -- NumPy passes --------------------------------------------------------------------------
     def short_forward(self, x: torch.Tensor, bias: torch.Tensor | None
@@ -532,7 +555,7 @@ class TileGrid(nn.Module):
 
     def forward_numpy(self, x: np.ndarray, scales: list) -> tuple[np.ndarray, tuple]:
         """The tiles' forward pass; returns ``y`` and what backward needs."""
-        if self.input_range is not None:
+        if self._modules.get("input_range") is not None:
             return self._forward_ranged(x, scales)
         x = self._input(x)
         is_test = not self.training
@@ -577,16 +600,20 @@ class TileGrid(nn.Module):
             t = t.transpose(1, 2)
         return t[..., a:b]
 
-    def _init_range_from_data(self, k: int, xi) -> None:
+    def _range_init_count(self, k: int) -> int | None:
+        """How many batches initialised input range ``k`` so far, or None once the first
+        ``init_from_data`` training batches have (then :meth:`_init_range_from_data` has
+        nothing to do)."""
+        idx = int(self._buffers["input_range_update_idx"].numpy()[k])
+        return None if idx >= self.rpu_config.pre_post.input_range.init_from_data else idx
+
+    def _init_range_from_data(self, k: int, xi, idx: int) -> None:
         """Running mean of ``init_std_alpha * std(x)`` over the first ``init_from_data``
         training batches (sample std, as torch's ``Tensor.std``), computed with torch's
         operations in the range's dtype as aihwkit computes it, on ``xi`` laid out as there
         (:meth:`_range_input`): a range one ulp apart moves inputs across the DAC's rounding
-        ties."""
+        ties. ``idx``: :meth:`_range_init_count`."""
         params = self.rpu_config.pre_post.input_range
-        idx = int(self.input_range_update_idx[k])
-        if idx >= params.init_from_data:
-            return
         with torch.no_grad():
             r = self.input_range[k]
             if isinstance(xi, np.ndarray):
@@ -609,20 +636,26 @@ class TileGrid(nn.Module):
     def _forward_ranged(self, x: np.ndarray, scales: list) -> tuple[np.ndarray, tuple]:
         """Forward pass with an input range per tile."""
         is_test = not self.training
-        image, self.range_image = self.range_image, None
+        # set by a convolution for this call only (conv.py); the class attribute is None
+        image = self.__dict__.pop("range_image", None)
         y = np.zeros((x.shape[0], self.out_size), self.dtype)
-        masks, scaled, ranges = [], [], []
+        masks, scaled, ranges, inputs = [], [], [], []
+        entries = _entries(self._modules["input_range"])
         k = 0
         for (a, b), row in zip(self._in_bounds, self.tiles):
             xi = x[:, a:b]
             for (c, e), tile in zip(self._out_bounds, row):
                 if not is_test:
-                    self._init_range_from_data(k, self._range_input(x, a, b) if image is None
-                                               else image.image)
-                r = float(self.input_range[k].detach()[0])  # signed (see _scaled_input)
+                    idx = self._range_init_count(k)
+                    if idx is not None:
+                        self._init_range_from_data(
+                            k, self._range_input(x, a, b) if image is None else image.image,
+                            idx)
+                r = entries[k].item()  # signed (see _scaled_input)
                 ranges.append(r)
-                yt, mask = _tile_forward(tile, self._scaled_input(xi, r), is_test,
-                                         self._samples(xi))
+                scaled_input = self._scaled_input(xi, r)
+                inputs.append(scaled_input)  # a torch-updated tile's gradient reads them
+                yt, mask = _tile_forward(tile, scaled_input, is_test, self._samples(xi))
                 masks.append(mask)
                 yt = yt * r if self._alpha[k] is None else yt * (r * self._alpha[k])
                 if tile.torch_autograd:
@@ -632,7 +665,7 @@ class TileGrid(nn.Module):
                     yt = yt * scales[k]
                 y[:, c:e] += yt
                 k += 1
-        return y, [x, masks, scaled, ranges, image]
+        return y, [x, masks, scaled, ranges, image, inputs]
 
     def _range_gradient(self, k: int, xi: np.ndarray, z: np.ndarray, mask, r: float,
                         image=None) -> float:
@@ -651,14 +684,15 @@ class TileGrid(nn.Module):
             kept = 1.0 - np.count_nonzero(mask) / z.size
             grad -= (1.0 - kept) * r * (kept < params.output_min_percentage)
         if params.decay > 0:
-            inside = float(np.mean(np.abs(xi) < r))
+            # np.mean's value: a float64 count over the size, correctly rounded
+            inside = np.count_nonzero(np.abs(xi) < r) / xi.size
             grad += params.decay * r * (inside > params.input_min_percentage)
         return grad
 
     def _backward_ranged(self, d: np.ndarray, saved: tuple, scales: list
                          ) -> tuple[np.ndarray, list]:
         """Backward pass with input ranges; appends the ranges' gradients to ``saved``."""
-        x, masks, scaled, ranges, image = saved
+        x, masks, scaled, ranges, image, inputs = saved
         grad_x = np.zeros(x.shape, self.dtype)
         cut = 0  # torch-based tiles whose forward read nothing: no input gradient
         grad_scales, grad_ranges = [], []
@@ -686,10 +720,9 @@ class TileGrid(nn.Module):
                 # runs it, with the range of that moment (aihwkit's pre_update, after the
                 # digital step has moved the range); a torch-updated grid's gradient is
                 # taken now
-                deferred = self.shared_weights is None
-                z = _tile_backward(tile, self._pending[k],
-                                   xi if deferred else self._scaled_input(xi, r), dt, db,
-                                   masks[k])
+                deferred = self._modules.get("shared_weights") is None
+                z = _tile_backward(tile, self._pending[k], xi if deferred else inputs[k], dt,
+                                   db, masks[k])
                 grad_x[:, a:b] += z[:, :b - a]
                 grad_ranges.append(self._range_gradient(k, xi, z, masks[k], r, image))
                 k += 1
@@ -734,7 +767,7 @@ class TileGrid(nn.Module):
         :meth:`plain_backward` leaves them out (an input range's gradient reads them)."""
         if not np.isfinite(d).all():  # before any tile's pass or pair
             raise ValueError("d must be finite, got NaN or inf")
-        if self.input_range is not None:
+        if self._modules.get("input_range") is not None:
             return self._backward_ranged(d, saved, scales)
         x, masks, scaled = saved
         n_in = x.shape[1] - int(self.analog_bias)
@@ -791,7 +824,7 @@ class TileGrid(nn.Module):
                 d = np.concatenate([p[1] for p in pending])
             if self.input_range is not None and not tile.torch_autograd:
                 # the stored inputs are the layer's (see _backward_ranged)
-                x = self._scaled_input(x, float(self.input_range[k].detach()[0]))
+                x = self._scaled_input(x, _entries(self._modules["input_range"])[k].item())
             if self._alpha[k] is not None:
                 d = d / (self._alpha[k] * self._lr_scale[k])
             # the tile keeps the rate it was last updated with, as aihwkit's tiles do (set,
@@ -825,8 +858,10 @@ class TileGrid(nn.Module):
         (logical weights, outputs and gradients unchanged; the learned scale restarts at 1)."""
         factor = self._alpha[k]
         learned = None
-        if self.out_scaling_alpha is not None:
-            learned = self.out_scaling_alpha[k].detach().cpu().numpy().astype(self.dtype)
+        found = self._modules.get("out_scaling_alpha")
+        if found is not None:
+            param = _entries(found)[k]
+            learned = param.detach().numpy().astype(self.dtype)
             factor = learned if factor is None else factor * learned
         if factor is None:
             return
@@ -842,8 +877,9 @@ class TileGrid(nn.Module):
                 "its scales are left as they were")
         tile._set_remap_scales(scales)
         if learned is not None:
-            with torch.no_grad():
-                self.out_scaling_alpha[k].fill_(1.0)
+            # a detached view shares the data and the version counter: as a fill under
+            # torch.no_grad, without entering and leaving the mode
+            param.detach().fill_(1.0)
         self._alpha[k] = None
 
     # -- weights -------------------------------------------------------------------------------
