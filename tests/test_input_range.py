@@ -11,6 +11,8 @@ import pathlib
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 
@@ -191,3 +193,66 @@ def test_a_replaced_range_parameter_is_the_one_used_and_trained():
     layer.train()(x).sum().backward()
     assert new.grad is not None and old[2].grad is None
     assert all(r.grad is not None for k, r in enumerate(old) if k != 2)
+
+
+# -- the range gradient's kernel against the NumPy expressions it replaced ----------------------
+def _numpy_terms(x, z, r):
+    return (np.minimum(np.where(x >= r, z, 0.0), 0.0).sum(dtype=np.float64),
+            np.maximum(np.where(x <= -r, z, 0.0), 0.0).sum(dtype=np.float64),
+            int(np.count_nonzero(np.abs(x) < r)))
+
+
+@pytest.mark.parametrize("n", [1, 5, 7, 8, 9, 16, 127, 128, 129, 130, 255, 1000, 8191, 8192,
+                               8193, 16384, 20001])
+def test_pairwise_sum_is_numpys(n):
+    from rpusim.kernels.input_range import pairwise_sum
+
+    rng = np.random.default_rng(n)
+    for _ in range(3):
+        # magnitudes over 16 decades: every order of the additions rounds differently
+        a = (rng.standard_normal(n) * 10.0 ** rng.uniform(-8, 8, n)).astype(np.float32)
+        assert pairwise_sum(a.astype(np.float64)) == a.sum(dtype=np.float64)
+
+
+_SPECIAL = [np.nan, 0.0, -0.0, 1.5, -1.5, np.inf, -np.inf]
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.integers(1, 40), cols=st.integers(1, 300), seed=st.integers(0, 2**32 - 1),
+       r=st.sampled_from([1.5, 0.25, 3.0, -1.5]), x64=st.booleans(), view=st.booleans())
+def test_range_gradient_terms_are_numpys(rows, cols, seed, r, x64, view):
+    """Values at the range, NaN, signed zeros and infinities among inputs and gradients;
+    strided views (a split layer's column range, an analog bias column cut off); float64
+    inputs with float32 gradients (a layer's input dtype against its tile's)."""
+    from rpusim.torch.mapping import _range_terms
+
+    rng = np.random.default_rng(seed)
+    shape = (rows, cols + 3 if view else cols)
+    x = (rng.standard_normal(shape) * 2).astype(np.float64 if x64 else np.float32)
+    z = (rng.standard_normal(shape) * 10.0 ** rng.uniform(-6, 6, shape)).astype(np.float32)
+    for a in (x, z):
+        hit = rng.random(shape) < 0.1
+        a[hit] = rng.choice(_SPECIAL, hit.sum())
+    x[rng.random(shape) < 0.1] = r
+    x[rng.random(shape) < 0.1] = -r
+    if view:
+        x, z = x[:, 2:2 + cols], z[:, :cols]
+    got = _range_terms(x, z, r)
+    assert got is not None
+    expected = _numpy_terms(x, z, r)
+    for g, e in zip(got, expected):
+        assert (g == e) or (np.isnan(g) and np.isnan(e)), (got, expected)
+
+
+def test_range_terms_leave_other_layouts_to_numpy():
+    from rpusim.torch.mapping import _range_terms
+
+    x = np.ones((4, 6), np.float32)
+    assert _range_terms(x.T, x.T, 1.0) is None               # column-major
+    assert _range_terms(x[:, ::2], x[:, ::2], 1.0) is None   # strided columns
+    assert _range_terms(x[:0], x[:0], 1.0) is None           # empty
+    assert _range_terms(x, x[:, :5], 1.0) is None            # shapes differ
+    assert _range_terms(x.astype(np.float16), x, 1.0) is None
+    image = np.ones((2, 3, 4, 4), np.float32)                # a convolution's image
+    got = _range_terms(image, -image, 0.5)
+    assert got == _numpy_terms(image, -image, 0.5)

@@ -26,6 +26,7 @@ from rpusim.configs.rpu import RPUConfig
 from rpusim.devices import IdealDevice
 from rpusim.hwa import is_hardware_aware
 from rpusim.kernels.checks import all_finite, any_at_bound
+from rpusim.kernels.input_range import range_gradient_terms
 from rpusim.tile import AnalogTile
 from rpusim.torch.tile import LayerTile
 from rpusim.torch.base import AnalogContext
@@ -676,8 +677,14 @@ class TileGrid(nn.Module):
         z = z[:, :xi.shape[1]]
         if image is not None:
             xi, z = image.image, image.fold(z)
-        grad = (np.minimum(np.where(xi >= r, z, 0.0), 0.0).sum(dtype=np.float64)
-                - np.maximum(np.where(xi <= -r, z, 0.0), 0.0).sum(dtype=np.float64))
+        terms = _range_terms(xi, z, r)
+        if terms is None:
+            below = np.minimum(np.where(xi >= r, z, 0.0), 0.0).sum(dtype=np.float64)
+            above = np.maximum(np.where(xi <= -r, z, 0.0), 0.0).sum(dtype=np.float64)
+            count = np.count_nonzero(np.abs(xi) < r) if params.decay > 0 else 0
+        else:
+            below, above, count = terms
+        grad = below - above
         if params.gradient_relative:
             grad *= r * params.gradient_scale
         if params.manage_output_clipping and mask is not None:
@@ -685,7 +692,7 @@ class TileGrid(nn.Module):
             grad -= (1.0 - kept) * r * (kept < params.output_min_percentage)
         if params.decay > 0:
             # np.mean's value: a float64 count over the size, correctly rounded
-            inside = np.count_nonzero(np.abs(xi) < r) / xi.size
+            inside = count / xi.size
             grad += params.decay * r * (inside > params.input_min_percentage)
         return grad
 
@@ -1165,6 +1172,32 @@ def _tile_backward(tile: AnalogTile, pending: list, x: np.ndarray, d: np.ndarray
         z = tile.backward(db)
     pending.append(tile.weight_gradient_pair(d, saved) if tile.torch_autograd else (x, d))
     return z
+
+
+def _row_major(a: np.ndarray) -> np.ndarray | None:
+    """``a`` as a 2-d array whose rows, read in turn, are NumPy's order of its elements in
+    a reduction (C-contiguous, or a 2-d view of whole rows' column range), else None."""
+    if a.ndim >= 2 and a.flags.c_contiguous:
+        return a.reshape(a.shape[0], -1)
+    if (a.ndim == 2 and a.strides[1] == a.itemsize
+            and a.strides[0] >= a.shape[1] * a.itemsize):
+        return a
+    return None
+
+
+def _range_terms(x: np.ndarray, z: np.ndarray, r: float) -> tuple | None:
+    """:func:`~rpusim.kernels.input_range.range_gradient_terms` of the inputs ``x`` and
+    their gradients ``z`` (the same shape) where the kernel reads them in NumPy's order
+    (non-empty, float, laid out row by row; :func:`_row_major`), else None (the caller
+    computes them with NumPy)."""
+    if (x.shape != z.shape or x.size == 0 or x.dtype.char not in "fd"
+            or z.dtype.char not in "fd"):
+        return None
+    x2, z2 = _row_major(x), _row_major(z)
+    if x2 is None or z2 is None:
+        return None
+    # the comparisons in the inputs' dtype, as NumPy's with a Python float
+    return range_gradient_terms(x2, z2, x.dtype.type(r))
 
 
 def _saturation_mask(tile: AnalogTile, y: np.ndarray, is_test: bool):
