@@ -256,3 +256,40 @@ def test_range_terms_leave_other_layouts_to_numpy():
     image = np.ones((2, 3, 4, 4), np.float32)                # a convolution's image
     got = _range_terms(image, -image, 0.5)
     assert got == _numpy_terms(image, -image, 0.5)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("layout", ["contiguous", "transposed", "float64"])
+def test_ranged_backward_refuses_non_finite_gradients(bad, layout):
+    """The grid's backward tests the output gradient before any tile's pass (the finiteness
+    kernel for contiguous float arrays, NumPy for others): a ValueError, no stored update
+    pair, no range gradient."""
+    layer = _layer("split_scaled")
+    grid = layer.analog_module
+    x = torch.randn(6, layer.in_features, dtype=torch.float64 if layout == "float64"
+                    else torch.float32)
+    if layout == "float64":
+        layer = layer.double()
+        grid = layer.analog_module
+    y = layer(x)
+    g = torch.ones(y.shape[1], y.shape[0], dtype=y.dtype).T   # a transposed view
+    if layout != "transposed":
+        g = g.contiguous()
+    g[2, 1] = bad
+    with pytest.raises(ValueError, match="d must be finite"):
+        y.backward(g)
+    assert not grid.has_pending()
+    assert all(r.grad is None for r in grid.input_range)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("where", ["x", "d"])
+def test_update_gradient_refuses_non_finite_pairs(dtype, where):
+    from rpusim.tile import AnalogTile
+
+    tile = AnalogTile(3, 4, InferenceRPUConfig(), dtype=dtype)
+    x, d = np.ones((5, 4), dtype), np.ones((5, 3), dtype)
+    {"x": x, "d": d}[where][4, 2] = np.nan
+    for a, b in ((x, d), (x[4], d[4])):   # a batch (the kernel) and one sample (NumPy)
+        with pytest.raises(ValueError, match=f"{where} must be finite"):
+            tile.update_gradient(a, b)

@@ -156,8 +156,19 @@ def _as_gradient(g, p: torch.Tensor) -> torch.Tensor | None:
     its shape and dtype."""
     if g is None:
         return None
-    if type(g) is torch.Tensor and g.dtype == p.dtype and g.shape == p.shape:
-        return g
+    kind = type(g)
+    if kind is torch.Tensor:
+        if g.dtype == p.dtype and g.shape == p.shape:
+            return g
+    elif kind is np.ndarray:
+        if g.flags.c_contiguous and g.dtype.char in "fd":
+            t = torch.from_numpy(g)  # shares the data, as torch.as_tensor would
+            if t.dtype == p.dtype and t.shape == p.shape:
+                return t
+    elif (kind is float or kind is np.float64) and p.numel() == 1:
+        # an input range's gradient (float64): rounded to the parameter's dtype as
+        # torch.as_tensor rounds it
+        return torch.full(p.shape, g, dtype=p.dtype)
     return torch.as_tensor(np.asarray(g).reshape(p.shape), dtype=p.dtype)
 
 
@@ -327,7 +338,7 @@ class TileGrid(nn.Module):
         (:meth:`AnalogTile.update_gradient`). None for a tile whose every pair is None (its
         outputs did not depend on its weights: :meth:`AnalogTile.weight_gradient_pair`), as
         aihwkit's torch tile then leaves the weight without a gradient."""
-        if self.shared_weights is None:
+        if self._modules.get("shared_weights") is None:
             return []
         grads = []
         for k, tile in enumerate(self._flat):
@@ -772,7 +783,10 @@ class TileGrid(nn.Module):
         the input gradient (and the learned scales' gradients). Without ``input_gradient``
         the input gradient is None and the tiles' backward passes are left out where
         :meth:`plain_backward` leaves them out (an input range's gradient reads them)."""
-        if not np.isfinite(d).all():  # before any tile's pass or pair
+        # before any tile's pass or pair (the kernel for the usual layout, compiled for the
+        # short path's backward already)
+        if not (all_finite(d) if d.ndim == 2 and d.flags.c_contiguous and d.dtype.char in "fd"
+                else np.isfinite(d).all()):
             raise ValueError("d must be finite, got NaN or inf")
         if self._modules.get("input_range") is not None:
             return self._backward_ranged(d, saved, scales)
