@@ -116,13 +116,18 @@ class _GridFunction(torch.autograd.Function):
     """Forward/backward through the grid; backward records (x, d) per tile for the update."""
 
     @staticmethod
-    def forward(ctx, analog_ctx, x, grid, counts, *params):
+    def forward(ctx, analog_ctx, x, grid, counts, bias, *params):
         # params: the learned output scales, the learned input ranges, and the tiles' weight
         # parameters of a torch-updated grid (see TileGrid.shared_weights); counts: how
-        # many of the first two kinds
+        # many of the first two kinds; bias: a digital bias in the grid's dtype, as x, to add
+        # (TileGrid.run), or None
         x_np = x.detach().numpy()
         n_scales, n_ranges = counts
         y, saved = grid.forward_numpy(x_np, [s.detach().numpy() for s in params[:n_scales]])
+        if bias is not None:
+            # a new array: a torch-based tile's saved forward may hold y; the same float
+            # additions as torch's broadcast add of the layer
+            y = y + bias.detach().numpy()
         ctx.grid = grid
         ctx.saved = saved
         ctx.params = params
@@ -137,7 +142,9 @@ class _GridFunction(torch.autograd.Function):
     def backward(ctx, grad_y):
         if grad_y is None:
             ctx.saved = None
-            return (None, None, None, None, *(None for _ in ctx.params))
+            return (None, None, None, None, None, *(None for _ in ctx.params))
+        # the bias gradient as torch's broadcast add would sum it (same order, same bits)
+        grad_bias = grad_y.sum(0) if ctx.needs_input_grad[4] else None
         grid = ctx.grid
         scales = [s.detach().numpy() for s in ctx.params[:ctx.n_scales]]
         grad_x, grad_scales = grid.backward_numpy(grad_y.detach().numpy(), ctx.saved, scales,
@@ -148,7 +155,8 @@ class _GridFunction(torch.autograd.Function):
         if gx is not None and gx.dtype != ctx.in_dtype:
             gx = gx.to(ctx.in_dtype)
         grads = [*grad_scales, *grad_ranges, *grid.take_weight_gradients()]
-        return (None, gx, None, None, *(_as_gradient(g, p) for g, p in zip(grads, ctx.params)))
+        return (None, gx, None, None, grad_bias,
+                *(_as_gradient(g, p) for g, p in zip(grads, ctx.params)))
 
 
 def _as_gradient(g, p: torch.Tensor) -> torch.Tensor | None:
@@ -437,6 +445,10 @@ class TileGrid(nn.Module):
         if self.is_plain(x, bias):
             return apply_function(_TileFunction, self.analog_ctx, x, self, bias,
                                   self.plain_weight()), True
+        if (bias is not None and x.dtype is self._torch_dtype
+                and bias.dtype is self._torch_dtype and not _has_hooks(self)):
+            # what self(x) + bias gives, in one autograd node
+            return self._grid_function(x, bias), True
         return self(x), False
 
     def plain_weight(self):
@@ -466,6 +478,10 @@ class TileGrid(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``y = W x`` for a 2-d ``x`` of shape (batch, in_size) on the CPU."""
+        return self._grid_function(x, None)
+
+    def _grid_function(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        """``W x`` (plus ``bias``, see :meth:`run`) through :class:`_GridFunction`."""
         modules = self._modules
         found = modules.get("out_scaling_alpha")
         scales = () if found is None else _entries(found)
@@ -478,7 +494,7 @@ class TileGrid(nn.Module):
             self.bind_shared_weights()
             scales = (*scales, *_entries(found))
         return apply_function(_GridFunction, self._parameters["analog_ctx"], x, self,
-                              (n_scales, n_ranges), *scales)
+                              (n_scales, n_ranges), bias, *scales)
 
     # -- NumPy passes --------------------------------------------------------------------------
     def short_forward(self, x: torch.Tensor, bias: torch.Tensor | None
