@@ -944,3 +944,34 @@ def test_reset_and_split_kernels_are_the_numpy_expressions(dtype, seed):
     np.testing.assert_array_equal(down, (total - rint) // 2)
     np.testing.assert_array_equal(up, (total + rint) // 2)
     assert some == (bool(down.any()), bool(up.any()))
+
+
+@settings(max_examples=60, deadline=None)
+@given(m=st.integers(1, 40), n=st.integers(1, 6), seed=st.integers(0, 2**32 - 1),
+       sequential=st.booleans(), first=st.integers(0, 5),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_vector_cell_grouping_kernel_is_the_numpy_expressions(m, n, seed, sequential, first,
+                                                             dtype):
+    """``group_by_device`` against what the vector cell computed with NumPy: the devices
+    (random: ``min(int(u n), n - 1)``, draws near 1 included; sequential from ``first``), a
+    stable argsort, fancy-indexed rows and ``bincount``."""
+    from rpusim.compounds.kernels import group_by_device
+
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((m, 5)).astype(dtype)
+    D = rng.standard_normal((m, 3)).astype(dtype)
+    if sequential:
+        u = np.zeros(0)
+        idx = (first + 1 + np.arange(m)) % n
+    else:
+        u = rng.random(m)
+        u[rng.random(m) < 0.2] = np.nextafter(1.0, 0.0)
+        idx = np.minimum((u * n).astype(np.int64), n - 1)
+    order = np.argsort(idx, kind="stable")
+    Xs, Ds = np.full_like(X, np.nan), np.full_like(D, np.nan)
+    counts = np.full(n, -7, np.int64)
+    last = group_by_device(u, first, n, X, D, Xs, Ds, counts)
+    np.testing.assert_array_equal(Xs, X[order])
+    np.testing.assert_array_equal(Ds, D[order])
+    np.testing.assert_array_equal(counts, np.bincount(idx, minlength=n))
+    assert last == idx[-1]

@@ -1,4 +1,5 @@
-"""Numba kernels of the buffered transfers (Tiki-taka v2-v4) and of mixed precision.
+"""Numba kernels of the compounds: the buffered transfers (Tiki-taka v2-v4), mixed precision,
+the one-sided refresh, the reductions and the vector cells' routing.
 
 All arithmetic stays in the dtype of the arrays: the scalar arguments are passed as NumPy
 scalars of that dtype by the callers (a Python float would promote float32 to float64).
@@ -12,7 +13,7 @@ from rpusim.kernels.update import clip_as_numpy, device_step
 
 __all__ = ["buffered_transfer", "chopped_transfer", "dynamic_transfer", "accumulate_chi",
            "apply_up_pulses", "weighted_sum2", "chopped_sum2", "add_scaled", "refresh_plan",
-           "reset_at", "split_counts", "mixed_transfer"]
+           "reset_at", "split_counts", "mixed_transfer", "group_by_device"]
 
 
 @njit(cache=True)
@@ -248,6 +249,44 @@ def mixed_transfer(chi, r0, eps, K, X):
             X[k, j] = 0
         X[k, row] = 1
     return some
+
+
+@njit(cache=True)
+def group_by_device(u, first, n, X, D, Xs, Ds, counts):
+    """The samples of a vector cell's batch grouped by the device each one pulses, in order
+    within each group (a stable sort): rows of ``X``, ``D`` into ``Xs``, ``Ds``, each
+    device's count into ``counts`` (length ``n``, zeroed here); returns the last sample's
+    device.
+
+    ``SINGLE_RANDOM`` (``u``: one uniform draw per sample): device ``min(int(u n), n - 1)``,
+    NumPy's ``np.minimum((u * n).astype(np.int64), n - 1)``. ``SINGLE_SEQUENTIAL`` (``u``
+    empty): device ``(first + 1 + i) % n`` for sample ``i``. What ``np.argsort(kind=
+    "stable")``, two fancy-indexed copies and ``np.bincount`` gave, in two passes."""
+    m = X.shape[0]
+    idx = np.empty(m, np.int64)
+    for k in range(n):
+        counts[k] = 0
+    for i in range(m):
+        if u.shape[0]:
+            k = min(np.int64(u[i] * n), n - 1)
+        else:
+            k = (first + 1 + i) % n
+        idx[i] = k
+        counts[k] += 1
+    start = np.empty(n, np.int64)
+    total = 0
+    for k in range(n):
+        start[k] = total
+        total += counts[k]
+    for i in range(m):
+        k = idx[i]
+        row = start[k]
+        start[k] = row + 1
+        for j in range(X.shape[1]):
+            Xs[row, j] = X[i, j]
+        for j in range(D.shape[1]):
+            Ds[row, j] = D[i, j]
+    return idx[m - 1] if m else -1
 
 
 @njit(cache=True)

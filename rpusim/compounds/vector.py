@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from rpusim.compounds import kernels
 from rpusim.compounds.base import (CompoundModel, build_submodel, construction_generator,
                                    sub_update)
 from rpusim.configs.enums import VectorUnitCellUpdatePolicy as Policy
 
 __all__ = ["VectorModel", "build_vector"]
+
+_NO_DRAWS = np.zeros(0)  # SINGLE_SEQUENTIAL routes without random numbers
 
 
 class VectorModel(CompoundModel):
@@ -35,23 +38,23 @@ class VectorModel(CompoundModel):
                 sub_update(dev, X, D, lr, upd, g, key, m_batch)
         elif self.policy == Policy.SINGLE_FIXED:
             sub_update(self.devices[self.current_device_idx], X, D, lr, upd, g, key, m_batch)
-        else:
-            if self.policy == Policy.SINGLE_SEQUENTIAL:
-                idx = (self.current_device_idx + 1 + np.arange(m)) % n
-            else:
-                idx = np.minimum((self.rng.uniform(m) * n).astype(np.int64), n - 1)
+        elif m:
+            u = (self.rng.uniform(m) if self.policy != Policy.SINGLE_SEQUENTIAL
+                 else _NO_DRAWS)
             # devices are independent, so each one can take its samples in one call: the
-            # batch grouped by device once (a stable sort keeps each device's samples in
-            # order), each device's group a block of rows
-            order = np.argsort(idx, kind="stable")
-            Xs, Ds = X[order], D[order]
+            # batch grouped by device once (each device's samples in order), each device's
+            # group a block of rows
+            Xs, Ds = np.empty_like(X, order="C"), np.empty_like(D, order="C")
+            counts = np.empty(n, np.int64)
+            last = kernels.group_by_device(u, self.current_device_idx, n, X, D, Xs, Ds,
+                                           counts)
             start = 0
-            for k, count in enumerate(np.bincount(idx, minlength=n).tolist()):
+            for k, count in enumerate(counts.tolist()):
                 if count:
                     sub_update(self.devices[k], Xs[start:start + count],
                                Ds[start:start + count], lr, upd, g, key, m_batch)
                 start += count
-            self.current_device_idx = int(idx[-1])
+            self.current_device_idx = int(last)
         self.current_update_idx += m
         self.reduce()
 
