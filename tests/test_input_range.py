@@ -293,3 +293,32 @@ def test_update_gradient_refuses_non_finite_pairs(dtype, where):
     for a, b in ((x, d), (x[4], d[4])):   # a batch (the kernel) and one sample (NumPy)
         with pytest.raises(ValueError, match=f"{where} must be finite"):
             tile.update_gradient(a, b)
+
+
+@settings(max_examples=150, deadline=None)
+@given(r=st.floats(-1e3, 1e3, allow_nan=False, width=32), idx=st.integers(0, 98),
+       seed=st.integers(0, 2**32 - 1), scale=st.sampled_from([1e-3, 1.0, 30.0]),
+       alpha=st.sampled_from([3.0, 2.7, 1 / 3, 0.1]), f64=st.booleans())
+def test_range_initialisation_is_torchs_running_mean(r, idx, seed, scale, alpha, f64):
+    """One initialisation step of a range (``_init_range_from_data``) against torch's own
+    expression, as aihwkit computes it: ``|(r * count + alpha * std(x)) / (count + 1)|`` on
+    tensors of the range's dtype; the counter moves by one."""
+    config = InferenceRPUConfig(forward=IOParameters(is_perfect=True))
+    config.pre_post.input_range.enable = True
+    config.pre_post.input_range.init_from_data = 100
+    config.pre_post.input_range.init_std_alpha = alpha
+    layer = AnalogLinear(6, 3, rpu_config=config)
+    if f64:
+        layer = layer.double()
+    grid = layer.analog_module
+    dtype = torch.float64 if f64 else torch.float32
+    x = torch.from_numpy(np.random.default_rng(seed).standard_normal((7, 6)) * scale).to(dtype)
+    with torch.no_grad():
+        grid.input_range[0].fill_(r)
+        grid.input_range_update_idx[0] = idx
+        start = grid.input_range[0].detach().clone()
+        count = torch.tensor(float(idx), dtype=dtype)
+        expected = ((start * count + alpha * x.std()) / (count + 1)).abs()
+    grid._init_range_from_data(0, x.numpy(), idx)
+    torch.testing.assert_close(grid.input_range[0].detach(), expected, rtol=0, atol=0)
+    assert int(grid.input_range_update_idx[0]) == idx + 1

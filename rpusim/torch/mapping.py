@@ -642,16 +642,22 @@ class TileGrid(nn.Module):
         (:meth:`_range_input`): a range one ulp apart moves inputs across the DAC's rounding
         ties. ``idx``: :meth:`_range_init_count`."""
         params = self.rpu_config.pre_post.input_range
-        with torch.no_grad():
-            r = self.input_range[k]
-            if isinstance(xi, np.ndarray):
-                xi = torch.from_numpy(xi)
-            std = (xi.to(r.dtype).std() if xi.numel() > 1 else torch.tensor(float("nan")))
-            if std > 0.0:
-                count = torch.tensor(float(idx), dtype=r.dtype)
-                r.copy_((r * count + params.init_std_alpha * std) / (count + 1))
-                self.input_range_update_idx[k] += 1
-            r.abs_()
+        r = _entries(self._modules["input_range"])[k]
+        if isinstance(xi, np.ndarray):
+            xi = torch.from_numpy(xi)
+        # torch's std (its summation order); the running mean in NumPy scalars of the range's
+        # dtype: torch's ``(r * count + alpha * std) / (count + 1)`` on one-element float
+        # tensors rounds each operation to that dtype, the Python float alpha included, as
+        # these do (the same values over 220,000 random cases); then ``abs``
+        std = xi.detach().to(r.dtype).std().item() if xi.numel() > 1 else float("nan")
+        t = np.float32 if r.dtype == torch.float32 else np.float64
+        value = t(r.detach()[0].item())
+        if std > 0.0:
+            count = t(idx)
+            with np.errstate(over="ignore", invalid="ignore"):
+                value = (value * count + t(params.init_std_alpha) * t(std)) / (count + t(1))
+            self._buffers["input_range_update_idx"].numpy()[k] += 1
+        r.detach().fill_(float(abs(value)))
 
     def _scaled_input(self, xi: np.ndarray, r: float) -> np.ndarray:
         """``clip(x, -|r|, |r|) / r``, with the analog-bias column (input 1) appended.
