@@ -651,7 +651,7 @@ class TileGrid(nn.Module):
         # these do (the same values over 220,000 random cases); then ``abs``
         std = xi.detach().to(r.dtype).std().item() if xi.numel() > 1 else float("nan")
         t = np.float32 if r.dtype == torch.float32 else np.float64
-        value = t(r.detach()[0].item())
+        value = t(r.item())
         if std > 0.0:
             count = t(idx)
             with np.errstate(over="ignore", invalid="ignore"):
