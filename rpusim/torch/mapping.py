@@ -637,8 +637,8 @@ class TileGrid(nn.Module):
 
     def _init_range_from_data(self, k: int, xi, idx: int) -> None:
         """Running mean of ``init_std_alpha * std(x)`` over the first ``init_from_data``
-        training batches (sample std, as torch's ``Tensor.std``), computed with torch's
-        operations in the range's dtype as aihwkit computes it, on ``xi`` laid out as there
+        training batches (sample std, torch's ``Tensor.std``), rounded in the range's dtype
+        as aihwkit's torch operations round it, on ``xi`` laid out as there
         (:meth:`_range_input`): a range one ulp apart moves inputs across the DAC's rounding
         ties. ``idx``: :meth:`_range_init_count`."""
         params = self.rpu_config.pre_post.input_range
