@@ -13,6 +13,8 @@ accumulators, halves split at multiples of 8), the buffers' sums added in order 
 import numpy as np
 from numba import njit
 
+from rpusim.kernels.update import clip_as_numpy
+
 __all__ = ["pairwise_sum", "range_gradient_terms"]
 
 _BUFFER = 8192  # NumPy's cast buffer (elements) in a float32 -> float64 reduction
@@ -74,6 +76,7 @@ def range_gradient_terms(x, z, r):
     with NumPy's values (NaN gradients propagate, zeros are +0) and sums
     (:func:`pairwise_sum`)."""
     rows, cols = x.shape
+    inf = np.inf
     below = np.empty(rows * cols)
     above = np.empty(rows * cols)
     neg = -r
@@ -86,8 +89,8 @@ def range_gradient_terms(x, z, r):
             lo = g if v >= r else 0.0
             hi = g if v <= neg else 0.0
             # np.minimum(lo, 0) and np.maximum(hi, 0): NaN stays, a zero of either sign is +0
-            below[k] = lo if (lo < 0.0 or lo != lo) else 0.0
-            above[k] = hi if (hi > 0.0 or hi != hi) else 0.0
+            below[k] = clip_as_numpy(lo, -inf, 0.0)
+            above[k] = clip_as_numpy(hi, 0.0, inf)
             inside += abs(v) < r
             k += 1
     return pairwise_sum(below), pairwise_sum(above), inside
