@@ -811,6 +811,142 @@ _DYNAMIC_EDITS = [("buffer_cap", (2.0, 0.0, 5.0)), ("tail_weightening", (1.0, 5.
                   ("experimental_correct_accumulation", (True, False, True))]
 
 
+# -- the numba loop of Tiki-taka v1 (compounds/transfer_loop.py) -------------------------------
+_V1_OPTIONS = st.fixed_dictionaries({
+    "transfer_every": st.sampled_from([1.0, 2.0, 3.0, 0.5, 0.3, 0.0, 7.0]),
+    "units_in_mbatch": st.booleans(),
+    "no_self_transfer": st.booleans(),
+    "fast_lr": st.sampled_from([0.1, 1.0, 0.0]),
+    "scale_fast_lr": st.booleans(),
+    "transfer_lr": st.sampled_from([1.0, 0.5, 0.0, -0.5]),
+    "scale_transfer_lr": st.booleans(),
+    "gamma": st.sampled_from([0.0, 0.3]),
+    # outside the loop (the Python loop): several reads, rows, random slices, resets
+    "n_reads_per_transfer": st.sampled_from([1, 1, 1, 2]),
+    "transfer_columns": st.sampled_from([True, True, True, False]),
+    "random_selection": st.sampled_from([False, False, False, True]),
+    "with_reset_prob": st.sampled_from([0.0, 0.0, 0.0, 0.5]),
+})
+
+
+@settings(max_examples=60, deadline=None)
+@given(draw_device=_loop_devices, opts=_V1_OPTIONS, three=st.sampled_from([False] * 5 + [True]),
+       desired_bl=st.sampled_from([1, 5, 31, 100]), bl_t=st.sampled_from([1, 3, 31, 70]),
+       ubm_t=st.booleans(), sizes=st.sampled_from([(3, 4), (5, 2), (16, 25), (1, 7)]),
+       batches=st.lists(st.integers(1, 40), min_size=1, max_size=4),
+       read_kind=st.sampled_from(["quiet", "noisy", "nonideal"]),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**16))
+def test_transfer_loop_equals_the_python_loop(draw_device, opts, three, desired_bl, bl_t, ubm_t,
+                                              sizes, batches, read_kind, dtype, seed):
+    """The numba loop of Tiki-taka v1 makes the same kernel calls with the same keys as the
+    Python loop: the same bits in every part of the tile's state (weights, hidden parameters,
+    counters, the generator), over several batches, also where the batches do not fill the
+    transfer periods (runs cut at period ends, two periods). Configurations it does not cover
+    (three devices, rows, several reads, random slices, resets, pulse counters, reads with IR
+    drop or weight noise) take the Python loop; the test counts which did."""
+    import rpusim.compounds.transfer as transfer
+    from rpusim.persistence import state_differences
+
+    out_size, in_size = sizes
+    read = {"quiet": C.IOParameters(out_noise=0.0, inp_res=-1, out_res=-1),
+            "noisy": C.IOParameters(),
+            "nonideal": C.IOParameters(ir_drop=1.0, ir_drop_g_ratio=50.0, w_noise=0.02,
+                                       out_res=0.0)}[read_kind]
+    device = C.TransferCompound([draw_device() for _ in range(3 if three else 2)], **opts)
+    device.transfer_forward = read
+    device.transfer_update = C.UpdateParameters(desired_bl=bl_t, update_bl_management=ubm_t,
+                                                fixed_bl=True)
+    config = C.UnitCellRPUConfig(device=device, update=C.UpdateParameters(desired_bl=desired_bl))
+    rng = np.random.default_rng(seed)
+    data = [(rng.uniform(-1, 1, (m, in_size)), rng.normal(0, 0.05, (m, out_size)))
+            for m in batches]
+    states = []
+    calls = []
+    original = transfer.transfer_loop
+
+    def counting(*args):
+        calls.append(args[0].shape[0])
+        return original(*args)
+    transfer.transfer_loop = counting
+    try:
+        for fused in (True, False):
+            transfer.FUSED_LOOP = fused
+            t = AnalogTile(out_size, in_size, config, seed=seed, dtype=dtype)
+            for x, d in data:
+                t.update(x, d, lr=0.05)
+            states.append(t.state_dict())
+    finally:
+        transfer.FUSED_LOOP = True
+        transfer.transfer_loop = original
+    assert state_differences(states[0], states[1]) == []
+    covered = (not three and opts["n_reads_per_transfer"] == 1 and opts["transfer_columns"]
+               and not opts["random_selection"] and opts["with_reset_prob"] == 0
+               and read_kind != "nonideal"
+               and not getattr(device.unit_cell_devices[0], "count_pulses", False))
+    if covered and max(batches) * in_size * out_size < 2**18:
+        assert calls == batches
+    elif not covered:
+        assert calls == []
+
+
+def test_transfer_loop_is_taken_in_training():
+    """aihwkit's Tiki-taka v1 configs take the numba loop in a layer's training, also where
+    the last batch of an epoch leaves the transfer schedule out of step with the batches (two
+    runs per update); a Python loop run alongside gives the same weights."""
+    import rpusim.compounds.transfer as transfer
+    import rpusim.presets as P
+
+    calls = []
+    original = transfer.transfer_loop
+
+    def counting(*args):
+        calls.append(args[0].shape[0])
+        return original(*args)
+    configs = [C.UnitCellRPUConfig(device=C.TransferCompound(
+        unit_cell_devices=[C.SoftBoundsDevice(), C.SoftBoundsDevice()])), P.TikiTakaReRamSBPreset(),
+        P.TikiTakaEcRamPreset()]
+    transfer.transfer_loop = counting
+    try:
+        for config in configs:
+            tiles = [AnalogTile(4, 6, config, seed=3) for _ in range(2)]
+            rng = np.random.default_rng(0)
+            for m in (10, 10, 7, 10, 10):
+                x, d = rng.uniform(-1, 1, (m, 6)), rng.normal(0, 0.05, (m, 4))
+                tiles[0].update(x, d, lr=0.1)
+                transfer.FUSED_LOOP = False
+                try:
+                    tiles[1].update(x, d, lr=0.1)
+                finally:
+                    transfer.FUSED_LOOP = True
+            np.testing.assert_array_equal(tiles[0].get_weights(), tiles[1].get_weights())
+    finally:
+        transfer.transfer_loop = original
+    assert calls == [10, 10, 7, 10, 10] * len(configs)
+
+
+@pytest.mark.parametrize("idx", [0, 1, 7, 9, 10, 11, 29, 30, 1000003])
+@pytest.mark.parametrize("m", [0, 1, 3, 10, 31])
+@pytest.mark.parametrize("periods", [[], [1], [3], [10], [3, 10], [4, 6], [5, 5], [10, 320]])
+def test_transfer_loop_keys_are_counted_as_the_python_loop_draws_them(idx, m, periods):
+    """:func:`keys_needed` against the Python loop's schedule walked sample run by sample
+    run: one key per run, two per transfer (every end of a run at a multiple of the first
+    period)."""
+    from rpusim.compounds.transfer_loop import keys_needed
+
+    for period in ([periods[0], 0] if periods else [0]):
+        keys, start, i = 0, 0, idx
+        while start < m:
+            chunk = m - start
+            for e in periods:
+                chunk = min(chunk, e - i % e)
+            keys += 1
+            i += chunk
+            start += chunk
+            if period > 0 and i % period == 0:
+                keys += 2
+        assert keys_needed(idx, m, periods, period) == keys
+
+
 @pytest.mark.parametrize("cell, field, values",
                          [("chopped", f, v) for f, v in _EDITS + _CHOPPED_EDITS]
                          + [("dynamic", f, v) for f, v in _EDITS + _DYNAMIC_EDITS])
