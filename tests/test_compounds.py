@@ -852,8 +852,6 @@ def test_transfer_loop_equals_the_python_loop(draw_device, opts, three, desired_
             "noisy": C.IOParameters(),
             "nonideal": C.IOParameters(ir_drop=1.0, ir_drop_g_ratio=50.0, w_noise=0.02,
                                        out_res=0.0)}[read_kind]
-    if opts["with_reset_prob"] > 0:  # resets are defined for column transfers only
-        opts = {**opts, "transfer_columns": True}
     device = C.TransferCompound([draw_device() for _ in range(3 if three else 2)], **opts)
     device.transfer_forward = read
     device.transfer_update = C.UpdateParameters(desired_bl=bl_t, update_bl_management=ubm_t,
