@@ -20,7 +20,6 @@ from rpusim.compounds.base import (CompoundModel, _alike, build_submodel,
                                    construction_generator, chunk_key, is_leaf, make_reader,
                                    one_hot, physics_of, sub_update)
 from rpusim.compounds.chopped_loop import chop_period, chopped_loop, raw_needed
-from rpusim.compounds.transfer_loop import keys_needed, transfer_loop
 from rpusim.configs.enums import PulseType
 from rpusim.devices.model import PulsedDeviceModel
 from rpusim.kernels.update import (_PARALLEL_WORK, _STAGE_PARALLEL_WORK, _constants,
@@ -29,8 +28,8 @@ from rpusim.kernels.update import (_PARALLEL_WORK, _STAGE_PARALLEL_WORK, _consta
 __all__ = ["TransferModel", "BufferedTransferModel", "ChoppedTransferModel",
            "DynamicTransferModel", "build_transfer"]
 
-# TransferModel.update and ChoppedTransferModel.update take their numba loops where they apply
-# (tests switch them off to compare them with the Python loops)
+# ChoppedTransferModel.update takes the numba loop where it applies (tests switch it off to
+# compare it with the Python loop)
 FUSED_LOOP = True
 
 
@@ -132,9 +131,6 @@ class TransferModel(CompoundModel):
         sub_update(self.devices[0], X, D, self.pulse_count_lr(lr), upd, g, key, m_batch)
 
     def update(self, X, D, lr, upd, granularity=None, key=None, m_batch=None) -> None:
-        if (FUSED_LOOP and type(self) is TransferModel
-                and self._fused_update(X, D, lr, upd, granularity, key, m_batch)):
-            return
         g = self.granularity if granularity is None else granularity
         m = X.shape[0]
         m_batch = m if m_batch is None else m_batch
@@ -157,79 +153,6 @@ class TransferModel(CompoundModel):
                 if self.current_update_idx % e == 0:
                     self.transfer(j, min(j + 1, n - 1), lr)
         self.reduce()
-
-    # -- the numba loop ------------------------------------------------------------------------
-    def _loop_reader(self, X, D, upd, chunk: int):
-        """The transfer reader, if a numba loop (:mod:`rpusim.compounds.transfer_loop`,
-        :mod:`rpusim.compounds.chopped_loop`) covers this call of two devices whose largest
-        SGD call has ``chunk`` samples; else None."""
-        reader = getattr(self._read_mvm, "__self__", None)
-        nx, nd = X.shape[1], D.shape[1]
-        rng = self.rng
-        if (len(self.devices) != 2 or reader is None
-                or not (_loop_device(self.devices[0], rng) and _loop_device(self.devices[1], rng))
-                or not (_loop_update(upd) and _loop_update(self.config.transfer_update))
-                or reader.perfect or not reader._fusable or _io.STAGED_ONLY
-                # the loop reads with kio.managed_mvm, without IR drop and weight noise
-                or reader._nonideal
-                or reader.rng is not rng or nx * nd > _io.FUSED_WORK
-                # the largest SGD call runs the serial pulse kernels, as pulsed_update does
-                # for the Python loop's calls of that size (and the write's single sample)
-                or not _serial_update(chunk * nx * nd, chunk * max(nx, nd))
-                or not X.flags.carray or not D.flags.carray
-                or X.dtype is not self.dtype or D.dtype is not self.dtype
-                # the loop ends with the reduction into w
-                or not _alike(self.w, self.devices[0].w, self.devices[1].w)):
-            return None
-        return reader
-
-    def _fused_update(self, X, D, lr, upd, granularity, key, m_batch) -> bool:
-        """:meth:`update` in one numba call (:mod:`rpusim.compounds.transfer_loop`) where the
-        configuration is one it covers; False, having changed nothing, where not."""
-        cfg = self.config
-        if (key is not None or not cfg.transfer_columns or cfg.n_reads_per_transfer != 1
-                or cfg.random_selection or cfg.with_reset_prob > 0):
-            return False
-        m = X.shape[0]
-        schedule = self.periods(m if m_batch is None else m_batch)
-        periods = [e for e in schedule if e > 0]
-        if len(periods) > 2:
-            return False
-        reader = self._loop_reader(X, D, upd, min(periods + [m]))
-        if reader is None:
-            return False
-        a, c_dev = self.devices
-        g = self.granularity if granularity is None else granularity
-        lr_pc, lr_t = self.pulse_count_lr(lr), self.transfer_lr(0, 1, lr)
-        plan, plan_t = _plan(upd), _plan(cfg.transfer_update)
-        # the arrays that follow from these values are kept until one of them changes (in
-        # training they stay the same call after call); the plans, which hold arrays, are
-        # compared by identity
-        memo_key = (lr_pc, lr_t, g, c_dev.granularity, schedule)
-        memo = self.__dict__.get("_v1_memo")
-        if memo is None or memo[0] != memo_key or memo[1] is not plan or memo[2] is not plan_t:
-            memo = self._v1_memo = (memo_key, plan, plan_t, (
-                _constants(plan[3], lr_pc, g, self.dtype), plan[2] if lr_pc < 0 else plan[1],
-                _constants(plan_t[3], lr_t, c_dev.granularity, self.dtype),
-                plan_t[2] if lr_t < 0 else plan_t[1], np.array(periods, np.int64),
-                # a transfer at learning rate 0 does nothing, not even move the slice
-                schedule[0] if lr_t != 0 else 0))
-        c_a, flags_a, c_c, flags_c, periods_arr, period = memo[3]
-        idx = self.current_update_idx
-        n_keys = keys_needed(idx, m, periods, period)
-        keys = self.rng.generator.bit_generator.random_raw(n_keys)
-        self.rng.keys_drawn += n_keys
-        state = np.array([idx, self.slice_idx[0]], np.int64)
-        wn = np.array([dev.wn_sigma if dev._write_noise else 0.0 for dev in (a, c_dev)])
-        used = transfer_loop(
-            X, D, a.w, a.P, a.wp, c_a, flags_a, a.params, c_dev.w, c_dev.P, c_dev.wp, c_c,
-            flags_c, c_dev.params, wn, *reader.kernel_arguments(), periods_arr, period, state,
-            keys, self.w, self.gammas)
-        if used != n_keys:  # keys_needed and the loop disagree: a bug, not a user error
-            raise RuntimeError(f"transfer_loop used {used} keys, {n_keys} were drawn")
-        self.current_update_idx = int(state[0])
-        self.slice_idx[0] = int(state[1])
-        return True
 
     # -- transfer -----------------------------------------------------------------------------
     def unit_rows(self, slices: np.ndarray) -> np.ndarray:
@@ -502,6 +425,29 @@ class ChoppedTransferModel(TransferModel):
     def update(self, X, D, lr, upd, granularity=None, key=None, m_batch=None) -> None:
         if not (FUSED_LOOP and self._fused_update(X, D, lr, upd, granularity, key, m_batch)):
             super().update(X, D, lr, upd, granularity, key, m_batch)
+
+    def _loop_reader(self, X, D, upd, chunk: int):
+        """The transfer reader, if the numba loop (:mod:`rpusim.compounds.chopped_loop`) covers
+        this call of two devices whose largest SGD call has ``chunk`` samples; else None."""
+        reader = getattr(self._read_mvm, "__self__", None)
+        nx, nd = X.shape[1], D.shape[1]
+        rng = self.rng
+        if (len(self.devices) != 2 or reader is None
+                or not (_loop_device(self.devices[0], rng) and _loop_device(self.devices[1], rng))
+                or not (_loop_update(upd) and _loop_update(self.config.transfer_update))
+                or reader.perfect or not reader._fusable or _io.STAGED_ONLY
+                # the loop reads with kio.managed_mvm, without IR drop and weight noise
+                or reader._nonideal
+                or reader.rng is not rng or nx * nd > _io.FUSED_WORK
+                # the largest SGD call runs the serial pulse kernels, as pulsed_update does
+                # for the Python loop's calls of that size (and the write's single sample)
+                or not _serial_update(chunk * nx * nd, chunk * max(nx, nd))
+                or not X.flags.carray or not D.flags.carray
+                or X.dtype is not self.dtype or D.dtype is not self.dtype
+                # the loop ends with the reduction into w
+                or not _alike(self.w, self.devices[0].w, self.devices[1].w)):
+            return None
+        return reader
 
     def _fused_update(self, X, D, lr, upd, granularity, key, m_batch) -> bool:
         """:meth:`update` in one numba call (:mod:`rpusim.compounds.chopped_loop`) where the
