@@ -144,8 +144,11 @@ class TransferModel(CompoundModel):
             chunk = m - start
             for _, e in active:
                 chunk = min(chunk, e - idx % e)
-            self.sgd(X[start:start + chunk], D[start:start + chunk], lr, upd, g,
-                     chunk_key(key, n_chunk), m_batch)
+            if chunk == m:  # the whole batch (the usual case): no views to make
+                self.sgd(X, D, lr, upd, g, chunk_key(key, n_chunk), m_batch)
+            else:
+                self.sgd(X[start:start + chunk], D[start:start + chunk], lr, upd, g,
+                         chunk_key(key, n_chunk), m_batch)
             n_chunk += 1
             self.current_update_idx += chunk
             start += chunk
@@ -162,30 +165,55 @@ class TransferModel(CompoundModel):
         whose bit is moved, instead of a new array per read and per write."""
         if len(slices) != 1:
             return one_hot(slices, self.t_in, self.dtype)
+        return self._unit_row_at(int(slices[0]))
+
+    def _unit_row_at(self, c: int) -> np.ndarray:
+        """The kept unit row (1, t_in) with its bit at ``c`` (see :meth:`unit_rows`)."""
         row = self.__dict__.get("_unit_row")
         if row is None:
             row = self._unit_row = np.zeros((1, self.t_in), self.dtype)
             self._unit_at = 0
         row[0, self._unit_at] = 0
-        self._unit_at = int(slices[0])
-        row[0, self._unit_at] = 1
+        self._unit_at = c
+        row[0, c] = 1
         return row
 
     def read(self, f: int, slices: np.ndarray) -> np.ndarray:
         """Read slices of device ``f`` through the transfer IO: (len(slices), t_out)."""
-        U = self.unit_rows(slices)
-        M = self.devices[f].w if self.config.transfer_columns else self.devices[f].w.T
-        return self._read_mvm(M, U, False)
+        return self._read_rows(f, self.unit_rows(slices))
+
+    def _read_rows(self, f: int, U: np.ndarray) -> np.ndarray:
+        """:meth:`read` of the slices whose unit rows are ``U`` (tile dtype, C-contiguous)."""
+        w = self.devices[f].w
+        columns = self.config.transfer_columns
+        reader = getattr(self._read_mvm, "__self__", None)
+        if reader is not None:
+            # the reader's one-call kernel straight away, as its mvm() would call it first;
+            # None (not compiled yet, not finite, another layout) changed nothing
+            V = reader.own_mvm(w, not columns, U)
+            if V is not None:
+                return V
+        return self._read_mvm(w if columns else w.T, U, False)
 
     def write(self, t: int, slices: np.ndarray, values: np.ndarray, lr: float, upd,
               m_batch: int) -> None:
         """Pulsed write ``W_t[slice] -= lr * values`` (columns: ``x = e_c``, ``d = values``)."""
-        onehot = self.unit_rows(slices)
-        values = np.ascontiguousarray(values, dtype=self.dtype)
+        self._write_rows(t, self.unit_rows(slices), values, lr, upd, m_batch)
+
+    def _write_rows(self, t: int, onehot: np.ndarray, values: np.ndarray, lr: float, upd,
+                    m_batch: int) -> None:
+        """:meth:`write` of the slices whose unit rows are ``onehot``."""
+        if values.dtype is not self.dtype or not values.flags.c_contiguous:
+            values = np.ascontiguousarray(values, dtype=self.dtype)
+        device = self.devices[t]
         if self.config.transfer_columns:
-            sub_update(self.devices[t], onehot, values, lr, upd, None, None, m_batch)
+            X, D = onehot, values
         else:
-            sub_update(self.devices[t], values, onehot, lr, upd, None, None, m_batch)
+            X, D = values, onehot
+        if is_leaf(device):
+            device.update(X, D, lr, upd, granularity=None, key=None)
+        else:
+            device.update(X, D, lr, upd, granularity=None, key=None, m_batch=m_batch)
 
     def start_slice(self, f: int) -> int:
         if self.config.random_selection:
@@ -230,6 +258,12 @@ class TransferModel(CompoundModel):
     def read_and_update(self, f: int, t: int, start: int, count: int, lr_t) -> None:
         """Read slices ``start ... start+count-1`` of device ``f`` and write them into ``t``."""
         cfg = self.config
+        if count == 1 and not (cfg.with_reset_prob > 0 and cfg.transfer_columns):
+            # the usual transfer: one slice, whose unit row serves the read and the write
+            U = self._unit_row_at(start)
+            V = self._read_rows(f, U)
+            self._write_rows(t, U, np.negative(V, out=V), lr_t, cfg.transfer_update, 1)
+            return
         slices = np.arange(start, start + count)
         if cfg.with_reset_prob > 0 and cfg.transfer_columns:
             V = np.empty((count, self.t_out), self.dtype)
