@@ -975,3 +975,74 @@ def test_vector_cell_grouping_kernel_is_the_numpy_expressions(m, n, seed, sequen
     np.testing.assert_array_equal(Ds, D[order])
     np.testing.assert_array_equal(counts, np.bincount(idx, minlength=n))
     assert last == idx[-1]
+
+
+# -- the two-device reduction's entry point and the single-slice transfer (round 19) --------
+@settings(max_examples=40, deadline=None)
+@given(kind=st.sampled_from(["transfer", "vector"]), dtype=st.sampled_from([np.float32, np.float64]),
+       shape=st.sampled_from([(1, 1), (3, 4), (16, 25)]), gamma=st.sampled_from([0.0, 0.3, 1.7]),
+       seed=st.integers(0, 2**16))
+def test_two_device_reduce_equals_reduce_arrays(kind, dtype, shape, gamma, seed):
+    """A compound of two devices reduces through the weighted-sum kernel's compiled entry
+    point, kept for its arrays: the same bits as ``reduce_arrays`` (NumPy's expressions), also
+    after a device's array is replaced (the entry is found again) and for arrays the kernel
+    does not take (a Fortran-ordered one: NumPy's path)."""
+    if kind == "transfer":
+        device = C.TransferCompound([C.SoftBoundsDevice(), C.ConstantStepDevice()], gamma=gamma)
+    else:
+        device = C.VectorUnitCell([C.SoftBoundsDevice(), C.ConstantStepDevice()],
+                                  gamma_vec=[gamma, 1.0])
+    t = AnalogTile(*shape, C.UnitCellRPUConfig(device=device), seed=seed, dtype=dtype)
+    model = t._model
+    g = np.random.default_rng(seed)
+
+    def expected():
+        a0, a1 = (d.w for d in model.devices)
+        out = model.gammas[0] * a0
+        out += model.gammas[1] * a1
+        return out
+    for step in range(4):
+        for d in model.devices:
+            values = g.uniform(-1, 1, d.w.shape).astype(dtype)
+            if step == 2:  # a new array object: the kept entry point is found again
+                d.w = values
+            elif step == 3:  # not C-contiguous: the reduction takes NumPy's path
+                d.w = np.asfortranarray(values)
+            else:
+                d.w[...] = values
+        model.reduce()
+        np.testing.assert_array_equal(model.w, expected())
+        assert model.w.dtype == dtype
+
+
+@settings(max_examples=30, deadline=None)
+@given(read_kind=st.sampled_from(["quiet", "noisy", "nonideal", "perfect"]),
+       columns=st.booleans(), dtype=st.sampled_from([np.float32, np.float64]),
+       sizes=st.sampled_from([(3, 4), (5, 2), (16, 25)]), seed=st.integers(0, 2**16))
+def test_single_slice_read_is_the_readers_mvm(read_kind, columns, dtype, sizes, seed):
+    """A transfer's read of one slice calls the reader's one-call kernel directly; the same
+    output and the same generator state as the reader's ``mvm`` (which calls that kernel
+    first), for readers the kernel serves and those it does not (IR drop and weight noise, a
+    perfect read), columns and rows."""
+    read = {"quiet": C.IOParameters(out_noise=0.0, inp_res=-1, out_res=-1),
+            "noisy": C.IOParameters(),
+            "nonideal": C.IOParameters(ir_drop=1.0, ir_drop_g_ratio=50.0, w_noise=0.02),
+            "perfect": C.IOParameters(is_perfect=True)}[read_kind]
+    device = C.TransferCompound([C.SoftBoundsDevice(), C.SoftBoundsDevice()],
+                                transfer_columns=columns, transfer_forward=read)
+    out_size, in_size = sizes
+    t = AnalogTile(out_size, in_size, C.UnitCellRPUConfig(device=device), seed=seed,
+                   dtype=dtype)
+    model = t._model
+    g = np.random.default_rng(seed)
+    model.devices[0].w[...] = g.uniform(-0.5, 0.5, (out_size, in_size)).astype(dtype)
+    for c in range(min(3, model.t_in)):
+        U = model._unit_row_at(c)
+        state = model.rng.get_state()
+        got = model._read_rows(0, U).copy()
+        after = model.rng.get_state()
+        model.rng.set_state(state)
+        w = model.devices[0].w
+        want = model._read_mvm(w if columns else w.T, U, False)
+        np.testing.assert_array_equal(got, want)
+        assert model.rng.get_state() == after
