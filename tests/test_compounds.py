@@ -1046,3 +1046,26 @@ def test_single_slice_read_is_the_readers_mvm(read_kind, columns, dtype, sizes, 
         want = model._read_mvm(w if columns else w.T, U, False)
         np.testing.assert_array_equal(got, want)
         assert model.rng.get_state() == after
+
+
+@pytest.mark.parametrize("device", [
+    lambda: C.TransferCompound([C.SoftBoundsDevice(), C.SoftBoundsDevice()]),
+    lambda: C.VectorUnitCell([C.SoftBoundsDevice(), C.ConstantStepDevice()]),
+])
+def test_compound_pickles_after_updates(device):
+    """A compound that has reduced through its kept entry point (which does not pickle)
+    pickles and deep-copies; the copies go on with the original's bits."""
+    import copy
+    import pickle
+
+    t = AnalogTile(3, 4, C.UnitCellRPUConfig(device=device()), seed=2)
+    g = np.random.default_rng(0)
+    data = [(g.uniform(-1, 1, (5, 4)), g.normal(0, 0.05, (5, 3))) for _ in range(6)]
+    for x, d in data[:3]:
+        t.update(x, d, lr=0.1)
+    copies = [pickle.loads(pickle.dumps(t)), copy.deepcopy(t)]
+    for x, d in data[3:]:
+        for tile in (t, *copies):
+            tile.update(x, d, lr=0.1)
+    for tile in copies:
+        np.testing.assert_array_equal(tile.get_weights(), t.get_weights())

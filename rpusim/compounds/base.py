@@ -167,6 +167,12 @@ class CompoundModel:
                 return
         self.reduce_arrays([d.w for d in devices], out=self.w)
 
+    def __getstate__(self) -> dict:
+        # a compiled entry point does not pickle; the next reduction finds it again
+        state = self.__dict__.copy()
+        state.pop("_reduce_entry", None)
+        return state
+
     @property
     def shape(self):
         return self.w.shape

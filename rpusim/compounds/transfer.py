@@ -186,11 +186,11 @@ class TransferModel(CompoundModel):
         """:meth:`read` of the slices whose unit rows are ``U`` (tile dtype, C-contiguous)."""
         w = self.devices[f].w
         columns = self.config.transfer_columns
-        reader = getattr(self._read_mvm, "__self__", None)
-        if reader is not None:
+        own_mvm = getattr(getattr(self._read_mvm, "__self__", None), "own_mvm", None)
+        if own_mvm is not None:
             # the reader's one-call kernel straight away, as its mvm() would call it first;
             # None (not compiled yet, not finite, another layout) changed nothing
-            V = reader.own_mvm(w, not columns, U)
+            V = own_mvm(w, not columns, U)
             if V is not None:
                 return V
         return self._read_mvm(w if columns else w.T, U, False)
