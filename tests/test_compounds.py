@@ -1019,11 +1019,14 @@ def test_two_device_reduce_equals_reduce_arrays(kind, dtype, shape, gamma, seed)
 @given(read_kind=st.sampled_from(["quiet", "noisy", "nonideal", "perfect"]),
        columns=st.booleans(), dtype=st.sampled_from([np.float32, np.float64]),
        sizes=st.sampled_from([(3, 4), (5, 2), (16, 25)]), seed=st.integers(0, 2**16))
-def test_single_slice_read_is_the_readers_mvm(read_kind, columns, dtype, sizes, seed):
-    """A transfer's read of one slice calls the reader's one-call kernel directly; the same
-    output and the same generator state as the reader's ``mvm`` (which calls that kernel
-    first), for readers the kernel serves and those it does not (IR drop and weight noise, a
-    perfect read), columns and rows."""
+def test_single_slice_transfer_is_the_general_read_and_write(read_kind, columns, dtype, sizes,
+                                                             seed):
+    """A transfer of one slice (one unit row for the read and the write) changes the devices
+    and the generator as the general path does: ``read`` of the slice, then ``write`` of its
+    negation; for noisy and ideal reads, IR drop and weight noise, a perfect read, columns
+    and rows."""
+    import copy
+
     read = {"quiet": C.IOParameters(out_noise=0.0, inp_res=-1, out_res=-1),
             "noisy": C.IOParameters(),
             "nonideal": C.IOParameters(ir_drop=1.0, ir_drop_g_ratio=50.0, w_noise=0.02),
@@ -1033,19 +1036,19 @@ def test_single_slice_read_is_the_readers_mvm(read_kind, columns, dtype, sizes, 
     out_size, in_size = sizes
     t = AnalogTile(out_size, in_size, C.UnitCellRPUConfig(device=device), seed=seed,
                    dtype=dtype)
-    model = t._model
     g = np.random.default_rng(seed)
-    model.devices[0].w[...] = g.uniform(-0.5, 0.5, (out_size, in_size)).astype(dtype)
-    for c in range(min(3, model.t_in)):
-        U = model._unit_row_at(c)
-        state = model.rng.get_state()
-        got = model._read_rows(0, U).copy()
-        after = model.rng.get_state()
-        model.rng.set_state(state)
-        w = model.devices[0].w
-        want = model._read_mvm(w if columns else w.T, U, False)
-        np.testing.assert_array_equal(got, want)
-        assert model.rng.get_state() == after
+    t._model.devices[0].w[...] = g.uniform(-0.5, 0.5, (out_size, in_size)).astype(dtype)
+    fast, general = t._model, copy.deepcopy(t._model)
+    lr_t = fast.transfer_lr(0, 1, 0.1)
+    for c in range(min(3, fast.t_in)):
+        fast.read_and_update(0, 1, c, 1, lr_t)
+        slices = np.arange(c, c + 1)
+        V = general.read(0, slices)
+        general.write(1, slices, -V, lr_t, general.config.transfer_update, 1)
+        for a, b in zip(fast.devices, general.devices):
+            np.testing.assert_array_equal(a.w, b.w)
+            np.testing.assert_array_equal(a.P, b.P)
+        assert fast.rng.get_state() == general.rng.get_state()
 
 
 @pytest.mark.parametrize("device", [

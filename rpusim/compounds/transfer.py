@@ -144,11 +144,9 @@ class TransferModel(CompoundModel):
             chunk = m - start
             for _, e in active:
                 chunk = min(chunk, e - idx % e)
-            if chunk == m:  # the whole batch (the usual case): no views to make
-                self.sgd(X, D, lr, upd, g, chunk_key(key, n_chunk), m_batch)
-            else:
-                self.sgd(X[start:start + chunk], D[start:start + chunk], lr, upd, g,
-                         chunk_key(key, n_chunk), m_batch)
+            # the whole batch (the usual case) needs no views of it
+            Xc, Dc = (X, D) if chunk == m else (X[start:start + chunk], D[start:start + chunk])
+            self.sgd(Xc, Dc, lr, upd, g, chunk_key(key, n_chunk), m_batch)
             n_chunk += 1
             self.current_update_idx += chunk
             start += chunk
@@ -185,15 +183,7 @@ class TransferModel(CompoundModel):
     def _read_rows(self, f: int, U: np.ndarray) -> np.ndarray:
         """:meth:`read` of the slices whose unit rows are ``U`` (tile dtype, C-contiguous)."""
         w = self.devices[f].w
-        columns = self.config.transfer_columns
-        own_mvm = getattr(getattr(self._read_mvm, "__self__", None), "own_mvm", None)
-        if own_mvm is not None:
-            # the reader's one-call kernel straight away, as its mvm() would call it first;
-            # None (not compiled yet, not finite, another layout) changed nothing
-            V = own_mvm(w, not columns, U)
-            if V is not None:
-                return V
-        return self._read_mvm(w if columns else w.T, U, False)
+        return self._read_mvm(w if self.config.transfer_columns else w.T, U, False)
 
     def write(self, t: int, slices: np.ndarray, values: np.ndarray, lr: float, upd,
               m_batch: int) -> None:
@@ -203,17 +193,11 @@ class TransferModel(CompoundModel):
     def _write_rows(self, t: int, onehot: np.ndarray, values: np.ndarray, lr: float, upd,
                     m_batch: int) -> None:
         """:meth:`write` of the slices whose unit rows are ``onehot``."""
-        if values.dtype is not self.dtype or not values.flags.c_contiguous:
-            values = np.ascontiguousarray(values, dtype=self.dtype)
-        device = self.devices[t]
+        values = np.ascontiguousarray(values, dtype=self.dtype)
         if self.config.transfer_columns:
-            X, D = onehot, values
+            sub_update(self.devices[t], onehot, values, lr, upd, None, None, m_batch)
         else:
-            X, D = values, onehot
-        if is_leaf(device):
-            device.update(X, D, lr, upd, granularity=None, key=None)
-        else:
-            device.update(X, D, lr, upd, granularity=None, key=None, m_batch=m_batch)
+            sub_update(self.devices[t], values, onehot, lr, upd, None, None, m_batch)
 
     def start_slice(self, f: int) -> int:
         if self.config.random_selection:
