@@ -27,7 +27,7 @@ from rpusim.devices import IdealDevice
 from rpusim.hwa import is_hardware_aware
 from rpusim.kernels.checks import all_finite, any_at_bound
 from rpusim.kernels.input_range import range_gradient_terms
-from rpusim.tile import AnalogTile
+from rpusim.tile import AnalogTile, _require_finite
 from rpusim.torch.tile import LayerTile
 from rpusim.torch.base import AnalogContext
 
@@ -805,11 +805,7 @@ class TileGrid(nn.Module):
         the input gradient (and the learned scales' gradients). Without ``input_gradient``
         the input gradient is None and the tiles' backward passes are left out where
         :meth:`plain_backward` leaves them out (an input range's gradient reads them)."""
-        # before any tile's pass or pair (the kernel for the usual layout, compiled for the
-        # short path's backward already)
-        if not (all_finite(d) if d.ndim == 2 and d.flags.c_contiguous and d.dtype.char in "fd"
-                else np.isfinite(d).all()):
-            raise ValueError("d must be finite, got NaN or inf")
+        _require_finite(d, "d")  # before any tile's pass or pair
         if self._modules.get("input_range") is not None:
             return self._backward_ranged(d, saved, scales)
         x, masks, scaled = saved
