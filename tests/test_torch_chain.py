@@ -255,3 +255,102 @@ def test_an_inplace_module_first_in_a_run_acts_on_the_input_as_torch(chain_calls
     # the first ReLU ran as a module, on x itself; the second joined the chain
     assert torch.equal(x, torch.tensor([[0.0, 0.5, 2.0]]))
     assert chain_calls == [3]
+
+
+def test_a_kept_run_is_taken_again_without_finding_it(monkeypatch, chain_calls):
+    found = []
+    steps = chain._steps
+    monkeypatch.setattr(chain, "_steps", lambda *args: (found.append(args[1]), steps(*args))[1])
+    model = mlp()
+    xs, targets = data(3)
+    train(model, xs, targets, False)
+    assert found == [0]  # found once, for the first input shape
+    model(torch.rand(2, 4, 4))
+    assert found == [0, 0]  # a new batch size
+    assert chain_calls == [5] * 4
+
+
+def _mutations():
+    """Changes to a model between two training steps that change the chain's runs."""
+    def hook(m):  # (a hook's result replaces the output)
+        m[2].register_forward_hook(lambda module, args, out: 2 * out)
+
+    def replace(m):
+        m[2] = nn.Tanh()
+
+    def drop_bias(m):
+        m[3].bias = None
+
+    def new_bias(m):
+        m[1].bias = nn.Parameter(torch.full((8,), 0.25))
+
+    def softmax_dim(m):
+        m[4].dim = 0
+
+    def weight_scale(m):  # the layer leaves the short path (a weight scale)
+        m[1].set_weights(*m[1].get_weights(), weight_scaling_omega=1.0)
+
+    def layer_hook(m):
+        m[3].analog_module.register_forward_pre_hook(lambda module, args: (args[0] / 2,))
+
+    def append(m):
+        m.append(nn.Tanh())
+    return [hook, replace, drop_bias, new_bias, softmax_dim, weight_scale, layer_hook, append]
+
+
+@pytest.mark.parametrize("mutate", _mutations(), ids=lambda f: f.__name__)
+def test_a_kept_run_follows_changes_of_the_model(mutate):
+    xs, targets = data(2)
+
+    def run(model):
+        opt = AnalogSGD(model.parameters(), lr=0.2)
+        opt.regroup_param_groups(model)
+        out = []
+        for k, (x, t) in enumerate(zip(xs, targets)):
+            if k == 1:
+                mutate(model)
+                opt = AnalogSGD(model.parameters(), lr=0.2)
+                opt.regroup_param_groups(model)
+            opt.zero_grad()
+            y = model(x)
+            y.sum().backward()
+            out.append(y.detach().clone())
+            opt.step()
+        return out, [w.clone() for w, _ in model.get_weights().values()]
+    (ya, wa), (yb, wb) = run(mlp()), run(unfused(mlp()))
+    for a, b in zip(ya + wa, yb + wb):
+        assert torch.equal(a, b)
+
+
+def test_a_kept_convolution_run_follows_its_stride():
+    def model():
+        torch.manual_seed(3)
+        return AnalogSequential(AnalogConv2d(2, 3, 2), nn.Tanh(), AnalogConv2d(3, 2, 2),
+                                nn.Flatten(), AnalogLinear(50, 2))
+    a, b = model(), unfused(model())
+    x = torch.rand(2, 2, 7, 7)
+    assert torch.equal(a(x), b(x))
+    for m in (a, b):
+        m[0].stride = (2, 2)
+        # the linear layer now gets 2 x 2 x 2 inputs
+        with pytest.raises(ValueError, match="last dimension 50"):
+            m(x)
+        m[4] = AnalogLinear(8, 2)
+    b[4].load_state_dict(a[4].state_dict())
+    assert torch.equal(a(x), b(x))
+
+
+def test_a_model_copies_and_pickles_after_its_runs_were_kept():
+    import copy
+    import pickle
+    model = mlp()
+    x = torch.rand(4, 4, 4)
+    model(x)
+    twins = (copy.deepcopy(model), pickle.loads(pickle.dumps(model)))
+    expected = model(x)
+    for twin in twins:
+        assert "_chain_runs" not in twin.__dict__
+        assert torch.equal(twin(x), expected)
+        # the twin's run acts on its own layers
+        assert all(c[0] is m for c, m in zip(twin._chain_runs[(0, x.shape, x.dtype)].checks,
+                                             twin))

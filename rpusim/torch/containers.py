@@ -78,6 +78,12 @@ class AnalogSequential(AnalogContainerBase, nn.Sequential):
         output = sequential_forward(self, input)
         return super().forward(input) if output is None else output
 
+    def __getstate__(self):
+        # the runs the chain keeps hold functions; a copy finds its own (rpusim.torch.chain)
+        state = super().__getstate__()
+        state.pop("_chain_runs", None)
+        return state
+
     @classmethod
     def from_digital(cls, module: nn.Sequential, *_args, **_kwargs) -> "AnalogSequential":
         """An ``AnalogSequential`` with the children of ``module`` (not copied)."""

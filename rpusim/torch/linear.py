@@ -166,6 +166,17 @@ class AnalogLinear(AnalogLayerBase, nn.Linear):
         step = AnalogStep(grid, (grid._parameters["analog_ctx"], bias, grid.plain_weight()))
         return step, (shape[0], self.out_features)
 
+    def chain_step_current(self, step: AnalogStep, dtype: torch.dtype) -> bool:
+        """Whether :meth:`chain_step` would still make ``step`` (for the same input shape and
+        ``dtype``; the caller has tested that this is the same module with the same type and
+        no hooks): the same grid, parameters and weight binding, the grid still plain."""
+        grid = self._modules.get("analog_module")
+        params = step.params
+        bias = self._parameters.get("bias", step)  # (missing: never step's bias)
+        return (grid is step.unit and bias is params[1]
+                and grid._parameters.get("analog_ctx") is params[0]
+                and grid.is_plain_for(dtype, bias) and grid.plain_weight() is params[2])
+
     def get_weights(self, apply_weight_scaling: bool = True
                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Return ``(weight, bias)``: the logical weights (out, in) and the bias (analog or
