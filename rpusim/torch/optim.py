@@ -3,7 +3,6 @@ analog layers, in aihwkit's order (aihwkit's ``AnalogSGD``, ``AnalogAdam``, ``An
 
 from __future__ import annotations
 
-import contextlib
 from itertools import chain
 from types import new_class
 
@@ -23,13 +22,6 @@ _HOOK_TABLES = (getattr(_torch_optimizer, "_global_optimizer_pre_hooks", None),
                 getattr(_torch_optimizer, "_global_optimizer_post_hooks", None))
 _OWN_HOOKS = all(t is not None for t in _HOOK_TABLES)
 _profiling = getattr(getattr(torch._C, "_autograd", None), "_profiler_enabled", None)
-
-
-def _range(name: str):
-    """The profiler range of ``name`` while a profiler records, else nothing."""
-    if _profiling is None or _profiling():
-        return torch.autograd.profiler.record_function(name)
-    return contextlib.nullcontext()
 
 
 def _unhooked(step):
@@ -77,26 +69,40 @@ class AnalogOptimizerMixin:
             # torch's wrapper of a subclass's own step has run the hooks
             return self._analog_step(closure, **kwargs)
         args = (self,) if closure is None else (self, closure)
-        with _range(f"Optimizer.step#{type(self).__name__}.step"):
-            for pre_hook in chain(_HOOK_TABLES[0].values(),
-                                  self._optimizer_step_pre_hooks.values()):
-                result = pre_hook(self, args, kwargs)
-                if result is not None:
-                    if not (isinstance(result, tuple) and len(result) == 2):
-                        raise RuntimeError(f"an optimizer step pre-hook must return None or a "
-                                           f"tuple (new_args, new_kwargs), got {result!r}")
-                    args, kwargs = result
-            out = AnalogOptimizerMixin._analog_step(*args, **kwargs)
-            self._optimizer_step_code()
-            for post_hook in chain(self._optimizer_step_post_hooks.values(),
-                                   _HOOK_TABLES[1].values()):
-                post_hook(self, args, kwargs)
-        return out
+        if _profiling is None or _profiling():
+            with torch.autograd.profiler.record_function(
+                    f"Optimizer.step#{type(self).__name__}.step"):
+                return self._hooked_step(args, kwargs)
+        return self._hooked_step(args, kwargs)
 
     step.hooked = _OWN_HOOKS  # torch leaves a step marked hooked as it is
 
-    @torch.no_grad()
+    def _hooked_step(self, args: tuple, kwargs: dict):
+        """The step with the optimizer hooks around it (see :meth:`step`)."""
+        for pre_hook in chain(_HOOK_TABLES[0].values(), self._optimizer_step_pre_hooks.values()):
+            result = pre_hook(self, args, kwargs)
+            if result is not None:
+                if not (isinstance(result, tuple) and len(result) == 2):
+                    raise RuntimeError(f"an optimizer step pre-hook must return None or a "
+                                       f"tuple (new_args, new_kwargs), got {result!r}")
+                args, kwargs = result
+        out = AnalogOptimizerMixin._analog_step(*args, **kwargs)
+        self._optimizer_step_code()
+        for post_hook in chain(self._optimizer_step_post_hooks.values(),
+                               _HOOK_TABLES[1].values()):
+            post_hook(self, args, kwargs)
+        return out
+
     def _analog_step(self, closure=None, **kwargs):
+        # torch.no_grad() as a decorator makes about ten Python calls a step
+        enabled = torch.is_grad_enabled()
+        torch._C._set_grad_enabled(False)
+        try:
+            return self._analog_step_no_grad(closure, **kwargs)
+        finally:
+            torch._C._set_grad_enabled(enabled)
+
+    def _analog_step_no_grad(self, closure=None, **kwargs):
         groups = self.param_groups
         # the groups of analog contexts alone have nothing for the digital optimizer (their
         # contexts never get a gradient); it would still walk each of them
@@ -110,7 +116,9 @@ class AnalogOptimizerMixin:
         for group in self.param_groups:
             lr = float(group["lr"])
             for p in group["params"]:
-                if not isinstance(p, AnalogContext):
+                # (a Parameter's isinstance runs its metaclass's Python check)
+                if type(p) is not AnalogContext and (type(p) is torch.nn.Parameter
+                                                     or not isinstance(p, AnalogContext)):
                     continue
                 grid = p.analog_module
                 grids.append(grid)
