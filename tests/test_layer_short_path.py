@@ -56,7 +56,10 @@ def assert_same(short, general, grad_rtol: float = 0.0):
         torch.testing.assert_close(y1, y2, rtol=0, atol=0)
         assert (gx1 is None) == (gx2 is None)
         if gx1 is not None:
-            torch.testing.assert_close(gx1, gx2, rtol=grad_rtol, atol=grad_rtol * 1e-2)
+            # the two paths sum an input's patch contributions in different orders: float32
+            # rounding of sums whose terms reach the gradient's largest magnitude
+            torch.testing.assert_close(gx1, gx2, rtol=grad_rtol,
+                                       atol=grad_rtol * float(gx2.abs().max()))
         if gb1 is not None:
             torch.testing.assert_close(gb1, gb2, rtol=1e-6, atol=1e-7)
         for (xa, da), (xb, db) in zip(p1, p2):
