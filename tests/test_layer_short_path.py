@@ -83,12 +83,23 @@ def assert_same_steps(with_pass, without):
 
 @pytest.mark.parametrize("bias", ["digital", "analog", None])
 @pytest.mark.parametrize("device", [ConstantStepDevice(), SoftBoundsDevice()])
-def test_linear_short_path_equals_general_path(bias, device):
+@pytest.mark.parametrize("out_bound", [12.0, 0.25])
+def test_linear_short_path_equals_general_path(bias, device, out_bound):
+    """Also where outputs saturate (out_bound 0.25: some of them), whose gradients the mask of
+    the tile's output before the digital bias stops (the short path tests the bound and adds
+    the bias in one kernel call)."""
     config = SingleRPUConfig(device=device, mapping=MappingParameter(
-        digital_bias=bias != "analog"))
+        digital_bias=bias != "analog"), forward=IOParameters(out_bound=out_bound))
     x = torch.rand(6, 9, generator=torch.Generator().manual_seed(0)) - 0.5
     make = lambda: AnalogLinear(9, 5, bias=bias is not None, rpu_config=config, seed=3)  # noqa: E731
-    assert_same(run(make, x, False), run(make, x, True))
+    short = run(make, x, False)
+    assert_same(short, run(make, x, True))
+    if out_bound < 1:
+        y = torch.stack([record[0] for record in short[0]])
+        layer = make()
+        b = 0.0 if layer.bias is None else layer.bias.detach()
+        at_bound = ((y[0] - b).abs() >= 0.999 * out_bound)
+        assert 0 < int(at_bound.sum()) < at_bound.numel()
 
 
 @settings(deadline=None, max_examples=25)

@@ -54,13 +54,19 @@ def all_finite(a):
 
 
 @njit(cache=True)
-def any_at_bound(a, bound):
+def at_bound_or_add(a, bound, row):
     """Whether some ``|a[r, j]| >= bound`` (NaN is not) for a 2-d ``a``: the test of a
-    layer's saturated outputs, one pass without temporaries."""
+    layer's saturated outputs, one pass without temporaries. Where none is, adds ``row``
+    (length ``a.shape[1]``, or 0 for nothing) to every row of ``a`` in place: the layer's
+    digital bias, which comes after the test, in the same call."""
     for r in range(a.shape[0]):
         hit = 0
         for j in range(a.shape[1]):
             hit += abs(a[r, j]) >= bound
         if hit:
             return True
+    if row.shape[0]:
+        for r in range(a.shape[0]):
+            for j in range(a.shape[1]):
+                a[r, j] += row[j]
     return False

@@ -216,7 +216,8 @@ class _AnalogConvNd(AnalogLayerBase, _ConvNd):
         ``TileGrid.is_plain``): ``(convolution + bias, what :meth:`short_backward` reads)``,
         no autograd."""
         grid = self.analog_module
-        x_np = np.ascontiguousarray(x.detach().numpy())
+        # (inside the chain's forward only the first input may require a gradient)
+        x_np = np.ascontiguousarray((x.detach() if x.requires_grad else x).numpy())
         batch, spatial = x_np.shape[0], x_np.shape[2:]
         kernel, stride, dilation, out = self._geometry(spatial)
         x5 = x_np.reshape(batch, x_np.shape[1], *((1,) * (3 - self._ndim)), *spatial)
@@ -238,7 +239,8 @@ class _AnalogConvNd(AnalogLayerBase, _ConvNd):
         for)."""
         grid = self.analog_module
         x_t, mask, geometry, x_shape = saved
-        g = np.ascontiguousarray(grad_y.detach().numpy(), dtype=grid.dtype)
+        g = np.ascontiguousarray((grad_y.detach() if grad_y.requires_grad else grad_y).numpy(),
+                                 dtype=grid.dtype)
         batch, channels = g.shape[0], g.shape[1]
         g = g.reshape(batch, channels, math.prod(g.shape[2:]))
         d = np.empty((batch * g.shape[2], channels), grid.dtype)

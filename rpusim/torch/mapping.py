@@ -25,7 +25,7 @@ from rpusim.configs.inference import TorchInferenceRPUConfig
 from rpusim.configs.rpu import RPUConfig
 from rpusim.devices import IdealDevice
 from rpusim.hwa import is_hardware_aware
-from rpusim.kernels.checks import all_finite, any_at_bound
+from rpusim.kernels.checks import all_finite, at_bound_or_add
 from rpusim.kernels.input_range import range_gradient_terms
 from rpusim.tile import AnalogTile, _require_finite
 from rpusim.torch.tile import LayerTile
@@ -501,9 +501,9 @@ class TileGrid(nn.Module):
                       ) -> tuple[torch.Tensor, tuple]:
         """The short path's forward (see :meth:`is_plain`): ``(W x + bias, what
         :meth:`short_backward` reads)`` for a 2-d ``x`` in the tile dtype, no autograd."""
-        y, x_t, mask = self.plain_forward(x.detach().numpy())
-        if bias is not None:
-            y += bias.detach().numpy()
+        # (inside the chain's forward only the first input may require a gradient)
+        y, x_t, mask = self.plain_forward((x.detach() if x.requires_grad else x).numpy(),
+                                          None if bias is None else bias.detach().numpy())
         return torch.from_numpy(y), (x_t, mask)
 
     def short_backward(self, saved: tuple, grad_y: torch.Tensor, input_gradient: bool,
@@ -512,7 +512,7 @@ class TileGrid(nn.Module):
         the input, the digital bias and the weight parameter (each None where not asked
         for, see :meth:`plain_backward`)."""
         x_t, mask = saved
-        d = grad_y.detach().numpy()
+        d = (grad_y.detach() if grad_y.requires_grad else grad_y).numpy()
         if d.dtype != self.dtype or not d.flags.c_contiguous:
             d = np.ascontiguousarray(d, dtype=self.dtype)
         z = self.plain_backward(x_t, d, mask, input_gradient)
@@ -521,9 +521,11 @@ class TileGrid(nn.Module):
         grad_bias = grad_y.sum(0) if bias_gradient else None
         return grad_x, grad_bias, _weight_gradient(self, weight_gradient)
 
-    def plain_forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, object]:
+    def plain_forward(self, x: np.ndarray, bias: np.ndarray | None = None
+                      ) -> tuple[np.ndarray, np.ndarray, object]:
         """Forward of a one-tile grid without scales (see :meth:`run`): ``(y, the tile's
-        input, saturation mask or None)``."""
+        input, saturation mask or None)``; ``bias`` (a digital bias in the tile dtype, or
+        None) is added to ``y``, after the saturation test."""
         if not x.flags.c_contiguous:
             x = np.ascontiguousarray(x)
         if self.analog_bias:
@@ -532,9 +534,11 @@ class TileGrid(nn.Module):
         is_test = not self.training
         if tile.torch_autograd:
             y, saved = tile.forward_saving(x, is_test, samples=self._samples(x))
+            if bias is not None:
+                y += bias
             return y, x, saved
         y = tile._forward_rows(x, is_test)
-        return y, x, _saturation_mask(tile, y, is_test)
+        return y, x, _saturation_mask(tile, y, is_test, bias)
 
     def plain_backward(self, x: np.ndarray, d: np.ndarray, mask,
                        input_gradient: bool = True) -> np.ndarray | None:
@@ -1232,7 +1236,8 @@ def _range_terms(x: np.ndarray, z: np.ndarray, r: float) -> tuple | None:
     return range_gradient_terms(x2, z2, x.dtype.type(r))
 
 
-def _saturation_mask(tile: AnalogTile, y: np.ndarray, is_test: bool):
+def _saturation_mask(tile: AnalogTile, y: np.ndarray, is_test: bool,
+                     bias: np.ndarray | None = None):
     """Outputs at the ADC bound get no backward gradient (aihwkit's periphery, io spec §9).
 
     aihwkit tests the tile's raw output, before the remapping scales of hardware-aware
@@ -1241,18 +1246,26 @@ def _saturation_mask(tile: AnalogTile, y: np.ndarray, is_test: bool):
     may have turned negative). Its C++-backed tiles test whenever ``forward.out_bound > 0``,
     also for a perfect or IDEAL forward, whose outputs are not clipped (checked on aihwkit
     1.2.0). Its torch-based tiles take the gradients of their forward instead
-    (:func:`_tile_forward`). Floating-point tiles have no forward IO there."""
+    (:func:`_tile_forward`). Floating-point tiles have no forward IO there.
+
+    ``bias`` (a layer's digital bias in ``y``'s dtype, or None) is then added to ``y`` in
+    place; the mask is of the values before it."""
     io = tile.rpu_config.forward
-    if io.out_bound <= 0 or tile._forward_mvm.exact or y.size == 0:
-        return None
-    bound = 0.999 * io.out_scale * io.out_bound
-    scales = tile._output_scales(is_test)
-    if scales is not None:
-        return np.abs(y) >= bound * np.abs(np.asarray(scales, np.float64))
-    # one pass decides the common case (nothing saturates) without a temporary array
-    if not any_at_bound(y, y.dtype.type(bound)):
-        return None
-    return np.abs(y) >= bound
+    mask = None
+    if io.out_bound > 0 and not tile._forward_mvm.exact and y.size:
+        bound = 0.999 * io.out_scale * io.out_bound
+        scales = tile._output_scales(is_test)
+        if scales is not None:
+            mask = np.abs(y) >= bound * np.abs(np.asarray(scales, np.float64))
+        # one call decides the common case (nothing saturates) without a temporary array,
+        # and adds the bias then
+        elif not at_bound_or_add(y, y.dtype.type(bound), y[0, :0] if bias is None else bias):
+            return None
+        else:
+            mask = np.abs(y) >= bound
+    if bias is not None:
+        y += bias
+    return mask
 
 
 def _with_config(state: dict, tile: AnalogTile, strict_check: bool) -> dict:
