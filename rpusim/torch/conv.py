@@ -222,7 +222,8 @@ class _AnalogConvNd(AnalogLayerBase, _ConvNd):
         kernel, stride, dilation, out = self._geometry(spatial)
         x5 = x_np.reshape(batch, x_np.shape[1], *((1,) * (3 - self._ndim)), *spatial)
         positions = out[0] * out[1] * out[2]
-        grid.rows_per_sample = positions
+        if grid.rows_per_sample != positions:  # (nn.Module's attribute setting: microseconds)
+            grid.rows_per_sample = positions
         patches = np.empty((batch * positions, self.in_size), grid.dtype)
         im2col(x5, kernel, stride, dilation, out, patches)
         y, x_t, mask = grid.plain_forward(patches)
@@ -326,10 +327,17 @@ class _AnalogConvNd(AnalogLayerBase, _ConvNd):
     def _geometry(self, spatial: tuple[int, ...]) -> tuple[tuple[int, int, int], ...]:
         """Kernel, stride, dilation and output size as three spatial dimensions each (the
         missing leading ones 1), for :mod:`rpusim.kernels.patches`."""
+        # every call asks: the last answer is kept (the layer's settings are in the key)
+        key = (spatial, self.kernel_size, self.stride, self.dilation)
+        memo = self.__dict__.get("_geometry_memo")
+        if memo is not None and memo[0] == key:
+            return memo[1]
         pad = (1,) * (3 - self._ndim)
         out = tuple((s - d * (k - 1) - 1) // st + 1 for s, k, st, d in
                     zip(spatial, self.kernel_size, self.stride, self.dilation))
-        return (pad + self.kernel_size, pad + self.stride, pad + self.dilation, pad + out)
+        geometry = (pad + self.kernel_size, pad + self.stride, pad + self.dilation, pad + out)
+        self.__dict__["_geometry_memo"] = (key, geometry)
+        return geometry
 
     # -- weights -------------------------------------------------------------------------------
     def get_weights(self, apply_weight_scaling: bool = True
