@@ -47,6 +47,16 @@ class AnalogStep:
         self.unit, self.params, self.pad, self.unpad = unit, params, pad, unpad
         self.token = token
 
+    def holds(self, layer, grid, dtype: torch.dtype) -> bool:
+        """Whether ``grid`` (``layer``'s grid now) is still plain for ``dtype`` and this step's
+        parameters are still its analog context, ``layer``'s bias and its weight binding (the
+        common part of the layers' ``chain_step_current``)."""
+        params = self.params
+        bias = layer._parameters.get("bias", self)  # (missing: never this step's bias)
+        return (grid is not None and bias is params[1]
+                and grid._parameters.get("analog_ctx") is params[0]
+                and grid.is_plain_for(dtype, bias) and grid.plain_weight() is params[2])
+
     def forward(self, t: torch.Tensor):
         if self.pad is not None:
             t = torch.nn.functional.pad(t, self.pad)

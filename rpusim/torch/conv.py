@@ -267,16 +267,14 @@ class _AnalogConvNd(AnalogLayerBase, _ConvNd):
         if (type(self).forward is not _AnalogConvNd.forward or len(shape) != n + 2
                 or shape[1] != self.in_channels or not grid.is_plain_for(dtype, bias)):
             return None
-        # the geometry of the last input shape, kept (a chain asks at every call)
-        memo = self.__dict__.get("_chain_geometry")
-        settings = self._chain_settings()
-        if memo is None or memo[0] != shape[1:] or memo[1] != settings:
-            memo = self._chain_geometry = (shape[1:], settings, self._chain_shape(shape))
-        if memo[2] is None:
+        # (asked once per input shape: the container keeps the run, chain_step_current
+        # compares the settings)
+        found = self._chain_shape(shape)
+        if found is None:
             return None
-        out, pad, unpad = memo[2]
+        out, pad, unpad = found
         step = AnalogStep(self, (grid._parameters["analog_ctx"], bias, grid.plain_weight()),
-                          pad, unpad, settings)
+                          pad, unpad, self._chain_settings())
         return step, (shape[0], self.out_channels, *out)
 
     def _chain_settings(self) -> tuple:
@@ -288,12 +286,7 @@ class _AnalogConvNd(AnalogLayerBase, _ConvNd):
         """Whether :meth:`chain_step` would still make ``step`` (for the same input shape and
         ``dtype``; the caller has tested that this is the same module with the same type and
         no hooks): the same parameters, weight binding and geometry, the grid still plain."""
-        grid = self._modules.get("analog_module")
-        params = step.params
-        bias = self._parameters.get("bias", step)  # (missing: never step's bias)
-        return (grid is not None and bias is params[1]
-                and grid._parameters.get("analog_ctx") is params[0]
-                and grid.is_plain_for(dtype, bias) and grid.plain_weight() is params[2]
+        return (step.holds(self, self._modules.get("analog_module"), dtype)
                 and self._chain_settings() == step.token)
 
     def _chain_shape(self, shape: tuple):

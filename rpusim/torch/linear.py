@@ -171,11 +171,7 @@ class AnalogLinear(AnalogLayerBase, nn.Linear):
         ``dtype``; the caller has tested that this is the same module with the same type and
         no hooks): the same grid, parameters and weight binding, the grid still plain."""
         grid = self._modules.get("analog_module")
-        params = step.params
-        bias = self._parameters.get("bias", step)  # (missing: never step's bias)
-        return (grid is step.unit and bias is params[1]
-                and grid._parameters.get("analog_ctx") is params[0]
-                and grid.is_plain_for(dtype, bias) and grid.plain_weight() is params[2])
+        return grid is step.unit and step.holds(self, grid, dtype)
 
     def get_weights(self, apply_weight_scaling: bool = True
                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
