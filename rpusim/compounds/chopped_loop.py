@@ -23,9 +23,10 @@ import math
 import numpy as np
 from numba import njit
 
-from rpusim.compounds.kernels import chopped_sum2, chopped_transfer, dynamic_transfer
+from rpusim.compounds.kernels import chopped_sum2, chopped_transfer_into, dynamic_transfer_into
 from rpusim.kernels import io as kio
-from rpusim.kernels.update import _apply_k, serial_stochastic_update
+from rpusim.kernels.update import (_apply_k, serial_stochastic_update,
+                                   stochastic_update_into, update_scratch)
 
 __all__ = ["chopped_loop", "F_FIELDS", "I_FIELDS", "S_FIELDS"]
 
@@ -60,6 +61,13 @@ def _uniform(raw, pos):
 def _update(W, P, Wp, X, D, c, flags, key, params, wn_sigma):
     """A device's pulsed update as ``pulsed_update`` runs a small one (no pulse counters)."""
     if wn_sigma > 0 or not _COMPOSITE(W, P, X, D, c, flags, key, key, params):
+        serial_stochastic_update(W, P, Wp, X, D, c, flags, key, key, params, wn_sigma)
+
+
+@njit(cache=True, inline="always")
+def _update_one(W, P, Wp, X, D, c, flags, key, params, wn_sigma, scratch):
+    """:func:`_update` of one sample on kept scratch arrays (``update_scratch`` of X, D)."""
+    if wn_sigma > 0 or not stochastic_update_into(W, P, X, D, c, flags, key, params, scratch):
         serial_stochastic_update(W, P, Wp, X, D, c, flags, key, key, params, wn_sigma)
 
 
@@ -116,6 +124,12 @@ def chopped_loop(X, D, WA, PA, WpA, cA, flags_pos, flags_neg, params_a, WC, PC, 
     v = np.empty((1, nd), X.dtype)
     write = np.empty((1, nd), X.dtype)
     chi = np.empty(nd, X.dtype)
+    counts = np.empty(nd, X.dtype)
+    # one sample's arrays, kept for the loop: with a transfer after every sample (the
+    # default) each sample's SGD and write would otherwise allocate a dozen small arrays
+    x_one = np.empty((1, nx), X.dtype)
+    d_one = np.empty((1, nd), X.dtype)
+    scratch = update_scratch(x_one, d_one)
     start = 0
     while start < m:
         chunk = m - start
@@ -124,8 +138,8 @@ def chopped_loop(X, D, WA, PA, WpA, cA, flags_pos, flags_neg, params_a, WC, PC, 
         # chopped SGD on A: per sample with auto scaling, else the chunk in one call
         per = 1 if ip[_I_AUTO] != 0 else chunk
         for r0 in range(start, start + chunk, per):
-            Xs = np.empty((per, nx), X.dtype)
-            Ds = np.empty((per, nd), X.dtype)
+            Xs = x_one if per == 1 else np.empty((per, nx), X.dtype)
+            Ds = d_one if per == 1 else np.empty((per, nd), X.dtype)
             for r in range(per):
                 for j in range(nx):
                     Xs[r, j] = X[r0 + r, j] * s_x[j]
@@ -154,8 +168,11 @@ def chopped_loop(X, D, WA, PA, WpA, cA, flags_pos, flags_neg, params_a, WC, PC, 
             last = lr_pc
             key = raw[pos]
             pos += 1
-            _update(WA, PA, WpA, Xs, Ds, cA, flags_neg if lr_pc < 0 else flags_pos, key,
-                    params_a, wn[0])
+            flags_a = flags_neg if lr_pc < 0 else flags_pos
+            if per == 1:
+                _update_one(WA, PA, WpA, Xs, Ds, cA, flags_a, key, params_a, wn[0], scratch)
+            else:
+                _update(WA, PA, WpA, Xs, Ds, cA, flags_a, key, params_a, wn[0])
         idx += chunk
         start += chunk
         if period <= 0 or idx % period != 0 or ip[_I_TRANSFERS] == 0:
@@ -178,12 +195,12 @@ def chopped_loop(X, D, WA, PA, WpA, cA, flags_pos, flags_neg, params_a, WC, PC, 
             switched[c] = False
             if ip[_I_CORRECT_ACC] != 0:
                 lam = lam / min(dt(current), inv_ga)
-            counts = dynamic_transfer(H, M, Pm, c, v[0], chi, lam, nmax, keep, momentum,
-                                      ip[_I_FORGET] != 0, cap, beta, prev)
+            dynamic_transfer_into(H, M, Pm, c, v[0], chi, lam, nmax, keep, momentum,
+                                  ip[_I_FORGET] != 0, cap, beta, prev, counts)
             due = counter > n_samples
         else:
-            counts = chopped_transfer(H, c, v[0], chi, lam, nmax, keep, momentum,
-                                      ip[_I_FORGET] != 0, ip[_I_NO_BUFFER] != 0)
+            chopped_transfer_into(H, c, v[0], chi, lam, nmax, keep, momentum,
+                                  ip[_I_FORGET] != 0, ip[_I_NO_BUFFER] != 0, counts)
             due = True
         # ... write it into C when any count is not zero ...
         nonzero = False
@@ -193,7 +210,7 @@ def chopped_loop(X, D, WA, PA, WpA, cA, flags_pos, flags_neg, params_a, WC, PC, 
         if nonzero and due:
             key = raw[pos]
             pos += 1
-            _update(WC, PC, WpC, unit, write, cC, flags_c, key, params_c, wn[1])
+            _update_one(WC, PC, WpC, unit, write, cC, flags_c, key, params_c, wn[1], scratch)
         unit[0, c] = zero
         # ... and flip the choppers
         if dynamic:

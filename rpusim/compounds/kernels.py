@@ -11,7 +11,8 @@ from numba import njit
 from rpusim.kernels.rng import init_stream, normal, stream_key
 from rpusim.kernels.update import clip_as_numpy, device_step
 
-__all__ = ["buffered_transfer", "chopped_transfer", "dynamic_transfer", "accumulate_chi",
+__all__ = ["buffered_transfer", "chopped_transfer", "chopped_transfer_into", "dynamic_transfer",
+           "dynamic_transfer_into", "accumulate_chi",
            "apply_up_pulses", "weighted_sum2", "chopped_sum2", "add_scaled", "refresh_plan",
            "reset_at", "split_counts", "mixed_transfer", "group_by_device"]
 
@@ -181,8 +182,16 @@ def chopped_transfer(H, c, v, chi, lam, nmax, keep, momentum, forget, no_buffer)
 
     ``chi[r]`` is the chopper sign of element ``r`` of the slice.
     """
+    counts = np.zeros(v.shape[0], v.dtype)
+    chopped_transfer_into(H, c, v, chi, lam, nmax, keep, momentum, forget, no_buffer, counts)
+    return counts
+
+
+@njit(cache=True)
+def chopped_transfer_into(H, c, v, chi, lam, nmax, keep, momentum, forget, no_buffer, counts):
+    """:func:`chopped_transfer` with the counts written into ``counts`` (for the per-sample
+    loop, which keeps one array for them)."""
     n = v.shape[0]
-    counts = np.zeros(n, v.dtype)
     zero = v.dtype.type(0)
     one = v.dtype.type(1)
     for r in range(n):
@@ -197,7 +206,6 @@ def chopped_transfer(H, c, v, chi, lam, nmax, keep, momentum, forget, no_buffer)
                 omega = omega - keep * steps
         H[r, c] = omega
         counts[r] = steps
-    return counts
 
 
 @njit(cache=True)
@@ -206,8 +214,17 @@ def dynamic_transfer(H, M, Pm, c, v, chi, lam, nmax, keep, momentum, forget, cap
 
     ``M``/``Pm`` are the running and past means; ``keep = 1 - momentum``; ``cap <= 0`` no cap.
     """
+    counts = np.zeros(v.shape[0], v.dtype)
+    dynamic_transfer_into(H, M, Pm, c, v, chi, lam, nmax, keep, momentum, forget, cap, beta,
+                          prev, counts)
+    return counts
+
+
+@njit(cache=True)
+def dynamic_transfer_into(H, M, Pm, c, v, chi, lam, nmax, keep, momentum, forget, cap, beta,
+                          prev, counts):
+    """:func:`dynamic_transfer` with the counts written into ``counts``."""
     n = v.shape[0]
-    counts = np.zeros(n, v.dtype)
     zero = v.dtype.type(0)
     one = v.dtype.type(1)
     for r in range(n):
@@ -227,7 +244,6 @@ def dynamic_transfer(H, M, Pm, c, v, chi, lam, nmax, keep, momentum, forget, cap
         H[r, c] = omega
         counts[r] = steps
         M[r, c] = M[r, c] * (one - beta) + v[r] * beta
-    return counts
 
 
 @njit(cache=True)

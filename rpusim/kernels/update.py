@@ -674,6 +674,32 @@ def serial_stochastic_update(W, P, Wp, X, D, c, flags, key, noise, params, wn_si
         _write_noise_s(W, Wp, xq, dq, dlong, cols, ncols, xlong, wn_sigma, noise, states)
 
 
+@njit(cache=True)
+def stochastic_update_into(W, P, X, D, c, flags, key, params, scratch):
+    """The small-update composite of rpusim's own devices under stochastic pulses (what
+    ``pulsed_update`` runs for a small batch, with ``key`` for the noise too) on the scratch
+    arrays ``scratch`` of :func:`update_scratch` for ``X``'s and ``D``'s shapes, which it
+    does not allocate: for kernels that update sample by sample (the chopped transfers' loop),
+    where the composite's nine allocations were a good part of a small tile's sample. Returns
+    False, having changed nothing, for bit trains longer than one word."""
+    bl, xq, dq, states, cols, ncols, xneg, xwords, dbits = scratch
+    if _lines_s(X, D, c, flags, key, bl, xq, dq, dbits, cols, ncols, xwords, xneg,
+                states) > 0:
+        return False
+    _apply_builtin_stochastic_s(W, P, xq, dq, dbits, cols, ncols, xwords, xneg,
+                                flags[_F_NEGATIVE_LR] != 0, key, params, states)
+    return True
+
+
+@njit(cache=True, inline="always")
+def update_scratch(X, D):
+    """The scratch arrays of :func:`stochastic_update_into` for batches shaped as ``X``, ``D``
+    (the composite's own, as it allocates them)."""
+    bl, xq, dq, states, cols, ncols, xneg = _scratch(X, D)
+    return (bl, xq, dq, states, cols, ncols, xneg, np.empty(xq.shape, np.uint64),
+            np.empty(dq.shape, np.uint64))
+
+
 @njit(cache=True, inline="always")
 def _write_noise_s(W, Wp, xq, dq, dbits, cols, ncols, xwords, wn_sigma, noise, states):
     """The apparent weights of every element the pulses touched, redrawn around ``Wp``."""
