@@ -490,3 +490,49 @@ def test_fused_stochastic_stages_equal_the_separate_kernels(desired_bl, ubm, um,
         np.testing.assert_array_equal(xneg2[r, :n], xneg[r, :n])
         np.testing.assert_array_equal(xwords2[r, :n], xwords[r, :n, 0])
         np.testing.assert_array_equal(dbits2[r], dbits[r, :, 0])
+
+
+@given(desired_bl=st.sampled_from([1, 5, 31, 100]), ubm=st.booleans(),
+       lr=st.sampled_from([-0.05, 0.01, 0.5]), seed=st.integers(0, 10_000),
+       shape=st.sampled_from([(1, 1, 1), (1, 25, 16), (3, 9, 8), (1, 64, 5)]),
+       sparsity=st.sampled_from([0.0, 0.5]))
+def test_update_on_kept_scratch_equals_the_small_update_composite(desired_bl, ubm, lr, seed,
+                                                                 shape, sparsity):
+    """``stochastic_update_into`` (the chopped transfers' per-sample update) on scratch arrays
+    kept across calls gives the small-update composite's weights and device state bit for bit,
+    and refuses (changing nothing) exactly where the composite does: trains longer than one
+    word. The scratch is used twice, for two different batches, so that what the first call
+    left in it cannot decide the second."""
+    from rpusim.configs import SoftBoundsDevice
+    from rpusim.kernels import update as engine
+
+    m, nx, nd = shape
+    rng = np.random.default_rng(seed)
+    tile = AnalogTile(nd, nx, SingleRPUConfig(device=SoftBoundsDevice(dw_min_std=0.3)),
+                      seed=seed)
+    model = tile._model
+    upd = UpdateParameters(pulse_type=PulseType.STOCHASTIC_COMPRESSED, desired_bl=desired_bl,
+                           update_bl_management=ubm)
+    _, flags_pos, flags_neg, floats = engine._plan(upd)
+    flags = flags_neg if lr < 0 else flags_pos
+    c = engine._constants(floats, lr, model.granularity, np.float32)
+    composite = engine._apply_k[(True, True)][2]
+    scratch = engine.update_scratch(np.empty((m, nx), np.float32),
+                                    np.empty((m, nd), np.float32))
+    W1, P1 = model.w.copy(), model.P.copy()
+    W2, P2 = model.w.copy(), model.P.copy()
+    for call in range(2):
+        X = rng.uniform(-1, 1, (m, nx)).astype(np.float32)
+        D = rng.uniform(-0.5, 0.5, (m, nd)).astype(np.float32)
+        X[rng.random((m, nx)) < sparsity] = 0
+        key = np.uint64(seed * 7 + call)
+        before = W2.copy(), P2.copy()
+        done = composite(W1, P1, X, D, c, flags, key, key, model.params)
+        assert engine.stochastic_update_into(W2, P2, X, D, c, flags, key, model.params,
+                                             scratch) == done
+        if not done:
+            np.testing.assert_array_equal(W2, before[0])
+            np.testing.assert_array_equal(P2, before[1])
+            return
+        np.testing.assert_array_equal(W2.view(np.int32), W1.view(np.int32))
+        np.testing.assert_array_equal(P2.view(np.int32), P1.view(np.int32))
