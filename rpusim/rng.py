@@ -57,10 +57,11 @@ class TileRNG:
         bg = self.generator.bit_generator
         after = bg.state
         bg.advance(2**128 - n)
-        state = bg.state
-        state["has_uint32"] = after["has_uint32"]
-        state["uinteger"] = after["uinteger"]
-        bg.state = state
+        if after["has_uint32"]:  # (an empty buffer is what the advance leaves)
+            state = bg.state
+            state["has_uint32"] = after["has_uint32"]
+            state["uinteger"] = after["uinteger"]
+            bg.state = state
         self.keys_drawn -= n
 
     def normal(self, shape, dtype) -> np.ndarray:
