@@ -875,7 +875,11 @@ class TileGrid(nn.Module):
             rate = lr * self._lr_scale[k]
             if rate != tile._learning_rate or type(rate) is not float:
                 tile.learning_rate = rate
-            tile.update(x, d)
+            # a split grid stores views of the layer's input and errors: copied here, the
+            # tile takes its short path (which still tests them), not its conversion of any
+            # array-like (a copy and a finiteness pass of its own)
+            tile.update(x if x.flags.c_contiguous else np.ascontiguousarray(x),
+                        d if d.flags.c_contiguous else np.ascontiguousarray(d))
 
     def post_update_step(self) -> None:
         """Every tile's post-update step (diffusion and decay; hardware-aware tiles: clip,
