@@ -307,11 +307,15 @@ def group_by_device(u, first, n, X, D, Xs, Ds, counts):
 
 @njit(cache=True)
 def accumulate_chi(chi, X, D, lr):
-    """``chi += lr * d x^T`` sample by sample, in the dtype of ``chi`` (compounds §9)."""
+    """``chi += lr * d x^T`` sample by sample, in the dtype of ``chi`` (compounds §9).
+
+    Row by row, the samples inside: each element still adds its samples' terms in sample
+    order (the same sums), while a row of ``chi`` stays in the cache over the batch (sample
+    by sample, the whole of ``chi`` went through it once per sample)."""
     m, nx = X.shape
     nd = D.shape[1]
-    for s in range(m):
-        for i in range(nd):
+    for i in range(nd):
+        for s in range(m):
             a = lr * D[s, i]
             if a == 0:
                 continue
