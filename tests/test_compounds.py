@@ -1072,3 +1072,33 @@ def test_compound_pickles_after_updates(device):
             tile.update(x, d, lr=0.1)
     for tile in copies:
         np.testing.assert_array_equal(tile.get_weights(), t.get_weights())
+
+
+@pytest.mark.parametrize("listed_lifetime, clips", [(20.0, True), (0.0, False)])
+def test_a_listed_but_unbuilt_config_with_a_lifetime_decays_every_device(listed_lifetime,
+                                                                          clips):
+    """aihwkit decides on a cell's listed device configs whether the post-update step decays
+    it, and then decays every built device, each clipping its weights to its bounds. A
+    TransferCompound builds its third device from the second config, so a lifetime on the
+    third config only makes the step run: device 0 (lifetime 0, decay scale 1) is clipped
+    at its bounds. Its stored weight is conductance minus reference (0.1), so pulses that
+    drive the conductance to min_bound -0.9 leave it at -1.0, below the bound. Found by the
+    tile fuzzer (seed 30, scenario 243, recorded with aihwkit 1.2.0)."""
+    quiet = dict(w_max_dtod=0.0, w_min_dtod=0.0, dw_min_dtod=0.0, up_down_dtod=0.0,
+                 reset_dtod=0.0, dw_min_std=0.0, w_max=0.4, w_min=-0.9)
+    devices = [C.PowStepReferenceDevice(reference_mean=0.1, dw_min=0.5, pow_gamma=0.0, **quiet),
+               C.SoftBoundsReferenceDevice(**quiet),
+               C.SoftBoundsReferenceDevice(lifetime=listed_lifetime, **quiet)]
+    tile = AnalogTile(1, 4, C.UnitCellRPUConfig(device=C.TransferCompound(
+        unit_cell_devices=devices, transfer_every=0)), seed=3)
+    for _ in range(5):  # constant down steps of 0.5 from c = 0.1: c at -0.9 after two
+        tile.update(np.ones((1, 4), np.float32), np.ones((1, 1), np.float32), lr=1.0)
+    before = tile.get_hidden_parameters()
+    np.testing.assert_array_equal(before["hidden_weights_0"], np.full((1, 4), -1.0, np.float32))
+    tile.post_update_step()
+    after = tile.get_hidden_parameters()
+    np.testing.assert_array_equal(after["hidden_weights_0"],
+                                  np.full((1, 4), -0.9 if clips else -1.0, np.float32))
+    for k in ("hidden_weights_1", "hidden_weights_2"):  # inside their bounds, scale 1
+        np.testing.assert_array_equal(after[k], before[k])
+    assert tile._model.requires_decay() == clips

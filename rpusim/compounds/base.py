@@ -107,6 +107,19 @@ def _same(given: np.ndarray, value: np.ndarray) -> bool:
     return np.allclose(given, value, rtol=1e-6, atol=1e-7)
 
 
+def _listed_require(config, field: str) -> bool:
+    """Whether a device config of a cell's list (nested cells searched) has ``field``
+    (``lifetime``, ``diffusion``) above 0: aihwkit's ``requires_decay`` /
+    ``requires_diffusion`` of a unit cell's config."""
+    devices = getattr(config, "unit_cell_devices", None)
+    if devices is not None:
+        return any(_listed_require(dev, field) for dev in devices)
+    inner = getattr(config, "device", None)  # a digital rank-update cell's device
+    if inner is not None and not isinstance(inner, (int, float, str)):
+        return _listed_require(inner, field)
+    return getattr(config, field, 0.0) > 0
+
+
 class CompoundModel:
     """Sub-device models plus the reduced weight ``w`` (the same array object for life).
 
@@ -310,10 +323,18 @@ class CompoundModel:
         self.reduce()
 
     def requires_decay(self) -> bool:
-        return any(dev.requires_decay() for dev in self.devices)
+        """Whether the optimizer's post-update step decays this cell. aihwkit decides on the
+        cell's listed device configs (its config's ``requires_decay``), also on those it
+        does not build (a TransferCompound's third and later configs: it builds copies of
+        the second), and then decays every built device, each of which clips its weights
+        to its bounds even without a lifetime of its own."""
+        return _listed_require(self.config, "lifetime") or any(
+            dev.requires_decay() for dev in self.devices)
 
     def requires_diffusion(self) -> bool:
-        return any(dev.requires_diffusion() for dev in self.devices)
+        """As :meth:`requires_decay`, for diffusion."""
+        return _listed_require(self.config, "diffusion") or any(
+            dev.requires_diffusion() for dev in self.devices)
 
     def leaf_models(self) -> list:
         out = []
