@@ -57,7 +57,8 @@ class TileRNG:
         bg = self.generator.bit_generator
         after = bg.state
         bg.advance(2**128 - n)
-        if after["has_uint32"]:  # (an empty buffer is what the advance leaves)
+        # the advance leaves an empty buffer (both fields 0): put back only what differs
+        if after["has_uint32"] or after["uinteger"]:
             state = bg.state
             state["has_uint32"] = after["has_uint32"]
             state["uinteger"] = after["uinteger"]

@@ -71,13 +71,16 @@ def test_streams_are_distinct_and_reproducible():
 
 
 def test_unkey_restores_the_generator_exactly():
-    """A failed call undoes its kernel keys; the 32-bit buffer of PCG64 survives."""
+    """A failed call undoes its kernel keys; the 32-bit buffer of PCG64 survives, and the
+    state compares equal, also with a used-up buffer's stale value."""
     from rpusim.rng import TileRNG
 
-    for buffered in (False, True):
+    for buffered in (0, 1, 2):
         rng = TileRNG(17)
-        if buffered:
-            rng.generator.random(dtype=np.float32)  # leaves half a 64-bit draw buffered
+        for _ in range(buffered):
+            # one draw leaves half a 64-bit draw buffered; two use it up and leave its
+            # value in the state (not used again, but part of the state that is saved)
+            rng.generator.random(dtype=np.float32)
         before = rng.get_state()
         keys = [rng.key() for _ in range(3)]
         rng.unkey(3)

@@ -625,8 +625,8 @@ def _dot_body(W, i, v):
 
     Compiled with reassociation allowed for its sum only (and not inlined by numba, which
     would compile the body under its caller's flags), so that LLVM vectorises it: the sum
-    of one output over the inputs in the order of the vector lanes, 2-5x faster than in
-    input order for the digits networks' layers. The order is fixed by the compiled code (the
+    of one output over the inputs in the order of the vector lanes, 1.5-4.6x faster than
+    in input order for the digits networks' layers. The order is fixed by the compiled code (the
     same bits on every call and thread count; another CPU's vector width may sum in another
     order, as the BLAS product of the larger calls does)."""
     # -0.0 + p is p for every p (-0.0 included): the sum of the products alone; a start at
