@@ -536,3 +536,27 @@ def test_update_on_kept_scratch_equals_the_small_update_composite(desired_bl, ub
             return
         np.testing.assert_array_equal(W2.view(np.int32), W1.view(np.int32))
         np.testing.assert_array_equal(P2.view(np.int32), P1.view(np.int32))
+
+
+@given(seed=st.integers(0, 10_000), d_scale=st.sampled_from([1e-3, 0.05, 1.0]),
+       shape=st.sampled_from([(4, 6), (16, 25), (40, 3)]))
+def test_pulse_counters_count_the_pulses_applied(seed, d_scale, shape):
+    """The pulse counters (the totals kernel, which also decides the write-noise redraw)
+    equal the pulses the update applied, element by element, including the d trains that do
+    not fire (small errors leave most of them empty). One sample: every pulse of an element
+    has the same sign, so a quiet ConstantStep device's weight moves by exactly the count
+    times dw_min (far from its bounds)."""
+    nd, nx = shape
+    rng = np.random.default_rng(seed)
+    dw = 1 / 64  # a power of two: the weight's steps add exactly
+    tile = AnalogTile(nd, nx, SingleRPUConfig(device=quiet_constant_step(
+        dw_min=dw, w_max=100.0, w_min=-100.0, count_pulses=True)), seed=seed)
+    tile.set_weights(np.zeros((nd, nx), np.float32))
+    x = rng.uniform(-1, 1, (1, nx)).astype(np.float32)
+    d = (rng.uniform(-1, 1, (1, nd)) * d_scale).astype(np.float32)
+    tile.update(x, d, lr=0.5)
+    moved = np.abs(tile.get_weights()) / np.float32(dw)
+    np.testing.assert_array_equal(tile.get_pulse_counters(), np.rint(moved).astype(np.int64))
+    assert np.array_equal(moved, np.rint(moved))
+    if d_scale == 1.0:
+        assert tile.get_pulse_counters().sum() > 0
