@@ -115,7 +115,7 @@ def _listed_require(config, field: str) -> bool:
     if devices is not None:
         return any(_listed_require(dev, field) for dev in devices)
     inner = getattr(config, "device", None)  # a digital rank-update cell's device
-    if inner is not None and not isinstance(inner, (int, float, str)):
+    if inner is not None:
         return _listed_require(inner, field)
     return getattr(config, field, 0.0) > 0
 
@@ -327,7 +327,8 @@ class CompoundModel:
         cell's listed device configs (its config's ``requires_decay``), also on those it
         does not build (a TransferCompound's third and later configs: it builds copies of
         the second), and then decays every built device, each of which clips its weights
-        to its bounds even without a lifetime of its own."""
+        to its bounds even without a lifetime of its own. The built devices' own tests
+        count too: a custom device model decides for itself."""
         return _listed_require(self.config, "lifetime") or any(
             dev.requires_decay() for dev in self.devices)
 
