@@ -811,9 +811,16 @@ _DYNAMIC_EDITS = [("buffer_cap", (2.0, 0.0, 5.0)), ("tail_weightening", (1.0, 5.
                   ("experimental_correct_accumulation", (True, False, True))]
 
 
+_V1_EDITS = [("transfer_lr", (0.5, 0.0, 2.0)), ("scale_transfer_lr", (False, True, False)),
+             ("n_reads_per_transfer", (2, 1, 3)), ("with_reset_prob", (0.5, 0.0, 0.2)),
+             ("random_selection", (True, False, True)), ("transfer_columns", (False, True, True)),
+             ("no_self_transfer", (False, True, False))]
+
+
 @pytest.mark.parametrize("cell, field, values",
                          [("chopped", f, v) for f, v in _EDITS + _CHOPPED_EDITS]
-                         + [("dynamic", f, v) for f, v in _EDITS + _DYNAMIC_EDITS])
+                         + [("dynamic", f, v) for f, v in _EDITS + _DYNAMIC_EDITS]
+                         + [("transfer", f, v) for f, v in _EDITS + _V1_EDITS])
 def test_chopped_loop_follows_config_edits(cell, field, values):
     """The numba loop keeps its arguments between calls of the same learning rate and batch
     size, but an edit of the live config between updates takes effect as in the Python loop
@@ -821,7 +828,8 @@ def test_chopped_loop_follows_config_edits(cell, field, values):
     import rpusim.compounds.transfer as transfer
     from rpusim.persistence import state_differences
 
-    kind = {"chopped": C.ChoppedTransferCompound, "dynamic": C.DynamicTransferCompound}[cell]
+    kind = {"chopped": C.ChoppedTransferCompound, "dynamic": C.DynamicTransferCompound,
+            "transfer": C.TransferCompound}[cell]
     config = C.UnitCellRPUConfig(device=kind(
         [C.SoftBoundsDevice(), C.SoftBoundsDevice()], fast_lr=1.0, transfer_every=1.0))
     rng = np.random.default_rng(5)
@@ -839,6 +847,126 @@ def test_chopped_loop_follows_config_edits(cell, field, values):
         finally:
             transfer.FUSED_LOOP = True
     assert state_differences(states[0], states[1]) == []
+
+
+# -- the numba loop of Tiki-taka v1 (compounds/transfer_loop.py) -------------------------------
+_v1_options = st.fixed_dictionaries({
+    "transfer_every": st.sampled_from([1.0, 2.0, 3.0, 0.5, 0.0, 7.0]),
+    "transfer_every_vec": st.sampled_from([[], [2.0, 3.0], [1.0, 0.0], [0.0, 4.0]]),
+    "units_in_mbatch": st.booleans(),
+    "no_self_transfer": st.booleans(),
+    "fast_lr": st.sampled_from([0.1, 1.0, 0.0]),
+    "scale_fast_lr": st.booleans(),
+    "transfer_lr": st.sampled_from([1.0, 0.5, 0.0, -0.5]),
+    "scale_transfer_lr": st.booleans(),
+    "gamma": st.sampled_from([0.0, 0.3]),
+    # outside the loop: the Python path
+    "n_reads_per_transfer": st.sampled_from([1, 1, 2]),
+    "transfer_columns": st.sampled_from([True, True, False]),
+    "with_reset_prob": st.sampled_from([0.0, 0.0, 0.5]),
+    "random_selection": st.sampled_from([False, False, True]),
+})
+
+
+@settings(max_examples=60, deadline=None)
+@given(draw_device=_loop_devices, opts=_v1_options, desired_bl=st.sampled_from([1, 5, 31, 100]),
+       bl_t=st.sampled_from([1, 3, 70]), ubm_t=st.booleans(),
+       sizes=st.sampled_from([(3, 4), (5, 2), (16, 25)]),
+       batches=st.lists(st.integers(1, 40), min_size=1, max_size=3),
+       read_kind=st.sampled_from(["quiet", "noisy", "nonideal"]),
+       dtype=st.sampled_from([np.float32, np.float64]), lr=st.sampled_from([0.05, 0.3]),
+       seed=st.integers(0, 2**16))
+def test_transfer_loop_equals_the_python_loop(draw_device, opts, desired_bl, bl_t, ubm_t,
+                                              sizes, batches, read_kind, dtype, lr, seed):
+    """The numba loop of Tiki-taka v1 makes the same kernel calls with the same keys as the
+    Python loop (chunks cut by every device's period, a read and a write per transfer of A):
+    the same bits in every part of the tile's state, the generator included, over several
+    batches of any length. Configurations it does not cover take the Python loop."""
+    import rpusim.compounds.transfer as transfer
+    from rpusim.persistence import state_differences
+
+    out_size, in_size = sizes
+    read = {"quiet": C.IOParameters(out_noise=0.0, inp_res=-1, out_res=-1),
+            "noisy": C.IOParameters(),
+            "nonideal": C.IOParameters(ir_drop=1.0, ir_drop_g_ratio=50.0, w_noise=0.02,
+                                       out_res=0.0)}[read_kind]
+    if not opts["transfer_columns"]:
+        opts = {**opts, "with_reset_prob": 0.0}  # resets need column transfers
+    device = C.TransferCompound([draw_device(), draw_device()], **opts)
+    device.transfer_forward = read
+    device.transfer_update = C.UpdateParameters(desired_bl=bl_t, update_bl_management=ubm_t,
+                                                fixed_bl=True)
+    config = C.UnitCellRPUConfig(device=device, update=C.UpdateParameters(desired_bl=desired_bl))
+    rng = np.random.default_rng(seed)
+    data = [(rng.uniform(-1, 1, (m, in_size)), rng.normal(0, 0.05, (m, out_size)))
+            for m in batches]
+    states = []
+    for fused in (True, False):
+        transfer.FUSED_LOOP = fused
+        try:
+            t = AnalogTile(out_size, in_size, config, seed=seed, dtype=dtype)
+            for x, d in data:
+                t.update(x, d, lr=lr)
+            states.append(t.state_dict())
+        finally:
+            transfer.FUSED_LOOP = True
+    assert state_differences(states[0], states[1]) == []
+
+
+def test_transfer_loop_is_taken_and_counts_its_keys():
+    """Tiki-taka v1 configs of aihwkit's (the default TransferCompound, its presets) take the
+    numba loop, whose keys the caller counts ahead: for batches that split into chunks at
+    the periods of both devices, it uses exactly the keys drawn (it would raise otherwise)."""
+    import rpusim.compounds.transfer as transfer
+    import rpusim.presets as P
+
+    calls = []
+    originals = transfer.transfer_loop, transfer.transfer_loop_noisy
+
+    def counting(loop):
+        def call(*args):
+            calls.append(args[0].shape[0])
+            return loop(*args)
+        return call
+    configs = [C.UnitCellRPUConfig(device=C.TransferCompound(
+        [C.SoftBoundsDevice(), C.SoftBoundsDevice()])),
+        C.UnitCellRPUConfig(device=C.TransferCompound(
+            [C.ConstantStepDevice(), C.ConstantStepDevice()], transfer_every_vec=[2.0, 3.0],
+            no_self_transfer=False, units_in_mbatch=False)),
+        # write noise (the loop's twin with the kernels of write noise) ...
+        P.TikiTakaReRamSBPreset(), P.TikiTakaEcRamPreset(),
+        # ... on C only
+        C.UnitCellRPUConfig(device=C.TransferCompound(
+            [C.SoftBoundsDevice(), C.SoftBoundsDevice(write_noise_std=0.5)]))]
+    transfer.transfer_loop, transfer.transfer_loop_noisy = map(counting, originals)
+    try:
+        for config in configs:
+            t = AnalogTile(4, 5, config)
+            for m in (3, 7, 1, 12):
+                t.update(np.ones((m, 5)), np.full((m, 4), 0.01), lr=0.1)
+    finally:
+        transfer.transfer_loop, transfer.transfer_loop_noisy = originals
+    assert calls == [3, 7, 1, 12] * len(configs)
+
+
+@pytest.mark.parametrize("idx", [0, 1, 5, 6, 29, 1000001])
+@pytest.mark.parametrize("m", [1, 2, 6, 7, 30])
+@pytest.mark.parametrize("periods, period", [([1], 1), ([6], 6), ([4, 6], 4), ([6, 4], 0),
+                                             ([3, 6, 10], 3), ([5], 0)])
+def test_keys_needed_counts_chunks_and_transfers(idx, m, periods, period):
+    """``keys_needed`` against a direct walk of the schedule: one key per chunk (a chunk ends
+    where the update index reaches a multiple of any period), two per transfer."""
+    from rpusim.compounds.transfer_loop import keys_needed
+
+    keys, i, start = 0, idx, 0
+    while start < m:
+        chunk = min([m - start] + [e - i % e for e in periods])
+        keys += 1
+        i += chunk
+        start += chunk
+        if period > 0 and i % period == 0:
+            keys += 2
+    assert keys_needed(idx, m, periods, period) == keys
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

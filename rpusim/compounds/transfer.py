@@ -20,16 +20,19 @@ from rpusim.compounds.base import (CompoundModel, _alike, build_submodel,
                                    construction_generator, chunk_key, is_leaf, make_reader,
                                    one_hot, physics_of, sub_update)
 from rpusim.compounds.chopped_loop import chop_period, chopped_loop, raw_needed
+from rpusim.compounds.transfer_loop import (covered, keys_needed, transfer_loop,
+                                            transfer_loop_noisy)
 from rpusim.configs.enums import PulseType
 from rpusim.devices.model import PulsedDeviceModel
+from rpusim.kernels.entry import entry_point
 from rpusim.kernels.update import (_PARALLEL_WORK, _STAGE_PARALLEL_WORK, _constants,
                                    _is_builtin, _plan)
 
 __all__ = ["TransferModel", "BufferedTransferModel", "ChoppedTransferModel",
            "DynamicTransferModel", "build_transfer"]
 
-# ChoppedTransferModel.update takes the numba loop where it applies (tests switch it off to
-# compare it with the Python loop)
+# TransferModel.update and ChoppedTransferModel.update take their numba loops where they apply
+# (tests switch them off to compare them with the Python loops)
 FUSED_LOOP = True
 
 
@@ -131,9 +134,12 @@ class TransferModel(CompoundModel):
         sub_update(self.devices[0], X, D, self.pulse_count_lr(lr), upd, g, key, m_batch)
 
     def update(self, X, D, lr, upd, granularity=None, key=None, m_batch=None) -> None:
-        g = self.granularity if granularity is None else granularity
         m = X.shape[0]
         m_batch = m if m_batch is None else m_batch
+        if (FUSED_LOOP and type(self) is TransferModel
+                and self._fused_v1_update(X, D, lr, upd, granularity, key, m_batch)):
+            return
+        g = self.granularity if granularity is None else granularity
         periods = self.periods(m_batch)
         active = [(j, e) for j, e in enumerate(periods) if e > 0]
         n = len(self.devices)
@@ -154,6 +160,101 @@ class TransferModel(CompoundModel):
                 if self.current_update_idx % e == 0:
                     self.transfer(j, min(j + 1, n - 1), lr)
         self.reduce()
+
+    def _loop_reader(self, X, D, upd, chunk: int):
+        """The transfer reader, if the numba loop (:mod:`rpusim.compounds.chopped_loop`) covers
+        this call of two devices whose largest SGD call has ``chunk`` samples; else None."""
+        reader = getattr(self._read_mvm, "__self__", None)
+        nx, nd = X.shape[1], D.shape[1]
+        rng = self.rng
+        if (len(self.devices) != 2 or reader is None
+                or not (_loop_device(self.devices[0], rng) and _loop_device(self.devices[1], rng))
+                or not (_loop_update(upd) and _loop_update(self.config.transfer_update))
+                or reader.perfect or not reader._fusable or _io.STAGED_ONLY
+                # the loop reads with kio.managed_mvm, without IR drop and weight noise
+                or reader._nonideal
+                or reader.rng is not rng or nx * nd > _io.FUSED_WORK
+                # the largest SGD call runs the serial pulse kernels, as pulsed_update does
+                # for the Python loop's calls of that size (and the write's single sample)
+                or not _serial_update(chunk * nx * nd, chunk * max(nx, nd))
+                or not X.flags.carray or not D.flags.carray
+                or X.dtype is not self.dtype or D.dtype is not self.dtype
+                # the loop ends with the reduction into w
+                or not _alike(self.w, self.devices[0].w, self.devices[1].w)):
+            return None
+        return reader
+
+    def _fused_v1_update(self, X, D, lr, upd, granularity, key, m_batch) -> bool:
+        """:meth:`update` in one numba call (:mod:`rpusim.compounds.transfer_loop`) where the
+        configuration is one it covers; False, having changed nothing, where not."""
+        cfg = self.config
+        if (key is not None or len(self.devices) != 2 or not cfg.transfer_columns
+                or cfg.n_reads_per_transfer != 1 or cfg.with_reset_prob > 0
+                or cfg.random_selection):
+            return False
+        m = X.shape[0]
+        schedule = self.periods(m_batch)
+        periods = [e for e in schedule if e > 0]
+        reader = self._loop_reader(X, D, upd, min(periods + [m]))
+        if reader is None:
+            return False
+        a, c_dev = self.devices
+        g = self.granularity if granularity is None else granularity
+        lr_pc, lr_t = self.pulse_count_lr(lr), self.transfer_lr(0, 1, lr)
+        plan, plan_t = _plan(upd), _plan(cfg.transfer_update)
+        # the arrays that follow from these values are kept until one of them changes (in
+        # training they stay the same call after call); the plans, which hold arrays, are
+        # compared by identity
+        wn_a = a.wn_sigma if a._write_noise else 0.0
+        wn_c = c_dev.wn_sigma if c_dev._write_noise else 0.0
+        memo_key = (lr_pc, lr_t, g, c_dev.granularity, schedule, wn_a, wn_c)
+        memo = self.__dict__.get("_v1_memo")
+        if memo is None or memo[0] != memo_key or memo[1] is not plan or memo[2] is not plan_t:
+            memo = self._v1_memo = (memo_key, plan, plan_t, (
+                _constants(plan[3], lr_pc, g, self.dtype), plan[2] if lr_pc < 0 else plan[1],
+                _constants(plan_t[3], lr_t, c_dev.granularity, self.dtype),
+                plan_t[2] if lr_t < 0 else plan_t[1], np.array([wn_a, wn_c]),
+                np.array(periods, np.int64),
+                # A's period, 0 where A never transfers (a transfer rate of 0 returns at once)
+                schedule[0] if lr_t != 0 else 0), np.zeros(2, np.int64),
+                # the staged kernels of write noise take any trains, the composite one word
+                (wn_a > 0 or covered(upd, lr_pc, g))
+                and (wn_c > 0 or covered(cfg.transfer_update, lr_t, c_dev.granularity)),
+                transfer_loop_noisy if wn_a > 0 or wn_c > 0 else transfer_loop)
+        if not memo[5]:
+            return False
+        c_a, flags_a, c_c, flags_c, wn, periods_arr, period = memo[3]
+        state = memo[4]
+        idx = self.current_update_idx
+        state[0] = idx
+        state[1] = self.slice_idx[0]
+        n_raw = keys_needed(idx, m, periods, period)
+        raw = self.rng.generator.bit_generator.random_raw(n_raw)
+        self.rng.keys_drawn += n_raw
+        rargs = reader.kernel_arguments()
+        args = (X, D, a.w, a.P, a.wp, c_a, flags_a, a.params, c_dev.w, c_dev.P, c_dev.wp, c_c,
+                flags_c, c_dev.params, wn, *rargs, periods_arr, period, state, raw, self.w,
+                self.gammas)
+        # the loop's compiled entry point, once found, for arguments of the same numba types:
+        # the dispatcher types each argument on every call (the devices' parameter tuples
+        # alone took microseconds). The arrays made here have fixed types (whatever the
+        # learning rate), X and D are C-contiguous, aligned and writeable in the tile dtype
+        # (_loop_reader), the model's objects are the same as then.
+        loop = memo[6]
+        owned = (a.w, a.P, a.wp, a.params, c_dev.w, c_dev.P, c_dev.wp, c_dev.params, self.w,
+                 self.gammas, *rargs)
+        found = self.__dict__.get("_v1_entry")
+        if (found is not None and found[0] is loop and found[1] is not None
+                and all(map(operator.is_, owned, found[2]))):
+            used = found[1](*args)
+        else:
+            used = loop(*args)
+            self._v1_entry = (loop, entry_point(loop, args), owned)
+        if used != n_raw:  # (keys_needed counts what the loop does: never expected)
+            raise RuntimeError(f"transfer_loop used {used} keys, {n_raw} were drawn")
+        self.current_update_idx = int(state[0])
+        self.slice_idx[0] = int(state[1])
+        return True
 
     # -- transfer -----------------------------------------------------------------------------
     def unit_rows(self, slices: np.ndarray) -> np.ndarray:
@@ -290,6 +391,12 @@ class TransferModel(CompoundModel):
         out = super().own_state()
         out["slice_idx"] = self.slice_idx.copy()
         return out
+
+    def __getstate__(self) -> dict:
+        # a compiled entry point does not pickle; the next update finds it again
+        state = super().__getstate__()
+        state.pop("_v1_entry", None)
+        return state
 
     def load_own_state(self, state: dict) -> None:
         super().load_own_state(state)
@@ -443,29 +550,6 @@ class ChoppedTransferModel(TransferModel):
     def update(self, X, D, lr, upd, granularity=None, key=None, m_batch=None) -> None:
         if not (FUSED_LOOP and self._fused_update(X, D, lr, upd, granularity, key, m_batch)):
             super().update(X, D, lr, upd, granularity, key, m_batch)
-
-    def _loop_reader(self, X, D, upd, chunk: int):
-        """The transfer reader, if the numba loop (:mod:`rpusim.compounds.chopped_loop`) covers
-        this call of two devices whose largest SGD call has ``chunk`` samples; else None."""
-        reader = getattr(self._read_mvm, "__self__", None)
-        nx, nd = X.shape[1], D.shape[1]
-        rng = self.rng
-        if (len(self.devices) != 2 or reader is None
-                or not (_loop_device(self.devices[0], rng) and _loop_device(self.devices[1], rng))
-                or not (_loop_update(upd) and _loop_update(self.config.transfer_update))
-                or reader.perfect or not reader._fusable or _io.STAGED_ONLY
-                # the loop reads with kio.managed_mvm, without IR drop and weight noise
-                or reader._nonideal
-                or reader.rng is not rng or nx * nd > _io.FUSED_WORK
-                # the largest SGD call runs the serial pulse kernels, as pulsed_update does
-                # for the Python loop's calls of that size (and the write's single sample)
-                or not _serial_update(chunk * nx * nd, chunk * max(nx, nd))
-                or not X.flags.carray or not D.flags.carray
-                or X.dtype is not self.dtype or D.dtype is not self.dtype
-                # the loop ends with the reduction into w
-                or not _alike(self.w, self.devices[0].w, self.devices[1].w)):
-            return None
-        return reader
 
     def _fused_update(self, X, D, lr, upd, granularity, key, m_batch) -> bool:
         """:meth:`update` in one numba call (:mod:`rpusim.compounds.chopped_loop`) where the
