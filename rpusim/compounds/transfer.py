@@ -162,26 +162,43 @@ class TransferModel(CompoundModel):
         self.reduce()
 
     def _loop_reader(self, X, D, upd, chunk: int):
-        """The transfer reader, if the numba loop (:mod:`rpusim.compounds.chopped_loop`) covers
-        this call of two devices whose largest SGD call has ``chunk`` samples; else None."""
-        reader = getattr(self._read_mvm, "__self__", None)
+        """The transfer reader, if the numba loops (:mod:`rpusim.compounds.chopped_loop`,
+        :mod:`rpusim.compounds.transfer_loop`) cover this call of two devices whose largest
+        SGD call has ``chunk`` samples; else None."""
+        reader = self._static_loop_reader()
         nx, nd = X.shape[1], D.shape[1]
-        rng = self.rng
-        if (len(self.devices) != 2 or reader is None
-                or not (_loop_device(self.devices[0], rng) and _loop_device(self.devices[1], rng))
+        devices = self.devices
+        if (reader is None
                 or not (_loop_update(upd) and _loop_update(self.config.transfer_update))
-                or reader.perfect or not reader._fusable or _io.STAGED_ONLY
-                # the loop reads with kio.managed_mvm, without IR drop and weight noise
-                or reader._nonideal
-                or reader.rng is not rng or nx * nd > _io.FUSED_WORK
+                or _io.STAGED_ONLY or nx * nd > _io.FUSED_WORK
                 # the largest SGD call runs the serial pulse kernels, as pulsed_update does
                 # for the Python loop's calls of that size (and the write's single sample)
                 or not _serial_update(chunk * nx * nd, chunk * max(nx, nd))
                 or not X.flags.carray or not D.flags.carray
                 or X.dtype is not self.dtype or D.dtype is not self.dtype
-                # the loop ends with the reduction into w
-                or not _alike(self.w, self.devices[0].w, self.devices[1].w)):
+                # the loops end with the reduction into w
+                or not _alike(self.w, devices[0].w, devices[1].w)):
             return None
+        return reader
+
+    def _static_loop_reader(self):
+        """The part of :meth:`_loop_reader` that the model's objects decide (its devices and
+        reader are fixed when they are built: their kind, counters, generator, the reader's
+        IO), kept for these objects: the transfer reader or None."""
+        devices, read_mvm, rng = self.devices, self._read_mvm, self.rng
+        memo = self.__dict__.get("_loop_static")
+        if (memo is not None and len(devices) == 2 and memo[0] is read_mvm
+                and memo[1] is devices[0] and memo[2] is devices[1] and memo[3] is rng):
+            return memo[4]
+        reader = getattr(read_mvm, "__self__", None)
+        if (len(devices) != 2 or reader is None
+                or not (_loop_device(devices[0], rng) and _loop_device(devices[1], rng))
+                or reader.perfect or not reader._fusable
+                # the loops read with kio.managed_mvm, without IR drop and weight noise
+                or reader._nonideal or reader.rng is not rng):
+            reader = None
+        if len(devices) == 2:
+            self._loop_static = (read_mvm, devices[0], devices[1], rng, reader)
         return reader
 
     def _fused_v1_update(self, X, D, lr, upd, granularity, key, m_batch) -> bool:
@@ -396,6 +413,7 @@ class TransferModel(CompoundModel):
         # a compiled entry point does not pickle; the next update finds it again
         state = super().__getstate__()
         state.pop("_v1_entry", None)
+        state.pop("_loop_static", None)
         return state
 
     def load_own_state(self, state: dict) -> None:

@@ -115,15 +115,22 @@ class _Identity:
 _IDENTITY = _Identity()
 
 
+# the backward functions of (log-)softmax: torch's own bindings of the aten operators where it
+# has them (an operator packet's Python dispatch cost about 2 us more a call)
+_LOG_SOFTMAX_BACKWARD = getattr(torch, "_log_softmax_backward_data",
+                                _aten._log_softmax_backward_data)
+_SOFTMAX_BACKWARD = getattr(torch, "_softmax_backward_data", _aten._softmax_backward_data)
+
+
 def _softmax_step(module, log: bool, ndim: int):
     dim = module.dim
     if dim is None or not -ndim <= dim < ndim:
         return None  # torch's implicit-dimension warning or error: the module's own call
     if log:
         return _Elementwise(lambda t: t.log_softmax(dim),
-                            lambda g, y: _aten._log_softmax_backward_data(g, y, dim, y.dtype))
+                            lambda g, y: _LOG_SOFTMAX_BACKWARD(g, y, dim, y.dtype))
     return _Elementwise(lambda t: t.softmax(dim),
-                        lambda g, y: _aten._softmax_backward_data(g, y, dim, y.dtype))
+                        lambda g, y: _SOFTMAX_BACKWARD(g, y, dim, y.dtype))
 
 
 _SIGMOID = _Elementwise(torch.sigmoid, _aten.sigmoid_backward)
