@@ -194,7 +194,7 @@ class CompoundModel:
     def granularity(self) -> float:
         """Mean granularity of all sub-devices (compounds §1.4)."""
         # read on every update: the mean is kept until a sub-device's granularity changes
-        values = tuple(d.granularity for d in self.devices)
+        values = tuple([d.granularity for d in self.devices])  # (a list: no generator)
         memo = self.__dict__.get("_granularity_memo")
         if memo is None or memo[0] != values:
             # as aihwkit: summed in the tile dtype, then divided by the count

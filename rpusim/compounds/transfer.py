@@ -167,7 +167,6 @@ class TransferModel(CompoundModel):
         SGD call has ``chunk`` samples; else None."""
         reader = self._static_loop_reader()
         nx, nd = X.shape[1], D.shape[1]
-        devices = self.devices
         if (reader is None
                 or not (_loop_update(upd) and _loop_update(self.config.transfer_update))
                 or _io.STAGED_ONLY or nx * nd > _io.FUSED_WORK
@@ -177,9 +176,18 @@ class TransferModel(CompoundModel):
                 or not X.flags.carray or not D.flags.carray
                 or X.dtype is not self.dtype or D.dtype is not self.dtype
                 # the loops end with the reduction into w
-                or not _alike(self.w, devices[0].w, devices[1].w)):
+                or not self._alike_weights()):
             return None
         return reader
+
+    def _alike_weights(self) -> bool:
+        """``_alike(w, A's weights, C's weights)``, kept for these three arrays (an array's
+        shape, dtype and layout stay what they are)."""
+        w, a, c = self.w, self.devices[0].w, self.devices[1].w
+        memo = self.__dict__.get("_alike_memo")
+        if memo is None or memo[0] is not w or memo[1] is not a or memo[2] is not c:
+            memo = self._alike_memo = (w, a, c, _alike(w, a, c))
+        return memo[3]
 
     def _static_loop_reader(self):
         """The part of :meth:`_loop_reader` that the model's objects decide (its devices and
@@ -412,8 +420,8 @@ class TransferModel(CompoundModel):
     def __getstate__(self) -> dict:
         # a compiled entry point does not pickle; the next update finds it again
         state = super().__getstate__()
-        state.pop("_v1_entry", None)
-        state.pop("_loop_static", None)
+        for name in ("_v1_entry", "_loop_static", "_alike_memo"):
+            state.pop(name, None)
         return state
 
     def load_own_state(self, state: dict) -> None:
