@@ -418,7 +418,8 @@ class TransferModel(CompoundModel):
         return out
 
     def __getstate__(self) -> dict:
-        # a compiled entry point does not pickle; the next update finds it again
+        # a compiled entry point does not pickle; the next update finds it (and the kept
+        # checks) again
         state = super().__getstate__()
         for name in ("_v1_entry", "_loop_static", "_alike_memo"):
             state.pop(name, None)

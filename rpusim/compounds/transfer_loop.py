@@ -3,8 +3,8 @@
 Its update is a loop over chunks of samples: SGD pulses on A for the samples up to the next
 transfer, then the transfer (a read of one column of A, written into C as a pulsed update),
 then the reduction into the tile's weights. A training step of a small layer made about ten
-Python calls around kernels of a few microseconds each (a 32x64 layer at batch 10: 54 us an
-update, of which the kernels took about 20). This loop makes the same kernel calls with the
+Python calls around kernels of a few microseconds each (a 32x64 layer at batch 10, inside
+training: about 51 us an update, of which the kernels took about 20). This loop makes the same kernel calls with the
 same arguments and random keys in the same order as :meth:`TransferModel.update
 <rpusim.compounds.transfer.TransferModel.update>`, so it gives the same bits
 (``tests/test_compounds.py`` checks it against the Python loop); ``TransferModel`` decides
@@ -151,6 +151,8 @@ def keys_needed(idx: int, m: int, periods: list[int], period: int) -> int:
     """The keys :func:`transfer_loop` uses for ``m`` samples from update index ``idx``: one
     per chunk (a chunk ends before every multiple of a period inside the batch) and two per
     transfer (every multiple of ``period`` the batch reaches, ``period`` > 0)."""
+    if m <= 0:
+        return 0
     if len(periods) == 1:  # the usual schedule: only A transfers
         e = periods[0]
         chunks = 1 + (idx + m - 1) // e - idx // e
