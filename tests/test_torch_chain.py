@@ -354,3 +354,35 @@ def test_a_model_copies_and_pickles_after_its_runs_were_kept():
         # the twin's run acts on its own layers
         assert all(c[0] is m for c, m in zip(twin._chain_runs[(0, x.shape, x.dtype)].checks,
                                              twin))
+
+
+_FROZEN = [(), ("1.bias",), ("3.bias",), ("1.bias", "3.bias"), ("1.analog_module.analog_ctx",),
+           ("1.bias", "1.analog_module.analog_ctx"),
+           ("1.bias", "3.bias", "1.analog_module.analog_ctx", "3.analog_module.analog_ctx")]
+
+
+# (everything frozen and an input without gradient: nothing to differentiate, on both paths)
+@pytest.mark.parametrize("frozen, input_gradient",
+                         [(f, g) for f in _FROZEN for g in (False, True)
+                          if g or len(f) < 4])
+def test_frozen_parameters_train_as_the_modules_one_by_one(frozen, input_gradient):
+    """The chain leaves an analog layer's context out of its inputs where the layer's bias
+    needs a gradient (its backward runs all the same): with any of the biases and contexts
+    frozen, it trains bit-identically to the modules one by one, and the first layer gets its
+    pulsed update (its weights move) exactly where its backward runs: where its input, its
+    context or its bias needs a gradient."""
+    xs, targets = data()
+    results, moved = [], []
+    for build_model in (mlp, lambda: unfused(mlp())):
+        model = build_model()
+        params = dict(model.named_parameters())
+        for name in frozen:
+            params[name].requires_grad_(False)
+        before = {k: w.clone() for k, (w, _) in model.get_weights().items()}
+        results.append(train(model, xs, targets, input_gradient))
+        moved.append({k: not torch.equal(before[k], results[-1][1][k][0]) for k in before})
+    assert_identical(*results)
+    assert moved[0] == moved[1]
+    first = sorted(moved[0])[0]
+    assert moved[0][first] == (input_gradient or "1.bias" not in frozen
+                               or "1.analog_module.analog_ctx" not in frozen)

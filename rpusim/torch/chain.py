@@ -317,6 +317,26 @@ def _run(container: nn.Sequential, modules: list, start: int, x: torch.Tensor) -
     return run
 
 
+def _inputs(steps: list) -> list:
+    """The steps' parameters as the chain's inputs, an analog step's context left out (None in
+    its place) where its bias or weight parameter needs a gradient.
+
+    The context is there so that the step's backward runs when nothing else of it needs a
+    gradient (:class:`~rpusim.torch.base.AnalogContext`); where something else does, the
+    step's backward runs all the same, and the context's edge in the graph cost about 2 us
+    of autograd's time a step for nothing (it never gets a gradient)."""
+    out = []
+    for step in steps:
+        params = step.params
+        if type(step) is AnalogStep:
+            bias, weight = params[1], params[2]
+            if ((bias is not None and bias.requires_grad)
+                    or (weight is not None and weight.requires_grad)):
+                params = (None, bias, weight)
+        out += params
+    return out
+
+
 def sequential_forward(container: nn.Sequential, x):
     """``nn.Sequential.forward`` with runs of known modules as one autograd step each (see
     the module docstring); ``None`` when ``x`` cannot take that path at all."""
@@ -328,8 +348,7 @@ def sequential_forward(container: nn.Sequential, x):
         run = _run(container, modules, i, x)
         steps = run.steps
         if run.analog and len(steps) > 1:
-            params = [p for step in steps for p in step.params]
-            x = apply_function(_ChainFunction, x, steps, *params)
+            x = apply_function(_ChainFunction, x, steps, *_inputs(steps))
             i = run.stop
         else:
             x = modules[i](x)
