@@ -295,7 +295,15 @@ def _mutations():
 
     def append(m):
         m.append(nn.Tanh())
-    return [hook, replace, drop_bias, new_bias, softmax_dim, weight_scale, layer_hook, append]
+
+    def bias_data(m):  # the same parameter on new storage (the kept bias array follows it)
+        m[1].bias.data = torch.full((8,), 0.5)
+
+    def bias_in_place(m):
+        with torch.no_grad():
+            m[3].bias.fill_(-0.25)
+    return [hook, replace, drop_bias, new_bias, softmax_dim, weight_scale, layer_hook, append,
+            bias_data, bias_in_place]
 
 
 @pytest.mark.parametrize("mutate", _mutations(), ids=lambda f: f.__name__)
@@ -386,3 +394,27 @@ def test_frozen_parameters_train_as_the_modules_one_by_one(frozen, input_gradien
     first = sorted(moved[0])[0]
     assert moved[0][first] == (input_gradient or "1.bias" not in frozen
                                or "1.analog_module.analog_ctx" not in frozen)
+
+
+@pytest.mark.parametrize("change", ["data", "in place", "new parameter"])
+def test_the_kept_bias_array_follows_the_bias(change):
+    """A layer's short path keeps a NumPy view of its digital bias between steps: after the
+    bias gets new storage (``bias.data = ...``), new values in place or a new parameter, its
+    outputs are those of a twin whose kept view was dropped before the same call."""
+    xs, _ = data(2)
+    outputs = []
+    for drop in (False, True):
+        model = mlp()
+        model(xs[0])
+        layer = model[1]
+        if change == "data":
+            layer.bias.data = torch.full((8,), 0.5)
+        elif change == "in place":
+            with torch.no_grad():
+                layer.bias.fill_(-0.25)
+        else:
+            layer.bias = nn.Parameter(torch.full((8,), 0.75))
+        if drop:
+            layer.analog_module.__dict__.pop("_bias_view", None)
+        outputs.append(model(xs[1]).detach())
+    assert torch.equal(outputs[0], outputs[1])

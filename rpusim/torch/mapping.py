@@ -503,8 +503,18 @@ class TileGrid(nn.Module):
         :meth:`short_backward` reads)`` for a 2-d ``x`` in the tile dtype, no autograd."""
         # (inside the chain's forward only the first input may require a gradient)
         y, x_t, mask = self.plain_forward((x.detach() if x.requires_grad else x).numpy(),
-                                          None if bias is None else bias.detach().numpy())
+                                          None if bias is None else self._bias_array(bias))
         return torch.from_numpy(y), (x_t, mask)
+
+    def _bias_array(self, bias: torch.Tensor) -> np.ndarray:
+        """``bias.detach().numpy()``, kept while ``bias`` keeps its storage (the optimizer
+        updates it in place; a new ``bias.data`` has another address, as the kept view holds
+        the old storage): a new tensor and array per step cost about 1 us."""
+        memo = self.__dict__.get("_bias_view")
+        address = bias.data_ptr()
+        if memo is None or memo[0] is not bias or memo[1] != address:
+            memo = self._bias_view = (bias, address, bias.detach().numpy())
+        return memo[2]
 
     def short_backward(self, saved: tuple, grad_y: torch.Tensor, input_gradient: bool,
                        bias_gradient: bool, weight_gradient: bool) -> tuple:
@@ -1108,6 +1118,7 @@ class TileGrid(nn.Module):
         state = self.__dict__.copy()
         state["tiles"] = [[t.state_dict() for t in row] for row in self.tiles]
         del state["_flat"]
+        state.pop("_bias_view", None)  # (a view of a parameter's storage: made again)
         if "_bound_arrays" in state:  # the weight parameters are bound again on arrival
             state["_bound_arrays"] = [None] * len(state["_bound_arrays"])
         return state
