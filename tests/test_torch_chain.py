@@ -418,3 +418,21 @@ def test_the_kept_bias_array_follows_the_bias(change):
             layer.analog_module.__dict__.pop("_bias_view", None)
         outputs.append(model(xs[1]).detach())
     assert torch.equal(outputs[0], outputs[1])
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "transposed"])
+@pytest.mark.parametrize("input_gradient", [False, True])
+def test_a_flatten_before_a_linear_layer_is_left_to_the_layer(layout, input_gradient):
+    """A Flatten right before a linear layer leaves its input as it is, and the layer's short
+    path reshapes the input's array (``_DeferredFlatten``): outputs, input gradients and the
+    trained weights are those of the modules one by one, also for an input that is not
+    contiguous (reshaped as a copy, as torch's flatten does)."""
+    xs, targets = data()
+    if layout == "transposed":
+        xs = [x.transpose(1, 2) for x in xs]
+    model = mlp()
+    model(xs[0])
+    assert [type(s).__name__ for r in model.__dict__["_chain_runs"].values()
+            for s in r.steps][:2] == ["_DeferredFlatten", "AnalogStep"]
+    assert_identical(train(mlp(), xs, targets, input_gradient),
+                     train(unfused(mlp()), xs, targets, input_gradient))

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn.modules import module as _module
 
-from rpusim.torch.mapping import _has_hooks, apply_function
+from rpusim.torch.mapping import TileGrid, _has_hooks, apply_function
 
 __all__ = ["AnalogStep", "sequential_forward"]
 
@@ -41,11 +41,14 @@ class AnalogStep:
     whatever else the layer's ``chain_step_current`` compares (e.g. a convolution's
     geometry)."""
 
-    __slots__ = ("unit", "params", "pad", "unpad", "token")
+    __slots__ = ("unit", "params", "pad", "unpad", "token", "flat")
 
     def __init__(self, unit, params: tuple, pad=None, unpad=None, token=None):
         self.unit, self.params, self.pad, self.unpad = unit, params, pad, unpad
         self.token = token
+        # the 2-d shape a layer's short path reshapes its input's array to, where a Flatten
+        # step before it leaves its input as it is (see _steps), else None
+        self.flat = None
 
     def holds(self, layer, grid, dtype: torch.dtype) -> bool:
         """Whether ``grid`` (``layer``'s grid now) is still plain for ``dtype`` and this step's
@@ -60,6 +63,8 @@ class AnalogStep:
     def forward(self, t: torch.Tensor):
         if self.pad is not None:
             t = torch.nn.functional.pad(t, self.pad)
+        if self.flat is not None:
+            return self.unit.short_forward(t, self.params[1], self.flat)
         return self.unit.short_forward(t, self.params[1])
 
     def backward(self, saved, grad, input_gradient: bool, needs: tuple):
@@ -99,6 +104,25 @@ class _Flatten:
 
     def backward(self, shape, grad, input_gradient, needs):
         return (grad.reshape(shape) if input_gradient else None), ()
+
+
+class _DeferredFlatten:
+    """A Flatten step whose next step, a linear layer's short path, flattens the input's NumPy
+    array itself (a view, as torch's flatten of a contiguous tensor): the torch call cost
+    about 1 us. Its backward reshapes the gradient to the input's ``shape``, as
+    :class:`_Flatten`'s."""
+
+    __slots__ = ("shape",)
+    params = ()
+
+    def __init__(self, shape: tuple):
+        self.shape = shape
+
+    def forward(self, t):
+        return t, None
+
+    def backward(self, saved, grad, input_gradient, needs):
+        return (grad.reshape(self.shape) if input_gradient else None), ()
 
 
 class _Identity:
@@ -295,9 +319,15 @@ def _steps(modules: list, start: int, x: torch.Tensor) -> _Run:
                                                                                   False)):
             # an in-place module first in a run would act on a tensor from outside the chain
             return _Run(steps, i, analog, modules, checks)
-        step, shape = found
+        step, out_shape = found
         is_analog = type(step) is AnalogStep
         analog += is_analog
+        if (is_analog and steps and type(steps[-1]) is _Flatten and step.pad is None
+                and type(step.unit) is TileGrid):
+            steps[-1] = _DeferredFlatten(flatten_input)
+            step.flat = shape
+        flatten_input = shape
+        shape = out_shape
         steps.append(step)
         state = None if is_analog else _TORCH_STATE.get(kind)
         checks.append((module, kind, state, None if state is None else state(module),

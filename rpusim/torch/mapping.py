@@ -497,12 +497,16 @@ class TileGrid(nn.Module):
                               (n_scales, n_ranges), bias, *scales)
 
     # -- NumPy passes --------------------------------------------------------------------------
-    def short_forward(self, x: torch.Tensor, bias: torch.Tensor | None
+    def short_forward(self, x: torch.Tensor, bias: torch.Tensor | None, shape=None
                       ) -> tuple[torch.Tensor, tuple]:
         """The short path's forward (see :meth:`is_plain`): ``(W x + bias, what
-        :meth:`short_backward` reads)`` for a 2-d ``x`` in the tile dtype, no autograd."""
+        :meth:`short_backward` reads)`` for a 2-d ``x`` in the tile dtype, no autograd; with
+        ``shape`` (2-d), of ``x``'s array reshaped to it (a chain's deferred Flatten)."""
         # (inside the chain's forward only the first input may require a gradient)
-        y, x_t, mask = self.plain_forward((x.detach() if x.requires_grad else x).numpy(),
+        x_np = (x.detach() if x.requires_grad else x).numpy()
+        if shape is not None:
+            x_np = x_np.reshape(shape)
+        y, x_t, mask = self.plain_forward(x_np,
                                           None if bias is None else self._bias_array(bias))
         return torch.from_numpy(y), (x_t, mask)
 
