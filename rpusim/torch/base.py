@@ -20,8 +20,11 @@ def _rebuild_context(module) -> "AnalogContext":
 class AnalogContext(nn.Parameter):
     """An empty parameter through which :class:`~rpusim.torch.AnalogSGD` reaches a tile grid.
 
-    It is an input of every analog forward, so that backward runs even when no input needs a
-    gradient, and it never receives a gradient itself (the digital optimizer skips it).
+    It is an input of an analog forward wherever nothing else of the layer (its bias, its
+    weight parameter) needs a gradient, so that backward runs even when no input needs one
+    (the chains of ``AnalogSequential`` and a plain layer's short path leave it out where
+    something else does; the others always pass it). It never receives a gradient itself
+    (the digital optimizer skips it).
 
     Parameters
     ----------
