@@ -108,9 +108,9 @@ class _Flatten:
 
 class _DeferredFlatten:
     """A Flatten step whose next step, a linear layer's short path, flattens the input's NumPy
-    array itself (a view, as torch's flatten of a contiguous tensor): the torch call cost
-    about 1 us. Its backward reshapes the gradient to the input's ``shape``, as
-    :class:`_Flatten`'s."""
+    array itself (a view, as torch's flatten of a contiguous tensor; a copy of another): the
+    torch call cost about 1 us alone, 5 us of a training step. Its backward reshapes the
+    gradient to the input's ``shape``, as :class:`_Flatten`'s."""
 
     __slots__ = ("shape",)
     params = ()
