@@ -875,9 +875,15 @@ _v1_options = st.fixed_dictionaries({
        batches=st.lists(st.integers(1, 40), min_size=1, max_size=3),
        read_kind=st.sampled_from(["quiet", "noisy", "nonideal"]),
        dtype=st.sampled_from([np.float32, np.float64]), lr=st.sampled_from([0.05, 0.3]),
+       # the loop's pulses, and two kinds outside it
+       pulse_type=st.sampled_from([C.PulseType.STOCHASTIC_COMPRESSED, C.PulseType.STOCHASTIC,
+                                   C.PulseType.STOCHASTIC_COMPRESSED,
+                                   C.PulseType.DETERMINISTIC_IMPLICIT,
+                                   C.PulseType.NONE_WITH_DEVICE]),
        seed=st.integers(0, 2**16))
 def test_transfer_loop_equals_the_python_loop(draw_device, opts, desired_bl, bl_t, ubm_t,
-                                              sizes, batches, read_kind, dtype, lr, seed):
+                                              sizes, batches, read_kind, dtype, lr, pulse_type,
+                                              seed):
     """The numba loop of Tiki-taka v1 makes the same kernel calls with the same keys as the
     Python loop (chunks cut by every device's period, a read and a write per transfer of A):
     the same bits in every part of the tile's state, the generator included, over several
@@ -896,7 +902,8 @@ def test_transfer_loop_equals_the_python_loop(draw_device, opts, desired_bl, bl_
     device.transfer_forward = read
     device.transfer_update = C.UpdateParameters(desired_bl=bl_t, update_bl_management=ubm_t,
                                                 fixed_bl=True)
-    config = C.UnitCellRPUConfig(device=device, update=C.UpdateParameters(desired_bl=desired_bl))
+    config = C.UnitCellRPUConfig(device=device, update=C.UpdateParameters(
+        desired_bl=desired_bl, pulse_type=pulse_type))
     rng = np.random.default_rng(seed)
     data = [(rng.uniform(-1, 1, (m, in_size)), rng.normal(0, 0.05, (m, out_size)))
             for m in batches]

@@ -215,26 +215,25 @@ class TransferModel(CompoundModel):
         cfg = self.config
         if (key is not None or len(self.devices) != 2 or not cfg.transfer_columns
                 or cfg.n_reads_per_transfer != 1 or cfg.with_reset_prob > 0
-                or cfg.random_selection):
+                or cfg.random_selection
+                # (before the plans: only pulsed updates have one)
+                or not (_loop_update(upd) and _loop_update(cfg.transfer_update))):
             return False
         m = X.shape[0]
         schedule = self.periods(m_batch)
-        periods = [e for e in schedule if e > 0]
-        reader = self._loop_reader(X, D, upd, min(periods + [m]))
-        if reader is None:
-            return False
         a, c_dev = self.devices
         g = self.granularity if granularity is None else granularity
         lr_pc, lr_t = self.pulse_count_lr(lr), self.transfer_lr(0, 1, lr)
         plan, plan_t = _plan(upd), _plan(cfg.transfer_update)
-        # the arrays that follow from these values are kept until one of them changes (in
-        # training they stay the same call after call); the plans, which hold arrays, are
-        # compared by identity
+        # what follows from these values is kept until one of them changes (in training they
+        # stay the same call after call); the plans, which hold arrays, are compared by
+        # identity
         wn_a = a.wn_sigma if a._write_noise else 0.0
         wn_c = c_dev.wn_sigma if c_dev._write_noise else 0.0
         memo_key = (lr_pc, lr_t, g, c_dev.granularity, schedule, wn_a, wn_c)
         memo = self.__dict__.get("_v1_memo")
         if memo is None or memo[0] != memo_key or memo[1] is not plan or memo[2] is not plan_t:
+            periods = [e for e in schedule if e > 0]
             memo = self._v1_memo = (memo_key, plan, plan_t, (
                 _constants(plan[3], lr_pc, g, self.dtype), plan[2] if lr_pc < 0 else plan[1],
                 _constants(plan_t[3], lr_t, c_dev.granularity, self.dtype),
@@ -245,8 +244,12 @@ class TransferModel(CompoundModel):
                 # the staged kernels of write noise take any trains, the composite one word
                 (wn_a > 0 or covered(upd, lr_pc, g))
                 and (wn_c > 0 or covered(cfg.transfer_update, lr_t, c_dev.granularity)),
-                transfer_loop_noisy if wn_a > 0 or wn_c > 0 else transfer_loop)
-        if not memo[5]:
+                transfer_loop_noisy if wn_a > 0 or wn_c > 0 else transfer_loop,
+                periods, min(periods, default=1 << 62))
+        periods = memo[7]
+        # (the largest SGD call: a chunk ends at the first period, or at the batch's end)
+        reader = self._loop_reader(X, D, upd, min(memo[8], m))
+        if reader is None or not memo[5]:
             return False
         c_a, flags_a, c_c, flags_c, wn, periods_arr, period = memo[3]
         state = memo[4]
@@ -254,8 +257,9 @@ class TransferModel(CompoundModel):
         state[0] = idx
         state[1] = self.slice_idx[0]
         n_raw = keys_needed(idx, m, periods, period)
-        raw = self.rng.generator.bit_generator.random_raw(n_raw)
-        self.rng.keys_drawn += n_raw
+        rng = self.rng
+        raw = rng._raw(n_raw)  # (the generator's random_raw)
+        rng.keys_drawn += n_raw
         rargs = reader.kernel_arguments()
         args = (X, D, a.w, a.P, a.wp, c_a, flags_a, a.params, c_dev.w, c_dev.P, c_dev.wp, c_c,
                 flags_c, c_dev.params, wn, *rargs, periods_arr, period, state, raw, self.w,
