@@ -729,6 +729,39 @@ _loop_options = st.fixed_dictionaries({
 })
 
 
+def _loop_read(kind: str):
+    """The transfer reads of the loop-against-Python tests."""
+    return {"quiet": C.IOParameters(out_noise=0.0, inp_res=-1, out_res=-1),
+            "noisy": C.IOParameters(),
+            # reads the numba loops do not cover (they fall back to the Python loop);
+            # unquantised, so that their IR drop and weight noise show in the buffers
+            "nonideal": C.IOParameters(ir_drop=1.0, ir_drop_g_ratio=50.0, w_noise=0.02,
+                                       out_res=0.0)}[kind]
+
+
+def _loop_against_python(config, sizes, batches, dtype, lr, seed) -> list:
+    """``state_differences`` of a tile trained on random batches of the given lengths with the
+    compounds' numba loops and with their Python loops."""
+    import rpusim.compounds.transfer as transfer
+    from rpusim.persistence import state_differences
+
+    out_size, in_size = sizes
+    rng = np.random.default_rng(seed)
+    data = [(rng.uniform(-1, 1, (m, in_size)), rng.normal(0, 0.05, (m, out_size)))
+            for m in batches]
+    states = []
+    for fused in (True, False):
+        transfer.FUSED_LOOP = fused
+        try:
+            t = AnalogTile(out_size, in_size, config, seed=seed, dtype=dtype)
+            for x, d in data:
+                t.update(x, d, lr=lr)
+            states.append(t.state_dict())
+        finally:
+            transfer.FUSED_LOOP = True
+    return state_differences(states[0], states[1])
+
+
 @settings(max_examples=60, deadline=None)
 @given(draw_device=_loop_devices, dynamic=st.booleans(), opts=_loop_options,
        desired_bl=st.sampled_from([1, 5, 31, 100]), bl_t=st.sampled_from([1, 3, 70]),
@@ -742,35 +775,12 @@ def test_chopped_loop_equals_the_python_loop(draw_device, dynamic, opts, desired
     the same keys as the Python loop: the same bits in every part of the tile's state (weights,
     hidden parameters, buffers, choppers, counters, the generator), and over several batches
     (the state it carries on). Configurations it does not cover take the Python loop."""
-    import rpusim.compounds.transfer as transfer
-    from rpusim.persistence import state_differences
-
-    out_size, in_size = sizes
-    read = {"quiet": C.IOParameters(out_noise=0.0, inp_res=-1, out_res=-1),
-            "noisy": C.IOParameters(),
-            # reads the numba loop does not cover (it falls back to the Python loop);
-            # unquantised, so that their IR drop and weight noise show in the buffers
-            "nonideal": C.IOParameters(ir_drop=1.0, ir_drop_g_ratio=50.0, w_noise=0.02,
-                                       out_res=0.0)}[read_kind]
-    tu = C.UpdateParameters(desired_bl=bl_t, update_bl_management=ubm_t, fixed_bl=True)
     device = _chopped_loop_device(draw_device, dynamic, opts)
-    device.transfer_forward = read
-    device.transfer_update = tu
+    device.transfer_forward = _loop_read(read_kind)
+    device.transfer_update = C.UpdateParameters(desired_bl=bl_t, update_bl_management=ubm_t,
+                                                fixed_bl=True)
     config = C.UnitCellRPUConfig(device=device, update=C.UpdateParameters(desired_bl=desired_bl))
-    rng = np.random.default_rng(seed)
-    data = [(rng.uniform(-1, 1, (m, in_size)), rng.normal(0, 0.05, (m, out_size)))
-            for m in batches]
-    states = []
-    for fused in (True, False):
-        transfer.FUSED_LOOP = fused
-        try:
-            t = AnalogTile(out_size, in_size, config, seed=seed, dtype=dtype)
-            for x, d in data:
-                t.update(x, d, lr=0.05)
-            states.append(t.state_dict())
-        finally:
-            transfer.FUSED_LOOP = True
-    assert state_differences(states[0], states[1]) == []
+    assert _loop_against_python(config, sizes, batches, dtype, 0.05, seed) == []
 
 
 def test_chopped_loop_is_taken_for_aihwkit_presets():
@@ -860,11 +870,11 @@ _v1_options = st.fixed_dictionaries({
     "transfer_lr": st.sampled_from([1.0, 0.5, 0.0, -0.5]),
     "scale_transfer_lr": st.booleans(),
     "gamma": st.sampled_from([0.0, 0.3]),
-    # outside the loop: the Python path
-    "n_reads_per_transfer": st.sampled_from([1, 1, 2]),
-    "transfer_columns": st.sampled_from([True, True, False]),
-    "with_reset_prob": st.sampled_from([0.0, 0.0, 0.5]),
-    "random_selection": st.sampled_from([False, False, True]),
+    # outside the loop: the Python path (rarely, so that most examples run the loop)
+    "n_reads_per_transfer": st.sampled_from([1] * 5 + [2]),
+    "transfer_columns": st.sampled_from([True] * 5 + [False]),
+    "with_reset_prob": st.sampled_from([0.0] * 5 + [0.5]),
+    "random_selection": st.sampled_from([False] * 5 + [True]),
 })
 
 
@@ -875,11 +885,10 @@ _v1_options = st.fixed_dictionaries({
        batches=st.lists(st.integers(1, 40), min_size=1, max_size=3),
        read_kind=st.sampled_from(["quiet", "noisy", "nonideal"]),
        dtype=st.sampled_from([np.float32, np.float64]), lr=st.sampled_from([0.05, 0.3]),
-       # the loop's pulses, and two kinds outside it
-       pulse_type=st.sampled_from([C.PulseType.STOCHASTIC_COMPRESSED, C.PulseType.STOCHASTIC,
-                                   C.PulseType.STOCHASTIC_COMPRESSED,
-                                   C.PulseType.DETERMINISTIC_IMPLICIT,
-                                   C.PulseType.NONE_WITH_DEVICE]),
+       # the loop's pulses, and (rarely) two kinds outside it
+       pulse_type=st.sampled_from([C.PulseType.STOCHASTIC_COMPRESSED, C.PulseType.STOCHASTIC] * 3
+                                  + [C.PulseType.DETERMINISTIC_IMPLICIT,
+                                     C.PulseType.NONE_WITH_DEVICE]),
        seed=st.integers(0, 2**16))
 def test_transfer_loop_equals_the_python_loop(draw_device, opts, desired_bl, bl_t, ubm_t,
                                               sizes, batches, read_kind, dtype, lr, pulse_type,
@@ -888,36 +897,28 @@ def test_transfer_loop_equals_the_python_loop(draw_device, opts, desired_bl, bl_
     Python loop (chunks cut by every device's period, a read and a write per transfer of A):
     the same bits in every part of the tile's state, the generator included, over several
     batches of any length. Configurations it does not cover take the Python loop."""
-    import rpusim.compounds.transfer as transfer
-    from rpusim.persistence import state_differences
-
-    out_size, in_size = sizes
-    read = {"quiet": C.IOParameters(out_noise=0.0, inp_res=-1, out_res=-1),
-            "noisy": C.IOParameters(),
-            "nonideal": C.IOParameters(ir_drop=1.0, ir_drop_g_ratio=50.0, w_noise=0.02,
-                                       out_res=0.0)}[read_kind]
     if not opts["transfer_columns"]:
         opts = {**opts, "with_reset_prob": 0.0}  # resets need column transfers
     device = C.TransferCompound([draw_device(), draw_device()], **opts)
-    device.transfer_forward = read
+    device.transfer_forward = _loop_read(read_kind)
     device.transfer_update = C.UpdateParameters(desired_bl=bl_t, update_bl_management=ubm_t,
                                                 fixed_bl=True)
     config = C.UnitCellRPUConfig(device=device, update=C.UpdateParameters(
         desired_bl=desired_bl, pulse_type=pulse_type))
-    rng = np.random.default_rng(seed)
-    data = [(rng.uniform(-1, 1, (m, in_size)), rng.normal(0, 0.05, (m, out_size)))
-            for m in batches]
-    states = []
-    for fused in (True, False):
-        transfer.FUSED_LOOP = fused
-        try:
-            t = AnalogTile(out_size, in_size, config, seed=seed, dtype=dtype)
-            for x, d in data:
-                t.update(x, d, lr=lr)
-            states.append(t.state_dict())
-        finally:
-            transfer.FUSED_LOOP = True
-    assert state_differences(states[0], states[1]) == []
+    assert _loop_against_python(config, sizes, batches, dtype, lr, seed) == []
+
+
+@pytest.mark.parametrize("transfer_every, units_in_mbatch",
+                         [(1.0, True), (1.0, False), (2.0, False), (3.0, True), (0.5, True)])
+def test_transfer_loop_equals_the_python_loop_on_default_devices(transfer_every,
+                                                                 units_in_mbatch):
+    """The numba loop against the Python loop on aihwkit's default devices and update, every
+    batch split by the transfer periods (the random configurations above reach transfers
+    that fire pulses less often)."""
+    config = C.UnitCellRPUConfig(device=C.TransferCompound(
+        [C.SoftBoundsDevice(), C.SoftBoundsDevice()], transfer_every=transfer_every,
+        units_in_mbatch=units_in_mbatch, no_self_transfer=False, gamma=0.1))
+    assert _loop_against_python(config, (5, 7), [10, 7, 10, 3, 10], np.float32, 0.05, 1) == []
 
 
 def test_transfer_loop_is_taken_and_counts_its_keys():
