@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn.modules import module as _module
 
-from rpusim.torch.mapping import TileGrid, _has_hooks, apply_function
+from rpusim.torch.mapping import TileGrid, _has_hooks, apply_function, context_input
 
 __all__ = ["AnalogStep", "sequential_forward"]
 
@@ -356,21 +356,13 @@ def _run(container: nn.Sequential, modules: list, start: int, x: torch.Tensor) -
 
 
 def _inputs(steps: list) -> list:
-    """The steps' parameters as the chain's inputs, an analog step's context left out (None in
-    its place) where its bias or weight parameter needs a gradient.
-
-    The context is there so that the step's backward runs when nothing else of it needs a
-    gradient (:class:`~rpusim.torch.base.AnalogContext`); where something else does, the
-    step's backward runs all the same, and the context's edge in the graph cost about 2 us
-    of autograd's time a step for nothing (it never gets a gradient)."""
+    """The steps' parameters as the chain's inputs, an analog step's context left out where
+    its bias or weight parameter needs a gradient (:func:`~rpusim.torch.mapping.context_input`)."""
     out = []
     for step in steps:
         params = step.params
         if type(step) is AnalogStep:
-            bias, weight = params[1], params[2]
-            if ((bias is not None and bias.requires_grad)
-                    or (weight is not None and weight.requires_grad)):
-                params = (None, bias, weight)
+            params = (context_input(*params), params[1], params[2])
         out += params
     return out
 

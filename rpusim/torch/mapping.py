@@ -80,6 +80,20 @@ def apply_function(function: type, *args):
     return _C_APPLY.__get__(None, function)(*args)
 
 
+def context_input(analog_ctx, bias, weight):
+    """A layer's analog context as an input of its autograd function, or None in its place
+    where the layer's bias or weight parameter (each may be None) needs a gradient.
+
+    The context is an input so that the layer's backward runs when nothing else of it needs
+    a gradient (:class:`~rpusim.torch.base.AnalogContext`); where something else does, the
+    backward runs all the same, and the context's edge in the graph cost autograd about 2 us
+    a layer and step for nothing (it never gets a gradient)."""
+    if ((bias is not None and bias.requires_grad)
+            or (weight is not None and weight.requires_grad)):
+        return None
+    return analog_ctx
+
+
 def _has_hooks(module: nn.Module) -> bool:
     """Whether calling ``module`` would run a hook (its own or a global one)."""
     return bool(module._forward_hooks or module._forward_pre_hooks or module._backward_hooks
@@ -444,13 +458,8 @@ class TileGrid(nn.Module):
         results (:class:`_TileFunction`); forward hooks on this module take the long one."""
         if self.is_plain(x, bias):
             weight = self.plain_weight()
-            # the context is an input so that backward runs when nothing else needs a
-            # gradient; where the bias or the weight parameter does, it is left out (its
-            # edge in the graph cost autograd about 2 us a step for nothing)
-            analog_ctx = (None if ((bias is not None and bias.requires_grad)
-                                   or (weight is not None and weight.requires_grad))
-                          else self.analog_ctx)
-            return apply_function(_TileFunction, analog_ctx, x, self, bias, weight), True
+            return apply_function(_TileFunction, context_input(self.analog_ctx, bias, weight),
+                                  x, self, bias, weight), True
         if (bias is not None and x.dtype is self._torch_dtype
                 and bias.dtype is self._torch_dtype and not _has_hooks(self)):
             # what self(x) + bias gives, in one autograd node
