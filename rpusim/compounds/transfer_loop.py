@@ -4,11 +4,11 @@ Its update is a loop over chunks of samples: SGD pulses on A for the samples up 
 transfer, then the transfer (a read of one column of A, written into C as a pulsed update),
 then the reduction into the tile's weights. A training step of a small layer made about ten
 Python calls around kernels of a few microseconds each (a 32x64 layer at batch 10, inside
-training: about 51 us an update, of which the kernels took about 20). This loop makes the same kernel calls with the
-same arguments and random keys in the same order as :meth:`TransferModel.update
-<rpusim.compounds.transfer.TransferModel.update>`, so it gives the same bits
-(``tests/test_compounds.py`` checks it against the Python loop); ``TransferModel`` decides
-when it applies.
+training: about 51 us an update, of which the kernels took about 20). This loop makes the
+same kernel calls with the same arguments and random keys in the same order as
+:meth:`TransferModel.update <rpusim.compounds.transfer.TransferModel.update>`, so it gives
+the same bits (``tests/test_compounds.py`` checks it against the Python loop);
+``TransferModel`` decides when it applies.
 
 Random numbers: the Python loop draws one key from the tile's PCG64 generator per SGD chunk
 and two per transfer (the read's, the write's). The caller draws exactly these raw 64-bit
@@ -35,7 +35,23 @@ __all__ = ["transfer_loop", "transfer_loop_noisy", "covered", "keys_needed"]
 _COMPOSITE = _apply_k[(True, True)][2]
 
 
-_NOISY = False  # True in the twin for devices with write noise (transfer_loop_noisy)
+_NOISY = False  # True in the twins for devices with write noise (see below)
+
+
+def _pulses(W, P, Wp, X, D, c, flags, key, params, wn_sigma):
+    """A device's pulsed update as ``pulsed_update`` runs a small one: the composite, or with
+    write noise (``wn_sigma > 0``, in the noisy twin only) the staged serial kernels."""
+    if _NOISY and wn_sigma > 0:
+        serial_stochastic_update(W, P, Wp, X, D, c, flags, key, key, params, wn_sigma)
+    elif not _COMPOSITE(W, P, X, D, c, flags, key, key, params):
+        raise ValueError("transfer_loop: bit trains longer than 64 bits")
+
+
+# the twins of _pulses: a helper reads the globals of its own function object, so each twin
+# gets the flag in its globals (the plain one never compiles the write-noise kernels)
+_PULSES = njit(cache=True, inline="always")(renamed(_pulses, "_pulses_plain"))
+_PULSES_NOISY = njit(cache=True, inline="always")(renamed(_pulses, "_pulses_noisy",
+                                                          {**globals(), "_NOISY": True}))
 
 
 def transfer_loop(X, D, WA, PA, WpA, cA, flags_a, params_a, WC, PC, WpC, cC, flags_c, params_c,
@@ -48,8 +64,8 @@ def transfer_loop(X, D, WA, PA, WpA, cA, flags_a, params_a, WC, PC, WpC, cC, fla
     ``WA``, ``PA``, ``WpA``, ``cA``, ``flags_a``, ``params_a``: A's SGD update as
     ``pulsed_update`` builds it; ``WC`` ... ``params_c``: C's write (at the transfer rate);
     ``wn``: the write-noise sigma of A and C (0: none; above 0 only in
-    :func:`transfer_loop_noisy`, the twin compiled with the kernels of write noise: the
-    others would not compile them at all). ``rf`` ... ``rwork``:
+    :func:`transfer_loop_noisy`, the twin compiled with the kernels of write noise, which
+    this one never compiles). ``rf`` ... ``rwork``:
     the transfer reader's ``kio.managed_mvm`` arguments. ``periods``: the positive transfer
     periods of all devices (they cut the samples into chunks); ``period``: A's (0: A never
     transfers). ``state`` (int64: the update index, the next slice) is read and written back.
@@ -80,12 +96,7 @@ def transfer_loop(X, D, WA, PA, WpA, cA, flags_a, params_a, WC, PC, WpC, cC, fla
         # same values as the Python loop's views
         Xc = X if chunk == m else np.ascontiguousarray(X[start:start + chunk])
         Dc = D if chunk == m else np.ascontiguousarray(D[start:start + chunk])
-        # (the twin's flag here, not in a helper: a helper would see this module's globals)
-        if _NOISY and wn[0] > 0:
-            serial_stochastic_update(WA, PA, WpA, Xc, Dc, cA, flags_a, key, key, params_a,
-                                     wn[0])
-        elif not _COMPOSITE(WA, PA, Xc, Dc, cA, flags_a, key, key, params_a):
-            raise ValueError("transfer_loop: bit trains longer than 64 bits")
+        _PULSES(WA, PA, WpA, Xc, Dc, cA, flags_a, key, params_a, wn[0])
         idx += chunk
         start += chunk
         if period <= 0 or idx % period != 0:
@@ -98,13 +109,8 @@ def transfer_loop(X, D, WA, PA, WpA, cA, flags_a, params_a, WC, PC, WpC, cC, fla
         pos += 1
         for i in range(nd):
             write[0, i] = -v[0, i]
-        key = raw[pos]
+        _PULSES(WC, PC, WpC, unit, write, cC, flags_c, raw[pos], params_c, wn[1])
         pos += 1
-        if _NOISY and wn[1] > 0:
-            serial_stochastic_update(WC, PC, WpC, unit, write, cC, flags_c, key, key, params_c,
-                                     wn[1])
-        elif not _COMPOSITE(WC, PC, unit, write, cC, flags_c, key, key, params_c):
-            raise ValueError("transfer_loop: bit trains longer than 64 bits")
         unit[0, c] = dt(0)
         c = (c + 1) % nx
     state[0] = idx
@@ -127,7 +133,7 @@ def covered(upd, lr: float, g: float) -> bool:
 
 
 transfer_loop_noisy = njit(cache=True)(renamed(transfer_loop, "transfer_loop_noisy",
-                                               {**globals(), "_NOISY": True}))
+                                               {**globals(), "_PULSES": _PULSES_NOISY}))
 transfer_loop = njit(cache=True)(transfer_loop)
 
 
