@@ -45,6 +45,13 @@ class TileRNG:
         self.keys_drawn += 1
         return self._raw()
 
+    def raw_keys(self, n: int) -> np.ndarray:
+        """The next ``n`` keys (uint64): the generator's raw 64-bit outputs drawn ahead, for a
+        kernel that takes its keys one by one as it goes (the same values as ``n`` calls of
+        :meth:`raw_key`; those it does not use go back with :meth:`unkey`)."""
+        self.keys_drawn += n
+        return self._raw(n)
+
     def unkey(self, n: int) -> None:
         """Undo the last ``n`` keys, exactly, when nothing else was drawn since.
 

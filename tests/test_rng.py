@@ -88,6 +88,21 @@ def test_unkey_restores_the_generator_exactly():
         assert [rng.key() for _ in range(3)] == keys
 
 
+def test_raw_keys_are_the_keys_one_by_one_and_go_back():
+    """``raw_keys(n)`` draws what ``n`` calls of ``raw_key`` would, counts them as drawn, and
+    ``unkey`` puts the generator back before them."""
+    from rpusim.rng import TileRNG
+
+    one, block = TileRNG(23), TileRNG(23)
+    expected = [one.raw_key() for _ in range(5)]
+    before = block.get_state()
+    keys = block.raw_keys(5)
+    assert keys.dtype == np.uint64 and keys.tolist() == expected
+    assert block.keys_drawn == 5 and block.get_state() == one.get_state()
+    block.unkey(5)
+    assert block.get_state() == before and block.keys_drawn == 0
+
+
 def test_failed_forward_leaves_the_generator_and_noise_state_unchanged():
     from rpusim import AnalogTile
     from rpusim.configs import IOParameters, SingleRPUConfig

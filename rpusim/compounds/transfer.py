@@ -257,9 +257,7 @@ class TransferModel(CompoundModel):
         state[0] = idx
         state[1] = self.slice_idx[0]
         n_raw = keys_needed(idx, m, periods, period)
-        rng = self.rng
-        raw = rng._raw(n_raw)  # (the generator's random_raw)
-        rng.keys_drawn += n_raw
+        raw = self.rng.raw_keys(n_raw)
         rargs = reader.kernel_arguments()
         args = (X, D, a.w, a.P, a.wp, c_a, flags_a, a.params, c_dev.w, c_dev.P, c_dev.wp, c_c,
                 flags_c, c_dev.params, wn, *rargs, periods_arr, period, state, raw, self.w,
@@ -619,7 +617,7 @@ class ChoppedTransferModel(TransferModel):
         state = np.array([self.m_x, self.m_d, self.last_lr_pc, self.current_update_idx,
                           self.transfer_counter, self.slice_idx[0]], np.float64)
         n_raw = raw_needed(m, nx, nd, cfg.out_chop_prob > 0)
-        raw = self.rng.generator.bit_generator.random_raw(n_raw)
+        raw = self.rng.raw_keys(n_raw)
         wn = np.array([dev.wn_sigma if dev._write_noise else 0.0 for dev in (a, c_dev)])
         used = chopped_loop(
             X, D, a.w, a.P, a.wp, c_a, plan[1], plan[2], a.params, c_dev.w, c_dev.P, c_dev.wp,
@@ -627,7 +625,6 @@ class ChoppedTransferModel(TransferModel):
             self.out_chopper, switched, self.buffer, running, past, t_const, fp, ip,
             periods_arr, state, raw, self.w, self.gammas)
         # the outputs not used go back: the generator is where the Python loop leaves it
-        self.rng.keys_drawn += n_raw
         self.rng.unkey(n_raw - used)
         self.m_x, self.m_d, self.last_lr_pc = float(state[0]), float(state[1]), float(state[2])
         self.current_update_idx = int(state[3])
